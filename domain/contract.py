@@ -1,0 +1,279 @@
+"""The service contract: the aggregate every directive is recorded on.
+
+Commands check their invariants first and raise named errors before anything
+changes; events carry everything replay needs (state is JSON-native so that
+snapshots and the hash chain see exactly what was stored).  Time comes in as
+an argument: the domain never reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from domain.chain import ChainedAggregate
+from domain.errors import (
+    AlreadyExists,
+    ContractFinished,
+    ContractNotActive,
+    DirectiveNotActive,
+    IllegalTransition,
+    NotFound,
+    ValidationFailed,
+)
+from domain.values import (
+    CONFIDENTIALITY_RULE,
+    Basis,
+    ContractTerms,
+    DirectiveFields,
+    DirectivePatch,
+    Policy,
+    StakeholderSpec,
+    Standing,
+)
+
+Actor = Mapping[str, str]
+
+DRAFT, ACTIVE, SUSPENDED, TERMINATED, CLOSED = (
+    "draft", "active", "suspended", "terminated", "closed",
+)
+FINISHED = frozenset({TERMINATED, CLOSED})
+
+# Which statuses each lifecycle command may start from.  A suspended contract
+# is resumed with ``activate``; a draft that will never start is terminated.
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "activate": (frozenset({DRAFT, SUSPENDED}), ACTIVE),
+    "suspend": (frozenset({ACTIVE}), SUSPENDED),
+    "terminate": (frozenset({DRAFT, ACTIVE, SUSPENDED}), TERMINATED),
+    "close": (frozenset({ACTIVE, SUSPENDED}), CLOSED),
+}
+
+WITHDRAWN, OVERRIDDEN = "withdrawn", "overridden"
+
+
+class ServiceContract(ChainedAggregate):
+    """A purchased service contract and the directives its stakeholders place on it."""
+
+    def __init__(self) -> None:
+        self.directives: dict[str, dict[str, Any]] = {}
+
+    # --- events -------------------------------------------------------------
+
+    class Drafted(ChainedAggregate.Created):
+        def apply(self, contract: ServiceContract) -> None:
+            contract.terms = dict(self.data)
+            contract.status = DRAFT
+            contract.created_at = self.timestamp.isoformat()
+
+    class StakeholderAdded(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            contract.terms["stakeholders"] = [*contract.terms["stakeholders"], dict(self.data)]
+
+    class PolicyChanged(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            contract.terms["policy"] = dict(self.data)
+
+    class Activated(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            contract.status = ACTIVE
+
+    class Suspended(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            contract.status = SUSPENDED
+
+    class Terminated(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            contract.status = TERMINATED
+
+    class Closed(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            contract.status = CLOSED
+
+    class DirectiveIssued(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            directive = dict(self.data)
+            directive["issued_version"] = self.originator_version
+            directive["issued_at"] = self.timestamp.isoformat()
+            contract.directives[directive["id"]] = directive
+
+    class DirectiveAmended(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            directive = dict(contract.directives[self.data["id"]])
+            directive.update(self.data["changes"])
+            directive["amended_version"] = self.originator_version
+            contract.directives[directive["id"]] = directive
+
+    class DirectiveWithdrawn(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            directive = dict(contract.directives[self.data["id"]])
+            directive["status"] = WITHDRAWN
+            contract.directives[directive["id"]] = directive
+
+    # --- commands -----------------------------------------------------------
+
+    @classmethod
+    def draft(
+        cls,
+        *,
+        contract_id: UUID,
+        terms: ContractTerms,
+        actor: Actor,
+        at: datetime,
+    ) -> ServiceContract:
+        data = terms.model_dump(mode="json", by_alias=True)
+        if not data["escalation_chain"]:
+            data["escalation_chain"] = [terms.provider, terms.purchaser]
+        data["rules"] = [CONFIDENTIALITY_RULE.model_dump(mode="json"), *data["rules"]]
+        contract: ServiceContract = cls._start(
+            cls.Drafted, id=contract_id, actor=actor, at=at, data=data
+        )
+        return contract
+
+    def add_stakeholder(self, spec: StakeholderSpec, *, actor: Actor, at: datetime) -> None:
+        self._refuse_if_finished()
+        if spec.org in self.stakeholder_orgs:
+            raise AlreadyExists(f"{spec.org} is already a stakeholder of {self.code}")
+        self._record(self.StakeholderAdded, actor=actor, at=at, data=spec.model_dump(mode="json"))
+
+    def change_policy(self, policy: Policy, *, actor: Actor, at: datetime) -> None:
+        self._refuse_if_finished()
+        self._record(
+            self.PolicyChanged, actor=actor, at=at,
+            data=policy.model_dump(mode="json", exclude_none=True),
+        )
+
+    def transition(self, command: str, *, actor: Actor, at: datetime) -> None:
+        """Apply a lifecycle command: ``activate``, ``suspend``, ``terminate`` or ``close``."""
+        allowed_from, target = TRANSITIONS[command]
+        if self.status not in allowed_from:
+            raise IllegalTransition(
+                f"cannot {command} contract {self.code}: it is {self.status}, and {command} "
+                f"applies only to a contract that is {' or '.join(sorted(allowed_from))}"
+            )
+        self._record(LIFECYCLE_EVENTS[target], actor=actor, at=at, data={})
+
+    def issue_directive(
+        self,
+        fields: DirectiveFields,
+        *,
+        directive_id: UUID,
+        issuer: str,
+        actor: Actor,
+        at: datetime,
+    ) -> None:
+        self._require_active("issue a directive")
+        key = str(directive_id)
+        if key in self.directives:
+            raise AlreadyExists(f"directive {key} already exists")
+        data = fields.model_dump(mode="json", by_alias=True)
+        data["window"] = data["window"] or {
+            "from": self.terms["period"]["start"], "to": self.terms["period"]["end"],
+        }
+        self._check_window(data["window"])
+        if self.standing_of(issuer) == Standing.NON_PARTY:
+            data["basis"] = Basis.NON_PARTY.value
+        directive = {"id": key, "issuer": issuer, **data, "status": "active"}
+        self._record(self.DirectiveIssued, actor=actor, at=at, data=directive)
+
+    def amend_directive(
+        self, directive_id: str, patch: DirectivePatch, *, actor: Actor, at: datetime
+    ) -> None:
+        self._require_active("amend a directive")
+        directive = self._active_directive(directive_id, "amended")
+        changes = patch.changes()
+        if "window" in changes:
+            changes["window"] = changes["window"] or {
+                "from": self.terms["period"]["start"], "to": self.terms["period"]["end"],
+            }
+            self._check_window(changes["window"])
+        if "basis" in changes and self.standing_of(directive["issuer"]) == Standing.NON_PARTY:
+            changes["basis"] = Basis.NON_PARTY.value
+        self._record(
+            self.DirectiveAmended, actor=actor, at=at,
+            data={"id": directive_id, "changes": changes},
+        )
+
+    def withdraw_directive(self, directive_id: str, *, actor: Actor, at: datetime) -> None:
+        self._require_active("withdraw a directive")
+        self._active_directive(directive_id, "withdrawn")
+        self._record(self.DirectiveWithdrawn, actor=actor, at=at, data={"id": directive_id})
+
+    # --- queries ------------------------------------------------------------
+
+    @property
+    def code(self) -> str:
+        return str(self.terms["code"])
+
+    @property
+    def stakeholder_orgs(self) -> list[str]:
+        return [s["org"] for s in self.terms["stakeholders"]]
+
+    @property
+    def escalation_chain(self) -> list[str]:
+        return list(self.terms["escalation_chain"])
+
+    def standing_of(self, org: str) -> str | None:
+        for stakeholder in self.terms["stakeholders"]:
+            if stakeholder["org"] == org:
+                return str(stakeholder["standing"])
+        return None
+
+    def directive(self, directive_id: str) -> dict[str, Any]:
+        try:
+            return self.directives[directive_id]
+        except KeyError:
+            raise NotFound(f"contract {self.code} has no directive {directive_id}") from None
+
+    def active_directives(self) -> list[dict[str, Any]]:
+        return [d for d in self.directives.values() if d["status"] == "active"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The contract as the API shows it: every term, its status and its directives."""
+        return {
+            "id": str(self.id),
+            **self.terms,
+            "status": self.status,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.modified_on.isoformat(),
+            "directives": list(self.directives.values()),
+        }
+
+    # --- invariants ---------------------------------------------------------
+
+    def _refuse_if_finished(self) -> None:
+        if self.status in FINISHED:
+            raise ContractFinished(f"contract {self.code} is {self.status}: it accepts no changes")
+
+    def _require_active(self, what: str) -> None:
+        if self.status != ACTIVE:
+            raise ContractNotActive(
+                f"cannot {what} on contract {self.code}: it is {self.status}, not active"
+            )
+
+    def _active_directive(self, directive_id: str, verb: str) -> dict[str, Any]:
+        directive = self.directive(directive_id)
+        if directive["status"] != "active":
+            raise DirectiveNotActive(
+                f"directive {directive_id} is {directive['status']} and cannot be {verb}"
+            )
+        return directive
+
+    def _check_window(self, window: Mapping[str, str]) -> None:
+        period = self.terms["period"]
+        start, end = date.fromisoformat(period["start"]), date.fromisoformat(period["end"])
+        if date.fromisoformat(window["from"]) < start or date.fromisoformat(window["to"]) > end:
+            raise ValidationFailed([(
+                "window",
+                f"must lie within the contract period {period['start']} to {period['end']}",
+            )])
+
+
+LIFECYCLE_EVENTS: dict[str, type[ChainedAggregate.Event]] = {
+    ACTIVE: ServiceContract.Activated,
+    SUSPENDED: ServiceContract.Suspended,
+    TERMINATED: ServiceContract.Terminated,
+    CLOSED: ServiceContract.Closed,
+}

@@ -1,0 +1,65 @@
+"""Named domain errors.  Each carries a stable ``code`` that the API maps to HTTP once."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "domain_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ValidationFailed(DomainError):
+    """The request is well-formed but breaks a rule of the domain."""
+
+    code = "validation_failed"
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+        self.errors = errors
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class AlreadyExists(DomainError):
+    code = "already_exists"
+
+
+class IllegalTransition(DomainError):
+    """A lifecycle command that the contract's current status does not allow."""
+
+    code = "illegal_transition"
+
+
+class ContractNotActive(DomainError):
+    code = "contract_not_active"
+
+
+class ContractFinished(DomainError):
+    """Terminated and closed contracts accept no further changes."""
+
+    code = "contract_finished"
+
+
+class DirectiveNotActive(DomainError):
+    code = "directive_not_active"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class VersionMismatch(DomainError):
+    """The caller's ``If-Match`` names a version that is no longer current."""
+
+    code = "version_mismatch"
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same ``Idempotency-Key`` was sent with a different request."""
+
+    code = "idempotency_key_reused"

@@ -1,0 +1,289 @@
+"""The values a contract is made of, as validated models.
+
+These models are the single description of each shape: the application
+builds events from them and the API uses them as request bodies, so a field
+is declared once.  Unknown fields are refused everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+ORG_ID = r"^[a-z0-9-]{2,64}$"
+SUBJECT = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
+
+
+def _iso_date(value: Any) -> Any:
+    """Accept dates only as ISO 8601 strings (or date objects from Python callers)."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date written as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+Label = Annotated[str, Field(min_length=1, max_length=100)]
+OrgId = Annotated[str, Field(pattern=ORG_ID)]
+Slug = Annotated[str, Field(pattern=SLUG)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Basis(StrEnum):
+    STATUTE = "statute"
+    CONTRACT = "contract"
+    PROFESSIONAL_STANDARD = "professional_standard"
+    SUPERVISOR_REQUEST = "supervisor_request"
+    PURCHASER_REQUEST = "purchaser_request"
+    PETITION = "petition"
+    INDIVIDUAL_REQUEST = "individual_request"
+    NON_PARTY = "non_party"
+
+
+class Standing(StrEnum):
+    PARTY = "party"
+    NON_PARTY = "non_party"
+
+
+class Profile(StrEnum):
+    CONTRACT_FIRST = "contract_first"
+    CLIENT_FIRST = "client_first"
+
+
+class Money(Strict):
+    amount: str = Field(description='Decimal string, e.g. "2000000.00"', max_length=32)
+    currency: str = Field(pattern=r"^[A-Z]{3}$", default="CNY")
+
+    @field_validator("amount")
+    @classmethod
+    def _decimal(cls, amount: str) -> str:
+        if not re.fullmatch(r"\d{1,15}(\.\d{1,2})?", amount):
+            raise ValueError("must be a non-negative decimal string with at most 2 decimals")
+        try:
+            Decimal(amount)
+        except InvalidOperation as error:  # pragma: no cover - the pattern already rules it out
+            raise ValueError("not a decimal") from error
+        return amount
+
+
+class Period(Strict):
+    start: IsoDate
+    end: IsoDate
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+
+class Window(Strict):
+    from_: IsoDate = Field(alias="from")
+    to: IsoDate
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.to < self.from_:
+            raise ValueError("'to' must not be before 'from'")
+        return self
+
+
+class Capacity(Strict):
+    staff: StrictInt = Field(ge=0, le=100_000)
+    hours_per_staff_week: Number = Field(ge=0, le=168)
+    committed_hours_per_week: Number = Field(ge=0, le=10_000_000)
+
+    @property
+    def weekly(self) -> float:
+        return self.staff * self.hours_per_staff_week
+
+    @property
+    def free(self) -> float:
+        return self.weekly - self.committed_hours_per_week
+
+
+class Indicator(Strict):
+    key: Slug
+    target: Number = Field(ge=0)
+    unit: Label
+
+
+class StakeholderSpec(Strict):
+    org: OrgId
+    standing: Standing = Standing.PARTY
+
+
+class Weights(Strict):
+    need: Number = Field(ge=0, le=1)
+    urgency: Number = Field(ge=0, le=1)
+    indicator: Number = Field(ge=0, le=1)
+    legitimacy: Number = Field(ge=0, le=1)
+    efficiency: Number = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> Weights:
+        total = self.need + self.urgency + self.indicator + self.legitimacy + self.efficiency
+        if not math.isclose(total, 1.0, abs_tol=1e-9):
+            raise ValueError(f"weights must sum to 1 (they sum to {total:g})")
+        return self
+
+
+class Policy(Strict):
+    profile: Profile = Profile.CONTRACT_FIRST
+    weights: Weights | None = None
+
+
+class Rule(Strict):
+    id: Slug
+    when_tags: list[Slug] = Field(min_length=1, max_length=50)
+    unless_tags: list[Slug] = Field(default_factory=list, max_length=50)
+    unless_basis: list[Basis] = Field(default_factory=list)
+    verdict: Literal["blocked"] = "blocked"
+    citation: Text
+
+
+CONFIDENTIALITY_RULE = Rule(
+    id="confidentiality",
+    when_tags=["personal_data_disclosure"],
+    unless_tags=["consent_obtained"],
+    unless_basis=[Basis.STATUTE],
+    verdict="blocked",
+    citation="广州市社会工作服务条例 第四条 (informed consent, confidentiality)",
+)
+
+
+class ContractTerms(Strict):
+    """The body of ``POST /v1/contracts``: every field of a contract a purchaser sets."""
+
+    code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    title: Text
+    purchaser: OrgId
+    provider: OrgId
+    budget: Money
+    period: Period
+    service_area: list[Label] = Field(default_factory=list, max_length=200)
+    target_groups: list[Slug] = Field(default_factory=list, max_length=50)
+    capacity: Capacity
+    indicators: list[Indicator] = Field(default_factory=list, max_length=100)
+    stakeholders: list[StakeholderSpec] = Field(default_factory=list, max_length=200)
+    escalation_chain: list[OrgId] = Field(default_factory=list, max_length=20)
+    resolution_sla_hours: Number = Field(default=72, gt=0, le=24 * 365)
+    policy: Policy = Field(default_factory=Policy)
+    rules: list[Rule] = Field(default_factory=list, max_length=100)
+    notes: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ContractTerms:
+        _unique("indicators", [i.key for i in self.indicators])
+        _unique("stakeholders", [s.org for s in self.stakeholders])
+        _unique("escalation_chain", self.escalation_chain)
+        _unique("rules", [CONFIDENTIALITY_RULE.id, *(r.id for r in self.rules)])
+        return self
+
+
+def _unique(field: str, keys: list[str]) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"{field}: {key!r} appears more than once")
+        seen.add(key)
+
+
+class DirectiveFields(Strict):
+    """What a stakeholder states in a directive (the issuer comes from its key)."""
+
+    subject: str = Field(pattern=SUBJECT, max_length=200)
+    value: Any = None
+    summary: Text
+    basis: Basis
+    hours_per_week: Number = Field(default=0, ge=0, le=100_000)
+    window: Window | None = None
+    due: IsoDate | None = None
+    people_affected: StrictInt = Field(default=0, ge=0, le=1_000_000_000)
+    vulnerability: Number = Field(default=0, ge=0, le=1)
+    target_groups: list[Slug] = Field(default_factory=list, max_length=50)
+    locations: list[Label] = Field(default_factory=list, max_length=50)
+    indicator: Slug | None = None
+    tags: list[Slug] = Field(default_factory=list, max_length=50)
+
+
+class DirectivePatch(Strict):
+    """The body of an amendment: any directive field; ``null`` clears an optional one."""
+
+    subject: str | None = Field(default=None, pattern=SUBJECT, max_length=200)
+    value: Any = None
+    summary: Text | None = None
+    basis: Basis | None = None
+    hours_per_week: Number | None = Field(default=None, ge=0, le=100_000)
+    window: Window | None = None
+    due: IsoDate | None = None
+    people_affected: StrictInt | None = Field(default=None, ge=0, le=1_000_000_000)
+    vulnerability: Number | None = Field(default=None, ge=0, le=1)
+    target_groups: list[Slug] | None = Field(default=None, max_length=50)
+    locations: list[Label] | None = Field(default=None, max_length=50)
+    indicator: Slug | None = None
+    tags: list[Slug] | None = Field(default=None, max_length=50)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> DirectivePatch:
+        if not self.model_fields_set:
+            raise ValueError("an amendment must change at least one field")
+        required = {"subject", "summary", "basis", "hours_per_week", "people_affected",
+                    "vulnerability", "target_groups", "locations", "tags"}
+        for name in self.model_fields_set & required:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the caller set, as JSON-ready values."""
+        dumped = self.model_dump(mode="json", by_alias=True)
+        return {name: dumped[name] for name in self.model_fields_set}
+
+
+class EmptyBody(Strict):
+    """Lifecycle commands take an empty body or ``{}``."""
+
+
+__all__ = [
+    "CONFIDENTIALITY_RULE",
+    "Basis",
+    "Capacity",
+    "ContractTerms",
+    "DirectiveFields",
+    "DirectivePatch",
+    "EmptyBody",
+    "Indicator",
+    "Money",
+    "Period",
+    "Policy",
+    "Profile",
+    "Rule",
+    "StakeholderSpec",
+    "Standing",
+    "Weights",
+    "Window",
+]

