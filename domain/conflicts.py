@@ -1,0 +1,439 @@
+"""Conflict detectors: which active directives of a contract cannot all be honoured.
+
+Each kind of conflict (SPEC §4) is one function from the contract's state to
+the conflicts of that kind, registered under its name with ``@detector``; a
+new kind is one new function.  ``detect_conflicts`` runs every registered
+detector.  Detectors are pure and never compare all pairs of directives:
+directives are grouped by subject, windows are swept in date order, and
+weekly load is added up with a difference array over the contract's weeks.
+
+Conflict ids are deterministic: ``uuid5(CONFLICT_NAMESPACE, name)`` where
+``name`` is ``"<kind>|<member ids, sorted, comma-separated>"``, followed by
+``"|<first week>..<last week>"`` for ``over_capacity`` (e.g.
+``"|2008-W24..2008-W25"``, a run is fixed by its ends) and ``"|<rule id>"`` for
+``rule_violation``.  The same members (and weeks, and rule) always give the
+same id, in a live projection and in replay alike; a new member set is a new
+conflict.
+
+Membership when windows chain: directives on one subject are joined when
+their windows share a day, and a group is a connected component of that
+overlap graph (A overlaps B and B overlaps C puts A, B and C in one group even
+when A and C do not overlap).  A ``contradiction`` is such a group of the
+subject's non-null directives holding two or more distinct values, and every
+directive of the group is a member: deciding the subject's value for that
+stretch of time concerns them all.  A ``duplicate`` is such a group among the
+directives with one and the same non-null value, issued by two or more
+organisations.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+from uuid import UUID, uuid5
+
+from domain.scope import outside_scope, rules_broken
+from domain.windows import (
+    Span,
+    covered_weeks,
+    from_micro,
+    overlap_groups,
+    period_span,
+    runs,
+    to_micro,
+    week_label,
+    window_span,
+)
+
+Directive = Mapping[str, Any]
+
+CONFLICT_NAMESPACE = UUID("6f1d3c2a-5b7e-5a1f-9c3d-2e4b6a8c0d17")
+MENTIONED_AT_MOST = 6
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A conflict as a detector finds it; its lifecycle is kept by ``domain.conflict_view``."""
+
+    id: str
+    kind: str
+    members: tuple[str, ...]
+    explanation: str
+    details: dict[str, Any] = field(hash=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "members": list(self.members),
+            "explanation": self.explanation,
+            "details": self.details,
+        }
+
+
+def conflict_id(kind: str, members: Iterable[str], *qualifiers: str) -> str:
+    """The deterministic id of a conflict (see the module docstring)."""
+    name = "|".join([kind, ",".join(sorted(members)), *qualifiers])
+    return str(uuid5(CONFLICT_NAMESPACE, name))
+
+
+def canonical_json(value: Any) -> str:
+    """The JSON text two equal values share: sorted keys, no spaces, 1.0 written as 1."""
+    return json.dumps(_normal(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _normal(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normal(item) for item in value]
+    return value
+
+
+class ContractState:
+    """The inputs every detector shares, prepared once: terms and active directives."""
+
+    def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive]) -> None:
+        self.terms = terms
+        self.period = period_span(terms)
+        self.directives = sorted(
+            (d for d in directives if d.get("status", "active") == "active"),
+            key=lambda d: str(d["id"]),
+        )
+        self.spans = {d["id"]: window_span(d, terms) for d in self.directives}
+        self._canonical: dict[str, str] = {}
+
+    def span(self, directive: Directive) -> Span:
+        return self.spans[directive["id"]]
+
+    def canonical(self, directive: Directive) -> str:
+        key = directive["id"]
+        if key not in self._canonical:
+            self._canonical[key] = canonical_json(directive.get("value"))
+        return self._canonical[key]
+
+    @cached_property
+    def subjects_in_common(self) -> list[tuple[str, list[Directive]]]:
+        """Subjects named by two or more directives, in subject order, with those directives."""
+        groups: dict[str, list[Directive]] = defaultdict(list)
+        for directive in self.directives:
+            groups[directive["subject"]].append(directive)
+        return sorted((s, ds) for s, ds in groups.items() if len(ds) > 1)
+
+
+Detector = Callable[[ContractState], list[Detection]]
+DETECTORS: dict[str, Detector] = {}
+
+
+def detector(kind: str) -> Callable[[Detector], Detector]:
+    """Register a detector under the conflict kind it finds."""
+
+    def register(find: Detector) -> Detector:
+        DETECTORS[kind] = find
+        return find
+
+    return register
+
+
+def detect_conflicts(terms: Mapping[str, Any], directives: Iterable[Directive]) -> list[Detection]:
+    """Every conflict the registered detectors find among the active directives.
+
+    Listed kind by kind in registration order, each kind in a fixed order of
+    its own, so the result does not depend on the order of ``directives``.
+    """
+    state = ContractState(terms, directives)
+    return [found for find in DETECTORS.values() for found in find(state)]
+
+
+# --- contradiction and duplicate: same subject, overlapping windows ---------
+
+
+@detector("contradiction")
+def contradiction(state: ContractState) -> list[Detection]:
+    found = []
+    for subject, group in state.subjects_in_common:
+        valued = [d for d in group if d.get("value") is not None]
+        for component in overlap_groups(valued, state.span):
+            sides = _sides(state, component)
+            if len(sides) < 2:
+                continue
+            members = sorted(d["id"] for d in component)
+            span = _hull(state, component)
+            demands = "; ".join(
+                f"{_and(side['issuers'])} {_require(side['issuers'])} {value}"
+                for value, side in sides.items()
+            )
+            found.append(Detection(
+                id=conflict_id("contradiction", members),
+                kind="contradiction",
+                members=tuple(members),
+                explanation=(
+                    f"Contradictory directives on {subject} over overlapping windows "
+                    f"({span.label()}): {demands}."
+                ),
+                details={
+                    "subject": subject,
+                    "values": [side["value"] for side in sides.values()],
+                    "sides": list(sides.values()),
+                    "window": _window(span),
+                },
+            ))
+    return found
+
+
+@detector("duplicate")
+def duplicate(state: ContractState) -> list[Detection]:
+    found = []
+    for subject, group in state.subjects_in_common:
+        same_value: dict[str, list[Directive]] = defaultdict(list)
+        for directive in group:
+            if directive.get("value") is not None:
+                same_value[state.canonical(directive)].append(directive)
+        for value, alike in sorted(same_value.items()):
+            if len({d["issuer"] for d in alike}) < 2:
+                continue
+            for component in overlap_groups(alike, state.span):
+                issuers = sorted({d["issuer"] for d in component})
+                if len(issuers) < 2:
+                    continue
+                members = sorted(d["id"] for d in component)
+                span = _hull(state, component)
+                found.append(Detection(
+                    id=conflict_id("duplicate", members),
+                    kind="duplicate",
+                    members=tuple(members),
+                    explanation=(
+                        f"Duplicate directives on {subject}: {_and(issuers)} each require "
+                        f"{value} over overlapping windows ({span.label()}), "
+                        f"so the same work is demanded {_times(len(members))}."
+                    ),
+                    details={
+                        "subject": subject,
+                        "values": [component[0].get("value")],
+                        "issuers": issuers,
+                        "window": _window(span),
+                    },
+                ))
+    return found
+
+
+def _sides(state: ContractState, component: list[Directive]) -> dict[str, dict[str, Any]]:
+    """The distinct values of a group, in canonical order, each with its directives and issuers."""
+    sides: dict[str, dict[str, Any]] = {}
+    for directive in sorted(component, key=lambda d: (state.canonical(d), str(d["id"]))):
+        side = sides.setdefault(state.canonical(directive), {
+            "value": directive.get("value"), "directives": [], "issuers": [],
+        })
+        side["directives"].append(directive["id"])
+        if directive["issuer"] not in side["issuers"]:
+            side["issuers"].append(directive["issuer"])
+    for side in sides.values():
+        side["issuers"].sort()
+    return sides
+
+
+def _hull(state: ContractState, directives: list[Directive]) -> Span:
+    spans = [state.span(d) for d in directives]
+    return Span(min(s.first for s in spans), max(s.last for s in spans))
+
+
+def _window(span: Span) -> dict[str, str]:
+    first, _, last = span.label().partition(" to ")
+    return {"from": first, "to": last}
+
+
+# --- over_capacity: a sweep over the contract's weeks -------------------------
+
+
+@detector("over_capacity")
+def over_capacity(state: ContractState) -> list[Detection]:
+    """Maximal runs of weeks in which committed plus directed hours exceed weekly capacity.
+
+    A week counts only when some directive demanding hours covers it: a
+    contract whose own commitments exceed its capacity is not a conflict
+    between directives.
+    """
+    capacity = state.terms["capacity"]
+    weekly = to_micro(capacity["staff"] * capacity["hours_per_staff_week"])
+    committed = to_micro(capacity["committed_hours_per_week"])
+    first_week = state.period.first_week
+    size = state.period.last_week - first_week + 1
+    hours_delta = [0] * (size + 1)
+    count_delta = [0] * (size + 1)
+    demanding: list[tuple[int, int, int, Directive]] = []
+    for directive in state.directives:
+        hours = to_micro(directive.get("hours_per_week") or 0)
+        weeks = covered_weeks(state.span(directive), state.period)
+        if hours <= 0 or not weeks:
+            continue
+        start, stop = weeks.start - first_week, weeks.stop - first_week
+        hours_delta[start] += hours
+        hours_delta[stop] -= hours
+        count_delta[start] += 1
+        count_delta[stop] -= 1
+        demanding.append((start, stop - 1, hours, directive))
+    load, count, excess = 0, 0, [0] * size
+    for week in range(size):
+        load += hours_delta[week]
+        count += count_delta[week]
+        excess[week] = committed + load - weekly if count else 0
+    over_runs = runs([week for week in range(size) if excess[week] > 0])
+    if not over_runs:
+        return []
+    involved: list[list[tuple[int, Directive]]] = [[] for _ in over_runs]
+    run_lasts = [last for _, last in over_runs]
+    for start, last, hours, directive in demanding:
+        index = bisect_left(run_lasts, start)
+        while index < len(over_runs) and over_runs[index][0] <= last:
+            involved[index].append((hours, directive))
+            index += 1
+    return [
+        _over_capacity_run(state, first_week, run, excess, involved[index], weekly, committed)
+        for index, run in enumerate(over_runs)
+    ]
+
+
+def _over_capacity_run(
+    state: ContractState,
+    first_week: int,
+    run: tuple[int, int],
+    excess: list[int],
+    involved: list[tuple[int, Directive]],
+    weekly: int,
+    committed: int,
+) -> Detection:
+    weeks = [week_label(first_week + week) for week in range(run[0], run[1] + 1)]
+    peak = max(range(run[0], run[1] + 1), key=lambda week: (excess[week], -week))
+    members = sorted(d["id"] for _, d in involved)
+    heaviest = sorted(involved, key=lambda entry: (-entry[0], str(entry[1]["id"])))
+    named = ", ".join(
+        f"{d['issuer']} on {d['subject']} ({_hours(from_micro(hours))} h)"
+        for hours, d in heaviest[:MENTIONED_AT_MOST]
+    )
+    if len(heaviest) > MENTIONED_AT_MOST:
+        named += f" and {len(heaviest) - MENTIONED_AT_MOST} more"
+    stretch = weeks[0] if len(weeks) == 1 else f"{weeks[0]} to {weeks[-1]} ({len(weeks)} weeks)"
+    largest = from_micro(excess[peak])
+    return Detection(
+        id=conflict_id("over_capacity", members, f"{weeks[0]}..{weeks[-1]}"),
+        kind="over_capacity",
+        members=tuple(members),
+        explanation=(
+            f"Over capacity in {stretch}: {_hours(from_micro(committed))} committed hours a week "
+            f"plus the directives of {named} exceed the weekly capacity of "
+            f"{_hours(from_micro(weekly))} h by up to {_hours(largest)} h "
+            f"(in {week_label(first_week + peak)})."
+        ),
+        details={
+            "weeks": weeks,
+            "excess_hours": largest,
+            "peak_week": week_label(first_week + peak),
+            "excess_by_week": {
+                week_label(first_week + week): from_micro(excess[week])
+                for week in range(run[0], run[1] + 1)
+            },
+            "weekly_capacity_hours": from_micro(weekly),
+            "committed_hours_per_week": from_micro(committed),
+        },
+    )
+
+
+# --- out_of_scope and rule_violation: one directive against the contract ----
+
+
+@detector("out_of_scope")
+def out_of_scope(state: ContractState) -> list[Detection]:
+    found = []
+    for directive in state.directives:
+        outside = outside_scope(state.terms, directive)
+        if not outside:
+            continue
+        reasons = []
+        if outside.target_groups:
+            reasons.append(
+                f"target group {_and(list(outside.target_groups))}, which the contract does not "
+                f"serve (it serves {_and(list(state.terms.get('target_groups') or ['no one']))})"
+            )
+        if outside.locations:
+            reasons.append(
+                f"{_and(list(outside.locations))}, outside the contract's service area"
+            )
+        found.append(Detection(
+            id=conflict_id("out_of_scope", [directive["id"]]),
+            kind="out_of_scope",
+            members=(directive["id"],),
+            explanation=(
+                f"Out of scope: {directive['issuer']}'s directive on {directive['subject']} "
+                f"names {' and '.join(reasons)}."
+            ),
+            details={
+                "subject": directive["subject"],
+                "outside": outside.listed,
+                "outside_target_groups": list(outside.target_groups),
+                "outside_locations": list(outside.locations),
+            },
+        ))
+    return found
+
+
+@detector("rule_violation")
+def rule_violation(state: ContractState) -> list[Detection]:
+    found = []
+    for directive in state.directives:
+        for rule in rules_broken(state.terms, directive):
+            when = _and(list(rule.get("when_tags") or ()))
+            unless = list(rule.get("unless_tags") or ())
+            without = f" without {_or(unless)}" if unless else ""
+            found.append(Detection(
+                id=conflict_id("rule_violation", [directive["id"]], rule["id"]),
+                kind="rule_violation",
+                members=(directive["id"],),
+                explanation=(
+                    f"Rule {rule['id']} blocks {directive['issuer']}'s directive on "
+                    f"{directive['subject']}: it is tagged {when}{without}, and its basis "
+                    f"{directive.get('basis')} is not exempt ({rule.get('citation')})."
+                ),
+                details={
+                    "subject": directive["subject"],
+                    "rule": rule["id"],
+                    "citation": rule.get("citation"),
+                    "verdict": rule.get("verdict", "blocked"),
+                },
+            ))
+    return found
+
+
+# --- wording ------------------------------------------------------------------
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.6f}".rstrip("0").rstrip(".")
+
+
+def _require(issuers: list[str]) -> str:
+    return "requires" if len(issuers) == 1 else "require"
+
+
+def _times(count: int) -> str:
+    return "twice" if count == 2 else f"{count} times"
+
+
+def _and(items: list[str]) -> str:
+    return _join(items, "and")
+
+
+def _or(items: list[str]) -> str:
+    return _join(items, "or")
+
+
+def _join(items: list[str], word: str) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {word} {items[-1]}"
