@@ -1,0 +1,59 @@
+"""The FastAPI application, built from the composition root's ``Services``.
+
+``create_app()`` is also a uvicorn factory: ``uvicorn --factory api.main:create_app``
+bootstraps from the ``NEEDLE_*`` environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.limits import BodyLimitMiddleware
+from api.metrics import Metrics, MetricsMiddleware
+from api.problems import install_problem_handlers
+from api.routes import api_router
+from workflows.bootstrap import Services, bootstrap
+from workflows.settings import Settings
+
+DESCRIPTION = """\
+上面千条线，下面一根针 — every office above sends its own directives down to the
+one team that carries them out.  Threadneedle records every stakeholder's
+directive on the service contract it concerns, as an immutable, hash-chained
+event.
+
+Authenticate with `Authorization: Bearer <key>`.  Errors are RFC 9457
+`application/problem+json`.  Commands answer with the contract's new `version`
+and the global `position` of the event they recorded; `POST` commands accept
+`Idempotency-Key`, and commands on a contract accept `If-Match: "<version>"`.
+"""
+
+
+def create_app(services: Services | None = None) -> FastAPI:
+    owned = services is None
+    services = services or bootstrap(Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            services.close()
+
+    app = FastAPI(
+        title="Threadneedle",
+        version="1",
+        summary="An event-sourced ledger of the directives many stakeholders place on one "
+                "service contract.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.metrics = Metrics()
+    install_problem_handlers(app)
+    app.include_router(api_router)
+    # Added last, so it runs first: metrics see every answer, including the 413s.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,108 @@
+"""``/v1/contracts``: draft, list and read contracts; stakeholders, lifecycle, policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from api.deps import (
+    CallerDep,
+    ContractId,
+    IdempotencyDep,
+    IfMatchDep,
+    ServicesDep,
+    etag,
+)
+from api.problems import problem_responses
+from api.schemas import CommandResult, Items
+from domain.errors import ValidationFailed
+from domain.values import ContractTerms, EmptyBody, Policy, StakeholderSpec
+
+router = APIRouter(prefix="/v1/contracts", tags=["contracts"],
+                   responses=problem_responses(401, 403, 404, 422))
+
+
+@router.post("", status_code=201, response_model=CommandResult,
+             responses=problem_responses(409))
+def draft_contract(
+    terms: ContractTerms, caller: CallerDep, services: ServicesDep, request: IdempotencyDep
+) -> dict[str, Any]:
+    return services.app.draft_contract(caller, terms, request).as_dict()
+
+
+@router.get("", response_model=Items)
+def list_contracts(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
+    return {"items": services.app.list_contracts(caller)}
+
+
+@router.get("/{contract_id}", response_model=dict[str, Any])
+def read_contract(
+    contract_id: ContractId,
+    caller: CallerDep,
+    services: ServicesDep,
+    response: Response,
+    version: Annotated[int | None, Query(ge=1, description="A past version")] = None,
+    as_of: Annotated[datetime | None, Query(description="A past time (ISO 8601)")] = None,
+) -> dict[str, Any]:
+    if version is not None and as_of is not None:
+        raise ValidationFailed([("version", "give either version or as_of, not both")])
+    contract = services.app.contract(caller, contract_id, version=version, as_of=as_of)
+    response.headers["ETag"] = etag(contract.version)
+    return contract.as_dict()
+
+
+@router.post("/{contract_id}/stakeholders", status_code=201, response_model=CommandResult,
+             responses=problem_responses(409, 412))
+def add_stakeholder(
+    contract_id: ContractId,
+    spec: StakeholderSpec,
+    caller: CallerDep,
+    services: ServicesDep,
+    request: IdempotencyDep,
+    expected_version: IfMatchDep,
+) -> dict[str, Any]:
+    return services.app.add_stakeholder(
+        caller, contract_id, spec, request=request, expected_version=expected_version
+    ).as_dict()
+
+
+@router.put("/{contract_id}/policy", response_model=CommandResult,
+            responses=problem_responses(409, 412))
+def change_policy(
+    contract_id: ContractId,
+    policy: Policy,
+    caller: CallerDep,
+    services: ServicesDep,
+    expected_version: IfMatchDep,
+) -> dict[str, Any]:
+    return services.app.change_policy(
+        caller, contract_id, policy, expected_version=expected_version
+    ).as_dict()
+
+
+def _lifecycle(command: str) -> Callable[..., dict[str, Any]]:
+    def endpoint(
+        contract_id: ContractId,
+        caller: CallerDep,
+        services: ServicesDep,
+        request: IdempotencyDep,
+        expected_version: IfMatchDep,
+        body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
+    ) -> dict[str, Any]:
+        return services.app.transition(
+            caller, contract_id, command, request=request, expected_version=expected_version
+        ).as_dict()
+
+    endpoint.__name__ = f"{command}_contract"
+    endpoint.__doc__ = f"Lifecycle: {command} the contract (admin)."
+    return endpoint
+
+
+for _command in ("activate", "suspend", "terminate", "close"):
+    router.add_api_route(
+        f"/{{contract_id}}/{_command}", _lifecycle(_command), methods=["POST"],
+        response_model=CommandResult, responses=problem_responses(409, 412),
+    )

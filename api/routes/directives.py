@@ -1,0 +1,63 @@
+"""``/v1/contracts/{id}/directives``: issue, amend and withdraw directives (stakeholders)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import (
+    CallerDep,
+    ContractId,
+    DirectiveId,
+    IdempotencyDep,
+    IfMatchDep,
+    ServicesDep,
+)
+from api.problems import problem_responses
+from api.schemas import CommandResult
+from domain.values import DirectiveFields, DirectivePatch
+
+router = APIRouter(prefix="/v1/contracts/{contract_id}/directives", tags=["directives"],
+                   responses=problem_responses(401, 403, 404, 409, 412, 422))
+
+
+@router.post("", status_code=201, response_model=CommandResult)
+def issue_directive(
+    contract_id: ContractId,
+    fields: DirectiveFields,
+    caller: CallerDep,
+    services: ServicesDep,
+    request: IdempotencyDep,
+    expected_version: IfMatchDep,
+) -> dict[str, Any]:
+    return services.app.issue_directive(
+        caller, contract_id, fields, request=request, expected_version=expected_version
+    ).as_dict()
+
+
+@router.patch("/{directive_id}", response_model=CommandResult)
+def amend_directive(
+    contract_id: ContractId,
+    directive_id: DirectiveId,
+    patch: DirectivePatch,
+    caller: CallerDep,
+    services: ServicesDep,
+    expected_version: IfMatchDep,
+) -> dict[str, Any]:
+    return services.app.amend_directive(
+        caller, contract_id, directive_id, patch, expected_version=expected_version
+    ).as_dict()
+
+
+@router.delete("/{directive_id}", response_model=CommandResult)
+def withdraw_directive(
+    contract_id: ContractId,
+    directive_id: DirectiveId,
+    caller: CallerDep,
+    services: ServicesDep,
+    expected_version: IfMatchDep,
+) -> dict[str, Any]:
+    return services.app.withdraw_directive(
+        caller, contract_id, directive_id, expected_version=expected_version
+    ).as_dict()

@@ -1,0 +1,28 @@
+"""``/v1/organizations``: register and list organisations (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import CallerDep, IdempotencyDep, ServicesDep
+from api.problems import problem_responses
+from api.schemas import CommandResult, Items
+from domain.organisations import OrganisationSpec
+
+router = APIRouter(prefix="/v1/organizations", tags=["organizations"],
+                   responses=problem_responses(401, 403, 422))
+
+
+@router.post("", status_code=201, response_model=CommandResult,
+             responses=problem_responses(409))
+def register_organisation(
+    spec: OrganisationSpec, caller: CallerDep, services: ServicesDep, request: IdempotencyDep
+) -> dict[str, Any]:
+    return services.app.register_organisation(caller, spec, request).as_dict()
+
+
+@router.get("", response_model=Items)
+def list_organisations(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
+    return {"items": services.app.list_organisations(caller)}
