@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -77,12 +77,18 @@ class ChainedAggregate(Aggregate):
             aggregate.head_hash = self.hash
             return aggregate
 
+    if TYPE_CHECKING:  # what the library's metaclass builds at run time, spelled out for mypy
+        head_hash: str
+
+        class Created(Event, Aggregate.Created):
+            pass
+
     @classmethod
     def _start(
         cls,
         event_class: type[Any],
         *,
-        id: UUID,  # noqa: A002
+        id: UUID,
         actor: Mapping[str, str],
         at: datetime,
         data: dict[str, Any],

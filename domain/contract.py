@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.chain import ChainedAggregate
@@ -55,6 +55,11 @@ WITHDRAWN, OVERRIDDEN = "withdrawn", "overridden"
 
 class ServiceContract(ChainedAggregate):
     """A purchased service contract and the directives its stakeholders place on it."""
+
+    if TYPE_CHECKING:  # set by the Drafted event
+        terms: dict[str, Any]
+        status: str
+        created_at: str
 
     def __init__(self) -> None:
         self.directives: dict[str, dict[str, Any]] = {}

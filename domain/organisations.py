@@ -12,7 +12,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import Field
@@ -105,6 +105,11 @@ class Directory(ChainedAggregate):
 class Principal(ChainedAggregate):
     """An API key: one organisation, one role, revocable."""
 
+    if TYPE_CHECKING:  # set by the Issued event
+        org: str
+        role: Role
+        key_hash: str
+
     def __init__(self) -> None:
         self.revoked = False
 
@@ -123,7 +128,9 @@ class Principal(ChainedAggregate):
         cls, *, principal_id: UUID, spec: KeySpec, raw_key: str, actor: Actor, at: datetime
     ) -> Principal:
         data = {"org": spec.org, "role": spec.role.value, "key_hash": hash_key(raw_key)}
-        principal: Principal = cls._start(cls.Issued, id=principal_id, actor=actor, at=at, data=data)
+        principal: Principal = cls._start(
+            cls.Issued, id=principal_id, actor=actor, at=at, data=data
+        )
         return principal
 
     def revoke(self, *, actor: Actor, at: datetime) -> None:

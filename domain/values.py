@@ -39,6 +39,35 @@ def _iso_date(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+MAX_VALUE_DEPTH = 32
+# The event store's JSON transcoder decodes any object of exactly these two keys as a
+# typed value; stored inside a directive it would make the contract unreadable.
+RESERVED_KEYS = frozenset({"_type_", "_data_"})
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """A directive's free ``value``: plain JSON that stores, hashes and reads back unchanged."""
+    if depth > MAX_VALUE_DEPTH:
+        raise ValueError(f"must not nest deeper than {MAX_VALUE_DEPTH} levels")
+    if isinstance(value, dict):
+        if set(value) == RESERVED_KEYS:
+            raise ValueError("an object with exactly the keys _type_ and _data_ is reserved")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("object keys must be strings")
+            _storable_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_json(item, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        raise ValueError("must be a JSON value")
+    return value
+
+
+JsonValue = Annotated[Any, BeforeValidator(_storable_json)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Label = Annotated[str, Field(min_length=1, max_length=100)]
@@ -102,7 +131,8 @@ class Window(Strict):
     from_: IsoDate = Field(alias="from")
     to: IsoDate
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Only the spelling clients use, "from", is accepted: "from_" is not a field of the API.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -216,7 +246,7 @@ class DirectiveFields(Strict):
     """What a stakeholder states in a directive (the issuer comes from its key)."""
 
     subject: str = Field(pattern=SUBJECT, max_length=200)
-    value: Any = None
+    value: JsonValue = None
     summary: Text
     basis: Basis
     hours_per_week: Number = Field(default=0, ge=0, le=100_000)
@@ -234,7 +264,7 @@ class DirectivePatch(Strict):
     """The body of an amendment: any directive field; ``null`` clears an optional one."""
 
     subject: str | None = Field(default=None, pattern=SUBJECT, max_length=200)
-    value: Any = None
+    value: JsonValue = None
     summary: Text | None = None
     basis: Basis | None = None
     hours_per_week: Number | None = Field(default=None, ge=0, le=100_000)

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -109,7 +109,9 @@ class Threadneedle(Application):
         self.clock = clock
         self.new_id = new_id
         interval = settings.snapshot_interval
-        self.snapshotting_intervals = {ServiceContract: interval, Directory: interval}
+        self.snapshotting_intervals = {  # type: ignore[misc]  # per instance, from settings
+            ServiceContract: interval, Directory: interval,
+        }
         super().__init__(env=settings.eventsourcing_env())
 
     # --- organisations and keys --------------------------------------------
@@ -167,7 +169,7 @@ class Threadneedle(Application):
             return None
         try:
             principal_id = UUID(hex=raw_key[len(KEY_PREFIX): len(KEY_PREFIX) + 32])
-            principal = self.repository.get(principal_id)
+            principal: object = self.repository.get(principal_id)
         except (ValueError, AggregateNotFoundError):
             return None
         if not isinstance(principal, Principal) or principal.revoked:
@@ -227,7 +229,7 @@ class Threadneedle(Application):
             return current
         if version > current.version:
             raise NotFound(f"contract {current.code} has no version {version} yet")
-        past = self.repository.get(current.id, version=version)
+        past: object = self.repository.get(current.id, version=version)
         assert isinstance(past, ServiceContract)
         return past
 
@@ -347,9 +349,7 @@ class Threadneedle(Application):
     ) -> dict[str, Any]:
         contract = self._readable(caller, contract_id)
         access.require_history(caller, contract)
-        events = list(self.repository.event_store.get(
-            contract.id, gt=after_version, limit=limit + 1
-        ))
+        events = self._events(contract.id, gt=after_version, limit=limit + 1)
         page = [event_record(e) for e in events[:limit]]
         more = len(events) > limit
         return {"events": page, "next_after_version": page[-1]["version"] if more else None}
@@ -358,14 +358,14 @@ class Threadneedle(Application):
         contract = self._readable(caller, contract_id)
         access.require_audit(caller, contract)
         try:
-            return verify_chain(self.repository.event_store.get(contract.id))
+            return verify_chain(self._events(contract.id))
         except Exception as error:  # a stored record that no longer even decodes
             return ChainReport(False, 0, "", None, f"a stored event could not be read: {error}")
 
     def export(self, caller: Caller, contract_id: str) -> Iterator[dict[str, Any]]:
         contract = self._readable(caller, contract_id)
         access.require_audit(caller, contract)
-        for event in self.repository.event_store.get(contract.id):
+        for event in self._events(contract.id):
             yield event_record(event)
 
     def head_position(self) -> int:
@@ -410,7 +410,7 @@ class Threadneedle(Application):
 
     def _earlier(self, caller: Caller, request: IdempotentRequest) -> CommandResult | None:
         try:
-            record = self.repository.get(request.record_id(caller.principal_id))
+            record: IdempotencyRecord = self.repository.get(request.record_id(caller.principal_id))
         except AggregateNotFoundError:
             return None
         outcome = record.outcome
@@ -428,9 +428,21 @@ class Threadneedle(Application):
             replayed=True, extra=extra or None,
         )
 
+    def _events(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        limit: int | None = None,
+    ) -> list[ChainedAggregate.Event]:
+        """The stored events of one aggregate (every aggregate here is chained)."""
+        events = self.repository.event_store.get(originator_id, gt=gt, lte=lte, limit=limit)
+        return cast("list[ChainedAggregate.Event]", list(events))
+
     def _directory(self, caller: Caller) -> Directory:
         try:
-            directory = self.repository.get(DIRECTORY_ID)
+            directory: object = self.repository.get(DIRECTORY_ID)
         except AggregateNotFoundError:
             directory = Directory.open(directory_id=DIRECTORY_ID, actor=caller.actor,
                                        at=self.clock())
@@ -440,7 +452,7 @@ class Threadneedle(Application):
     def _get(self, kind: type[ChainedAggregate], aggregate_id: str | UUID, noun: str) -> Any:
         try:
             uuid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(aggregate_id)
-            aggregate = self.repository.get(uuid)
+            aggregate: object = self.repository.get(uuid)
         except (ValueError, AggregateNotFoundError):
             raise NotFound(f"no {noun} {aggregate_id}") from None
         if not isinstance(aggregate, kind):
@@ -470,7 +482,7 @@ class Threadneedle(Application):
         low, high, found = 1, contract.version, 0
         while low <= high:
             middle = (low + high) // 2
-            (event,) = self.repository.event_store.get(contract.id, gt=middle - 1, lte=middle)
+            (event,) = self._events(contract.id, gt=middle - 1, lte=middle)
             if event.timestamp <= as_of:
                 found, low = middle, middle + 1
             else:

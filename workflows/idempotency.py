@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid5
 
 from domain.chain import ChainedAggregate
@@ -45,6 +45,9 @@ class IdempotentRequest:
 
 
 class IdempotencyRecord(ChainedAggregate):
+    if TYPE_CHECKING:  # set by the Kept event
+        outcome: dict[str, Any]
+
     class Kept(ChainedAggregate.Created):
         def apply(self, record: IdempotencyRecord) -> None:
             record.outcome = dict(self.data)
