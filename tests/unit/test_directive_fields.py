@@ -202,6 +202,12 @@ def test_values_the_store_could_not_keep_unchanged_are_refused(value: Any) -> No
         DirectivePatch.model_validate({"value": value})
 
 
+def test_values_may_nest_32_levels_deep() -> None:
+    assert DirectiveFields.model_validate(fields(value=nested(32))).value == nested(32)
+    with pytest.raises(ValidationError, match="deeper than 32"):
+        DirectiveFields.model_validate(fields(value=nested(33)))
+
+
 def test_an_object_that_merely_mentions_type_is_an_ordinary_value() -> None:
     value = {"_type_": "form", "_data_": "民政统计报表", "version": 2}
     assert DirectiveFields.model_validate(fields(value=value)).value == value
