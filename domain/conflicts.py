@@ -28,27 +28,16 @@ organisations.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from hashlib import sha1
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
-from domain.scope import outside_scope, rules_broken
-from domain.windows import (
-    Span,
-    covered_weeks,
-    from_micro,
-    overlap_groups,
-    period_span,
-    runs,
-    to_micro,
-    week_label,
-    window_span,
-)
+from domain.contract_state import ContractState
+from domain.windows import Span, from_micro, overlap_groups, runs, to_micro, week_label
 
 Directive = Mapping[str, Any]
 
@@ -77,55 +66,17 @@ class Detection:
 
 
 def conflict_id(kind: str, members: Iterable[str], *qualifiers: str) -> str:
-    """The deterministic id of a conflict (see the module docstring)."""
+    """The deterministic id of a conflict (see the module docstring).
+
+    Equal to ``str(uuid.uuid5(CONFLICT_NAMESPACE, name))``, computed without
+    building a ``UUID`` object, which costs more than the hash itself.
+    """
     name = "|".join([kind, ",".join(sorted(members)), *qualifiers])
-    return str(uuid5(CONFLICT_NAMESPACE, name))
-
-
-def canonical_json(value: Any) -> str:
-    """The JSON text two equal values share: sorted keys, no spaces, 1.0 written as 1."""
-    return json.dumps(_normal(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _normal(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_normal(item) for item in value]
-    return value
-
-
-class ContractState:
-    """The inputs every detector shares, prepared once: terms and active directives."""
-
-    def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive]) -> None:
-        self.terms = terms
-        self.period = period_span(terms)
-        self.directives = sorted(
-            (d for d in directives if d.get("status", "active") == "active"),
-            key=lambda d: str(d["id"]),
-        )
-        self.spans = {d["id"]: window_span(d, terms) for d in self.directives}
-        self._canonical: dict[str, str] = {}
-
-    def span(self, directive: Directive) -> Span:
-        return self.spans[directive["id"]]
-
-    def canonical(self, directive: Directive) -> str:
-        key = directive["id"]
-        if key not in self._canonical:
-            self._canonical[key] = canonical_json(directive.get("value"))
-        return self._canonical[key]
-
-    @cached_property
-    def subjects_in_common(self) -> list[tuple[str, list[Directive]]]:
-        """Subjects named by two or more directives, in subject order, with those directives."""
-        groups: dict[str, list[Directive]] = defaultdict(list)
-        for directive in self.directives:
-            groups[directive["subject"]].append(directive)
-        return sorted((s, ds) for s, ds in groups.items() if len(ds) > 1)
+    digest = bytearray(sha1(CONFLICT_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 Detector = Callable[[ContractState], list[Detection]]
@@ -143,12 +94,16 @@ def detector(kind: str) -> Callable[[Detector], Detector]:
 
 
 def detect_conflicts(terms: Mapping[str, Any], directives: Iterable[Directive]) -> list[Detection]:
-    """Every conflict the registered detectors find among the active directives.
+    """Every conflict the registered detectors find among the active directives."""
+    return find_conflicts(ContractState(terms, directives))
+
+
+def find_conflicts(state: ContractState) -> list[Detection]:
+    """Every conflict in a prepared state (share one state with the ranking).
 
     Listed kind by kind in registration order, each kind in a fixed order of
-    its own, so the result does not depend on the order of ``directives``.
+    its own, so the result does not depend on the order the directives came in.
     """
-    state = ContractState(terms, directives)
     return [found for find in DETECTORS.values() for found in find(state)]
 
 
@@ -260,9 +215,8 @@ def over_capacity(state: ContractState) -> list[Detection]:
     contract whose own commitments exceed its capacity is not a conflict
     between directives.
     """
-    capacity = state.terms["capacity"]
-    weekly = to_micro(capacity["staff"] * capacity["hours_per_staff_week"])
-    committed = to_micro(capacity["committed_hours_per_week"])
+    weekly = to_micro(state.weekly_hours)
+    committed = to_micro(state.committed_hours)
     first_week = state.period.first_week
     size = state.period.last_week - first_week + 1
     hours_delta = [0] * (size + 1)
@@ -270,8 +224,10 @@ def over_capacity(state: ContractState) -> list[Detection]:
     demanding: list[tuple[int, int, int, Directive]] = []
     for directive in state.directives:
         hours = to_micro(directive.get("hours_per_week") or 0)
-        weeks = covered_weeks(state.span(directive), state.period)
-        if hours <= 0 or not weeks:
+        if hours <= 0:
+            continue
+        weeks = state.weeks(directive)
+        if not weeks:
             continue
         start, stop = weeks.start - first_week, weeks.stop - first_week
         hours_delta[start] += hours
@@ -352,8 +308,8 @@ def _over_capacity_run(
 def out_of_scope(state: ContractState) -> list[Detection]:
     found = []
     for directive in state.directives:
-        outside = outside_scope(state.terms, directive)
-        if not outside:
+        outside = state.outside.get(directive["id"])
+        if outside is None:
             continue
         reasons = []
         if outside.target_groups:
@@ -387,7 +343,7 @@ def out_of_scope(state: ContractState) -> list[Detection]:
 def rule_violation(state: ContractState) -> list[Detection]:
     found = []
     for directive in state.directives:
-        for rule in rules_broken(state.terms, directive):
+        for rule in state.broken_rules.get(directive["id"], ()):
             when = _and(list(rule.get("when_tags") or ()))
             unless = list(rule.get("unless_tags") or ())
             without = f" without {_or(unless)}" if unless else ""

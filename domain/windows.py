@@ -98,20 +98,22 @@ def overlap_groups(items: Iterable[T], span_of: Callable[[T], Span]) -> list[lis
     one group even when A and C do not overlap.  Sorting by first day and
     keeping the furthest last day seen so far finds every component in
     O(n log n) without comparing pairs.  Items keep their sorted order in each
-    group; only groups of two or more are returned.
+    group (ties in input order); only groups of two or more are returned.
     """
-    keyed = sorted(((span_of(item), index, item) for index, item in enumerate(items)),
-                   key=lambda entry: (entry[0].first, entry[0].last, entry[1]))
+    keyed = sorted(((span_of(item), item) for item in items),
+                   key=lambda entry: (entry[0].first, entry[0].last))
     groups: list[list[T]] = []
     current: list[T] = []
     reach = -1
-    for span, _, item in keyed:
-        if current and span.first > reach:
+    for span, item in keyed:
+        if span.first > reach:
             if len(current) > 1:
                 groups.append(current)
-            current = []
-        current.append(item)
-        reach = max(reach, span.last) if len(current) > 1 else span.last
+            current = [item]
+            reach = span.last
+        else:
+            current.append(item)
+            reach = max(reach, span.last)
     if len(current) > 1:
         groups.append(current)
     return groups

@@ -1,0 +1,270 @@
+"""The priority view: every active directive ranked, scored and scheduled (SPEC §5).
+
+Every number shown can be recomputed by hand.  A directive's tier comes from
+its basis (1 statute, 2 contract, 3 professional standard, 4 any other, 5 out
+of scope or blocked by a rule; ``client_first`` merges tiers 2 to 4 and
+reports them as 2).  Its score is ``100 × Σ weight × value`` over five
+components, each in 0–1.  The ranking orders by tier, then score (highest
+first), then issue order (``issued_version``), then id.  Walking the ranking,
+each directive of tiers 1–4 is granted hours out of each covered week's free
+capacity; tier 5 is shown but never scheduled.
+
+The reference date for urgency is an argument: the domain reads no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from domain.contract_state import ContractState
+from domain.errors import ValidationFailed
+from domain.values import Basis, Profile, Weights
+from domain.windows import from_micro, to_micro
+
+Directive = Mapping[str, Any]
+
+COMPONENTS = ("need", "urgency", "indicator", "legitimacy", "efficiency")
+
+PROFILE_WEIGHTS: dict[Profile, dict[str, float]] = {
+    Profile.CONTRACT_FIRST: {
+        "need": 0.35, "urgency": 0.25, "indicator": 0.20, "legitimacy": 0.10, "efficiency": 0.10,
+    },
+    Profile.CLIENT_FIRST: {
+        "need": 0.45, "urgency": 0.25, "indicator": 0.10, "legitimacy": 0.10, "efficiency": 0.10,
+    },
+}
+
+LEGITIMACY: dict[str, float] = {
+    Basis.STATUTE: 1.0,
+    Basis.CONTRACT: 0.9,
+    Basis.PROFESSIONAL_STANDARD: 0.7,
+    Basis.SUPERVISOR_REQUEST: 0.7,
+    Basis.PURCHASER_REQUEST: 0.5,
+    Basis.PETITION: 0.5,
+    Basis.INDIVIDUAL_REQUEST: 0.3,
+    Basis.NON_PARTY: 0.1,
+}
+
+BASIS_TIER: dict[str, int] = {Basis.STATUTE: 1, Basis.CONTRACT: 2, Basis.PROFESSIONAL_STANDARD: 3}
+OTHER_BASIS_TIER, UNSCHEDULABLE_TIER = 4, 5
+
+SCHEDULED, PARTIAL, DEFERRED, BLOCKED = "scheduled", "partial", "deferred", "blocked"
+
+
+# --- the five components ------------------------------------------------------
+
+
+def need(directive: Directive) -> float:
+    """``0.5 × vulnerability + 0.5 × min(1, people_affected / 100)``."""
+    people = directive.get("people_affected") or 0
+    return 0.5 * (directive.get("vulnerability") or 0) + 0.5 * min(1.0, people / 100)
+
+
+def urgency(directive: Directive, reference_date: date) -> float:
+    """1.0 when due within 7 days (or overdue), 0.6 within 30 days, else or undated 0.3."""
+    due = directive.get("due")
+    if not due:
+        return 0.3
+    days_left = (date.fromisoformat(due) - reference_date).days
+    if days_left <= 7:
+        return 1.0
+    if days_left <= 30:
+        return 0.6
+    return 0.3
+
+
+def indicator(directive: Directive, indicator_keys: frozenset[str]) -> float:
+    """1.0 when the directive serves one of the contract's own indicators."""
+    return 1.0 if directive.get("indicator") in indicator_keys else 0.0
+
+
+def legitimacy(directive: Directive) -> float:
+    return LEGITIMACY[directive["basis"]]
+
+
+def efficiency(directive: Directive, free_hours: float) -> float:
+    """``max(0, 1 − hours_per_week / free capacity)``; 0 when nothing is free."""
+    if free_hours <= 0:
+        return 0.0
+    return max(0.0, 1 - (directive.get("hours_per_week") or 0) / free_hours)
+
+
+def tier(state: ContractState, directive: Directive, profile: Profile) -> int:
+    if state.unschedulable(directive):
+        return UNSCHEDULABLE_TIER
+    by_basis = BASIS_TIER.get(directive["basis"], OTHER_BASIS_TIER)
+    if profile == Profile.CLIENT_FIRST and by_basis > 1:
+        return 2
+    return by_basis
+
+
+# --- policy -------------------------------------------------------------------
+
+
+def effective_policy(
+    terms: Mapping[str, Any],
+    profile: str | Profile | None = None,
+    weights: Mapping[str, float] | Weights | None = None,
+) -> tuple[Profile, dict[str, float]]:
+    """The profile and weights a ranking uses.
+
+    Without overrides, the contract's policy: its profile, and its custom
+    weights if it has any, else the profile's.  A what-if ``profile`` is a
+    whole policy: that profile with its own weights, unless ``weights`` are
+    given too.  ``weights`` (all five, summing to 1) always win; the profile
+    still decides the tiers.
+    """
+    policy = terms.get("policy") or {}
+    try:
+        chosen = Profile(profile if profile is not None else policy.get("profile",
+                                                                        "contract_first"))
+    except ValueError:
+        raise ValidationFailed([
+            ("profile", f"must be one of {', '.join(p.value for p in Profile)}"),
+        ]) from None
+    custom = weights if weights is not None else (
+        policy.get("weights") if profile is None else None
+    )
+    if custom is None:
+        return chosen, dict(PROFILE_WEIGHTS[chosen])
+    checked = custom if isinstance(custom, Weights) else Weights.model_validate(dict(custom))
+    return chosen, {name: float(getattr(checked, name)) for name in COMPONENTS}
+
+
+# --- ranking and schedule -----------------------------------------------------
+
+
+def rank_directives(
+    terms: Mapping[str, Any],
+    directives: Iterable[Directive],
+    reference_date: date,
+    *,
+    profile: str | Profile | None = None,
+    weights: Mapping[str, float] | Weights | None = None,
+) -> list[dict[str, Any]]:
+    """The ranked entries of every active directive (SPEC §9 priority entry shape)."""
+    chosen, weighting = effective_policy(terms, profile, weights)
+    return rank(ContractState(terms, directives), reference_date, chosen, weighting)
+
+
+def rank(
+    state: ContractState, reference_date: date, profile: Profile, weights: Mapping[str, float],
+) -> list[dict[str, Any]]:
+    """The ranking of a prepared state under a decided profile and weights."""
+    indicator_keys = frozenset(i["key"] for i in state.terms.get("indicators") or ())
+    free_hours = state.free_hours
+    w_need, w_urgency, w_indicator, w_legitimacy, w_efficiency = (
+        weights[name] for name in COMPONENTS
+    )
+    scored = []
+    for directive in state.directives:
+        n = need(directive)
+        u = urgency(directive, reference_date)
+        k = indicator(directive, indicator_keys)
+        lg = legitimacy(directive)
+        e = efficiency(directive, free_hours)
+        components = {
+            "need": {"value": n, "weight": w_need, "contribution": w_need * n},
+            "urgency": {"value": u, "weight": w_urgency, "contribution": w_urgency * u},
+            "indicator": {"value": k, "weight": w_indicator, "contribution": w_indicator * k},
+            "legitimacy": {
+                "value": lg, "weight": w_legitimacy, "contribution": w_legitimacy * lg,
+            },
+            "efficiency": {
+                "value": e, "weight": w_efficiency, "contribution": w_efficiency * e,
+            },
+        }
+        # Summed in the documented order, so a reader adding them up by hand gets this float.
+        score = 100 * (w_need * n + w_urgency * u + w_indicator * k + w_legitimacy * lg
+                       + w_efficiency * e)
+        key = (tier(state, directive, profile), -score,
+               directive.get("issued_version") or 0, str(directive["id"]))
+        scored.append((key, directive, components))
+    scored.sort(key=lambda entry: entry[0])
+    schedule = WeeklySchedule(state)
+    return [
+        {
+            "directive_id": directive["id"],
+            "rank": rank,
+            "tier": key[0],
+            "score": -key[1],
+            "components": components,
+            "schedule": schedule.grant(directive, blocked=key[0] == UNSCHEDULABLE_TIER),
+            "subject": directive["subject"],
+            "issuer": directive.get("issuer"),
+            "basis": directive["basis"],
+        }
+        for rank, (key, directive, components) in enumerate(scored, start=1)
+    ]
+
+
+class WeeklySchedule:
+    """Free capacity of each week of the contract period, handed out in ranking order.
+
+    Hours are whole micro-hours, so what is left of a week is exact.
+    """
+
+    def __init__(self, state: ContractState) -> None:
+        free = max(0, to_micro(state.weekly_hours) - to_micro(state.committed_hours))
+        self.state = state
+        self.first_week = state.period.first_week
+        self.free = [free] * (state.period.last_week - self.first_week + 1)
+
+    def grant(self, directive: Directive, *, blocked: bool = False) -> dict[str, Any]:
+        """Grant the directive what each covered week can still give; answer its schedule.
+
+        ``hours_granted`` is the smallest weekly grant; the outcome is
+        ``scheduled`` when every week gave all it asked, ``deferred`` when no
+        week gave anything, else ``partial``.  A directive asking for no hours,
+        or covering no week of the period, asks nothing and is ``scheduled``.
+        """
+        if blocked:
+            return {"outcome": BLOCKED, "hours_granted": 0.0}
+        asked = to_micro(directive.get("hours_per_week") or 0)
+        weeks = self.state.weeks(directive)
+        if asked <= 0 or not weeks:
+            return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
+        start, stop = weeks.start - self.first_week, weeks.stop - self.first_week
+        left = self.free[start:stop]
+        if min(left) >= asked:
+            self.free[start:stop] = [hours - asked for hours in left]
+            return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
+        if max(left) == 0:
+            return {"outcome": DEFERRED, "hours_granted": 0.0}
+        given = [min(asked, hours) for hours in left]
+        self.free[start:stop] = [hours - grant for hours, grant in zip(left, given, strict=True)]
+        return {"outcome": PARTIAL, "hours_granted": from_micro(min(given))}
+
+
+def priority_view(
+    terms: Mapping[str, Any],
+    directives: Iterable[Directive],
+    reference_date: date,
+    *,
+    profile: str | Profile | None = None,
+    weights: Mapping[str, float] | Weights | None = None,
+) -> dict[str, Any]:
+    """The priority view without its address: the caller adds ``contract_id`` and
+    ``position`` or ``version``.  ``profile`` and ``weights`` are what-if overrides."""
+    return priority_view_of(
+        ContractState(terms, directives), reference_date, profile=profile, weights=weights,
+    )
+
+
+def priority_view_of(
+    state: ContractState,
+    reference_date: date,
+    *,
+    profile: str | Profile | None = None,
+    weights: Mapping[str, float] | Weights | None = None,
+) -> dict[str, Any]:
+    """``priority_view`` of a prepared state (share one state with the detectors)."""
+    chosen, weighting = effective_policy(state.terms, profile, weights)
+    return {
+        "profile": chosen.value,
+        "weights": weighting,
+        "reference_date": reference_date.isoformat(),
+        "priorities": rank(state, reference_date, chosen, weighting),
+    }
