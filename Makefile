@@ -39,7 +39,7 @@ run: venv
 
 # pytest exits 5 when it collected no test; like any non-zero status, that fails the target.
 test: venv
-	NEEDLE_EVENT_STORE= NEEDLE_EVENT_STORE_SCHEMA= $(BIN)/pytest -q tests/unit tests/integration tests/e2e
+	NEEDLE_EVENT_STORE= NEEDLE_EVENT_STORE_SCHEMA= $(BIN)/pytest -q tests
 
 # A database of its own for every run, dropped afterwards whatever pytest answered;
 # the recipe exits with pytest's status.
@@ -51,7 +51,7 @@ test-postgres: venv
 	trap "$(PG_ADMIN) 'DROP DATABASE IF EXISTS $$db WITH (FORCE)'" EXIT; \
 	echo "test-postgres: database $$db"; \
 	NEEDLE_EVENT_STORE="$(POSTGRES_URL)/$$db" NEEDLE_EVENT_STORE_SCHEMA= \
-		$(BIN)/pytest -q tests/e2e tests/integration
+		$(BIN)/pytest -q $(wildcard tests/e2e tests/integration)
 
 lint: venv
 	$(BIN)/ruff check .

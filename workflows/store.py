@@ -12,7 +12,7 @@ def position_of(recorder: Any, originator_id: UUID, version: int) -> int:
     if hasattr(recorder.datastore, "schema"):  # PostgreSQL
         schema = recorder.datastore.schema or "public"
         statement = (
-            f'SELECT notification_id FROM "{schema}"."{table}" '  # noqa: S608 - names, not input
+            f'SELECT notification_id FROM "{schema}"."{table}" '  # names, not input
             "WHERE originator_id = %s AND originator_version = %s"
         )
         with recorder.datastore.transaction(commit=False) as cursor:
@@ -20,7 +20,7 @@ def position_of(recorder: Any, originator_id: UUID, version: int) -> int:
             row = cursor.fetchone()
             return int(row["notification_id"]) if row else 0
     statement = (
-        f"SELECT rowid FROM {table} "  # noqa: S608 - a table name, not input
+        f"SELECT rowid FROM {table} "  # a table name, not input
         "WHERE originator_id = ? AND originator_version = ?"
     )
     with recorder.datastore.transaction(commit=False) as cursor:
