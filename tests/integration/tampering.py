@@ -10,9 +10,16 @@ from uuid import UUID
 
 import psycopg
 
+from workflows.application import Threadneedle
 from workflows.settings import Settings
 
-TABLE = "stored_events"
+
+def events_table(settings: Settings) -> str:
+    app = Threadneedle(settings)
+    try:
+        return str(app.recorder.events_table_name)
+    finally:
+        app.close()
 
 
 def alter_stored_event(
@@ -20,9 +27,10 @@ def alter_stored_event(
     change: Callable[[dict[str, Any]], None],
 ) -> None:
     """Rewrite the JSON state of one stored event with ``change`` applied to it."""
+    table = events_table(settings)
     if settings.uses_postgres:
         schema = settings.event_store_schema or "public"
-        table = f'"{schema}"."{TABLE}"'
+        table = f'"{schema}"."{table}"'
         where = "originator_id = %s AND originator_version = %s"
         with psycopg.connect(settings.event_store, autocommit=True) as connection:
             row = connection.execute(
@@ -39,12 +47,12 @@ def alter_stored_event(
     with sqlite3.connect(settings.sqlite_path) as connection:
         where = "originator_id = ? AND originator_version = ?"
         row = connection.execute(
-            f"SELECT state FROM {TABLE} WHERE {where}", (originator_id.hex, version)
+            f"SELECT state FROM {table} WHERE {where}", (originator_id.hex, version)
         ).fetchone()
         assert row is not None, "no such stored event"
         state = json.loads(row[0])
         change(state)
         connection.execute(
-            f"UPDATE {TABLE} SET state = ? WHERE {where}",
+            f"UPDATE {table} SET state = ? WHERE {where}",
             (json.dumps(state, ensure_ascii=False).encode(), originator_id.hex, version),
         )
