@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -64,11 +64,10 @@ class Session:
         self.services: Services = bootstrap(Settings())
         return self.services.app
 
-    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> bool:
+    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
         self.services.close()
         if isinstance(error, DomainError):
             raise fail(error.detail) from error
-        return False
 
 
 # --- up -----------------------------------------------------------------------------
@@ -211,8 +210,8 @@ def _iso_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _events(needle: Threadneedle, contract_id: str, up_to: int) -> list[dict]:
-    events: list[dict] = []
+def _events(needle: Threadneedle, contract_id: str, up_to: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
     after = 0
     while after < up_to:
         page = needle.history(BOOTSTRAP_ADMIN, contract_id, after_version=after,

@@ -17,7 +17,8 @@ from workflows.settings import Settings
 def events_table(settings: Settings) -> str:
     app = Threadneedle(settings)
     try:
-        return str(app.recorder.events_table_name)
+        recorder: Any = app.recorder  # both SQL recorders name their events table
+        return str(recorder.events_table_name)
     finally:
         app.close()
 
