@@ -95,8 +95,11 @@ class ContractState:
     def broken_rules(self) -> dict[str, list[Mapping[str, Any]]]:
         """For each directive some contract rule blocks, those rules in the contract's order."""
         rules = list(self.terms.get("rules") or ())
+        untagged_match = [rule for rule in rules if rule_applies(rule, {"tags": [], "basis": None})]
         found = {}
         for directive in self.directives:
+            if not directive.get("tags") and not untagged_match:
+                continue  # every rule needs a tag this directive lacks
             broken = [rule for rule in rules if rule_applies(rule, directive)]
             if broken:
                 found[directive["id"]] = broken
