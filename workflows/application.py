@@ -8,13 +8,15 @@ into domain errors here, so the API maps one family of errors to HTTP.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.persistence import IntegrityError
 
 from domain import access
@@ -93,6 +95,28 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class LoadSafeRepository(Repository):  # type: ignore[type-arg]
+    """Serialise loads of one cached aggregate.
+
+    ``eventsourcing`` 9.5 fast-forwards a cached aggregate under a lock but
+    deep-copies it after releasing that lock, so a thread copying the aggregate
+    while another fast-forwards it fails with "dictionary changed size during
+    iteration" (seen with 32 concurrent directives on one contract).
+    """
+
+    STRIPES = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._load_locks = [threading.Lock() for _ in range(self.STRIPES)]
+
+    def get(self, aggregate_id: Any, *, version: int | None = None, **kwargs: Any) -> Any:
+        if version is not None or not self.cache:
+            return super().get(aggregate_id, version=version, **kwargs)
+        with self._load_locks[hash(aggregate_id) % self.STRIPES]:
+            return super().get(aggregate_id, **kwargs)
+
+
 class Threadneedle(Application):
     name = "threadneedle"
     is_snapshotting_enabled = True
@@ -108,11 +132,21 @@ class Threadneedle(Application):
         self.settings = settings
         self.clock = clock
         self.new_id = new_id
+        self._command_locks = [threading.Lock() for _ in range(64)]
         interval = settings.snapshot_interval
         self.snapshotting_intervals = {  # type: ignore[misc]  # per instance, from settings
             ServiceContract: interval, Directory: interval,
         }
         super().__init__(env=settings.eventsourcing_env())
+
+    def construct_repository(self) -> Repository:  # type: ignore[type-arg]
+        plain = super().construct_repository()
+        return LoadSafeRepository(
+            event_store=plain.event_store, snapshot_store=plain.snapshot_store,
+            cache_maxsize=self.settings.aggregate_cache_size, fastforward=plain.fastforward,
+            fastforward_skipping=plain.fastforward_skipping,
+            deepcopy_from_cache=plain.deepcopy_from_cache,
+        )
 
     # --- organisations and keys --------------------------------------------
 
@@ -126,7 +160,7 @@ class Threadneedle(Application):
             directory.register(spec, actor=caller.actor, at=self.clock())
             return Change([directory], directory, spec.id)
 
-        return self._execute(caller, request, attempt)
+        return self._execute(caller, request, attempt, serial_key=str(DIRECTORY_ID))
 
     def list_organisations(self, caller: Caller) -> list[dict[str, str]]:
         access.require_admin(caller, "list organisations")
@@ -201,7 +235,7 @@ class Threadneedle(Application):
             directory.list_contract(contract_id, terms.code, actor=caller.actor, at=at)
             return Change([contract, directory], contract, str(contract_id))
 
-        return self._execute(caller, request, attempt)
+        return self._execute(caller, request, attempt, serial_key=str(DIRECTORY_ID))
 
     def list_contracts(self, caller: Caller) -> list[dict[str, Any]]:
         summaries = []
@@ -249,7 +283,7 @@ class Threadneedle(Application):
             contract.add_stakeholder(spec, actor=caller.actor, at=self.clock())
             return Change([contract], contract, spec.org)
 
-        return self._execute(caller, request, attempt)
+        return self._execute(caller, request, attempt, serial_key=contract_id)
 
     def change_policy(
         self,
@@ -265,7 +299,7 @@ class Threadneedle(Application):
             contract.change_policy(policy, actor=caller.actor, at=self.clock())
             return Change([contract], contract, str(contract.id))
 
-        return self._execute(caller, None, attempt)
+        return self._execute(caller, None, attempt, serial_key=contract_id)
 
     def transition(
         self,
@@ -282,7 +316,7 @@ class Threadneedle(Application):
             contract.transition(command, actor=caller.actor, at=self.clock())
             return Change([contract], contract, str(contract.id))
 
-        return self._execute(caller, request, attempt)
+        return self._execute(caller, request, attempt, serial_key=contract_id)
 
     # --- directives -----------------------------------------------------------
 
@@ -307,7 +341,7 @@ class Threadneedle(Application):
             )
             return Change([contract], contract, str(directive_id))
 
-        return self._execute(caller, request, attempt)
+        return self._execute(caller, request, attempt, serial_key=contract_id)
 
     def amend_directive(
         self,
@@ -324,7 +358,7 @@ class Threadneedle(Application):
             contract.amend_directive(directive_id, patch, actor=caller.actor, at=self.clock())
             return Change([contract], contract, directive_id)
 
-        return self._execute(caller, None, attempt)
+        return self._execute(caller, None, attempt, serial_key=contract_id)
 
     def withdraw_directive(
         self,
@@ -340,7 +374,7 @@ class Threadneedle(Application):
             contract.withdraw_directive(directive_id, actor=caller.actor, at=self.clock())
             return Change([contract], contract, directive_id)
 
-        return self._execute(caller, None, attempt)
+        return self._execute(caller, None, attempt, serial_key=contract_id)
 
     # --- history --------------------------------------------------------------
 
@@ -378,8 +412,25 @@ class Threadneedle(Application):
         caller: Caller,
         request: IdempotentRequest | None,
         attempt: Callable[[], Change],
+        *,
+        serial_key: str | None = None,
     ) -> CommandResult:
-        """Run a command, retrying on optimistic-concurrency conflicts; honour idempotency."""
+        """Run a command, retrying on optimistic-concurrency conflicts; honour idempotency.
+
+        Commands on one aggregate (``serial_key``) take turns within this process, so
+        concurrent clients of one contract do not all load the same version and all
+        but one retry; other processes are still handled by the retries.
+        """
+        stripe = hash(serial_key) % len(self._command_locks) if serial_key else None
+        with self._command_locks[stripe] if stripe is not None else nullcontext():
+            return self._attempt_until_saved(caller, request, attempt)
+
+    def _attempt_until_saved(
+        self,
+        caller: Caller,
+        request: IdempotentRequest | None,
+        attempt: Callable[[], Change],
+    ) -> CommandResult:
         for _ in range(self.settings.command_retries):
             if request is not None and (earlier := self._earlier(caller, request)):
                 return earlier
