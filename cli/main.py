@@ -145,7 +145,7 @@ def _print_ready(stack: Stack, loaded: DemoLoad | None) -> None:
             keys.add_row(k.role, k.org, k.key)
         console().print(keys, soft_wrap=True)
     console().print(f"[bold green]Threadneedle is ready:[/] {stack.base_url}/docs  "
-                  f"(API {stack.base_url}/v1, Ctrl-C to stop)", highlight=False)
+                  f"(API {stack.base_url}/v1, Ctrl-C to stop)", highlight=False, soft_wrap=True)
 
 
 # --- keys -----------------------------------------------------------------------
@@ -188,8 +188,8 @@ def replay(
     table.add_column("v", justify="right")
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("event", no_wrap=True)
-    table.add_column("actor")
-    table.add_column("summary")
+    table.add_column("actor", max_width=20, no_wrap=True, overflow="ellipsis")
+    table.add_column("summary", ratio=1)
     for event in events:
         table.add_row(
             str(event["version"]), event["recorded_at"][:19].replace("T", " "),
