@@ -95,7 +95,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class LoadSafeRepository(Repository):  # type: ignore[type-arg]
+class LoadSafeRepository(Repository):
     """Serialise loads of one cached aggregate.
 
     ``eventsourcing`` 9.5 fast-forwards a cached aggregate under a lock but
@@ -139,7 +139,7 @@ class Threadneedle(Application):
         }
         super().__init__(env=settings.eventsourcing_env())
 
-    def construct_repository(self) -> Repository:  # type: ignore[type-arg]
+    def construct_repository(self) -> Repository:
         plain = super().construct_repository()
         return LoadSafeRepository(
             event_store=plain.event_store, snapshot_store=plain.snapshot_store,
