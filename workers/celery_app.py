@@ -8,7 +8,10 @@ worker takes one message at a time, so a slow task never hides others behind it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_ready
 
 from workers.schedule import beat_schedule
 from workflows.settings import Settings
@@ -48,6 +51,15 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
-        beat_schedule=beat_schedule(),
+        task_default_queue=settings.celery_queue,
+        beat_schedule=beat_schedule(settings),
     )
     return app
+
+
+@worker_ready.connect
+def _refresh_stale_priorities(sender: Any = None, **_: object) -> None:
+    """A worker that starts after midnight brings yesterday's urgency up to date."""
+    if sender is not None:
+        sender.app.send_task("threadneedle.refresh_priorities", kwargs={"only_if_stale": True},
+                             queue=sender.app.conf.task_default_queue)

@@ -8,15 +8,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
+
+from workflows.settings import Settings
+
 HEALTH_INTERVAL_SECONDS = 60.0
+# 00:05 in Asia/Shanghai, which keeps UTC+8 all year (no daylight saving): 16:05 UTC.
+DAILY_REFRESH = crontab(hour=16, minute=5)
 
 
-def beat_schedule() -> dict[str, dict[str, Any]]:
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    interval = settings.projection_interval_seconds
     return {
         "health-ping": {
             "task": "threadneedle.ping",
             "schedule": HEALTH_INTERVAL_SECONDS,
             # A ping nobody ran within its interval is stale: drop it, the next one follows.
             "options": {"expires": HEALTH_INTERVAL_SECONDS},
+        },
+        # The safety net: commits wake the projection, this catches any wake that was lost.
+        "project-contracts": {
+            "task": "threadneedle.project",
+            "schedule": interval,
+            "options": {"expires": interval},
+        },
+        "refresh-priorities-daily": {
+            "task": "threadneedle.refresh_priorities",
+            "schedule": DAILY_REFRESH,
+            "options": {"expires": 3600},
         },
     }

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 
 from workflows.application import Threadneedle
 from workflows.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 @dataclass
@@ -15,11 +19,23 @@ class Services:
     settings: Settings
     app: Threadneedle
     redis: redis.Redis | None
+    _celery: Celery | None = field(default=None, repr=False)
+
+    @property
+    def celery(self) -> Celery:
+        """The Celery app tasks are sent through (by name), built on first use."""
+        if self._celery is None:
+            from workers.celery_app import create_celery
+
+            self._celery = create_celery(self.settings)
+        return self._celery
 
     def close(self) -> None:
         self.app.close()
         if self.redis is not None:
             self.redis.close()
+        if self._celery is not None:
+            self._celery.close()
 
 
 def bootstrap(settings: Settings | None = None) -> Services:

@@ -1,28 +1,40 @@
 """The contract-views projection: event store → conflict, priority and board views in Redis.
 
 The log is the truth and tasks are only hints.  ``ContractViews.catch_up``
-reads the notification log after the projection's stored position in
-batches, brings each touched contract's aggregate to the last version in the
-batch (the aggregate folds its own conflicts, so replay and the live view
-agree by construction), and commits the new views and the new position in
-one atomic, position-guarded step (``ViewStore.commit``).  A repeated,
-concurrent or killed run therefore leaves exactly what a clean rebuild would.
-One consumer runs at a time, under a Redis lock; a second one simply leaves.
+reads the notification log after the generation's stored position in
+batches, applies each contract event to that contract's aggregate (kept in an
+in-memory LRU per generation, loaded through snapshots when it is missing or
+ahead), and commits the touched contracts' views and the new position in one
+atomic, position-guarded step (``ViewStore.commit``).  The aggregate folds its
+own conflicts, so replay and the live view agree by construction; a repeated,
+concurrent or killed run leaves exactly what a clean rebuild would.
+
+Every view document records the position of the contract's own last event it
+reflects (``position``) and its ``version``: both are facts of the log, so a
+view does not depend on how the log was cut into batches.
+
+One consumer runs at a time, under a Redis lease renewed after every batch;
+a second one leaves at once.  A commit sets a wake flag and sends a task
+(``workflows.projection_control.wake_projections``); the consumer deletes the
+flag before it reads the log and looks at it again before and after it lets
+the lease go, so a commit is never left waiting for the periodic safety net.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from domain.chain import ChainedAggregate
@@ -33,7 +45,11 @@ from workflows.application import Threadneedle
 from workflows.views import ViewStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-NAME = "contracts"
+NAME = views.CONTRACTS
+
+
+class LeaseLost(Exception):
+    """The one-consumer lease lapsed (a batch outlived it): leave, another consumer goes on."""
 
 
 def contract_topics() -> list[str]:
@@ -79,6 +95,13 @@ def due_epoch(conflict: dict[str, Any]) -> float:
     return datetime.fromisoformat(conflict["due"]).timestamp()
 
 
+@dataclass(frozen=True)
+class RunReport:
+    processed: int
+    complete: bool
+    """False when the time budget ran out (or the lease was lost) with work left."""
+
+
 @dataclass
 class ContractViews:
     """Keeps the per-contract conflict and priority views and the open-conflict board."""
@@ -88,44 +111,89 @@ class ContractViews:
     clock: Callable[[], datetime]
     batch_size: int = 1000
     cache_size: int = 2000
-    lock_seconds: float = 60.0
+    lock_seconds: float = 30.0
+    topics: list[str] = field(default_factory=contract_topics)
 
     def __post_init__(self) -> None:
-        self.topics = contract_topics()
-        self._aggregates: OrderedDict[UUID, ServiceContract] = OrderedDict()
+        self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
+        self._lease_token: str | None = None
 
     # --- running ------------------------------------------------------------
 
-    def run(self) -> int:
+    def run(self, budget_seconds: float | None = None) -> RunReport:
         """Catch the live view (and a rebuild, if one is open) up with the log."""
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
         processed = 0
-        with self._lock() as held:
-            if not held:
-                return 0
-            while True:
-                self.store.client.delete(views.wake_key(NAME))
-                processed += self.catch_up(self.store.current())
-                building = self.store.building()
-                if building:
-                    processed += self.catch_up(building)
-                    if self.store.position(building) >= self.app.head_position():
-                        self.store.switch(building)
-                if not self.store.client.exists(views.wake_key(NAME)):
-                    return processed
+        while True:
+            try:
+                with self._lease() as held:
+                    if not held:  # the holder sees the wake flag before or after it leaves
+                        return RunReport(processed, complete=True)
+                    done, complete = self._run_held(deadline)
+                    processed += done
+                    if not complete:
+                        return RunReport(processed, complete=False)
+            except LeaseLost:
+                return RunReport(processed, complete=False)
+            # A commit that set the flag while we were leaving found the lease still
+            # taken and its task left: look once more now that the lease is free.
+            if not self.store.client.exists(views.wake_key(NAME)):
+                return RunReport(processed, complete=True)
 
-    def catch_up(self, generation: str, *, max_batches: int | None = None) -> int:
-        """Project batches until the generation's position reaches the head of the log."""
+    def _run_held(self, deadline: float | None) -> tuple[int, bool]:
+        processed = 0
+        while True:
+            self.store.client.delete(views.wake_key(NAME))
+            live = self.store.current()
+            done, complete = self.catch_up(live, deadline=deadline)
+            processed += done
+            if not complete:
+                return processed, False
+            if self.store.current() != live:  # Redis was emptied, or a rebuild switched
+                continue
+            self.refresh_if_stale(live)
+            building = self.store.building()
+            if building and self.store.exists(building):
+                # Interleave: a few batches of the rebuild, then the live view again.
+                done, caught_up = self.catch_up(building, max_batches=4, deadline=deadline)
+                processed += done
+                if caught_up and self.store.position(building) >= self.app.head_position():
+                    self.refresh_if_stale(building)
+                    if self.store.switch(building):
+                        self._caches.pop(live, None)
+                if _past(deadline):
+                    return processed, False
+                continue
+            if not self.store.client.exists(views.wake_key(NAME)):
+                return processed, True
+            if _past(deadline):
+                return processed, False
+
+    def catch_up(
+        self, generation: str, *, max_batches: int | None = None,
+        deadline: float | None = None,
+    ) -> tuple[int, bool]:
+        """Project batches until the position reaches the head; (events, caught up)."""
         processed, batches = 0, 0
         while max_batches is None or batches < max_batches:
             done = self.project_batch(generation)
             if done is None:
-                return processed
+                return processed, True
             processed += done
             batches += 1
-        return processed
+            self._renew()
+            if _past(deadline):
+                return processed, False
+        return processed, False
 
     def project_batch(self, generation: str) -> int | None:
-        """Project the next batch; ``None`` when there was nothing to do."""
+        """Project the next batch; ``None`` when there was nothing to do.
+
+        The new position is the last notification read when the batch is full,
+        else the head read before the batch: both stores make commit order equal
+        id order (SQLite has one writer, PostgreSQL's recorder locks the table),
+        so no notification at or below the head can appear later.
+        """
         position = self.store.position(generation)
         head = self.app.head_position()
         if head <= position:
@@ -134,38 +202,58 @@ class ContractViews:
             start=position + 1, limit=self.batch_size, stop=head, topics=self.topics,
         )
         new_position = notifications[-1].id if len(notifications) == self.batch_size else head
-        last_versions: dict[UUID, int] = {}
+        cache = self._caches.setdefault(generation, OrderedDict())
+        touched: dict[UUID, tuple[ServiceContract, int]] = {}
         for notification in notifications:
-            last_versions[notification.originator_id] = notification.originator_version
+            contract = self._advance(cache, notification)
+            touched[contract.id] = (contract, notification.id)
         reference = today_in_shanghai(self.clock())
         ops: list[list[Any]] = []
-        for contract_id, version in last_versions.items():
-            contract = self.contract_at(contract_id, version)
-            ops.extend(self.view_ops(generation, contract, reference, new_position))
-        self.store.commit(generation, position, new_position, ops)
+        for contract, event_position in touched.values():
+            ops.extend(self.view_ops(generation, contract, reference, event_position))
+        if position == 0:
+            ops.append(["set", views.reference_key(NAME, generation), reference.isoformat()])
+        if not self.store.commit(generation, position, new_position, ops) \
+                and not self.store.exists(generation):
+            self._caches.pop(generation, None)
+            return None  # dropped, or Redis was emptied: the caller starts again from current
         return len(notifications)
 
     def refresh(self) -> int:
         """Recompute every priority view against today's date (urgency changes daily)."""
-        with self._lock() as held:
+        with self._lease() as held:
             if not held:
                 return 0
-            generation = self.store.current()
-            position = self.store.position(generation)
-            reference = today_in_shanghai(self.clock())
-            ops: list[list[Any]] = []
-            members = self.store.client.smembers(views.contracts_key(generation))
-            for raw in members:
-                contract_id = raw.decode() if isinstance(raw, bytes) else raw
-                current = self.store.read_json(views.conflicts_key(generation, contract_id))
-                if current is None:
-                    continue
-                contract = self.contract_at(UUID(contract_id), current["version"])
-                document = priority_document(contract, reference, position)
-                ops.append(["set", views.priorities_key(generation, contract_id),
-                            _json(document)])
-            self.store.commit(generation, position, position, ops)
-            return len(ops)
+            refreshed = self.refresh_generation(self.store.current())
+            building = self.store.building()
+            if building:
+                refreshed += self.refresh_generation(building)
+            return refreshed
+
+    def refresh_if_stale(self, generation: str) -> int:
+        today = today_in_shanghai(self.clock()).isoformat()
+        stored = self.store.reference_date(generation)
+        if stored is None or stored >= today:
+            return 0
+        return self.refresh_generation(generation)
+
+    def refresh_generation(self, generation: str) -> int:
+        """Call with the lease held: new priority views, same position."""
+        position = self.store.position(generation)
+        reference = today_in_shanghai(self.clock())
+        cache = self._caches.setdefault(generation, OrderedDict())
+        ops: list[list[Any]] = []
+        for raw in self.store.client.smembers(views.contracts_key(generation)):
+            contract_id = raw.decode() if isinstance(raw, bytes) else raw
+            current = self.store.read_json(views.conflicts_key(generation, contract_id))
+            if current is None:
+                continue
+            contract = self._at(cache, UUID(contract_id), current["version"])
+            document = priority_document(contract, reference, current["position"])
+            ops.append(["set", views.priorities_key(generation, contract_id), _json(document)])
+        ops.append(["set", views.reference_key(NAME, generation), reference.isoformat()])
+        self.store.commit(generation, position, position, ops)
+        return len(ops) - 1
 
     # --- views ------------------------------------------------------------------
 
@@ -188,56 +276,99 @@ class ContractViews:
                 yield ["zrem", views.board_key(generation), member]
                 yield ["hdel", views.board_items_key(generation), member]
 
-    def contract_at(self, contract_id: UUID, version: int) -> ServiceContract:
-        """The contract at ``version``: fast-forwarded from memory, else loaded (snapshots)."""
-        cached = self._aggregates.get(contract_id)
-        if cached is not None and cached.version <= version:
-            if cached.version < version:
-                for event in self.app.repository.event_store.get(
-                    contract_id, gt=cached.version, lte=version
-                ):
-                    event.mutate(cached)
-            contract = cached
-        else:
-            loaded = self.app.repository.get(contract_id, version=version)
-            assert isinstance(loaded, ServiceContract)
-            contract = loaded
-        self._aggregates[contract_id] = contract
-        self._aggregates.move_to_end(contract_id)
-        while len(self._aggregates) > self.cache_size:
-            self._aggregates.popitem(last=False)
+    def _advance(
+        self, cache: OrderedDict[UUID, ServiceContract], notification: Notification
+    ) -> ServiceContract:
+        """The notification's contract with its event applied (from memory when possible)."""
+        contract_id = UUID(str(notification.originator_id))
+        version = notification.originator_version
+        cached = cache.get(contract_id)
+        if cached is not None and cached.version == version - 1:
+            event: Any = self.app.mapper.to_domain_event(notification)
+            event.mutate(cached)
+            return self._keep(cache, cached)
+        return self._at(cache, contract_id, version)
+
+    def _at(
+        self, cache: OrderedDict[UUID, ServiceContract], contract_id: UUID, version: int
+    ) -> ServiceContract:
+        cached = cache.get(contract_id)
+        if cached is not None and cached.version == version:
+            return self._keep(cache, cached)
+        loaded: Any = self.app.repository.get(contract_id, version=version)
+        assert isinstance(loaded, ServiceContract)
+        return self._keep(cache, loaded)
+
+    def _keep(
+        self, cache: OrderedDict[UUID, ServiceContract], contract: ServiceContract
+    ) -> ServiceContract:
+        cache[contract.id] = contract
+        cache.move_to_end(contract.id)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
         return contract
 
     # --- one consumer at a time ---------------------------------------------------
 
     @contextmanager
-    def _lock(self) -> Iterator[bool]:
+    def _lease(self) -> Iterator[bool]:
         client, key, token = self.store.client, views.lock_key(NAME), secrets.token_hex(8)
         held = bool(client.set(key, token, nx=True, px=int(self.lock_seconds * 1000)))
+        self._lease_token = token if held else None
         try:
             yield held
         finally:
+            self._lease_token = None
             if held:
                 client.eval(_RELEASE, 1, key, token)
 
+    def _renew(self) -> None:
+        if self._lease_token is None:  # driven directly (tests, tools): no lease to keep
+            return
+        renewed = self.store.client.eval(
+            _RENEW, 1, views.lock_key(NAME), self._lease_token, int(self.lock_seconds * 1000),
+        )
+        if not renewed:
+            raise LeaseLost
+
+    # --- status -------------------------------------------------------------------
+
     def status(self) -> dict[str, Any]:
-        generation = self.store.current()
-        position = self.store.position(generation)
+        """Position, head, lag in events and seconds, and status of the live view."""
         head = self.app.head_position()
-        updated = self.store.updated_at(generation)
-        lag_events = max(0, head - position)
-        lag_seconds = 0.0 if lag_events == 0 or updated is None else \
-            max(0.0, time.time() - updated)
+        generation = self.store.current()
         building = self.store.building()
+        entry = {"name": NAME, **self._generation_status(generation, head),
+                 "generation": generation}
+        if building:
+            entry["status"] = "rebuilding"
+            entry["rebuild"] = {"generation": building,
+                                **self._generation_status(building, head)}
+        return entry
+
+    def _generation_status(self, generation: str, head: int) -> dict[str, Any]:
+        position = self.store.position(generation)
+        lag_events = max(0, head - position)
+        lag_seconds = 0.0
+        if lag_events:
+            waiting = self.app.recorder.select_notifications(
+                start=position + 1, limit=1, stop=head, topics=self.topics,
+            )
+            if waiting:
+                event: Any = self.app.mapper.to_domain_event(waiting[0])
+                recorded: datetime = event.timestamp
+                lag_seconds = max(0.0, (self.clock() - recorded).total_seconds())
         return {
-            "name": NAME,
             "position": position,
             "head": head,
             "lag_events": lag_events,
             "lag_seconds": round(lag_seconds, 3),
-            "status": "rebuilding" if building else ("live" if lag_events == 0 else "catching_up"),
-            "generation": generation,
+            "status": "live" if lag_events == 0 else "catching_up",
         }
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 _RELEASE = """
@@ -245,8 +376,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 
 def _json(document: Any) -> str:
-    import json
-
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))

@@ -1,15 +1,23 @@
-"""The Redis key layout of the read models, and the one atomic way to write them.
+"""The Redis key layout of the read models, the one atomic way to write them, and reads.
 
 Every key the projections write and the API reads is named here.  A
 projection keeps its views in a *generation* (``g<n>``): a rebuild fills a new
 generation beside the live one and switches ``current`` when it has caught up,
-so readers never see a half-built view.
+so readers never see a half-built view.  A generation exists while it is a
+member of the projection's ``generations`` set; dropping one removes it from
+the set first, so a straggling writer can never bring a dropped one back.
 
-Writes go through ``commit``: a Lua script that applies a batch of operations
-and moves the projection's position forward only if the position is still the
-one the batch was computed from.  A repeated or concurrent task therefore
-changes nothing, and a worker killed mid-batch leaves the old position and
-the old views (Redis runs a script atomically).
+Writes go through ``ViewStore.commit``: a Lua script that applies a batch of
+operations and moves the generation's position forward only if the position
+is still the one the batch was computed from and the generation still exists.
+A repeated or concurrent task therefore changes nothing, and a worker killed
+mid-batch leaves the old position and the old views (Redis runs a script
+atomically).
+
+Readers (the API) use ``read_contract_view``, ``read_board`` and
+``read_position``: each answers the live generation's position together with
+what it read, in one atomic step, so a switch between two reads can never pair
+a view with the wrong position or a dropped generation.
 """
 
 from __future__ import annotations
@@ -18,11 +26,11 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import redis
+from typing import Any, Literal
 
 PREFIX = "tn"
+CONTRACTS = "contracts"
+"""The one projection there is: per-contract conflicts and priorities, and the board."""
 
 
 def current_key(projection: str) -> str:
@@ -41,6 +49,11 @@ def updated_key(projection: str, generation: str) -> str:
     return f"{PREFIX}:proj:{projection}:{generation}:updated_at"
 
 
+def reference_key(projection: str, generation: str) -> str:
+    """The date every priority view of the generation was computed against (ISO date)."""
+    return f"{PREFIX}:proj:{projection}:{generation}:reference_date"
+
+
 def wake_key(projection: str) -> str:
     return f"{PREFIX}:wake:{projection}"
 
@@ -50,6 +63,11 @@ def lock_key(projection: str) -> str:
 
 
 def counter_key(projection: str) -> str:
+    return f"{PREFIX}:proj:{projection}:generation_counter"
+
+
+def generations_key(projection: str) -> str:
+    """The set of the projection's existing generations (live, building, scratch)."""
     return f"{PREFIX}:proj:{projection}:generations"
 
 
@@ -67,6 +85,7 @@ def board_key(generation: str) -> str:
 
 
 def board_items_key(generation: str) -> str:
+    """Hash of board member (``<contract_id>:<conflict_id>``) → the board item's JSON."""
     return f"{PREFIX}:view:{generation}:board:items"
 
 
@@ -79,7 +98,9 @@ def generation_pattern(generation: str) -> str:
     return f"{PREFIX}:view:{generation}:*"
 
 
+# KEYS: position, updated_at, generations set.  ARGV: expected, new, ops JSON, now, generation.
 _COMMIT = """
+if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 0 then return 0 end
 local current = redis.call('GET', KEYS[1]) or '0'
 if current ~= ARGV[1] then return 0 end
 local ops = cjson.decode(ARGV[3])
@@ -92,6 +113,7 @@ for _, op in ipairs(ops) do
   elseif kind == 'hset' then redis.call('HSET', op[2], op[3], op[4])
   elseif kind == 'hdel' then redis.call('HDEL', op[2], op[3])
   elseif kind == 'sadd' then redis.call('SADD', op[2], op[3])
+  else return redis.error_reply('unknown view operation ' .. tostring(kind))
   end
 end
 redis.call('SET', KEYS[1], ARGV[2])
@@ -99,7 +121,89 @@ redis.call('SET', KEYS[2], ARGV[4])
 return 1
 """
 
+# KEYS: current, building, generations set.  ARGV: generation, position key prefix.
+# Switch only to the open rebuild, and only when it is not behind the live one:
+# a reader must never see the position go backwards.
+_SWITCH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+local old = redis.call('GET', KEYS[1])
+if old then
+  local behind = tonumber(redis.call('GET', ARGV[2] .. ARGV[1] .. ':position') or '0')
+  local live = tonumber(redis.call('GET', ARGV[2] .. old .. ':position') or '0')
+  if behind < live then return false end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return old or ''
+"""
+
+# KEYS: current.  ARGV: position key prefix, view key suffix (after the generation).
+_READ_VIEW = """
+local generation = redis.call('GET', KEYS[1])
+if not generation then return {false, '0', false} end
+local position = redis.call('GET', ARGV[1] .. generation .. ':position') or '0'
+local view = redis.call('GET', 'tn:view:' .. generation .. ':' .. ARGV[2])
+return {generation, position, view}
+"""
+
+# KEYS: current.  ARGV: position key prefix, start, stop.
+_READ_BOARD = """
+local generation = redis.call('GET', KEYS[1])
+if not generation then return {false, '0', {}} end
+local position = redis.call('GET', ARGV[1] .. generation .. ':position') or '0'
+local board = 'tn:view:' .. generation .. ':board'
+local members = redis.call('ZRANGE', board, ARGV[2], ARGV[3])
+local items = {}
+if #members > 0 then items = redis.call('HMGET', board .. ':items', unpack(members)) end
+return {generation, position, items}
+"""
+
+_READ_VIEW = _READ_VIEW.replace("'tn:view:'", f"'{PREFIX}:view:'")
+_READ_BOARD = _READ_BOARD.replace("'tn:view:'", f"'{PREFIX}:view:'")
+
 Op = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class LiveRead:
+    """What a reader got from the live generation, with that generation's position."""
+
+    generation: str | None
+    position: int
+    value: Any
+
+
+def _position_prefix(projection: str) -> str:
+    return f"{PREFIX}:proj:{projection}:"
+
+
+def read_contract_view(
+    client: Any, kind: Literal["conflicts", "priorities"], contract_id: str,
+    projection: str = CONTRACTS,
+) -> LiveRead:
+    """A contract's live conflict or priority document (``value`` None if not projected yet)."""
+    generation, position, raw = client.eval(
+        _READ_VIEW, 1, current_key(projection), _position_prefix(projection),
+        f"{kind}:{contract_id}",
+    )
+    return LiveRead(_text_or_none(generation), int(position),
+                    json.loads(raw) if raw else None)
+
+
+def read_board(
+    client: Any, start: int = 0, stop: int = -1, projection: str = CONTRACTS,
+) -> LiveRead:
+    """Open conflicts across contracts, earliest due first (ranks ``start``..``stop``)."""
+    generation, position, items = client.eval(
+        _READ_BOARD, 1, current_key(projection), _position_prefix(projection), start, stop,
+    )
+    return LiveRead(_text_or_none(generation), int(position),
+                    [json.loads(item) for item in items if item])
+
+
+def read_position(client: Any, projection: str = CONTRACTS) -> int:
+    """The live generation's position: every event at or below it is in the views."""
+    return read_contract_view(client, "conflicts", "", projection).position
 
 
 @dataclass
@@ -107,10 +211,11 @@ class ViewStore:
     """Reads and atomic writes of one projection's views in Redis."""
 
     client: Any  # a redis.Redis; redis-py types its replies as sync-or-async unions
-    projection: str
+    projection: str = CONTRACTS
 
     def __post_init__(self) -> None:
         self._commit = self.client.register_script(_COMMIT)
+        self._switch = self.client.register_script(_SWITCH)
 
     # --- generations --------------------------------------------------------
 
@@ -119,51 +224,58 @@ class ViewStore:
         key = current_key(self.projection)
         generation = self.client.get(key)
         if generation is None:
-            fresh = self._new_generation()
-            self.client.set(key, fresh, nx=True)
+            fresh = self.new_generation()
+            if not self.client.set(key, fresh, nx=True):
+                self.drop(fresh)
             generation = self.client.get(key)
         return _text(generation)
 
     def building(self) -> str | None:
-        value = self.client.get(building_key(self.projection))
-        return _text(value) if value is not None else None
+        return _text_or_none(self.client.get(building_key(self.projection)))
 
     def start_rebuild(self) -> str:
         """Open a new generation to fill from the start of the log (or return the one open)."""
         existing = self.building()
-        if existing:
+        if existing and self.exists(existing):
             return existing
-        fresh = self._new_generation()
-        self.client.set(building_key(self.projection), fresh, nx=True)
+        fresh = self.new_generation()
+        if existing:  # a rebuild whose generation was lost (Redis emptied): replace it
+            self.client.set(building_key(self.projection), fresh)
+        elif not self.client.set(building_key(self.projection), fresh, nx=True):
+            self.drop(fresh)
         return self.building() or fresh
 
     def switch(self, generation: str) -> bool:
-        """Make a caught-up rebuilt generation the live one; drop the old one."""
-        with self.client.pipeline() as pipe:
-            try:
-                pipe.watch(building_key(self.projection), current_key(self.projection))
-                if _text_or_none(pipe.get(building_key(self.projection))) != generation:
-                    return False
-                old = _text_or_none(pipe.get(current_key(self.projection)))
-                pipe.multi()
-                pipe.set(current_key(self.projection), generation)
-                pipe.delete(building_key(self.projection))
-                pipe.execute()
-            except redis.WatchError:
-                return False
-        if old and old != generation:
-            self.drop(old)
+        """Make a caught-up rebuilt generation the live one, atomically; drop the old one."""
+        old = self._switch(
+            keys=[current_key(self.projection), building_key(self.projection),
+                  generations_key(self.projection)],
+            args=[generation, _position_prefix(self.projection)],
+        )
+        if old is None:
+            return False
+        old_generation = _text(old)
+        if old_generation and old_generation != generation:
+            self.drop(old_generation)
         return True
 
+    def exists(self, generation: str) -> bool:
+        return bool(self.client.sismember(generations_key(self.projection), generation))
+
+    def new_generation(self) -> str:
+        generation = f"g{self.client.incr(counter_key(self.projection))}"
+        self.client.sadd(generations_key(self.projection), generation)
+        return generation
+
     def drop(self, generation: str) -> None:
-        keys = list(self.client.scan_iter(generation_pattern(generation), count=1000))
-        keys += [position_key(self.projection, generation),
-                 updated_key(self.projection, generation)]
+        """Forget a generation: first its membership (no commit lands after), then its keys."""
+        self.client.srem(generations_key(self.projection), generation)
+        keys = [position_key(self.projection, generation),
+                updated_key(self.projection, generation),
+                reference_key(self.projection, generation)]
+        keys += list(self.client.scan_iter(generation_pattern(generation), count=1000))
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start:start + 500])
-
-    def _new_generation(self) -> str:
-        return f"g{self.client.incr(counter_key(self.projection))}"
 
     # --- positions ------------------------------------------------------------
 
@@ -174,11 +286,16 @@ class ViewStore:
         value = self.client.get(updated_key(self.projection, generation))
         return float(value) if value is not None else None
 
+    def reference_date(self, generation: str) -> str | None:
+        return _text_or_none(self.client.get(reference_key(self.projection, generation)))
+
     def commit(self, generation: str, expected: int, new: int, ops: Iterable[Op]) -> bool:
         """Apply ``ops`` and move the position from ``expected`` to ``new``, or do nothing."""
-        keys = [position_key(self.projection, generation), updated_key(self.projection, generation)]
+        keys = [position_key(self.projection, generation),
+                updated_key(self.projection, generation),
+                generations_key(self.projection)]
         args = [str(expected), str(new), json.dumps(list(ops), ensure_ascii=False),
-                repr(time.time())]
+                repr(time.time()), generation]
         return bool(self._commit(keys=keys, args=args))
 
     # --- reads ------------------------------------------------------------------
@@ -187,10 +304,26 @@ class ViewStore:
         raw = self.client.get(key)
         return json.loads(raw) if raw is not None else None
 
-    def read_many(self, keys: Sequence[str]) -> list[Any]:
-        if not keys:
-            return []
-        return [json.loads(raw) if raw is not None else None for raw in self.client.mget(keys)]
+    def dump(self, generation: str) -> dict[str, Any]:
+        """Every view key of a generation, its generation name left out: for comparisons."""
+        prefix = f"{PREFIX}:view:{generation}:"
+        dumped: dict[str, Any] = {}
+        for raw_key in self.client.scan_iter(generation_pattern(generation), count=1000):
+            key = _text(raw_key)
+            kind = _text(self.client.type(key))
+            value: Any
+            if kind == "string":
+                value = json.loads(self.client.get(key))
+            elif kind == "set":
+                value = sorted(_text(member) for member in self.client.smembers(key))
+            elif kind == "zset":
+                value = [(_text(m), s) for m, s in self.client.zrange(key, 0, -1, withscores=True)]
+            elif kind == "hash":
+                value = {_text(f): json.loads(v) for f, v in self.client.hgetall(key).items()}
+            else:
+                value = kind
+            dumped[key.removeprefix(prefix)] = value
+        return dumped
 
 
 def _text(value: Any) -> str:
