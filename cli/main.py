@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -22,7 +23,14 @@ from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
 from workflows.bootstrap import Services, bootstrap
-from workflows.demo import KEYS_FILE, DemoLoad, load_demo
+from workflows.demo import KEYS_FILE, DemoLoad, load_demo, open_conflicts
+from workflows.projection_control import (
+    contract_views,
+    projection_statuses,
+    request_rebuild,
+    require_projection,
+    wake_projections,
+)
 from workflows.settings import Settings
 
 app = typer.Typer(
@@ -33,6 +41,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+projections_app = typer.Typer(help="The read models kept in Redis.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
 
 
 
@@ -97,6 +107,8 @@ def up(
         stack.start_processes()
         stack.wait_until_ready(timeout)
         _print_ready(stack, loaded)
+        if loaded is not None:
+            _print_demo_conflicts(settings, stack.redis_url, loaded)
         stack.supervise()
     except Interrupted as signal_name:
         console().print(f"\n{signal_name} received: stopping", highlight=False)
@@ -146,6 +158,116 @@ def _print_ready(stack: Stack, loaded: DemoLoad | None) -> None:
         console().print(keys, soft_wrap=True)
     console().print(f"[bold green]Threadneedle is ready:[/] {stack.base_url}/docs  "
                   f"(API {stack.base_url}/v1, Ctrl-C to stop)", highlight=False, soft_wrap=True)
+
+
+def _print_demo_conflicts(settings: Settings, redis_url: str, loaded: DemoLoad) -> None:
+    """Once the worker has projected the demo, show each contract's open conflicts."""
+    services = bootstrap(settings.model_copy(update={"redis_url": redis_url}))
+    try:
+        wake_projections(services)
+        if not wait_projected(services, timeout=30.0):
+            console().print("[yellow]the conflict views are not caught up yet: "
+                            "see `needle projections status`[/]")
+            return
+        assert services.redis is not None
+        conflicts = open_conflicts(services.redis, loaded.contracts)
+    finally:
+        services.close()
+    table = Table(title="Demo conflicts (open)", title_justify="left")
+    table.add_column("contract", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("explanation", ratio=1)
+    for conflict in conflicts:
+        table.add_row(conflict.code, conflict.kind, conflict.explanation)
+    console().print(table)
+
+
+def wait_projected(services: Services, timeout: float) -> bool:
+    """Wait until the live views have reached the head of the log."""
+    views = contract_views(services)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = views.status()
+        if status["position"] >= status["head"] and status["status"] == "live":
+            return True
+        time.sleep(0.2)
+    return False
+
+
+# --- projections ----------------------------------------------------------------
+
+
+class ProjectionSession:
+    """Services with Redis, for the projection commands."""
+
+    def __enter__(self) -> Services:
+        settings = Settings()
+        if not settings.redis_url:
+            raise fail("set NEEDLE_REDIS_URL to the Redis the workers use "
+                       "(`needle up` prints it)", 2)
+        self.services = bootstrap(settings)
+        return self.services
+
+    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
+        self.services.close()
+        if isinstance(error, DomainError):
+            raise fail(error.detail) from error
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Each projection: position, head of the log, lag in events and seconds, status."""
+    with ProjectionSession() as services:
+        items = projection_statuses(services)
+    table = Table(title="Projections", title_justify="left")
+    for column in ("name", "position", "head", "lag events", "lag seconds", "status",
+                   "generation"):
+        table.add_column(column, justify="right" if column.startswith(("pos", "head", "lag"))
+                         else "left")
+    for item in items:
+        table.add_row(item["name"], str(item["position"]), str(item["head"]),
+                      str(item["lag_events"]), f"{item['lag_seconds']:.3f}", item["status"],
+                      item["generation"])
+        if "rebuild" in item:
+            rebuild = item["rebuild"]
+            table.add_row(f"{item['name']} (rebuild)", str(rebuild["position"]),
+                          str(rebuild["head"]), str(rebuild["lag_events"]),
+                          f"{rebuild['lag_seconds']:.3f}", rebuild["status"],
+                          rebuild["generation"])
+    console().print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str, typer.Argument(help="The projection to rebuild.")] = "contracts",
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for the switch (0: just start it).", min=0)] = 120.0,
+    here: Annotated[bool, typer.Option(
+        "--here", help="Rebuild in this process instead of asking a worker.")] = False,
+) -> None:
+    """Rebuild a projection beside the live one; reads go on until it switches."""
+    with ProjectionSession() as services:
+        if here:
+            require_projection(name)
+            views = contract_views(services)
+            generation = views.store.start_rebuild()
+            while views.store.building() == generation:
+                views.run()
+            console().print(f"[green]✓[/] {name}: switched to {generation}", highlight=False)
+            return
+        generation = request_rebuild(services, name)
+        console().print(f"{name}: rebuilding into {generation}", highlight=False)
+        if not wait:
+            return
+        views = contract_views(services)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if views.store.current() == generation:
+                console().print(f"[green]✓[/] {name}: switched to {generation}",
+                                highlight=False)
+                return
+            time.sleep(0.5)
+    raise fail(f"{name}: not switched within {wait:g}s (is a worker running?)")
 
 
 # --- keys -----------------------------------------------------------------------

@@ -157,3 +157,24 @@ def write_demo_keys(path: Path, keys: list[DemoKey]) -> None:
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         json.dump([asdict(k) for k in keys], file, ensure_ascii=False, indent=2)
     os.replace(temporary, path)
+
+
+@dataclass(frozen=True)
+class DemoConflict:
+    code: str
+    kind: str
+    explanation: str
+
+
+def open_conflicts(client: Any, contracts: list[DemoContract]) -> list[DemoConflict]:
+    """The open conflicts of the demo contracts, as the live conflict view shows them."""
+    from workflows.views import read_contract_view
+
+    found = []
+    for contract in contracts:
+        view = read_contract_view(client, "conflicts", contract.id).value or {}
+        for conflict in view.get("conflicts", []):
+            if conflict["status"] == "open":
+                found.append(DemoConflict(contract.code, conflict["kind"],
+                                          conflict["explanation"]))
+    return found
