@@ -12,15 +12,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
+from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.persistence import IntegrityError
 
 from domain import access
 from domain.chain import ChainedAggregate, ChainReport, verify_chain
+from domain.conflict_view import listed
 from domain.contract import ServiceContract
 from domain.errors import (
     AlreadyExists,
@@ -38,6 +40,7 @@ from domain.organisations import (
     Role,
     key_matches,
 )
+from domain.priorities import priority_view
 from domain.values import (
     ContractTerms,
     DirectiveFields,
@@ -55,6 +58,8 @@ BOOTSTRAP_ADMIN = Caller(
     principal_id=str(uuid5(NAMESPACE, "bootstrap-admin")), org="threadneedle", role=Role.ADMIN
 )
 KEY_PREFIX = "ndl_"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+"""Whose calendar decides urgency: "today" and replay reference dates are dates there."""
 
 
 class ContentionError(DomainError):
@@ -93,6 +98,18 @@ class Change:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def shanghai_date(moment: datetime) -> date:
+    """The calendar date in Asia/Shanghai at ``moment`` (a naive moment is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(SHANGHAI).date()
+
+
+def conflicts_of(contract: ServiceContract) -> dict[str, dict[str, Any]]:
+    """The conflict view the aggregate folds as it applies its events (id → record)."""
+    return dict(getattr(contract, "conflicts", {}))
 
 
 class LoadSafeRepository(Repository):
@@ -247,6 +264,13 @@ class Threadneedle(Application):
                                  | {"directive_count": len(contract.directives)})
         return summaries
 
+    def readable_contract_ids(self, caller: Caller) -> frozenset[str]:
+        """The ids of every contract the caller may read (for cross-contract views)."""
+        return frozenset(
+            contract_id for contract_id in self._directory(caller).contracts
+            if access.can_read(caller, self._get(ServiceContract, contract_id, "contract"))
+        )
+
     def contract(
         self,
         caller: Caller,
@@ -266,6 +290,52 @@ class Threadneedle(Application):
         past: object = self.repository.get(current.id, version=version)
         assert isinstance(past, ServiceContract)
         return past
+
+    def conflict_view_at(
+        self,
+        caller: Caller,
+        contract_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """The conflict view replayed from the event store, now or at a version or a time.
+
+        ``status`` filters as the live view does (open and resolved by default).
+        """
+        contract = self.contract(caller, contract_id, version=version, as_of=as_of)
+        return {
+            "contract_id": str(contract.id),
+            "version": contract.version,
+            "conflicts": listed(conflicts_of(contract), status),
+        }
+
+    def priority_view_at(
+        self,
+        caller: Caller,
+        contract_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        profile: str | None = None,
+    ) -> dict[str, Any]:
+        """The priority view replayed from the event store; ``profile`` makes it a what-if.
+
+        Urgency is reckoned against the Asia/Shanghai date of ``as_of``, or of the
+        last replayed event when only ``version`` is given, or of today when
+        neither is (a what-if on the current state).
+        """
+        contract = self.contract(caller, contract_id, version=version, as_of=as_of)
+        if as_of is not None:
+            reference = shanghai_date(as_of)
+        elif version is not None:
+            reference = shanghai_date(contract.modified_on)
+        else:
+            reference = shanghai_date(self.clock())
+        view = priority_view(contract.terms, contract.active_directives(), reference,
+                             profile=profile)
+        return {"contract_id": str(contract.id), "version": contract.version, **view}
 
     def add_stakeholder(
         self,
@@ -556,4 +626,7 @@ def event_record(event: ChainedAggregate.Event) -> dict[str, Any]:
     }
 
 
-__all__ = ["CommandResult", "Threadneedle", "asdict", "contract_id_for", "event_record"]
+__all__ = [
+    "CommandResult", "Threadneedle", "asdict", "conflicts_of", "contract_id_for", "event_record",
+    "shanghai_date",
+]
