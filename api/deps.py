@@ -4,20 +4,36 @@
 what the caller may do is decided by the application through ``domain.access``,
 so a route never repeats an ownership check.  ``IdempotencyDep`` fingerprints
 the raw body; ``IfMatchDep`` turns ``If-Match: "5"`` into an expected version.
+``ReadableContractId``, ``ReadableContracts``, ``OverseerDep`` and ``AdminDep``
+authorise view reads; ``PointInTimeDep`` and ``FreshnessDep`` parse how a view
+is asked for (replayed, or live and at least this fresh).  ``wake_after_commands``
+is the one place a successful command wakes the projections.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Path, Request
+from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from domain.errors import ValidationFailed
+from api.live_views import (
+    DEFAULT_WAIT_SECONDS,
+    MAX_WAIT_SECONDS,
+    Freshness,
+    LiveViews,
+)
+from api.metrics import COMMAND_METHODS
+from domain import access
+from domain.errors import Forbidden, ValidationFailed
 from domain.organisations import Caller
 from workflows.bootstrap import Services
 from workflows.idempotency import IdempotentRequest
+from workflows.projection_control import wake_projections
 
 ENTITY_TAG = re.compile(r'^(?:W/)?"(\d{1,18})"$|^(\d{1,18})$')
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
@@ -90,3 +106,98 @@ IfMatchDep = Annotated[int | None, Depends(get_expected_version)]
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def wake_after_commands(request: Request, services: ServicesDep) -> Iterator[None]:
+    """After a command succeeded (and before it answers), wake the projections.
+
+    Installed once on the API router; a command that raised never gets here.
+    Waking is de-duplicated and never fails a command (see ``wake_projections``).
+    """
+    yield
+    if request.method in COMMAND_METHODS:
+        wake_projections(services)
+
+
+# --- authorising view reads ------------------------------------------------------
+
+
+def get_readable_contract_id(
+    contract_id: ContractId, caller: CallerDep, services: ServicesDep
+) -> str:
+    """The contract's id, once the caller is one of its readers (404 for anyone else)."""
+    return str(services.app.contract(caller, contract_id).id)
+
+
+ReadableContractId = Annotated[str, Depends(get_readable_contract_id)]
+
+
+def get_readable_contracts(caller: CallerDep, services: ServicesDep) -> frozenset[str]:
+    return services.app.readable_contract_ids(caller)
+
+
+ReadableContracts = Annotated[frozenset[str], Depends(get_readable_contracts)]
+
+
+def get_overseer(caller: CallerDep) -> Caller:
+    if caller.role not in access.EVERYTHING:
+        raise Forbidden("only an admin or a supervisor may see the projections")
+    return caller
+
+
+OverseerDep = Annotated[Caller, Depends(get_overseer)]
+
+
+def get_admin(caller: CallerDep) -> Caller:
+    access.require_admin(caller, "rebuild projections")
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(get_admin)]
+
+
+# --- how a view is asked for -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PointInTime:
+    """``?version=`` or ``?as_of=``: a past state, replayed from the event store."""
+
+    version: int | None = None
+    as_of: datetime | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.version is not None or self.as_of is not None
+
+
+def get_point_in_time(
+    version: Annotated[int | None, Query(ge=1, description="A past version")] = None,
+    as_of: Annotated[datetime | None, Query(description="A past time (ISO 8601)")] = None,
+) -> PointInTime:
+    if version is not None and as_of is not None:
+        raise ValidationFailed([("version", "give either version or as_of, not both")])
+    return PointInTime(version, as_of)
+
+
+PointInTimeDep = Annotated[PointInTime, Depends(get_point_in_time)]
+
+
+def get_freshness(
+    min_position: Annotated[int | None, Query(
+        ge=0, description="Wait until the view includes the event at this position")] = None,
+    wait: Annotated[float, Query(
+        ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for min_position")
+    ] = DEFAULT_WAIT_SECONDS,
+) -> Freshness:
+    return Freshness(min_position, wait)
+
+
+FreshnessDep = Annotated[Freshness, Depends(get_freshness)]
+
+
+def get_live_views(services: ServicesDep) -> LiveViews:
+    return LiveViews(services.redis)
+
+
+LiveViewsDep = Annotated[LiveViews, Depends(get_live_views)]

@@ -24,7 +24,8 @@ from domain.errors import DomainError, ValidationFailed
 log = logging.getLogger("threadneedle.api")
 
 PROBLEM_JSON = "application/problem+json"
-CONTENTION_RETRY_AFTER_SECONDS = 1
+RETRY_AFTER_SECONDS = 1
+"""What a 503 asks a client to wait: contention and lagging views both clear in moments."""
 
 # Domain error code -> (status, title).  A new domain error gets one line here.
 DOMAIN_ERRORS: dict[str, tuple[int, str]] = {
@@ -39,6 +40,8 @@ DOMAIN_ERRORS: dict[str, tuple[int, str]] = {
     "version_mismatch": (412, "Version mismatch"),
     "idempotency_key_reused": (422, "Idempotency key reused"),
     "contention": (503, "Too much contention"),
+    "projection_lagging": (503, "Projection lagging"),
+    "views_unavailable": (503, "Views unavailable"),
 }
 
 # HTTP status -> (code, title) for refusals raised by the framework or the edge.
@@ -134,7 +137,7 @@ def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
         return _on_unexpected(request, error)
     status, title = DOMAIN_ERRORS[error.code]
     errors = error.errors if isinstance(error, ValidationFailed) else None
-    headers = {"Retry-After": str(CONTENTION_RETRY_AFTER_SECONDS)} if status == 503 else None
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return problem_response(status, error.code, error.detail, title=title, errors=errors,
                             headers=headers)
 

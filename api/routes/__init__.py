@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from api.routes import contracts, directives, health, history, keys, organizations
+from api.deps import wake_after_commands
+from api.routes import (
+    admin,
+    contracts,
+    directives,
+    health,
+    history,
+    keys,
+    organizations,
+    views,
+)
 
-api_router = APIRouter()
-for module in (organizations, keys, contracts, directives, history, health):
+# Every successful command wakes the projections, here and nowhere else.
+api_router = APIRouter(dependencies=[Depends(wake_after_commands, scope="function")])
+for module in (organizations, keys, contracts, directives, views, history, admin, health):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

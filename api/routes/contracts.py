@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Response
 
 from api.deps import (
     CallerDep,
     ContractId,
     IdempotencyDep,
     IfMatchDep,
+    PointInTimeDep,
     ServicesDep,
     etag,
 )
 from api.problems import problem_responses
 from api.schemas import CommandResult, Items
-from domain.errors import ValidationFailed
 from domain.values import ContractTerms, EmptyBody, Policy, StakeholderSpec
 
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"],
@@ -44,12 +43,9 @@ def read_contract(
     caller: CallerDep,
     services: ServicesDep,
     response: Response,
-    version: Annotated[int | None, Query(ge=1, description="A past version")] = None,
-    as_of: Annotated[datetime | None, Query(description="A past time (ISO 8601)")] = None,
+    at: PointInTimeDep,
 ) -> dict[str, Any]:
-    if version is not None and as_of is not None:
-        raise ValidationFailed([("version", "give either version or as_of, not both")])
-    contract = services.app.contract(caller, contract_id, version=version, as_of=as_of)
+    contract = services.app.contract(caller, contract_id, version=at.version, as_of=at.as_of)
     response.headers["ETag"] = etag(contract.version)
     return contract.as_dict()
 
