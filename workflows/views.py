@@ -98,26 +98,29 @@ def generation_pattern(generation: str) -> str:
     return f"{PREFIX}:view:{generation}:*"
 
 
-# KEYS: position, updated_at, generations set.  ARGV: expected, new, ops JSON, now, generation.
+# KEYS: position, updated_at, generations set.  ARGV: expected, new, now, generation, then
+# the operations flattened: a kind and its arguments (set k v, del k, zadd k score m,
+# zrem k m, hset k f v, hdel k f, sadd k m).  Flat arguments spare encoding the views twice.
 _COMMIT = """
-if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[4]) == 0 then return 0 end
 local current = redis.call('GET', KEYS[1]) or '0'
 if current ~= ARGV[1] then return 0 end
-local ops = cjson.decode(ARGV[3])
-for _, op in ipairs(ops) do
-  local kind = op[1]
-  if kind == 'set' then redis.call('SET', op[2], op[3])
-  elseif kind == 'del' then redis.call('DEL', op[2])
-  elseif kind == 'zadd' then redis.call('ZADD', op[2], op[3], op[4])
-  elseif kind == 'zrem' then redis.call('ZREM', op[2], op[3])
-  elseif kind == 'hset' then redis.call('HSET', op[2], op[3], op[4])
-  elseif kind == 'hdel' then redis.call('HDEL', op[2], op[3])
-  elseif kind == 'sadd' then redis.call('SADD', op[2], op[3])
+local i = 5
+local n = #ARGV
+while i <= n do
+  local kind = ARGV[i]
+  if kind == 'set' then redis.call('SET', ARGV[i+1], ARGV[i+2]); i = i + 3
+  elseif kind == 'del' then redis.call('DEL', ARGV[i+1]); i = i + 2
+  elseif kind == 'zadd' then redis.call('ZADD', ARGV[i+1], ARGV[i+2], ARGV[i+3]); i = i + 4
+  elseif kind == 'zrem' then redis.call('ZREM', ARGV[i+1], ARGV[i+2]); i = i + 3
+  elseif kind == 'hset' then redis.call('HSET', ARGV[i+1], ARGV[i+2], ARGV[i+3]); i = i + 4
+  elseif kind == 'hdel' then redis.call('HDEL', ARGV[i+1], ARGV[i+2]); i = i + 3
+  elseif kind == 'sadd' then redis.call('SADD', ARGV[i+1], ARGV[i+2]); i = i + 3
   else return redis.error_reply('unknown view operation ' .. tostring(kind))
   end
 end
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3])
 return 1
 """
 
@@ -294,8 +297,9 @@ class ViewStore:
         keys = [position_key(self.projection, generation),
                 updated_key(self.projection, generation),
                 generations_key(self.projection)]
-        args = [str(expected), str(new), json.dumps(list(ops), ensure_ascii=False),
-                repr(time.time()), generation]
+        args: list[Any] = [str(expected), str(new), repr(time.time()), generation]
+        for op in ops:
+            args.extend(op)
         return bool(self._commit(keys=keys, args=args))
 
     # --- reads ------------------------------------------------------------------
