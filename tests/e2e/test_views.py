@@ -125,13 +125,15 @@ def anonymous(views_stack: ViewsStack) -> Needle:
 
 def add_contract(world: World, **overrides: Any) -> str:
     """Another active contract with the world's cast (its keys work on it too)."""
-    terms = contract_terms(
-        unique("HZ-VIEWS").upper(), world.street, world.provider,
-        stakeholders=[{"org": world.street, "standing": "party"},
-                      {"org": world.provider, "standing": "party"},
-                      {"org": world.residents, "standing": "non_party"}],
-        escalation_chain=[world.provider, world.bureau], **overrides,
-    )
+    fields: dict[str, Any] = {
+        "stakeholders": [{"org": world.street, "standing": "party"},
+                         {"org": world.provider, "standing": "party"},
+                         {"org": world.residents, "standing": "non_party"}],
+        "escalation_chain": [world.provider, world.bureau],
+        **overrides,
+    }
+    code = fields.pop("code", None) or unique("HZ-VIEWS").upper()
+    terms = contract_terms(code, world.street, world.provider, **fields)
     contract_id = str(world.admin.ok("POST", "/v1/contracts", 201, json=terms)["id"])
     world.admin.ok("POST", f"/v1/contracts/{contract_id}/activate")
     return contract_id
