@@ -30,13 +30,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.contract_state import ContractState
+from domain.scope import Outside
 from domain.windows import Span, from_micro, overlap_groups, runs, to_micro, week_label
 
 Directive = Mapping[str, Any]
@@ -108,82 +109,117 @@ def find_conflicts(state: ContractState) -> list[Detection]:
 
 
 # --- contradiction and duplicate: same subject, overlapping windows ---------
+#
+# Each kind is a detector over the whole state and a function over one
+# locality (a subject's group, one directive, a stretch of weeks), which the
+# detector runs for every locality and ``domain.conflict_tracker`` runs only
+# where an event changed something.
+
+
+class DirectiveFacts(Protocol):
+    """What the locality functions ask about directives (``ContractState`` answers)."""
+
+    terms: Mapping[str, Any]
+
+    def span(self, directive: Directive) -> Span: ...
+
+    def canonical(self, directive: Directive) -> str: ...
+
+    def outside_of(self, directive: Directive) -> Outside | None: ...
+
+    def rules_broken_by(self, directive: Directive) -> list[Mapping[str, Any]]: ...
 
 
 @detector("contradiction")
 def contradiction(state: ContractState) -> list[Detection]:
+    return [found for subject, group in state.subjects_in_common
+            for found in contradictions_on(state, subject, group)]
+
+
+def contradictions_on(
+    facts: DirectiveFacts, subject: str, group: list[Directive],
+) -> list[Detection]:
+    """The contradictions among one subject's directives (given in id order)."""
+    valued = [d for d in group if d.get("value") is not None]
+    if len({facts.canonical(d) for d in valued}) < 2:
+        return []  # one value (or none) cannot contradict itself
     found = []
-    for subject, group in state.subjects_in_common:
-        valued = [d for d in group if d.get("value") is not None]
-        for component in overlap_groups(valued, state.span):
-            sides = _sides(state, component)
-            if len(sides) < 2:
+    for component in overlap_groups(valued, facts.span):
+        sides = _sides(facts, component)
+        if len(sides) < 2:
+            continue
+        members = sorted(d["id"] for d in component)
+        span = _hull(facts, component)
+        demands = "; ".join(
+            f"{_and(side['issuers'])} {_require(side['issuers'])} {value}"
+            for value, side in sides.items()
+        )
+        found.append(Detection(
+            id=conflict_id("contradiction", members),
+            kind="contradiction",
+            members=tuple(members),
+            explanation=(
+                f"Contradictory directives on {subject} over overlapping windows "
+                f"({span.label()}): {demands}."
+            ),
+            details={
+                "subject": subject,
+                "values": [side["value"] for side in sides.values()],
+                "sides": list(sides.values()),
+                "window": _window(span),
+            },
+        ))
+    return found
+
+
+@detector("duplicate")
+def duplicate(state: ContractState) -> list[Detection]:
+    return [found for subject, group in state.subjects_in_common
+            for found in duplicates_on(state, subject, group)]
+
+
+def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -> list[Detection]:
+    """The duplicates among one subject's directives (given in id order)."""
+    if len({d["issuer"] for d in group}) < 2:
+        return []  # one issuer cannot duplicate itself
+    same_value: dict[str, list[Directive]] = defaultdict(list)
+    for directive in group:
+        if directive.get("value") is not None:
+            same_value[facts.canonical(directive)].append(directive)
+    found = []
+    for value, alike in sorted(same_value.items()):
+        if len({d["issuer"] for d in alike}) < 2:
+            continue
+        for component in overlap_groups(alike, facts.span):
+            issuers = sorted({d["issuer"] for d in component})
+            if len(issuers) < 2:
                 continue
             members = sorted(d["id"] for d in component)
-            span = _hull(state, component)
-            demands = "; ".join(
-                f"{_and(side['issuers'])} {_require(side['issuers'])} {value}"
-                for value, side in sides.items()
-            )
+            span = _hull(facts, component)
             found.append(Detection(
-                id=conflict_id("contradiction", members),
-                kind="contradiction",
+                id=conflict_id("duplicate", members),
+                kind="duplicate",
                 members=tuple(members),
                 explanation=(
-                    f"Contradictory directives on {subject} over overlapping windows "
-                    f"({span.label()}): {demands}."
+                    f"Duplicate directives on {subject}: {_and(issuers)} each require "
+                    f"{value} over overlapping windows ({span.label()}), "
+                    f"so the same work is demanded {_times(len(members))}."
                 ),
                 details={
                     "subject": subject,
-                    "values": [side["value"] for side in sides.values()],
-                    "sides": list(sides.values()),
+                    "values": [component[0].get("value")],
+                    "issuers": issuers,
                     "window": _window(span),
                 },
             ))
     return found
 
 
-@detector("duplicate")
-def duplicate(state: ContractState) -> list[Detection]:
-    found = []
-    for subject, group in state.subjects_in_common:
-        same_value: dict[str, list[Directive]] = defaultdict(list)
-        for directive in group:
-            if directive.get("value") is not None:
-                same_value[state.canonical(directive)].append(directive)
-        for value, alike in sorted(same_value.items()):
-            if len({d["issuer"] for d in alike}) < 2:
-                continue
-            for component in overlap_groups(alike, state.span):
-                issuers = sorted({d["issuer"] for d in component})
-                if len(issuers) < 2:
-                    continue
-                members = sorted(d["id"] for d in component)
-                span = _hull(state, component)
-                found.append(Detection(
-                    id=conflict_id("duplicate", members),
-                    kind="duplicate",
-                    members=tuple(members),
-                    explanation=(
-                        f"Duplicate directives on {subject}: {_and(issuers)} each require "
-                        f"{value} over overlapping windows ({span.label()}), "
-                        f"so the same work is demanded {_times(len(members))}."
-                    ),
-                    details={
-                        "subject": subject,
-                        "values": [component[0].get("value")],
-                        "issuers": issuers,
-                        "window": _window(span),
-                    },
-                ))
-    return found
-
-
-def _sides(state: ContractState, component: list[Directive]) -> dict[str, dict[str, Any]]:
+def _sides(facts: DirectiveFacts, component: list[Directive]) -> dict[str, dict[str, Any]]:
     """The distinct values of a group, in canonical order, each with its directives and issuers."""
     sides: dict[str, dict[str, Any]] = {}
-    for directive in sorted(component, key=lambda d: (state.canonical(d), str(d["id"]))):
-        side = sides.setdefault(state.canonical(directive), {
+    for directive in sorted(component, key=lambda d: (facts.canonical(d), str(d["id"]))):
+        side = sides.setdefault(facts.canonical(directive), {
             "value": directive.get("value"), "directives": [], "issuers": [],
         })
         side["directives"].append(directive["id"])
@@ -194,8 +230,8 @@ def _sides(state: ContractState, component: list[Directive]) -> dict[str, dict[s
     return sides
 
 
-def _hull(state: ContractState, directives: list[Directive]) -> Span:
-    spans = [state.span(d) for d in directives]
+def _hull(facts: DirectiveFacts, directives: list[Directive]) -> Span:
+    spans = [facts.span(d) for d in directives]
     return Span(min(s.first for s in spans), max(s.last for s in spans))
 
 
@@ -251,20 +287,25 @@ def over_capacity(state: ContractState) -> list[Detection]:
             involved[index].append((hours, directive))
             index += 1
     return [
-        _over_capacity_run(state, first_week, run, excess, involved[index], weekly, committed)
+        over_capacity_run(first_week, run, excess, involved[index], weekly, committed)
         for index, run in enumerate(over_runs)
     ]
 
 
-def _over_capacity_run(
-    state: ContractState,
+def over_capacity_run(
     first_week: int,
     run: tuple[int, int],
-    excess: list[int],
+    excess: Sequence[int] | Mapping[int, int],
     involved: list[tuple[int, Directive]],
     weekly: int,
     committed: int,
 ) -> Detection:
+    """The conflict of one maximal run of over-capacity weeks.
+
+    Weeks are counted from ``first_week`` (the contract period's first);
+    ``excess`` holds each week's excess in micro-hours, ``involved`` the
+    micro-hours and directive of every directive demanding hours in the run.
+    """
     weeks = [week_label(first_week + week) for week in range(run[0], run[1] + 1)]
     peak = max(range(run[0], run[1] + 1), key=lambda week: (excess[week], -week))
     members = sorted(d["id"] for _, d in involved)
@@ -306,63 +347,71 @@ def _over_capacity_run(
 
 @detector("out_of_scope")
 def out_of_scope(state: ContractState) -> list[Detection]:
-    found = []
-    for directive in state.directives:
-        outside = state.outside.get(directive["id"])
-        if outside is None:
-            continue
-        reasons = []
-        if outside.target_groups:
-            reasons.append(
-                f"target group {_and(list(outside.target_groups))}, which the contract does not "
-                f"serve (it serves {_and(list(state.terms.get('target_groups') or ['no one']))})"
-            )
-        if outside.locations:
-            reasons.append(
-                f"{_and(list(outside.locations))}, outside the contract's service area"
-            )
-        found.append(Detection(
-            id=conflict_id("out_of_scope", [directive["id"]]),
-            kind="out_of_scope",
-            members=(directive["id"],),
-            explanation=(
-                f"Out of scope: {directive['issuer']}'s directive on {directive['subject']} "
-                f"names {' and '.join(reasons)}."
-            ),
-            details={
-                "subject": directive["subject"],
-                "outside": outside.listed,
-                "outside_target_groups": list(outside.target_groups),
-                "outside_locations": list(outside.locations),
-            },
-        ))
-    return found
+    return [found for directive in state.directives
+            if directive["id"] in state.outside
+            for found in out_of_scope_of(state, directive)]
+
+
+def out_of_scope_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
+    outside = facts.outside_of(directive)
+    if outside is None:
+        return []
+    reasons = []
+    if outside.target_groups:
+        reasons.append(
+            f"target group {_and(list(outside.target_groups))}, which the contract does not "
+            f"serve (it serves {_and(list(facts.terms.get('target_groups') or ['no one']))})"
+        )
+    if outside.locations:
+        reasons.append(
+            f"{_and(list(outside.locations))}, outside the contract's service area"
+        )
+    return [Detection(
+        id=conflict_id("out_of_scope", [directive["id"]]),
+        kind="out_of_scope",
+        members=(directive["id"],),
+        explanation=(
+            f"Out of scope: {directive['issuer']}'s directive on {directive['subject']} "
+            f"names {' and '.join(reasons)}."
+        ),
+        details={
+            "subject": directive["subject"],
+            "outside": outside.listed,
+            "outside_target_groups": list(outside.target_groups),
+            "outside_locations": list(outside.locations),
+        },
+    )]
 
 
 @detector("rule_violation")
 def rule_violation(state: ContractState) -> list[Detection]:
+    return [found for directive in state.directives
+            if directive["id"] in state.broken_rules
+            for found in rule_violations_of(state, directive)]
+
+
+def rule_violations_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
     found = []
-    for directive in state.directives:
-        for rule in state.broken_rules.get(directive["id"], ()):
-            when = _and(list(rule.get("when_tags") or ()))
-            unless = list(rule.get("unless_tags") or ())
-            without = f" without {_or(unless)}" if unless else ""
-            found.append(Detection(
-                id=conflict_id("rule_violation", [directive["id"]], rule["id"]),
-                kind="rule_violation",
-                members=(directive["id"],),
-                explanation=(
-                    f"Rule {rule['id']} blocks {directive['issuer']}'s directive on "
-                    f"{directive['subject']}: it is tagged {when}{without}, and its basis "
-                    f"{directive.get('basis')} is not exempt ({rule.get('citation')})."
-                ),
-                details={
-                    "subject": directive["subject"],
-                    "rule": rule["id"],
-                    "citation": rule.get("citation"),
-                    "verdict": rule.get("verdict", "blocked"),
-                },
-            ))
+    for rule in facts.rules_broken_by(directive):
+        when = _and(list(rule.get("when_tags") or ()))
+        unless = list(rule.get("unless_tags") or ())
+        without = f" without {_or(unless)}" if unless else ""
+        found.append(Detection(
+            id=conflict_id("rule_violation", [directive["id"]], rule["id"]),
+            kind="rule_violation",
+            members=(directive["id"],),
+            explanation=(
+                f"Rule {rule['id']} blocks {directive['issuer']}'s directive on "
+                f"{directive['subject']}: it is tagged {when}{without}, and its basis "
+                f"{directive.get('basis')} is not exempt ({rule.get('citation')})."
+            ),
+            details={
+                "subject": directive["subject"],
+                "rule": rule["id"],
+                "citation": rule.get("citation"),
+                "verdict": rule.get("verdict", "blocked"),
+            },
+        ))
     return found
 
 

@@ -8,12 +8,16 @@ an argument: the domain never reads a clock.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import eventsourcing.domain
+
 from domain.chain import ChainedAggregate
+from domain.conflict_tracker import ConflictTracker
 from domain.errors import (
     AlreadyExists,
     ContractFinished,
@@ -52,9 +56,20 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 
 WITHDRAWN, OVERRIDDEN = "withdrawn", "overridden"
 
+# Attributes derived from stored state: rebuilt when first needed, never
+# snapshotted, never deep-copied.
+DERIVED = frozenset({"_tracker"})
+
 
 class ServiceContract(ChainedAggregate):
-    """A purchased service contract and the directives its stakeholders place on it."""
+    """A purchased service contract and the directives its stakeholders place on it.
+
+    ``conflicts`` is the conflict view (``domain.conflict_view``) as of this
+    version, folded by each directive event as it is applied, so a contract
+    loaded as of any version (a snapshot and a few events) carries its
+    conflicts with it.  The fold is incremental (``domain.conflict_tracker``);
+    its indices are derived state, kept out of snapshots and deep copies.
+    """
 
     if TYPE_CHECKING:  # set by the Drafted event
         terms: dict[str, Any]
@@ -63,6 +78,26 @@ class ServiceContract(ChainedAggregate):
 
     def __init__(self) -> None:
         self.directives: dict[str, dict[str, Any]] = {}
+        self.conflicts: dict[str, dict[str, Any]] = {}
+
+    class Snapshot(eventsourcing.domain.Snapshot):
+        """A snapshot of the stored state only: derived indices are rebuilt after loading."""
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Any:
+            snapshot = super().take(aggregate)
+            for name in DERIVED:
+                snapshot.state.pop(name, None)
+            return snapshot
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ServiceContract:
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update({
+            name: copy.deepcopy(value, memo)
+            for name, value in self.__dict__.items() if name not in DERIVED
+        })
+        return copied
 
     # --- events -------------------------------------------------------------
 
@@ -70,6 +105,7 @@ class ServiceContract(ChainedAggregate):
         def apply(self, contract: ServiceContract) -> None:
             contract.terms = dict(self.data)
             contract.status = DRAFT
+            contract.conflicts = {}
             contract.created_at = self.timestamp.isoformat()
 
     class StakeholderAdded(ChainedAggregate.Event):
@@ -101,20 +137,46 @@ class ServiceContract(ChainedAggregate):
             directive = dict(self.data)
             directive["issued_version"] = self.originator_version
             directive["issued_at"] = self.timestamp.isoformat()
-            contract.directives[directive["id"]] = directive
+            contract._directives_changed([directive], self.originator_version, self.timestamp)
 
     class DirectiveAmended(ChainedAggregate.Event):
         def apply(self, contract: ServiceContract) -> None:
             directive = dict(contract.directives[self.data["id"]])
             directive.update(self.data["changes"])
             directive["amended_version"] = self.originator_version
-            contract.directives[directive["id"]] = directive
+            contract._directives_changed([directive], self.originator_version, self.timestamp)
 
     class DirectiveWithdrawn(ChainedAggregate.Event):
         def apply(self, contract: ServiceContract) -> None:
             directive = dict(contract.directives[self.data["id"]])
             directive["status"] = WITHDRAWN
-            contract.directives[directive["id"]] = directive
+            contract._directives_changed([directive], self.originator_version, self.timestamp)
+
+    def _directives_changed(
+        self, updated: list[dict[str, Any]], version: int, at: datetime,
+    ) -> None:
+        """Store new or changed directives and fold the conflicts they change at ``version``.
+
+        Every event that adds, changes, withdraws or overrides directives goes
+        through here, so the conflict view is folded at every such version.
+        """
+        tracker = self._conflict_tracker()  # built on the directives before the change
+        changes = [(self.directives.get(directive["id"]), directive) for directive in updated]
+        for directive in updated:
+            self.directives[directive["id"]] = directive
+        tracker.directives_changed(self.conflicts, changes, version=version, at=at)
+
+    def _conflict_changed(self, record: dict[str, Any]) -> None:
+        """Store a conflict record a resolution or escalation event changed."""
+        self.conflicts[record["id"]] = record
+        self._conflict_tracker().conflict_changed(record)
+
+    def _conflict_tracker(self) -> ConflictTracker:
+        tracker: ConflictTracker | None = self.__dict__.get("_tracker")
+        if tracker is None:
+            tracker = ConflictTracker(self.terms, self.directives.values(), self.conflicts)
+            self.__dict__["_tracker"] = tracker
+        return tracker
 
     # --- commands -----------------------------------------------------------
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import date
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
-from domain.scope import Outside, rule_applies
-from domain.windows import Span, covered_weeks, period_span, window_span
+from domain.scope import ContractScope, Outside
+from domain.windows import Span, covered_weeks, period_span
 
 Directive = Mapping[str, Any]
 
@@ -32,10 +34,12 @@ class ContractState:
         self.period = period_span(terms)
         self.directives: list[Directive] = sorted(
             (d for d in directives if d.get("status", "active") == "active"),
-            key=lambda d: str(d["id"]),
+            key=itemgetter("id"),
         )
-        self.spans: dict[str, Span] = {d["id"]: window_span(d, terms) for d in self.directives}
+        self.spans: dict[str, Span] = spans_of(self.directives, self.period)
+        self.scope = ContractScope(terms)
         self._canonical: dict[str, str] = {}
+        self._covered: dict[str, range] = {}
         capacity = terms["capacity"]
         self.weekly_hours: float = capacity["staff"] * capacity["hours_per_staff_week"]
         self.committed_hours: float = capacity["committed_hours_per_week"]
@@ -50,12 +54,11 @@ class ContractState:
 
     def weeks(self, directive: Directive) -> range:
         """The week numbers of the contract period that the directive's window covers."""
-        return self.covered[directive["id"]]
-
-    @cached_property
-    def covered(self) -> dict[str, range]:
-        period = self.period
-        return {key: covered_weeks(span, period) for key, span in self.spans.items()}
+        key = directive["id"]
+        weeks = self._covered.get(key)
+        if weeks is None:
+            weeks = self._covered[key] = covered_weeks(self.spans[key], self.period)
+        return weeks
 
     def canonical(self, directive: Directive) -> str:
         """The directive's value as canonical JSON (see ``canonical_json``)."""
@@ -77,33 +80,28 @@ class ContractState:
     def outside(self) -> dict[str, Outside]:
         """For each directive naming a target group or place the contract does not
         cover, what lies outside."""
-        groups = frozenset(self.terms.get("target_groups") or ())
-        area = frozenset(self.terms.get("service_area") or ())
         found = {}
         for directive in self.directives:
-            named_groups = directive.get("target_groups") or ()
-            named_places = directive.get("locations") or ()
-            if groups.issuperset(named_groups) and area.issuperset(named_places):
-                continue
-            found[directive["id"]] = Outside(
-                target_groups=tuple(dict.fromkeys(g for g in named_groups if g not in groups)),
-                locations=tuple(dict.fromkeys(p for p in named_places if p not in area)),
-            )
+            outside = self.scope.outside(directive)
+            if outside is not None:
+                found[directive["id"]] = outside
         return found
 
     @cached_property
     def broken_rules(self) -> dict[str, list[Mapping[str, Any]]]:
         """For each directive some contract rule blocks, those rules in the contract's order."""
-        rules = list(self.terms.get("rules") or ())
-        untagged_match = [rule for rule in rules if rule_applies(rule, {"tags": [], "basis": None})]
         found = {}
         for directive in self.directives:
-            if not directive.get("tags") and not untagged_match:
-                continue  # every rule needs a tag this directive lacks
-            broken = [rule for rule in rules if rule_applies(rule, directive)]
+            broken = self.scope.broken_rules(directive)
             if broken:
                 found[directive["id"]] = broken
         return found
+
+    def outside_of(self, directive: Directive) -> Outside | None:
+        return self.outside.get(directive["id"])
+
+    def rules_broken_by(self, directive: Directive) -> list[Mapping[str, Any]]:
+        return self.broken_rules.get(directive["id"], [])
 
     def unschedulable(self, directive: Directive) -> bool:
         """Out of scope or blocked by a rule: ranked in tier 5, never given hours."""
@@ -111,11 +109,33 @@ class ContractState:
         return key in self.outside or key in self.broken_rules
 
 
+def spans_of(directives: Iterable[Directive], period: Span) -> dict[str, Span]:
+    """Each directive's window as a span; a directive without one applies for the whole period.
+
+    Written out rather than calling ``window_span`` per directive: this is the
+    one loop every view of a large contract pays for.
+    """
+    ordinal = date.toordinal
+    parse = date.fromisoformat
+    spans = {}
+    for directive in directives:
+        window = directive.get("window")
+        spans[directive["id"]] = Span(ordinal(parse(window["from"])),
+                                      ordinal(parse(window["to"]))) if window else period
+    return spans
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_encode_string = json.encoder.encode_basestring  # what json.dumps(text, ensure_ascii=False) does
+
+
 def canonical_json(value: Any) -> str:
     """The JSON text two equal values share: sorted keys, no spaces, 1.0 written as 1."""
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps(_normal(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return _encode_string(value)
+    if value is None or isinstance(value, bool | int):
+        return _ENCODER.encode(value)
+    return _ENCODER.encode(_normal(value))
 
 
 def _normal(value: Any) -> Any:

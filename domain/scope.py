@@ -36,3 +36,33 @@ def rule_applies(rule: Mapping[str, Any], directive: Mapping[str, Any]) -> bool:
         and not tags.intersection(rule.get("unless_tags") or ())
         and directive.get("basis") not in set(rule.get("unless_basis") or ())
     )
+
+
+class ContractScope:
+    """One contract's scope and rules, asked about one directive at a time."""
+
+    def __init__(self, terms: Mapping[str, Any]) -> None:
+        self.target_groups = frozenset(terms.get("target_groups") or ())
+        self.service_area = frozenset(terms.get("service_area") or ())
+        self.rules = list(terms.get("rules") or ())
+        self._untagged_match = [
+            rule for rule in self.rules if rule_applies(rule, {"tags": [], "basis": None})
+        ]
+
+    def outside(self, directive: Mapping[str, Any]) -> Outside | None:
+        """What the directive names that the contract does not cover, or ``None``."""
+        named_groups = directive.get("target_groups") or ()
+        named_places = directive.get("locations") or ()
+        groups, area = self.target_groups, self.service_area
+        if groups.issuperset(named_groups) and area.issuperset(named_places):
+            return None
+        return Outside(
+            target_groups=tuple(dict.fromkeys(g for g in named_groups if g not in groups)),
+            locations=tuple(dict.fromkeys(p for p in named_places if p not in area)),
+        )
+
+    def broken_rules(self, directive: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The contract's rules that block the directive, in the contract's order."""
+        if not directive.get("tags") and not self._untagged_match:
+            return []  # every rule needs a tag this directive lacks
+        return [rule for rule in self.rules if rule_applies(rule, directive)]
