@@ -82,6 +82,8 @@ def test_the_celery_app_speaks_json_only_and_acknowledges_late(
     assert conf.task_acks_late and conf.worker_prefetch_multiplier == 1
     assert conf.task_time_limit and conf.task_soft_time_limit < conf.task_time_limit
     schedule = conf.beat_schedule
-    assert {entry["task"] for entry in schedule.values()} == {"threadneedle.ping"}
+    assert {entry["task"] for entry in schedule.values()} == {
+        "threadneedle.ping", "threadneedle.project", "threadneedle.refresh_priorities"}
     celery.loader.import_default_modules()
-    assert "threadneedle.ping" in celery.tasks
+    assert {"threadneedle.ping", "threadneedle.project", "threadneedle.rebuild",
+            "threadneedle.refresh_priorities"} <= set(celery.tasks)

@@ -1,0 +1,64 @@
+"""Live views and replay agree: the live conflict view after each version equals replay there."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from uuid import UUID
+
+import pytest
+import redis
+from conftest import TEST_REDIS_URL
+
+from workflows.bootstrap import bootstrap
+from workflows.projection_control import contract_views
+from workflows.settings import Settings
+from workflows.views import conflicts_key
+from workflows.workload import open_contracts, random_command
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
+    make_settings: Callable[..., Settings], client: redis.Redis,
+) -> None:
+    # given a randomised history of 220 issues, amendments and withdrawals on one contract
+    settings = make_settings()
+    services = bootstrap(settings)
+    try:
+        rng = random.Random(2008)
+        (handle,) = open_contracts(services.app, 1)
+        for _ in range(220):
+            random_command(services.app, handle, rng)
+        final = services.app.repository.get(UUID(handle.id))
+        assert final.version >= 200
+
+        # when the projector is driven one event at a time
+        projector = contract_views(services)
+        projector.batch_size = 1
+        generation = projector.store.current()
+        seen = []
+        while projector.project_batch(generation) is not None:
+            document = projector.store.read_json(conflicts_key(generation, handle.id))
+            if document is None:
+                continue
+            version = document["version"]
+            seen.append(version)
+
+            # then after each version the live view equals the view replayed to that version
+            replayed = services.app.repository.get(UUID(handle.id), version=version)
+            live = {conflict["id"]: conflict for conflict in document["conflicts"]}
+            assert live == replayed.conflicts, f"version {version}"
+
+        # and every version of the contract was seen, in order
+        assert seen == list(range(1, final.version + 1))
+        assert any(c["status"] == "dissolved" for c in final.conflicts.values())
+    finally:
+        services.close()
