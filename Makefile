@@ -13,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432
-BENCHMARKS := bench/command_path.py
+BENCHMARKS := bench/command_path.py bench/projections.py
 
 .PHONY: help venv run test test-postgres lint bench clean
 

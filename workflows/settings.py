@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     """The queue tasks are sent to and a worker consumes (separate stacks can share a Redis)."""
     projection_interval_seconds: float = 5.0
     """How often beat runs the projections as a safety net (commits also wake them)."""
-    projection_batch_size: int = 1000
+    projection_batch_size: int = 5000
     """Notifications read and committed to Redis in one atomic step."""
     projection_lock_seconds: float = 30.0
     """Lease of the one-consumer lock, renewed after every batch; a dead holder's lapses."""
