@@ -65,17 +65,12 @@ def today_in_shanghai(now: datetime) -> date:
     return now.astimezone(SHANGHAI).date()
 
 
-def contract_conflicts(contract: ServiceContract) -> dict[str, dict[str, Any]]:
-    """The conflict view the aggregate folds as it applies its events."""
-    return dict(getattr(contract, "conflicts", {}))
-
-
 def conflict_document(contract: ServiceContract, position: int) -> dict[str, Any]:
     return {
         "contract_id": str(contract.id),
         "position": position,
         "version": contract.version,
-        "conflicts": list(contract_conflicts(contract).values()),
+        "conflicts": list(contract.conflicts.values()),
     }
 
 
@@ -266,7 +261,7 @@ class ContractViews:
         yield ["set", views.priorities_key(generation, contract_id),
                _json(priority_document(contract, reference, position))]
         yield ["sadd", views.contracts_key(generation), contract_id]
-        for conflict in contract_conflicts(contract).values():
+        for conflict in contract.conflicts.values():
             member = f"{contract_id}:{conflict['id']}"
             if conflict["status"] == "open":
                 yield ["zadd", views.board_key(generation), due_epoch(conflict), member]

@@ -142,8 +142,8 @@ def issue_in_bulk(
             contract.withdraw_directive(directive_id, actor=handle.callers[issuer].actor, at=at)
             continue
         caller = handle.callers[rng.choice(ISSUERS)]
-        directive_id = app.new_id()
-        contract.issue_directive(random_fields(rng, subjects, hours), directive_id=directive_id,
+        new_id = app.new_id()
+        contract.issue_directive(random_fields(rng, subjects, hours), directive_id=new_id,
                                  issuer=caller.org, actor=caller.actor, at=at)
-        handle.active.append(str(directive_id))
+        handle.active.append(str(new_id))
     app.save(contract)
