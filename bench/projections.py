@@ -259,6 +259,7 @@ def main() -> None:
             base_rates = [count / elapsed for count, elapsed in base]
             print(f"  baseline: {[f'{r:.0f}' for r in base_rates]} events/s", flush=True)
 
+            contract_views(services).run()  # the live view starts caught up, as in service
             worker = start_worker(settings, Path(folder) / "worker.log")
             try:
                 time.sleep(3.0)
