@@ -615,6 +615,17 @@ class Threadneedle(Application):
             raise NotFound(f"contract {contract.code} did not exist yet at {as_of.isoformat()}")
         return found
 
+    # --- replay for supervisors --------------------------------------------------
+
+    def diff(
+        self, caller: Caller, contract_id: str, *, from_version: int, to_version: int,
+    ) -> dict[str, Any]:
+        """What changed between two versions (SPEC §9 diff shape), replayed from the store."""
+        from workflows import replay  # replay builds on this module
+
+        return replay.diff(self, caller, contract_id,
+                           from_version=from_version, to_version=to_version)
+
 
 def event_record(event: ChainedAggregate.Event) -> dict[str, Any]:
     """One history entry, as ``GET /history`` and ``export`` show it."""
