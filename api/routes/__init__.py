@@ -8,6 +8,7 @@ from api.deps import wake_after_commands
 from api.routes import (
     admin,
     contracts,
+    diff,
     directives,
     health,
     history,
@@ -18,7 +19,7 @@ from api.routes import (
 
 # Every successful command wakes the projections, here and nowhere else.
 api_router = APIRouter(dependencies=[Depends(wake_after_commands, scope="function")])
-for module in (organizations, keys, contracts, directives, views, history, admin, health):
+for module in (organizations, keys, contracts, directives, views, history, diff, admin, health):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]
