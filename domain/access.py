@@ -56,6 +56,19 @@ def require_issuer(caller: Caller, contract: ServiceContract, directive_id: str)
         )
 
 
+def require_resolver(caller: Caller, contract: ServiceContract) -> None:
+    """Deciding and escalating conflicts: a resolver key of an organisation in the chain.
+
+    Whether its organisation stands high enough for a given conflict is the
+    contract's own rule (``ServiceContract.resolve_conflict``), checked
+    against the conflict's current level.
+    """
+    require_read(caller, contract)
+    if caller.role is not Role.RESOLVER or caller.org not in contract.escalation_chain:
+        raise Forbidden("only a resolver key of an organisation in the escalation chain "
+                        "may decide or escalate conflicts")
+
+
 def require_history(caller: Caller, contract: ServiceContract) -> None:
     """History and diffs: supervisors, admins, the contract's stakeholders and resolvers."""
     require_read(caller, contract)

@@ -1,7 +1,9 @@
 """The conflict view and its lifecycle: how detected conflicts open and dissolve.
 
 The view is a JSON-native dict from conflict id to its record, the SPEC §9
-conflict shape plus ``dissolved_version`` and ``dissolved_at``.  It changes
+conflict shape plus ``dissolved_version`` and ``dissolved_at``, ``resolution``
+with ``resolved_version`` and ``resolved_at``, and ``escalations`` (the
+history of its levels).  It changes
 only through pure folds, one contract version at a time:
 ``advance_conflicts(view, detected, version=v, at=t, sla_hours=h)`` takes the
 conflicts detected on the state at version ``v`` (recorded at time ``t``)
@@ -10,9 +12,10 @@ version of a contract in order with this one function, so the live view at
 version ``v`` equals the view replayed to ``v`` by construction.  Folding the
 same version twice changes nothing, so a repeated delivery is harmless.
 
-Resolution and escalation (SPEC §6) will be further folds over this view
-(``resolved`` is kept as it is by ``advance_conflicts``; ``level`` and
-``due`` of an open conflict are left for escalation to change).
+Resolution and escalation (SPEC §6) change one record each: ``resolved``
+and ``escalated`` answer the record after a ``ConflictResolved`` or a
+``ConflictEscalated`` event.  ``advance_conflicts`` keeps a resolved record
+as it is, and keeps the ``level`` and ``due`` of an open one.
 """
 
 from __future__ import annotations
@@ -90,7 +93,50 @@ def opened(detection: Detection, *, version: int, at: datetime, sla_hours: float
         "due": (at + timedelta(hours=sla_hours)).isoformat(),
         "dissolved_version": None,
         "dissolved_at": None,
+        "resolution": None,
+        "resolved_version": None,
+        "resolved_at": None,
+        "escalations": [],
     }
+
+
+def resolved(
+    record: Mapping[str, Any], decision: Mapping[str, Any], *, version: int, at: datetime,
+) -> dict[str, Any]:
+    """The record of a conflict a decision settled at ``version``."""
+    return {
+        **record,
+        "status": RESOLVED,
+        "resolution": dict(decision),
+        "resolved_version": version,
+        "resolved_at": at.isoformat(),
+    }
+
+
+def escalated(
+    record: Mapping[str, Any],
+    *,
+    to_level: int,
+    reason: str,
+    by: str,
+    version: int,
+    at: datetime,
+    sla_hours: float,
+) -> dict[str, Any]:
+    """The record of a conflict escalated at ``version``: due ``sla_hours`` after ``at``."""
+    step = {"from_level": record["level"], "to_level": to_level, "reason": reason, "by": by,
+            "version": version, "at": at.isoformat()}
+    return {
+        **record,
+        "level": to_level,
+        "due": (at + timedelta(hours=sla_hours)).isoformat(),
+        "escalations": [*record.get("escalations", []), step],
+    }
+
+
+def lapsed(record: Mapping[str, Any], now: datetime) -> bool:
+    """Whether a conflict is open and its due time has passed at ``now``."""
+    return record["status"] == OPEN and datetime.fromisoformat(record["due"]) <= now
 
 
 def fold_history(

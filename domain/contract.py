@@ -18,15 +18,22 @@ import eventsourcing.domain
 
 from domain.chain import ChainedAggregate
 from domain.conflict_tracker import ConflictTracker
+from domain.conflict_view import OPEN, escalated, lapsed, resolved
 from domain.errors import (
     AlreadyExists,
+    ConflictNotOpen,
     ContractFinished,
     ContractNotActive,
     DirectiveNotActive,
+    Forbidden,
     IllegalTransition,
+    LevelMismatch,
+    NoHigherLevel,
     NotFound,
+    NotLapsed,
     ValidationFailed,
 )
+from domain.resolution import SLA_EXPIRED, Decision, Escalation, settled
 from domain.values import (
     CONFIDENTIALITY_RULE,
     Basis,
@@ -152,6 +159,38 @@ class ServiceContract(ChainedAggregate):
             directive["status"] = WITHDRAWN
             contract._directives_changed([directive], self.originator_version, self.timestamp)
 
+    class ConflictResolved(ChainedAggregate.Event):
+        """A resolver's decision: the conflict is resolved; its overridden members leave.
+
+        The conflict is marked resolved first, so the fold that follows the
+        overridden directives out of the active set cannot touch it; other
+        conflicts that depended on them dissolve.
+        """
+
+        def apply(self, contract: ServiceContract) -> None:
+            version, at = self.originator_version, self.timestamp
+            record = contract.conflicts[self.data["conflict_id"]]
+            decision = {key: value for key, value in self.data.items() if key != "conflict_id"}
+            contract._conflict_changed(resolved(record, decision, version=version, at=at))
+            overridden = [
+                {**contract.directives[key], "status": OVERRIDDEN, "overridden_version": version,
+                 "overridden_by": self.data["conflict_id"]}
+                for key in self.data["overridden"]
+            ]
+            if overridden:
+                contract._directives_changed(overridden, version, at)
+
+    class ConflictEscalated(ChainedAggregate.Event):
+        """One level up the escalation chain, due ``resolution_sla_hours`` after this event."""
+
+        def apply(self, contract: ServiceContract) -> None:
+            record = contract.conflicts[self.data["conflict_id"]]
+            contract._conflict_changed(escalated(
+                record, to_level=self.data["to_level"], reason=self.data["reason"],
+                by=self.actor["org"], version=self.originator_version, at=self.timestamp,
+                sla_hours=float(contract.terms["resolution_sla_hours"]),
+            ))
+
     def _directives_changed(
         self, updated: list[dict[str, Any]], version: int, at: datetime,
     ) -> None:
@@ -267,6 +306,54 @@ class ServiceContract(ChainedAggregate):
         self._active_directive(directive_id, "withdrawn")
         self._record(self.DirectiveWithdrawn, actor=actor, at=at, data={"id": directive_id})
 
+    def resolve_conflict(
+        self, conflict_id: str, decision: Decision, *, resolver: str, actor: Actor, at: datetime,
+    ) -> None:
+        """Record ``resolver``'s decision on an open conflict (its overridden members leave)."""
+        self._require_active("resolve a conflict")
+        record = self._open_conflict(conflict_id, "decided")
+        resolver_level = self._authority(resolver, record, "decide")
+        data = {"conflict_id": conflict_id, **settled(decision, record["members"]),
+                "resolver": resolver, "resolver_level": resolver_level,
+                "level": record["level"]}
+        self._record(self.ConflictResolved, actor=actor, at=at, data=data)
+
+    def escalate_conflict(
+        self,
+        conflict_id: str,
+        escalation: Escalation,
+        *,
+        escalator: str | None,
+        actor: Actor,
+        at: datetime,
+    ) -> None:
+        """Move an open conflict one level up the chain, from the level the command names.
+
+        ``escalator`` is the resolver's organisation, or ``None`` for the timer,
+        which may only escalate a conflict whose due time has passed at ``at``
+        and only for ``sla_expired``.  Naming ``from_level`` makes a repeat
+        harmless: the second of two escalations from one level is refused.
+        """
+        self._require_active("escalate a conflict")
+        record = self._open_conflict(conflict_id, "escalated")
+        if escalator is None:
+            if escalation.reason != SLA_EXPIRED or not lapsed(record, at):
+                raise NotLapsed(f"conflict {conflict_id} is due {record['due']}; "
+                                f"at {at.isoformat()} it has not lapsed")
+        else:
+            self._authority(escalator, record, "escalate")
+        if escalation.from_level != record["level"]:
+            raise LevelMismatch(f"conflict {conflict_id} is at level {record['level']}, "
+                                f"not {escalation.from_level}")
+        to_level = record["level"] + 1
+        if to_level >= len(self.terms["escalation_chain"]):
+            raise NoHigherLevel(f"conflict {conflict_id} is at the last level of the "
+                                "escalation chain; it can only be decided")
+        self._record(self.ConflictEscalated, actor=actor, at=at, data={
+            "conflict_id": conflict_id, "from_level": record["level"], "to_level": to_level,
+            "reason": escalation.reason,
+        })
+
     # --- queries ------------------------------------------------------------
 
     @property
@@ -327,6 +414,27 @@ class ServiceContract(ChainedAggregate):
                 f"directive {directive_id} is {directive['status']} and cannot be {verb}"
             )
         return directive
+
+    def _open_conflict(self, conflict_id: str, verb: str) -> dict[str, Any]:
+        record = self.conflicts.get(conflict_id)
+        if record is None:
+            raise NotFound(f"contract {self.code} has no conflict {conflict_id}")
+        if record["status"] != OPEN:
+            raise ConflictNotOpen(
+                f"conflict {conflict_id} is {record['status']} and cannot be {verb}"
+            )
+        return record
+
+    def _authority(self, org: str, record: Mapping[str, Any], verb: str) -> int:
+        """The level of ``org`` in the chain, if it is the conflict's level or above."""
+        chain = self.terms["escalation_chain"]
+        level = chain.index(org) if org in chain else -1
+        if level < record["level"]:
+            raise Forbidden(
+                f"conflict {record['id']} is at level {record['level']} "
+                f"({chain[record['level']]}); {org} may not {verb} it"
+            )
+        return level
 
     def _check_window(self, window: Mapping[str, str]) -> None:
         period = self.terms["period"]

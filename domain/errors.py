@@ -63,3 +63,27 @@ class IdempotencyKeyReused(DomainError):
     """The same ``Idempotency-Key`` was sent with a different request."""
 
     code = "idempotency_key_reused"
+
+
+class ConflictNotOpen(DomainError):
+    """A decision or an escalation on a conflict that is already resolved or dissolved."""
+
+    code = "conflict_not_open"
+
+
+class LevelMismatch(DomainError):
+    """An escalation whose ``from_level`` is not the conflict's current level (it moved on)."""
+
+    code = "level_mismatch"
+
+
+class NoHigherLevel(DomainError):
+    """An escalation of a conflict already at the last level of the escalation chain."""
+
+    code = "no_higher_level"
+
+
+class NotLapsed(DomainError):
+    """The timer may escalate a conflict only once its due time has passed."""
+
+    code = "not_lapsed"

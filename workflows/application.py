@@ -41,6 +41,7 @@ from domain.organisations import (
     key_matches,
 )
 from domain.priorities import priority_view
+from domain.resolution import SLA_EXPIRED, Decision, Escalation
 from domain.values import (
     ContractTerms,
     DirectiveFields,
@@ -57,6 +58,10 @@ DIRECTORY_ID = uuid5(NAMESPACE, "directory")
 BOOTSTRAP_ADMIN = Caller(
     principal_id=str(uuid5(NAMESPACE, "bootstrap-admin")), org="threadneedle", role=Role.ADMIN
 )
+SLA_TIMER = Caller(
+    principal_id=str(uuid5(NAMESPACE, "sla-timer")), org="threadneedle", role=Role.SUPERVISOR
+)
+"""Who the deadline timer acts as: it reads every contract and records escalations only."""
 KEY_PREFIX = "ndl_"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 """Whose calendar decides urgency: "today" and replay reference dates are dates there."""
@@ -449,6 +454,64 @@ class Threadneedle(Application):
 
         return self._execute(caller, None, attempt, serial_key=contract_id)
 
+    # --- conflicts ------------------------------------------------------------
+
+    def resolve_conflict(
+        self,
+        caller: Caller,
+        contract_id: str,
+        conflict_id: str,
+        decision: Decision,
+        *,
+        request: IdempotentRequest | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_resolver(caller, contract)
+            contract.resolve_conflict(conflict_id, decision, resolver=caller.org,
+                                      actor=caller.actor, at=self.clock())
+            return Change([contract], contract, conflict_id)
+
+        return self._execute(caller, request, attempt, serial_key=contract_id)
+
+    def escalate_conflict(
+        self,
+        caller: Caller,
+        contract_id: str,
+        conflict_id: str,
+        escalation: Escalation,
+        *,
+        request: IdempotentRequest | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            access.require_resolver(caller, contract)
+            contract.escalate_conflict(conflict_id, escalation, escalator=caller.org,
+                                       actor=caller.actor, at=self.clock())
+            return Change([contract], contract, conflict_id)
+
+        return self._execute(caller, request, attempt, serial_key=contract_id)
+
+    def escalate_lapsed_conflict(
+        self, contract_id: str, conflict_id: str, from_level: int, *, now: datetime
+    ) -> CommandResult:
+        """The timer's escalation: ``sla_expired``, from ``from_level``, recorded at ``now``.
+
+        The same command as a resolver's; the contract refuses it unless the
+        conflict is still open at ``from_level`` and lapsed at ``now``.
+        """
+        escalation = Escalation(from_level=from_level, reason=SLA_EXPIRED)
+
+        def attempt() -> Change:
+            contract = self._for_command(SLA_TIMER, contract_id, None)
+            contract.escalate_conflict(conflict_id, escalation, escalator=None,
+                                       actor=SLA_TIMER.actor, at=now)
+            return Change([contract], contract, conflict_id)
+
+        return self._execute(SLA_TIMER, None, attempt, serial_key=contract_id)
+
     # --- history --------------------------------------------------------------
 
     def history(
@@ -641,6 +704,6 @@ def event_record(event: ChainedAggregate.Event) -> dict[str, Any]:
 
 
 __all__ = [
-    "CommandResult", "Threadneedle", "asdict", "conflicts_of", "contract_id_for", "event_record",
-    "shanghai_date",
+    "SLA_TIMER", "CommandResult", "Threadneedle", "asdict", "conflicts_of", "contract_id_for",
+    "event_record", "shanghai_date",
 ]
