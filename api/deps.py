@@ -40,6 +40,7 @@ IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
 
 ContractId = Annotated[str, Path(description="The contract's UUID", max_length=64)]
 DirectiveId = Annotated[str, Path(description="The directive's id", max_length=64)]
+ConflictId = Annotated[str, Path(description="The conflict's id", max_length=128)]
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 

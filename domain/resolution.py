@@ -30,7 +30,7 @@ SLA_EXPIRED = "sla_expired"
 """The reason the timer gives when it escalates a conflict whose due time passed."""
 
 DirectiveIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
-                         Field(default_factory=list, max_length=500)]
+                         Field(max_length=500)]
 
 
 class Outcome(StrEnum):
@@ -44,8 +44,8 @@ class Decision(Strict):
     """The body of ``POST .../conflicts/{cid}/resolution``."""
 
     outcome: Outcome
-    upheld: DirectiveIds
-    overridden: DirectiveIds
+    upheld: DirectiveIds = Field(default_factory=list)
+    overridden: DirectiveIds = Field(default_factory=list)
     rationale: str = Field(min_length=1, max_length=4000)
 
     @field_validator("rationale")

@@ -32,6 +32,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": interval,
             "options": {"expires": interval},
         },
+        # Deadlines are stored data; this sweep escalates the conflicts that lapsed.
+        "escalate-lapsed-conflicts": {
+            "task": "threadneedle.escalate_lapsed",
+            "schedule": settings.timer_interval_seconds,
+            "options": {"expires": settings.timer_interval_seconds},
+        },
         "refresh-priorities-daily": {
             "task": "threadneedle.refresh_priorities",
             "schedule": DAILY_REFRESH,

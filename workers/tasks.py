@@ -18,6 +18,7 @@ from celery import shared_task
 from workers.runtime import projection, services
 from workflows.projection_control import require_projection, wake_projections
 from workflows.projections import today_in_shanghai
+from workflows.timers import escalate_lapsed
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +71,19 @@ def refresh_priorities(only_if_stale: bool = False) -> int:
         if stored is not None and stored >= today:
             return 0
     return views.refresh()
+
+
+@shared_task(name="threadneedle.escalate_lapsed", ignore_result=True)
+def escalate_lapsed_conflicts() -> int:
+    """Escalate every conflict whose due time has passed one level (``sla_expired``).
+
+    Safe to run twice or on two processes at once: each escalation names the
+    level it escalates from, so the second is refused and skipped.  Not
+    retried: the next beat tick is the retry.
+    """
+    current = services()
+    escalated = escalate_lapsed(current.app, datetime.now(UTC))
+    if escalated:
+        wake_projections(current)
+        log.info("escalated %d lapsed conflict(s)", len(escalated))
+    return len(escalated)

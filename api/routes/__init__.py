@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from api.deps import wake_after_commands
 from api.routes import (
     admin,
+    conflicts,
     contracts,
     diff,
     directives,
@@ -19,7 +20,8 @@ from api.routes import (
 
 # Every successful command wakes the projections, here and nowhere else.
 api_router = APIRouter(dependencies=[Depends(wake_after_commands, scope="function")])
-for module in (organizations, keys, contracts, directives, views, history, diff, admin, health):
+for module in (organizations, keys, contracts, directives, conflicts, views, history, diff,
+               admin, health):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]
