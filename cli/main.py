@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.stack import Interrupted, Stack, StackError, ignore_signals, raise_on_signals
-from cli.timeline import short_type, summarise
+from cli.timeline import timeline_table
 from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
+from domain.values import Profile
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
 from workflows.bootstrap import Services, bootstrap
 from workflows.demo import KEYS_FILE, DemoLoad, load_demo, open_conflicts
@@ -31,6 +32,7 @@ from workflows.projection_control import (
     require_projection,
     wake_projections,
 )
+from workflows.replay import timeline
 from workflows.settings import Settings
 
 app = typer.Typer(
@@ -297,31 +299,29 @@ def replay(
     as_of: Annotated[str | None, typer.Option(
         help="Stop at the last event recorded at or before this ISO 8601 time (UTC if no zone).",
     )] = None,
+    what_if: Annotated[Profile | None, typer.Option(
+        "--what-if", help="Rank the whole past under this profile instead of the policy.",
+    )] = None,
 ) -> None:
-    """A timeline of a contract's events, and its state at the end of it."""
+    """A timeline of a contract's events: who did what, and how the open conflicts and
+    the top of the ranking changed; then its state at the end of it."""
     if to_version is not None and as_of is not None:
         raise fail("give --to-version or --as-of, not both", 2)
     moment = _iso_time(as_of) if as_of is not None else None
     with Session() as needle:
-        state = needle.contract(BOOTSTRAP_ADMIN, contract_ref(contract),
-                                version=to_version, as_of=moment)
-        events = _events(needle, str(state.id), state.version)
-    table = Table(title=f"{state.code} · {state.terms['title']}", title_justify="left")
-    table.add_column("v", justify="right")
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("event", no_wrap=True)
-    table.add_column("actor", max_width=20, no_wrap=True, overflow="ellipsis")
-    table.add_column("summary", ratio=1)
-    for event in events:
-        table.add_row(
-            str(event["version"]), event["recorded_at"][:19].replace("T", " "),
-            short_type(event["type"]), event["actor"].get("org", ""),
-            summarise(event["type"], event["data"]),
-        )
-    console().print(table)
+        story = timeline(needle, BOOTSTRAP_ADMIN, contract_ref(contract), version=to_version,
+                         as_of=moment, profile=what_if.value if what_if else None)
+    console().print(timeline_table(story))
+    state = story.contract
     active = len(state.active_directives())
+    open_now = sum(1 for c in state.conflicts.values() if c["status"] == "open")
     console().print(f"state at version {state.version}: {state.status}, "
-                  f"{len(state.directives)} directives ({active} active)", highlight=False)
+                    f"{len(state.directives)} directives ({active} active), "
+                    f"{open_now} open conflicts", highlight=False)
+    if story.what_if:
+        policy = (state.terms.get("policy") or {}).get("profile", "contract_first")
+        console().print(f"what-if: every step ranked under {story.profile} "
+                        f"(the contract's policy is {policy})", highlight=False)
 
 
 def _iso_time(text: str) -> datetime:
@@ -330,19 +330,6 @@ def _iso_time(text: str) -> datetime:
     except ValueError:
         raise fail(f"--as-of: {text!r} is not an ISO 8601 time", 2) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _events(needle: Threadneedle, contract_id: str, up_to: int) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    after = 0
-    while after < up_to:
-        page = needle.history(BOOTSTRAP_ADMIN, contract_id, after_version=after,
-                              limit=min(500, up_to - after))
-        events += page["events"]
-        if not page["events"]:
-            break
-        after = page["events"][-1]["version"]
-    return events
 
 
 @app.command()

@@ -2,7 +2,10 @@
 
 Loading is idempotent: an organisation already registered, a contract already
 drafted or active, or a directive already issued (same issuer, subject and
-summary) is left as it is, so loading twice records nothing new.  The demo
+summary) is left as it is, so loading twice records nothing new.  The
+scenario's ``story`` then settles one conflict and escalates another, so that
+replaying HZ-YOUTH-2008 tells how its reporting demands were sorted out; a
+step whose conflict is no longer open at the level it names is already done.  The demo
 keys are kept in ``<var_dir>/demo-keys.json`` (mode 0600) so that a restart
 shows the same keys; a key that no longer authenticates (a new event store)
 is replaced.
@@ -17,9 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from domain.contract import DRAFT
+from domain.contract import DRAFT, ServiceContract
 from domain.errors import NotFound
 from domain.organisations import Caller, KeySpec, OrganisationSpec, Role
+from domain.resolution import Decision, Escalation
 from domain.values import ContractTerms, DirectiveFields
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
 
@@ -102,12 +106,55 @@ def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = No
                 continue
             app.issue_directive(callers[(issuer, Role.STAKEHOLDER.value)], contract_id, fields)
             recorded += 1
+    for step in data.get("story", []):
+        recorded += _tell(app, step, callers)
+    for code in (c["code"] for c in data["contracts"]):
+        contract_id = str(contract_id_for(code))
         current = app.contract(admin, contract_id)
         contracts.append(DemoContract(
             code=current.code, id=contract_id, title=current.terms["title"],
             version=current.version, directives=len(current.directives),
         ))
     return DemoLoad(contracts=contracts, keys=keys, recorded=recorded)
+
+
+def _tell(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str], Caller]) -> int:
+    """One step of the story: a resolver decides or escalates a conflict, unless it is done.
+
+    The conflict is found by its kind and subject among the open ones (its id
+    derives from directive ids the server assigned); directives are named by
+    their issuers.  Answers how many commands it recorded.
+    """
+    contract_id = str(contract_id_for(step["contract"]))
+    resolver = callers[(step["by"], Role.RESOLVER.value)]
+    contract = app.contract(resolver, contract_id)
+    conflict = _open_conflict(contract, **step["conflict"])
+    if conflict is None:
+        return 0
+    if step["action"] == "resolve":
+        issuer = {key: contract.directives[key]["issuer"] for key in conflict["members"]}
+        decision = Decision(
+            outcome=step["outcome"],
+            upheld=[key for key in conflict["members"] if issuer[key] in step["upheld_issuers"]],
+            overridden=[key for key in conflict["members"]
+                        if issuer[key] in step["overridden_issuers"]],
+            rationale=step["rationale"],
+        )
+        app.resolve_conflict(resolver, contract_id, conflict["id"], decision)
+        return 1
+    if conflict["level"] != step["from_level"]:
+        return 0
+    escalation = Escalation(from_level=step["from_level"], reason=step["reason"])
+    app.escalate_conflict(resolver, contract_id, conflict["id"], escalation)
+    return 1
+
+
+def _open_conflict(contract: ServiceContract, *, kind: str, subject: str) -> dict[str, Any] | None:
+    """The open conflict of ``kind`` on ``subject``, the most recently opened if several."""
+    found = [record for record in contract.conflicts.values()
+             if record["status"] == "open" and record["kind"] == kind
+             and record["details"].get("subject") == subject]
+    return max(found, key=lambda record: record["opened_version"], default=None)
 
 
 def _wanted_keys(data: dict[str, Any]) -> list[tuple[str, str]]:

@@ -136,3 +136,41 @@ def test_keys_kept_from_another_store_are_replaced(
     assert all(app.authenticate(k.key) is not None for k in second.keys)
     assert read_demo_keys(new.var_dir / KEYS_FILE) == second.keys
     app.close()
+
+
+def test_the_youth_contracts_story_merges_the_duplicate_report_and_escalates_the_rest(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # given the loaded demo
+    settings = make_settings()
+    app = Threadneedle(settings)
+    loaded = load_demo(app, settings.var_dir)
+    qichuang = next(k.id for k in loaded.keys if (k.org, k.role) == ("qichuang", "resolver"))
+    youth = app.contract(BOOTSTRAP_ADMIN, str(contract_id_for("HZ-YOUTH-2008")))
+
+    # then after the seven directives, qichuang's resolver key (level 0) merged the two
+    # streets' identical weekly reports, overriding chigang's, with a Chinese rationale
+    events = app.history(BOOTSTRAP_ADMIN, str(youth.id))["events"]
+    assert [e["type"].rsplit(".", 1)[-1] for e in events[-2:]] == [
+        "ConflictResolved", "ConflictEscalated"]
+    decided, escalated = events[-2:]
+    assert decided["actor"] == escalated["actor"] == {"org": "qichuang", "principal": qichuang}
+    by_kind = {(c["kind"], c["status"]): c for c in youth.conflicts.values()
+               if c["details"].get("subject") == "reporting.weekly"}
+    duplicate = by_kind[("duplicate", "resolved")]
+    assert duplicate["resolution"]["outcome"] == "merged"
+    assert "合并为一份" in duplicate["resolution"]["rationale"]
+    [overridden] = duplicate["resolution"]["overridden"]
+    assert youth.directives[overridden]["issuer"] == "chigang-street"
+    assert youth.directives[overridden]["status"] == "overridden"
+
+    # and the contradiction left between the street's template and the bureau's form was
+    # escalated by hand from qichuang to the Youth League (level 1), with a reason
+    contradiction = by_kind[("contradiction", "open")]
+    assert contradiction["level"] == 1
+    assert youth.terms["escalation_chain"][1] == "haizhu-youth-league"
+    assert escalated["data"]["conflict_id"] == contradiction["id"]
+    assert "提请团区委协调" in escalated["data"]["reason"]
+    assert {youth.directives[m]["issuer"] for m in contradiction["members"]} == {
+        "haichuang-street", "haizhu-civil-affairs"}
+    app.close()
