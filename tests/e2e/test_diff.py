@@ -178,3 +178,53 @@ def test_a_version_beyond_the_head_is_not_found(world: World) -> None:
     # then there is no such version yet
     assert response.status_code == 404
     assert "no version 3" in response.json()["detail"]
+
+
+def test_a_diff_shows_a_resolution_its_overridden_directive_and_an_escalation(
+    world: World,
+) -> None:
+    # given 3 the street's weekly report, 4 the provider's identical one (a duplicate),
+    # 5 the residents' other format (a contradiction of three)
+    report = {"subject": REPORT, "summary": "每周报送工作数据", "basis": "purchaser_request",
+              "hours_per_week": 10}
+    street = world.as_("street").ok("POST", f"{world.path}/directives", 201,
+                                    json={**report, "value": STREET_TEMPLATE})["id"]
+    provider = world.as_("provider").ok("POST", f"{world.path}/directives", 201,
+                                        json={**report, "value": STREET_TEMPLATE})["id"]
+    world.as_("residents").ok("POST", f"{world.path}/directives", 201,
+                              json={**report, "value": BUREAU_FORM})
+    open_now = world.admin.ok("GET", f"{world.path}/conflicts", params={"version": 5})
+    duplicate = next(c for c in open_now["conflicts"] if c["kind"] == "duplicate")
+
+    # when the bureau's resolver (level 1) merges the duplicate into the street's report (6)
+    # and escalates the contradiction left between street and residents from level 0 (7)
+    resolver = world.as_("resolver")
+    resolver.ok("POST", f"{world.path}/conflicts/{duplicate['id']}/resolution", json={
+        "outcome": "merged", "upheld": [street], "overridden": [provider],
+        "rationale": "两份相同的街道模板周报合并为一份"})
+    after = world.admin.ok("GET", f"{world.path}/conflicts", params={"version": 6})
+    left = next(c for c in after["conflicts"]
+                if c["kind"] == "contradiction" and c["status"] == "open")
+    resolver.ok("POST", f"{world.path}/conflicts/{left['id']}/escalation",
+                json={"from_level": 0, "reason": "格式之争，提请民政局裁定"})
+
+    # then a supervisor's diff from 5 to 7 tells it all
+    told = diff(world.as_("supervisor"), world, 5, 7)
+    assert ids(told["directives"]["overridden"]) == [provider]
+    assert told["directives"]["added"] == told["directives"]["withdrawn"] == []
+    conflicts = told["conflicts"]
+    assert ids(conflicts["resolved"]) == [duplicate["id"]]
+    assert conflicts["resolved"][0]["resolution"]["rationale"] == "两份相同的街道模板周报合并为一份"
+    [dissolved] = conflicts["dissolved"]
+    assert (dissolved["kind"], len(dissolved["members"])) == ("contradiction", 3)
+    assert ids(conflicts["opened"]) == [left["id"]]
+    [escalated] = conflicts["escalated"]
+    assert (escalated["id"], escalated["from_level"], escalated["to_level"]) == (
+        left["id"], 0, 1)
+    [leaving] = [m for m in told["ranks"] if m["directive_id"] == provider]
+    assert leaving["from"] is not None and leaving["to"] is None  # overridden: not ranked
+
+    # and the escalation alone is the diff from 6 to 7
+    last = diff(world.as_("supervisor"), world, 6, 7)
+    assert ids(last["conflicts"]["escalated"]) == [left["id"]]
+    assert last["conflicts"]["opened"] == last["conflicts"]["resolved"] == []
