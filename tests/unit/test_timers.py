@@ -138,8 +138,9 @@ def test_resolved_conflicts_and_inactive_contracts_do_not_escalate(
 ) -> None:
     # Given one contradiction decided by 启创 and another on a suspended contract
     decided_contract, decided_conflict = contract_with_contradiction(app, "HZ-T-5")
+    deferred = Decision.model_validate({"outcome": "deferred", "rationale": "下月协调会再议"})
     app.resolve_conflict(caller("qichuang", Role.RESOLVER), decided_contract, decided_conflict,
-                         Decision.model_validate({"outcome": "deferred", "rationale": "下月协调会再议"}))
+                         deferred)
     suspended_contract, suspended_conflict = contract_with_contradiction(app, "HZ-T-6")
     app.transition(BOOTSTRAP_ADMIN, suspended_contract, "suspend")
 
