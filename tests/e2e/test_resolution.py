@@ -28,6 +28,7 @@ import redis
 import uvicorn
 from conftest import ADMIN_KEY, fresh_store
 from integration.processes import descendants, settings_env, stop_tree, wait_gone
+from pydantic import SecretStr
 
 from api.main import create_app
 from workflows.bootstrap import Services, bootstrap
@@ -76,7 +77,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The API, a worker of two processes and two beats, on one fresh store."""
     folder = tmp_path_factory.mktemp("resolution")
     redis.Redis.from_url(RESOLUTION_REDIS_URL).flushdb()
-    settings = Settings(var_dir=folder / "var", admin_key=ADMIN_KEY,
+    settings = Settings(var_dir=folder / "var", admin_key=SecretStr(ADMIN_KEY),
                         redis_url=RESOLUTION_REDIS_URL,
                         celery_queue=f"e2e-resolution-{uuid.uuid4().hex[:10]}",
                         timer_interval_seconds=TIMER_SECONDS, projection_interval_seconds=1.0,
