@@ -83,7 +83,11 @@ def test_the_celery_app_speaks_json_only_and_acknowledges_late(
     assert conf.task_time_limit and conf.task_soft_time_limit < conf.task_time_limit
     schedule = conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} == {
-        "threadneedle.ping", "threadneedle.project", "threadneedle.refresh_priorities"}
+        "threadneedle.ping", "threadneedle.project", "threadneedle.refresh_priorities",
+        "threadneedle.escalate_lapsed"}
+    # and the deadline sweep runs every NEEDLE_TIMER_INTERVAL_SECONDS
+    [sweep] = [e for e in schedule.values() if e["task"] == "threadneedle.escalate_lapsed"]
+    assert sweep["schedule"] == settings.timer_interval_seconds
     celery.loader.import_default_modules()
     assert {"threadneedle.ping", "threadneedle.project", "threadneedle.rebuild",
-            "threadneedle.refresh_priorities"} <= set(celery.tasks)
+            "threadneedle.refresh_priorities", "threadneedle.escalate_lapsed"} <= set(celery.tasks)
