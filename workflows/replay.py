@@ -8,12 +8,13 @@ Both are computed from the event store, never from the live views in Redis.
 - ``timeline`` folds the contract's events once, in order, into one
   aggregate, and after each event notes how the open conflicts and the top of
   the ranking moved (under the contract's policy, or under another profile:
-  a what-if of the whole past).  It ranks again only when an event can move
-  the ranking or the reference date has changed.
+  a what-if of the whole past).  Only the directives an event changed are
+  scored again, unless the terms or the reference date changed.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,6 +32,10 @@ from workflows.application import Threadneedle, shanghai_date
 
 TOP = 3
 
+DIRECTIVE_EVENTS = frozenset({
+    "ServiceContract.DirectiveIssued", "ServiceContract.DirectiveAmended",
+    "ServiceContract.DirectiveWithdrawn",
+})
 # Events after which the ranking is what it was (on the same reference date).
 RANK_NEUTRAL = frozenset({
     "ServiceContract.Activated", "ServiceContract.Suspended", "ServiceContract.Terminated",
@@ -141,36 +146,96 @@ def fold_steps(
 ) -> Iterable[Step]:
     """Apply each event in turn to one aggregate; answer a ``Step`` per event."""
     contract: ServiceContract | None = None
-    ranked: list[dict[str, Any]] = []
-    ranked_on: date | None = None
+    leaders = TopOfRanking(profile)
     for event in events:
-        conflicts_before = {} if contract is None else {
-            key: dict(record) for key, record in contract.conflicts.items()}
+        conflicts_before = {} if contract is None else dict(contract.conflicts)
         contract = project_aggregate(contract, [event])
         assert isinstance(contract, ServiceContract)
-        reference = shanghai_date(event.timestamp)
-        type_name = event.type_name()
-        top_before = ranked[:top]
-        if type_name not in RANK_NEUTRAL or reference != ranked_on:
-            ranked = [_brief(entry, contract) for entry in
-                      ranking_of(contract, reference, profile)[:top]]
-            ranked_on = reference
+        top_before = leaders.top(top)
+        leaders.follow(contract, event.type_name(), event.data, shanghai_date(event.timestamp))
         yield Step(
             version=event.originator_version,
             recorded_at=event.timestamp,
-            type=type_name,
+            type=event.type_name(),
             actor=dict(event.actor),
             data=event.data,
-            conflicts=conflict_changes(conflicts_before, contract.conflicts,
-                                       from_version=event.originator_version - 1),
+            conflicts=_conflicts_moved(conflicts_before, contract.conflicts,
+                                       version=event.originator_version),
             open_conflicts=sum(1 for c in contract.conflicts.values() if c["status"] == "open"),
             top_before=top_before,
-            top_after=list(ranked),
+            top_after=leaders.top(top),
         )
 
 
-def _brief(entry: Mapping[str, Any], contract: ServiceContract) -> dict[str, Any]:
-    directive = contract.directives[entry["directive_id"]]
+class TopOfRanking:
+    """The head of a contract's ranking, kept up to date event by event.
+
+    A directive's place in the ranking (tier, score, issue order, id) depends on
+    the directive, the terms and the reference date only — never on the other
+    directives — so after an event only the directives it changed are scored
+    again (by ``domain.priorities`` itself, on a state of that one directive),
+    unless the terms or the reference date changed: then all are.
+    """
+
+    def __init__(self, profile: str | None) -> None:
+        self.profile = profile
+        self.keys: dict[str, tuple[int, float, int, str]] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.reference: date | None = None
+
+    def follow(
+        self, contract: ServiceContract, type_name: str, data: Mapping[str, Any],
+        reference: date,
+    ) -> None:
+        changed = _directives_changed_by(type_name, data)
+        if changed is None or reference != self.reference:
+            self.keys.clear()
+            self.entries.clear()
+            changed = list(contract.directives)
+            self.reference = reference
+        for directive_id in changed:
+            self.keys.pop(directive_id, None)
+            self.entries.pop(directive_id, None)
+            directive = contract.directives[directive_id]
+            if directive["status"] != "active":
+                continue
+            [entry] = rank_directives(contract.terms, [directive], reference,
+                                      profile=self.profile)
+            self.keys[directive_id] = (entry["tier"], -entry["score"],
+                                       directive.get("issued_version") or 0, directive_id)
+            self.entries[directive_id] = _brief(entry, directive)
+
+    def top(self, count: int) -> list[dict[str, Any]]:
+        leading = heapq.nsmallest(count, self.keys.values())
+        return [{**self.entries[key[3]], "rank": rank}
+                for rank, key in enumerate(leading, start=1)]
+
+
+def _directives_changed_by(type_name: str, data: Mapping[str, Any]) -> list[str] | None:
+    """The directives an event changed, or ``None`` when it may have changed any ranking."""
+    if type_name in DIRECTIVE_EVENTS:
+        return [data["id"]]
+    if type_name == "ServiceContract.ConflictResolved":
+        return list(data.get("overridden") or ())
+    if type_name in RANK_NEUTRAL:
+        return []
+    return None
+
+
+def _conflicts_moved(
+    before: Mapping[str, Any], after: Mapping[str, Any], *, version: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """What one event did to the conflict view, comparing only the records it replaced.
+
+    The view's folds replace a record that changes and never change one in
+    place, so an unchanged record is the very same object before and after.
+    """
+    moved = [key for key, record in after.items() if before.get(key) is not record]
+    return conflict_changes({key: before[key] for key in moved if key in before},
+                            {key: after[key] for key in moved}, from_version=version - 1)
+
+
+def _brief(entry: Mapping[str, Any], directive: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "directive_id": entry["directive_id"],
         "rank": entry["rank"],
