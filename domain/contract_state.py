@@ -13,7 +13,6 @@ downstream depends on the order in which they arrived.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date
 from functools import cached_property
@@ -21,7 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 from domain.scope import ContractScope, Outside
-from domain.windows import Span, covered_weeks, period_span
+from domain.windows import MICRO, Span, period_span
 
 Directive = Mapping[str, Any]
 
@@ -29,6 +28,15 @@ NOTHING_OUTSIDE = Outside((), ())
 
 
 class ContractState:
+    """The facts every view reads, worked out in one pass over the active directives.
+
+    Per directive (by id): its span, the weeks of the period it covers (as a
+    ``range`` of week numbers), the micro-hours it asks a week, and, lazily,
+    its canonical value.  Scope and rule answers are looked up once per
+    distinct combination of named groups, places, tags and basis: a large
+    contract names the same few again and again.
+    """
+
     def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive]) -> None:
         self.terms = terms
         self.period = period_span(terms)
@@ -36,13 +44,71 @@ class ContractState:
             (d for d in directives if d.get("status", "active") == "active"),
             key=itemgetter("id"),
         )
-        self.spans: dict[str, Span] = spans_of(self.directives, self.period)
         self.scope = ContractScope(terms)
-        self._canonical: dict[str, str] = {}
-        self._covered: dict[str, range] = {}
         capacity = terms["capacity"]
         self.weekly_hours: float = capacity["staff"] * capacity["hours_per_staff_week"]
         self.committed_hours: float = capacity["committed_hours_per_week"]
+        self._canonical: dict[str, str] = {}
+        self._canonical_by_value: dict[tuple[tuple[str, str], ...], str] = {}
+        self.spans: dict[str, Span] = {}
+        self.covered: dict[str, range] = {}
+        self.hours: dict[str, int] = {}
+        """Micro-hours each directive asks a week (0 for none)."""
+        self.outside: dict[str, Outside] = {}
+        """For each directive naming a target group or place the contract does not cover,
+        what lies outside."""
+        self.broken_rules: dict[str, list[Mapping[str, Any]]] = {}
+        """For each directive some contract rule blocks, those rules in the contract's order."""
+        self._prepare()
+
+    def _prepare(self) -> None:
+        period, scope = self.period, self.scope
+        first_week, last_week = period.first_week, period.last_week
+        spans, covered, hours_of = self.spans, self.covered, self.hours
+        outside, broken_rules = self.outside, self.broken_rules
+        days: dict[str, int] = {}
+        windows: dict[tuple[str, str], tuple[Span, range]] = {}
+        whole = (period, range(first_week, last_week + 1))
+        scoped: dict[tuple[Any, ...], Outside | None] = {}
+        ruled: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+        groups_in, area_in = scope.target_groups, scope.service_area
+        untagged_rules = scope.untagged_match
+        for directive in self.directives:
+            key = directive["id"]
+            window = directive.get("window")
+            if window:
+                ends = (window["from"], window["to"])
+                known = windows.get(ends)
+                if known is None:
+                    first, last = days.get(ends[0]), days.get(ends[1])
+                    if first is None:
+                        first = days[ends[0]] = date.fromisoformat(ends[0]).toordinal()
+                    if last is None:
+                        last = days[ends[1]] = date.fromisoformat(ends[1]).toordinal()
+                    known = windows[ends] = (Span(first, last), range(
+                        max((first - 1) // 7, first_week), min((last - 1) // 7, last_week) + 1))
+            else:
+                known = whole
+            spans[key], covered[key] = known
+            asked = directive.get("hours_per_week") or 0
+            hours_of[key] = round(asked * MICRO) if asked else 0
+            named_groups = directive.get("target_groups") or ()
+            named_places = directive.get("locations") or ()
+            if not (groups_in.issuperset(named_groups) and area_in.issuperset(named_places)):
+                scope_key = (tuple(named_groups), tuple(named_places))
+                if scope_key not in scoped:
+                    scoped[scope_key] = scope.outside(directive)
+                found = scoped[scope_key]
+                if found is not None:
+                    outside[key] = found
+            tags = directive.get("tags")
+            if tags or untagged_rules:
+                rule_key = (tuple(tags or ()), directive.get("basis"))
+                broken = ruled.get(rule_key)
+                if broken is None:
+                    broken = ruled[rule_key] = scope.broken_rules(directive)
+                if broken:
+                    broken_rules[key] = broken
 
     @property
     def free_hours(self) -> float:
@@ -54,48 +120,38 @@ class ContractState:
 
     def weeks(self, directive: Directive) -> range:
         """The week numbers of the contract period that the directive's window covers."""
-        key = directive["id"]
-        weeks = self._covered.get(key)
-        if weeks is None:
-            weeks = self._covered[key] = covered_weeks(self.spans[key], self.period)
-        return weeks
+        return self.covered[directive["id"]]
 
     def canonical(self, directive: Directive) -> str:
         """The directive's value as canonical JSON (see ``canonical_json``)."""
         key = directive["id"]
         text = self._canonical.get(key)
         if text is None:
-            text = self._canonical[key] = canonical_json(directive.get("value"))
+            text = self._canonical[key] = self._canonical_of(directive.get("value"))
+        return text
+
+    def _canonical_of(self, value: Any) -> str:
+        """``canonical_json``, remembered for the flat string-valued objects directives repeat."""
+        if type(value) is not dict or not all(type(item) is str for item in value.values()):
+            return canonical_json(value)
+        flat = tuple(value.items())
+        text = self._canonical_by_value.get(flat)
+        if text is None:
+            text = self._canonical_by_value[flat] = canonical_json(value)
         return text
 
     @cached_property
     def subjects_in_common(self) -> list[tuple[str, list[Directive]]]:
         """Subjects named by two or more directives, in subject order, with those directives."""
-        groups: dict[str, list[Directive]] = defaultdict(list)
+        groups: dict[str, list[Directive]] = {}
         for directive in self.directives:
-            groups[directive["subject"]].append(directive)
-        return sorted((s, ds) for s, ds in groups.items() if len(ds) > 1)
-
-    @cached_property
-    def outside(self) -> dict[str, Outside]:
-        """For each directive naming a target group or place the contract does not
-        cover, what lies outside."""
-        found = {}
-        for directive in self.directives:
-            outside = self.scope.outside(directive)
-            if outside is not None:
-                found[directive["id"]] = outside
-        return found
-
-    @cached_property
-    def broken_rules(self) -> dict[str, list[Mapping[str, Any]]]:
-        """For each directive some contract rule blocks, those rules in the contract's order."""
-        found = {}
-        for directive in self.directives:
-            broken = self.scope.broken_rules(directive)
-            if broken:
-                found[directive["id"]] = broken
-        return found
+            subject = directive["subject"]
+            group = groups.get(subject)
+            if group is None:
+                groups[subject] = [directive]
+            else:
+                group.append(directive)
+        return sorted(((s, ds) for s, ds in groups.items() if len(ds) > 1), key=itemgetter(0))
 
     def outside_of(self, directive: Directive) -> Outside | None:
         return self.outside.get(directive["id"])
@@ -107,22 +163,6 @@ class ContractState:
         """Out of scope or blocked by a rule: ranked in tier 5, never given hours."""
         key = directive["id"]
         return key in self.outside or key in self.broken_rules
-
-
-def spans_of(directives: Iterable[Directive], period: Span) -> dict[str, Span]:
-    """Each directive's window as a span; a directive without one applies for the whole period.
-
-    Written out rather than calling ``window_span`` per directive: this is the
-    one loop every view of a large contract pays for.
-    """
-    ordinal = date.toordinal
-    parse = date.fromisoformat
-    spans = {}
-    for directive in directives:
-        window = directive.get("window")
-        spans[directive["id"]] = Span(ordinal(parse(window["from"])),
-                                      ordinal(parse(window["to"]))) if window else period
-    return spans
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

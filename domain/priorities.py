@@ -152,52 +152,102 @@ def rank_directives(
 def rank(
     state: ContractState, reference_date: date, profile: Profile, weights: Mapping[str, float],
 ) -> list[dict[str, Any]]:
-    """The ranking of a prepared state under a decided profile and weights."""
+    """The ranking of a prepared state under a decided profile and weights.
+
+    The components are the functions above, written out in one loop (this is
+    the loop every ranking of a large contract pays for): the same
+    expressions in the same order, so every float is the one they give.
+    Urgency and efficiency take few distinct inputs and are computed once each.
+    """
     indicator_keys = frozenset(i["key"] for i in state.terms.get("indicators") or ())
     free_hours = state.free_hours
     w_need, w_urgency, w_indicator, w_legitimacy, w_efficiency = (
         weights[name] for name in COMPONENTS
     )
+    client_first = profile == Profile.CLIENT_FIRST
+    outside, broken = state.outside, state.broken_rules
+    # Entries share equal component and schedule dicts (a ranking is read, never
+    # changed in place): a large contract has few distinct values of each.
+    urgency_by_due: dict[Any, dict[str, float]] = {}
+    efficiency_by_hours: dict[Any, dict[str, float]] = {}
+    need_by_value: dict[float, dict[str, float]] = {}
+    legitimacy_by_basis: dict[str, dict[str, float]] = {}
+    served = {"value": 1.0, "weight": w_indicator, "contribution": w_indicator * 1.0}
+    not_served = {"value": 0.0, "weight": w_indicator, "contribution": w_indicator * 0.0}
     scored = []
     for directive in state.directives:
-        n = need(directive)
-        u = urgency(directive, reference_date)
-        k = indicator(directive, indicator_keys)
-        lg = legitimacy(directive)
-        e = efficiency(directive, free_hours)
-        components = {
-            "need": {"value": n, "weight": w_need, "contribution": w_need * n},
-            "urgency": {"value": u, "weight": w_urgency, "contribution": w_urgency * u},
-            "indicator": {"value": k, "weight": w_indicator, "contribution": w_indicator * k},
-            "legitimacy": {
-                "value": lg, "weight": w_legitimacy, "contribution": w_legitimacy * lg,
-            },
-            "efficiency": {
-                "value": e, "weight": w_efficiency, "contribution": w_efficiency * e,
-            },
-        }
+        get = directive.get
+        key = directive["id"]
+        basis = directive["basis"]
+        people = get("people_affected") or 0
+        n = 0.5 * (get("vulnerability") or 0) + 0.5 * min(1.0, people / 100)
+        c_need = need_by_value.get(n)
+        if c_need is None:
+            c_need = need_by_value[n] = {"value": n, "weight": w_need,
+                                         "contribution": w_need * n}
+        due = get("due")
+        c_urgency = urgency_by_due.get(due)
+        if c_urgency is None:
+            u = urgency(directive, reference_date)
+            c_urgency = urgency_by_due[due] = {"value": u, "weight": w_urgency,
+                                               "contribution": w_urgency * u}
+        c_indicator = served if get("indicator") in indicator_keys else not_served
+        c_legitimacy = legitimacy_by_basis.get(basis)
+        if c_legitimacy is None:
+            lg = LEGITIMACY[basis]
+            c_legitimacy = legitimacy_by_basis[basis] = {
+                "value": lg, "weight": w_legitimacy, "contribution": w_legitimacy * lg}
+        asked = get("hours_per_week")
+        c_efficiency = efficiency_by_hours.get(asked)
+        if c_efficiency is None:
+            e = efficiency(directive, free_hours)
+            c_efficiency = efficiency_by_hours[asked] = {
+                "value": e, "weight": w_efficiency, "contribution": w_efficiency * e}
+        components = {"need": c_need, "urgency": c_urgency, "indicator": c_indicator,
+                      "legitimacy": c_legitimacy, "efficiency": c_efficiency}
         # Summed in the documented order, so a reader adding them up by hand gets this float.
-        score = 100 * (w_need * n + w_urgency * u + w_indicator * k + w_legitimacy * lg
-                       + w_efficiency * e)
-        key = (tier(state, directive, profile), -score,
-               directive.get("issued_version") or 0, str(directive["id"]))
-        scored.append((key, directive, components))
-    scored.sort(key=lambda entry: entry[0])
+        score = 100 * (c_need["contribution"] + c_urgency["contribution"]
+                       + c_indicator["contribution"] + c_legitimacy["contribution"]
+                       + c_efficiency["contribution"])
+        if key in outside or key in broken:
+            placed = UNSCHEDULABLE_TIER
+        else:
+            placed = BASIS_TIER.get(basis, OTHER_BASIS_TIER)
+            if client_first and placed > 1:
+                placed = 2
+        scored.append((placed, -score, get("issued_version") or 0, str(key),
+                       score, directive, components))
+    scored.sort(key=_ranking_key)
     schedule = WeeklySchedule(state)
-    return [
-        {
+    hours, covered = state.hours, state.covered
+    blocked = {"outcome": BLOCKED, "hours_granted": 0.0}
+    asked_nothing: dict[int, dict[str, Any]] = {}
+    ranked = []
+    for position, (placed, _, _, key, score, directive, components) in enumerate(scored, 1):
+        asked, weeks = hours[key], covered[key]
+        if placed == UNSCHEDULABLE_TIER:
+            granted = blocked
+        elif asked <= 0 or not weeks:
+            granted = asked_nothing.get(asked) or asked_nothing.setdefault(
+                asked, schedule.grant_hours(asked, weeks))
+        else:
+            granted = schedule.grant_hours(asked, weeks)
+        ranked.append({
             "directive_id": directive["id"],
-            "rank": rank,
-            "tier": key[0],
-            "score": -key[1],
+            "rank": position,
+            "tier": placed,
+            "score": score,
             "components": components,
-            "schedule": schedule.grant(directive, blocked=key[0] == UNSCHEDULABLE_TIER),
+            "schedule": granted,
             "subject": directive["subject"],
             "issuer": directive.get("issuer"),
             "basis": directive["basis"],
-        }
-        for rank, (key, directive, components) in enumerate(scored, start=1)
-    ]
+        })
+    return ranked
+
+
+def _ranking_key(entry: tuple[Any, ...]) -> tuple[Any, ...]:
+    return entry[:4]
 
 
 class WeeklySchedule:
@@ -222,8 +272,11 @@ class WeeklySchedule:
         """
         if blocked:
             return {"outcome": BLOCKED, "hours_granted": 0.0}
-        asked = to_micro(directive.get("hours_per_week") or 0)
-        weeks = self.state.weeks(directive)
+        return self.grant_hours(to_micro(directive.get("hours_per_week") or 0),
+                                self.state.weeks(directive))
+
+    def grant_hours(self, asked: int, weeks: range) -> dict[str, Any]:
+        """``grant`` of ``asked`` micro-hours a week over ``weeks`` (week numbers)."""
         if asked <= 0 or not weeks:
             return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
         start, stop = weeks.start - self.first_week, weeks.stop - self.first_week

@@ -45,7 +45,7 @@ class ContractScope:
         self.target_groups = frozenset(terms.get("target_groups") or ())
         self.service_area = frozenset(terms.get("service_area") or ())
         self.rules = list(terms.get("rules") or ())
-        self._untagged_match = [
+        self.untagged_match = [
             rule for rule in self.rules if rule_applies(rule, {"tags": [], "basis": None})
         ]
 
@@ -63,6 +63,6 @@ class ContractScope:
 
     def broken_rules(self, directive: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """The contract's rules that block the directive, in the contract's order."""
-        if not directive.get("tags") and not self._untagged_match:
+        if not directive.get("tags") and not self.untagged_match:
             return []  # every rule needs a tag this directive lacks
         return [rule for rule in self.rules if rule_applies(rule, directive)]
