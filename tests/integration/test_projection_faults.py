@@ -60,11 +60,11 @@ def bulk_history(services: Services, contracts: int, rounds: int, per_round: int
 def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clean_rebuild(
     make_settings: Callable[..., Settings], client: redis.Redis, tmp_path: Path,
 ) -> None:
-    # given a log of a few thousand contract events, projected in small batches
-    settings = projection_settings(make_settings(), projection_batch_size=10)
+    # given a log of several hundred contract events, projected in very small batches
+    settings = projection_settings(make_settings(), projection_batch_size=4)
     services = bootstrap(settings)
     try:
-        bulk_history(services, contracts=12, rounds=2, per_round=50)
+        bulk_history(services, contracts=8, rounds=2, per_round=30)
         head = services.app.head_position()
         store = contract_views(services).store
         log = tmp_path / "worker.log"
@@ -73,10 +73,14 @@ def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clea
         kills = []
         for _ in range(2):
             with workers(settings, log) as (worker,):
-                send_project(services)
+                # (nudged like beat would, since the killed worker's lease must lapse first)
                 deadline = time.monotonic() + 60
                 start = store.position(store.current())
+                nudged = 0.0
                 while store.position(store.current()) <= start and time.monotonic() < deadline:
+                    if time.monotonic() - nudged > 0.5:
+                        send_project(services)
+                        nudged = time.monotonic()
                     time.sleep(0.01)
                 time.sleep(random.uniform(0.05, 0.3))
                 kill_tree(worker)
