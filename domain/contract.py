@@ -66,6 +66,8 @@ WITHDRAWN, OVERRIDDEN = "withdrawn", "overridden"
 # Attributes derived from stored state: rebuilt when first needed, never
 # snapshotted, never deep-copied.
 DERIVED = frozenset({"_tracker"})
+# Maps of records that appliers replace but never change in place (see __deepcopy__).
+SHARED_RECORDS = frozenset({"directives", "conflicts"})
 
 
 class ServiceContract(ChainedAggregate):
@@ -98,10 +100,17 @@ class ServiceContract(ChainedAggregate):
             return snapshot
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ServiceContract:
+        """A copy that shares the directive and conflict records with the original.
+
+        The repository copies a cached contract on every load, and copying
+        thousands of records each time would dominate the command path.  It is
+        safe because records are never changed in place: every applier puts a
+        new record in their place (``_directives_changed``, ``_conflict_changed``).
+        """
         copied = object.__new__(type(self))
         memo[id(self)] = copied
         copied.__dict__.update({
-            name: copy.deepcopy(value, memo)
+            name: dict(value) if name in SHARED_RECORDS else copy.deepcopy(value, memo)
             for name, value in self.__dict__.items() if name not in DERIVED
         })
         return copied
