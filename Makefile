@@ -13,7 +13,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432
-BENCHMARKS := bench/command_path.py bench/projections.py
+BENCHMARKS := bench/command_path.py
+# Bounded runs (a few minutes each); BENCH_ARGS= for the full sizes.
+QUICK_BENCHMARKS := bench/projections.py bench/detection.py
+BENCH_ARGS ?= --quick
 
 .PHONY: help venv run test test-postgres lint bench clean
 
@@ -59,6 +62,7 @@ lint: venv
 
 bench: venv
 	for script in $(BENCHMARKS); do $(BIN)/python "$$script"; done
+	for script in $(QUICK_BENCHMARKS); do $(BIN)/python "$$script" $(BENCH_ARGS); done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

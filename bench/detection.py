@@ -11,7 +11,12 @@ Three measurements, each the median of many runs, all in one process:
 (c) loading a 10,000-event contract as of a random version from an in-memory
     ``eventsourcing`` application that snapshots every 100 events (≤ 50 ms).
 
-    .venv/bin/python bench/detection.py
+Replay is measured twice over the same stored events: with the application's
+transcoder (``workflows.transcoding.FastJSONTranscoder``) and, as the
+baseline, with ``eventsourcing``'s own ``JSONTranscoder``.  Writes its
+section of ``docs/benchmarks.md`` between marker comments.
+
+    .venv/bin/python bench/detection.py [--quick] [--out docs/benchmarks.md]
     .venv/bin/python bench/detection.py --profile     # cProfile of (a)
 """
 
@@ -19,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
+import platform
 import pstats
 import random
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import JSONTranscoder, Transcoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,6 +48,10 @@ from domain.contract import ServiceContract
 from domain.contract_state import ContractState
 from domain.priorities import priority_view_of
 from domain.values import ContractTerms, DirectiveFields, DirectivePatch
+from workflows.transcoding import FastJSONTranscoder
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- bench:detection:start -->", "<!-- bench:detection:end -->"
 
 GUANGZHOU = timezone(timedelta(hours=8))
 ADMIN = {"org": "threadneedle", "principal": "bench"}
@@ -158,7 +171,7 @@ def detection_and_ranking(contract: ServiceContract) -> tuple[int, int]:
     return len(found), len(view["priorities"])
 
 
-def measure_detection(repeat: int) -> None:
+def measure_detection(repeat: int) -> dict[str, Any]:
     contract = contract_with(5000)
     directives = list(contract.directives.values())
     conflicts, ranked = detection_and_ranking(contract)
@@ -169,7 +182,8 @@ def measure_detection(repeat: int) -> None:
     full = median_ms(lambda: detection_and_ranking(contract), repeat)
     print(f"(a) detection + ranking, {ranked} active directives, {conflicts} conflicts {kinds}")
     print(f"    median {full:.1f} ms (bar 100 ms); baseline ContractState alone "
-          f"{baseline:.2f} ms; ratio {full / baseline:.1f} x")
+          f"{baseline:.2f} ms; ratio {full / baseline:.1f} x", flush=True)
+    return {"full": full, "baseline": baseline, "ranked": ranked, "conflicts": conflicts}
 
 
 def profile_detection() -> None:
@@ -186,7 +200,7 @@ def profile_detection() -> None:
 # --- (b) one more directive through the aggregate -------------------------------
 
 
-def measure_issue(repeat: int) -> None:
+def measure_issue(repeat: int) -> dict[str, Any]:
     contract = contract_with(5000)
     rng = random.Random(11)
     bodies = [DirectiveFields.model_validate(directive_body(rng, f"area.subject_{n}"))
@@ -207,7 +221,8 @@ def measure_issue(repeat: int) -> None:
     print(f"(b) issue one more directive into a 5,000-directive contract: median "
           f"{statistics.median(times) * 1000:.3f} ms, p90 "
           f"{sorted(times)[int(len(times) * 0.9)] * 1000:.3f} ms "
-          f"(same command on a 200-directive contract: {empty:.3f} ms)")
+          f"(same command on a 200-directive contract: {empty:.3f} ms)", flush=True)
+    return {"median": statistics.median(times) * 1000, "small": empty}
 
 
 # --- (c) a 10,000-event contract as of a random version ------------------------------
@@ -217,14 +232,19 @@ class Bench(Application):
     is_snapshotting_enabled = True
     snapshotting_intervals = {ServiceContract: 100}  # noqa: RUF012
 
+    def construct_transcoder(self) -> Transcoder:  # as ``Threadneedle`` does
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
-def ten_thousand_events(app: Bench) -> ServiceContract:
+
+def ten_thousand_events(app: Bench, events: int = 10_000) -> ServiceContract:
     rng = random.Random(3)
     contract = drafted()
-    names = subjects(10_000)
+    names = subjects(events)
     active: list[str] = []
     number = 0
-    while contract.version < 10_000:
+    while contract.version < events:
         move = rng.random()
         if move < 0.7 or len(active) < 100:
             active.append(issue(contract, rng, names[number], number, at(contract.version)))
@@ -243,37 +263,108 @@ def ten_thousand_events(app: Bench) -> ServiceContract:
     return contract
 
 
-def measure_replay(repeat: int) -> None:
+def measure_replay(repeat: int, events: int) -> dict[str, Any]:
     app = Bench(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    contract = ten_thousand_events(app)
+    began = time.perf_counter()
+    contract = ten_thousand_events(app, events)
+    built = time.perf_counter() - began
     rng = random.Random(5)
     versions = [rng.randrange(2, contract.version + 1) for _ in range(repeat)]
-    times = []
-    for version in versions:
-        started = time.perf_counter()
-        loaded = app.repository.get(contract.id, version=version)
-        times.append(time.perf_counter() - started)
-        assert loaded.version == version
+    fast = app.mapper.transcoder
+    plain = JSONTranscoder()
+    app.register_transcodings(plain)
+    medians = {}
+    for name, transcoder in (("fast", fast), ("baseline", plain)):
+        app.mapper.transcoder = transcoder
+        times = []
+        for version in versions:
+            started = time.perf_counter()
+            loaded = app.repository.get(contract.id, version=version)
+            times.append(time.perf_counter() - started)
+            assert loaded.version == version
+        medians[name] = statistics.median(times) * 1000
+    app.mapper.transcoder = fast
     last = app.repository.get(contract.id)
     assert last.conflicts == contract.conflicts
+    snapshot = next(iter(app.snapshots.get(contract.id, desc=True, limit=1)))
+    size = len(app.mapper.to_stored_event(snapshot).state)
     active = len(contract.active_directives())
     print(f"(c) load a {contract.version}-event contract ({active} active directives at the "
-          f"end, {len(contract.conflicts)} conflicts) as of a random version, snapshots every "
-          f"100: median {statistics.median(times) * 1000:.1f} ms, max "
-          f"{max(times) * 1000:.1f} ms (bar 50 ms)")
+          f"end, {len(contract.conflicts)} conflicts, last snapshot {size / 1e6:.1f} MB; built "
+          f"in {built:.0f} s) as of a random version, snapshots every 100: median "
+          f"{medians['fast']:.1f} ms (bar 50 ms); stdlib JSONTranscoder {medians['baseline']:.1f}"
+          f" ms", flush=True)
+    return {**medians, "events": contract.version, "active": active,
+            "conflicts": len(contract.conflicts), "snapshot_mb": size / 1e6}
+
+
+def machine() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "domain", "workflows", "bench"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    state = " (with uncommitted changes)" if dirty else ""
+    return (f"Machine: {os.cpu_count()} cores, `{' '.join(platform.uname())}`, Python "
+            f"{platform.python_version()}, commit `{commit}{state}`.")
+
+
+def write_report(path: Path, text: str) -> None:
+    current = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{START}\n{text.strip()}\n{END}"
+    if START in current and END in current:
+        head, _, rest = current.partition(START)
+        _, _, tail = rest.partition(END)
+        current = f"{head}{block}{tail}"
+    else:
+        current = f"{current.rstrip()}\n\n{block}\n"
+    path.write_text(current)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="profile (a) and stop")
-    parser.add_argument("--repeat", type=int, default=21)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats and a 3,000-event contract for (c)")
+    parser.add_argument("--repeat", type=int)
+    parser.add_argument("--events", type=int, help="events of the replayed contract")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     if args.profile:
         profile_detection()
         return
-    measure_detection(args.repeat)
-    measure_issue(args.repeat * 10)
-    measure_replay(args.repeat * 2)
+    repeat = args.repeat or (7 if args.quick else 21)
+    events = args.events or (3_000 if args.quick else 10_000)
+    detected = measure_detection(repeat)
+    issued = measure_issue(repeat * 10)
+    replayed = measure_replay(repeat * 2, events)
+    verdict = lambda ok: "meets" if ok else "MISSES"  # noqa: E731
+    rows = [
+        (f"detection + ranking, {detected['ranked']:,} active directives "
+         f"({detected['conflicts']} conflicts)", f"{detected['full']:.1f} ms", "≤ 100 ms",
+         verdict(detected["full"] <= 100)),
+        ("baseline: building the `ContractState` alone", f"{detected['baseline']:.1f} ms", "",
+         f"{detected['full'] / detected['baseline']:.1f} × the baseline"),
+        ("one more directive into the 5,000-directive contract (command + fold)",
+         f"{issued['median']:.2f} ms", "", f"{issued['small']:.2f} ms on 200 directives"),
+        (f"load a {replayed['events']:,}-event contract as of a random version "
+         f"(snapshots every 100; last snapshot {replayed['snapshot_mb']:.1f} MB)",
+         f"{replayed['fast']:.1f} ms", "≤ 50 ms (10,000 events)",
+         verdict(replayed["fast"] <= 50) if replayed["events"] >= 10_000
+         else "not the bar's size"),
+        ("baseline: the same loads with `eventsourcing`'s `JSONTranscoder`",
+         f"{replayed['baseline']:.1f} ms", "",
+         f"{replayed['baseline'] / replayed['fast']:.1f} × slower"),
+    ]
+    table = "\n".join(["| measure | median | bar | |", "|---|---|---|---|",
+                       *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)])
+    text = f"""## Detection and replay (`bench/detection.py{' --quick' if args.quick else ''}`)
+
+{machine()}  Medians of {repeat} runs for detection, {repeat * 10} for the command,
+{repeat * 2} random versions for replay, in one process.
+
+{table}
+"""
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ Writes its section of ``docs/benchmarks.md`` between marker comments.
 from __future__ import annotations
 
 import argparse
+import heapq
 import os
 import platform
 import random
@@ -150,11 +151,13 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def lag_run(services: Services, seconds: float, rate: float) -> list[float]:
+def lag_run(services: Services, seconds: float, rate: float, issuers: int = 4) -> list[float]:
+    """Directives at a steady ``rate`` from ``issuers`` threads (one thread alone cannot
+    keep 200/s on two cores); each command's lag is from its return to the live position
+    reaching the command's position."""
     assert services.redis is not None
-    rng = random.Random(200)
     handles = open_contracts(services.app, 20, prefix=f"LAG{uuid.uuid4().hex[:4]}")
-    pending: list[tuple[int, float]] = []
+    pending: list[tuple[int, float]] = []  # a heap: the lowest position first
     lags: list[float] = []
     lock, done = threading.Lock(), threading.Event()
     watcher_client = redis.Redis.from_url(services.settings.redis_url or "")
@@ -165,34 +168,47 @@ def lag_run(services: Services, seconds: float, rate: float) -> list[float]:
             now = time.perf_counter()
             with lock:
                 while pending and pending[0][0] <= position:
-                    lags.append(now - pending.pop(0)[1])
+                    lags.append(now - heapq.heappop(pending)[1])
             time.sleep(0.0005)
+
+    total = int(seconds * rate)
+
+    def issue(first: int) -> None:
+        rng = random.Random(200 + first)
+        for number in range(first, total, issuers):
+            delay = began + number / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            handle = handles[number % len(handles)]
+            caller = handle.callers[ISSUERS[number % len(ISSUERS)]]
+            result = services.app.issue_directive(
+                caller, handle.id, random_fields(rng, SPARSE_SUBJECTS, LIGHT_HOURS))
+            returned = time.perf_counter()
+            with lock:
+                heapq.heappush(pending, (result.position, returned))
+            wake_projections(services)
 
     watcher = threading.Thread(target=watch, daemon=True)
     wake_projections(services)
     time.sleep(1.0)
     watcher.start()
+    threads = [threading.Thread(target=issue, args=(first,)) for first in range(issuers)]
     began = time.perf_counter()
-    total = int(seconds * rate)
-    for number in range(total):
-        target = began + number / rate
-        delay = target - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        handle = handles[number % len(handles)]
-        caller = handle.callers[ISSUERS[number % len(ISSUERS)]]
-        result = services.app.issue_directive(
-            caller, handle.id, random_fields(rng, SPARSE_SUBJECTS, LIGHT_HOURS))
-        returned = time.perf_counter()
-        with lock:
-            pending.append((result.position, returned))
-        wake_projections(services)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     achieved = total / (time.perf_counter() - began)
     done.set()
     watcher.join(timeout=30)
     watcher_client.close()
-    print(f"  freshness: {total} directives at {achieved:.0f}/s achieved", flush=True)
+    print(f"  freshness: {total} directives at {achieved:.0f}/s achieved "
+          f"({issuers} issuing threads)", flush=True)
+    achieved_rates.append(achieved)
     return lags
+
+
+achieved_rates: list[float] = []
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -289,7 +305,8 @@ def main() -> None:
          f"{baseline:,.0f} events/s", "", ""),
         ("catch-up ÷ baseline", f"{catch_up / baseline:,.1f} ×", "≥ 20 ×",
          verdict(catch_up / baseline >= 20)),
-        (f"commit-to-visible lag at {args.rate:.0f} directives/s, p50 ({commands:,} commands)",
+        (f"commit-to-visible lag at {args.rate:.0f} directives/s (achieved "
+         f"{statistics.median(achieved_rates):.0f}/s), p50 ({commands:,} commands)",
          f"{p50:.1f} ms", "≤ 50 ms", verdict(p50 <= 50)),
         ("commit-to-visible lag, p99", f"{p99:.1f} ms", "≤ 250 ms", verdict(p99 <= 250)),
     ]

@@ -105,6 +105,10 @@ class ContractViews:
     store: ViewStore
     clock: Callable[[], datetime]
     batch_size: int = 1000
+    bulk_batch_size: int = 25_000
+    """The batch while the position is more than this far behind the head: catching up
+    commits less often and ranks each touched contract once per larger batch; near the
+    head, ``batch_size`` keeps views fresh."""
     cache_size: int = 2000
     lock_seconds: float = 30.0
     topics: list[str] = field(default_factory=contract_topics)
@@ -193,10 +197,13 @@ class ContractViews:
         head = self.app.head_position()
         if head <= position:
             return None
+        limit = self.batch_size
+        if head - position > self.bulk_batch_size:
+            limit = max(limit, self.bulk_batch_size)
         notifications = self.app.recorder.select_notifications(
-            start=position + 1, limit=self.batch_size, stop=head, topics=self.topics,
+            start=position + 1, limit=limit, stop=head, topics=self.topics,
         )
-        new_position = notifications[-1].id if len(notifications) == self.batch_size else head
+        new_position = notifications[-1].id if len(notifications) == limit else head
         cache = self._caches.setdefault(generation, OrderedDict())
         touched: dict[UUID, tuple[ServiceContract, int]] = {}
         for notification in notifications:
