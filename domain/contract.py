@@ -113,6 +113,9 @@ class ServiceContract(ChainedAggregate):
             name: dict(value) if name in SHARED_RECORDS else copy.deepcopy(value, memo)
             for name, value in self.__dict__.items() if name not in DERIVED
         })
+        tracker: ConflictTracker | None = self.__dict__.get("_tracker")
+        if tracker is not None:
+            copied.__dict__["_tracker"] = tracker.copy(copied.terms)
         return copied
 
     # --- events -------------------------------------------------------------

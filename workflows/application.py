@@ -167,6 +167,38 @@ class Threadneedle(Application):
         self.register_transcodings(transcoder)
         return transcoder
 
+    def _record(self, processing_event: Any) -> Any:
+        """Record, then keep what was saved in the cache.
+
+        With fast-forwarding on, the library leaves the cache at the old version,
+        so the next command would re-apply (and re-fold) the event it just saved.
+        The saved aggregate is exactly the recorded state, so it goes in as it is.
+        """
+        recordings = super()._record(processing_event)
+        cache = self.repository.cache
+        if cache:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                try:
+                    cached = cache.get(aggregate_id)
+                except KeyError:
+                    cached = None
+                if cached is None or cached.version < aggregate.version:
+                    cache.put(aggregate_id, aggregate)
+        return recordings
+
+    def _take_snapshots(self, processing_event: Any) -> None:
+        """Snapshot the saved aggregates as they are, rather than replaying them again."""
+        if not (self.snapshots and self.snapshotting_intervals):
+            return
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if aggregate is None or not interval:
+                continue
+            if event.originator_version % interval == 0 \
+                    and event.originator_version == aggregate.version:
+                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
+
     def construct_repository(self) -> Repository:
         plain = super().construct_repository()
         return LoadSafeRepository(
