@@ -60,11 +60,11 @@ def bulk_history(services: Services, contracts: int, rounds: int, per_round: int
 def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clean_rebuild(
     make_settings: Callable[..., Settings], client: redis.Redis, tmp_path: Path,
 ) -> None:
-    # given a log of several hundred contract events, projected in very small batches
-    settings = projection_settings(make_settings(), projection_batch_size=4)
+    # given a log of over a thousand contract events, projected in small batches
+    settings = projection_settings(make_settings(), projection_batch_size=5)
     services = bootstrap(settings)
     try:
-        bulk_history(services, contracts=8, rounds=2, per_round=30)
+        bulk_history(services, contracts=12, rounds=2, per_round=50)
         head = services.app.head_position()
         store = contract_views(services).store
         log = tmp_path / "worker.log"
@@ -82,7 +82,7 @@ def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clea
                         send_project(services)
                         nudged = time.monotonic()
                     time.sleep(0.01)
-                time.sleep(random.uniform(0.05, 0.3))
+                time.sleep(random.uniform(0.01, 0.08))
                 kill_tree(worker)
                 kills.append(store.position(store.current()))
         assert all(0 < position < head for position in kills), (kills, head)
