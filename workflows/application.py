@@ -392,14 +392,15 @@ class Threadneedle(Application):
         request: IdempotentRequest | None = None,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_admin(caller, "add stakeholders")
             self._directory(caller).require_organisations(spec.org)
             contract.add_stakeholder(spec, actor=caller.actor, at=self.clock())
-            return Change([contract], contract, spec.org)
+            return spec.org
 
-        return self._execute(caller, request, attempt, serial_key=contract_id)
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
 
     def change_policy(
         self,
@@ -409,13 +410,12 @@ class Threadneedle(Application):
         *,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_admin(caller, "change the policy")
             contract.change_policy(policy, actor=caller.actor, at=self.clock())
-            return Change([contract], contract, str(contract.id))
+            return str(contract.id)
 
-        return self._execute(caller, None, attempt, serial_key=contract_id)
+        return self._on_contract(caller, contract_id, act, expected_version=expected_version)
 
     def transition(
         self,
@@ -426,13 +426,14 @@ class Threadneedle(Application):
         request: IdempotentRequest | None = None,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_admin(caller, f"{command} contracts")
             contract.transition(command, actor=caller.actor, at=self.clock())
-            return Change([contract], contract, str(contract.id))
+            return str(contract.id)
 
-        return self._execute(caller, request, attempt, serial_key=contract_id)
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
 
     # --- directives -----------------------------------------------------------
 
@@ -445,8 +446,7 @@ class Threadneedle(Application):
         request: IdempotentRequest | None = None,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_stakeholder(caller, contract)
             directive_id = (
                 request.derived_id(contract.id, caller.principal_id) if request else self.new_id()
@@ -455,9 +455,11 @@ class Threadneedle(Application):
                 fields, directive_id=directive_id, issuer=caller.org,
                 actor=caller.actor, at=self.clock(),
             )
-            return Change([contract], contract, str(directive_id))
+            return str(directive_id)
 
-        return self._execute(caller, request, attempt, serial_key=contract_id)
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
 
     def amend_directive(
         self,
@@ -468,13 +470,12 @@ class Threadneedle(Application):
         *,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_issuer(caller, contract, directive_id)
             contract.amend_directive(directive_id, patch, actor=caller.actor, at=self.clock())
-            return Change([contract], contract, directive_id)
+            return directive_id
 
-        return self._execute(caller, None, attempt, serial_key=contract_id)
+        return self._on_contract(caller, contract_id, act, expected_version=expected_version)
 
     def withdraw_directive(
         self,
@@ -484,13 +485,12 @@ class Threadneedle(Application):
         *,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_issuer(caller, contract, directive_id)
             contract.withdraw_directive(directive_id, actor=caller.actor, at=self.clock())
-            return Change([contract], contract, directive_id)
+            return directive_id
 
-        return self._execute(caller, None, attempt, serial_key=contract_id)
+        return self._on_contract(caller, contract_id, act, expected_version=expected_version)
 
     # --- conflicts ------------------------------------------------------------
 
@@ -504,14 +504,15 @@ class Threadneedle(Application):
         request: IdempotentRequest | None = None,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_resolver(caller, contract)
             contract.resolve_conflict(conflict_id, decision, resolver=caller.org,
                                       actor=caller.actor, at=self.clock())
-            return Change([contract], contract, conflict_id)
+            return conflict_id
 
-        return self._execute(caller, request, attempt, serial_key=contract_id)
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
 
     def escalate_conflict(
         self,
@@ -523,14 +524,15 @@ class Threadneedle(Application):
         request: IdempotentRequest | None = None,
         expected_version: int | None = None,
     ) -> CommandResult:
-        def attempt() -> Change:
-            contract = self._for_command(caller, contract_id, expected_version)
+        def act(contract: ServiceContract) -> str:
             access.require_resolver(caller, contract)
             contract.escalate_conflict(conflict_id, escalation, escalator=caller.org,
                                        actor=caller.actor, at=self.clock())
-            return Change([contract], contract, conflict_id)
+            return conflict_id
 
-        return self._execute(caller, request, attempt, serial_key=contract_id)
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
 
     def escalate_lapsed_conflict(
         self, contract_id: str, conflict_id: str, from_level: int, *, now: datetime
@@ -542,13 +544,12 @@ class Threadneedle(Application):
         """
         escalation = Escalation(from_level=from_level, reason=SLA_EXPIRED)
 
-        def attempt() -> Change:
-            contract = self._for_command(SLA_TIMER, contract_id, None)
+        def act(contract: ServiceContract) -> str:
             contract.escalate_conflict(conflict_id, escalation, escalator=None,
                                        actor=SLA_TIMER.actor, at=now)
-            return Change([contract], contract, conflict_id)
+            return conflict_id
 
-        return self._execute(SLA_TIMER, None, attempt, serial_key=contract_id)
+        return self._on_contract(SLA_TIMER, contract_id, act)
 
     # --- history --------------------------------------------------------------
 
@@ -598,6 +599,24 @@ class Threadneedle(Application):
         stripe = hash(serial_key) % len(self._command_locks) if serial_key else None
         with self._command_locks[stripe] if stripe is not None else nullcontext():
             return self._attempt_until_saved(caller, request, attempt)
+
+    def _on_contract(
+        self,
+        caller: Caller,
+        contract_id: str,
+        act: Callable[[ServiceContract], str],
+        *,
+        request: IdempotentRequest | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A command on one contract: load it (checking ``If-Match``), let ``act``
+        authorise and change it and name what it changed, save."""
+
+        def attempt() -> Change:
+            contract = self._for_command(caller, contract_id, expected_version)
+            return Change([contract], contract, act(contract))
+
+        return self._execute(caller, request, attempt, serial_key=contract_id)
 
     def _attempt_until_saved(
         self,
