@@ -13,7 +13,7 @@
    reaching the command's position.
 
 Uses ``NEEDLE_EVENT_STORE`` (default: a temporary SQLite file) and
-``NEEDLE_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``, flushed).
+``NEEDLE_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/9``, flushed).
 Writes its section of ``docs/benchmarks.md`` between marker comments.
 """
 
@@ -257,7 +257,7 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 3)
     lag_seconds = args.lag_seconds or (4.0 if args.quick else 15.0)
 
-    redis_url = os.environ.get("NEEDLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    redis_url = os.environ.get("NEEDLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
     with tempfile.TemporaryDirectory() as folder:
         settings = settings_for(redis_url, Path(folder))
         services = bootstrap(settings)
