@@ -11,30 +11,25 @@ lets a conflict lapse and climb its chain on its own within seconds.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import uvicorn
 from conftest import ADMIN_KEY, fresh_store
-from integration.processes import descendants, settings_env, stop_tree, wait_gone
+from integration.processes import descendants, stop_tree, wait_gone
 from pydantic import SecretStr
 
-from api.main import create_app
 from workflows.bootstrap import Services, bootstrap
 from workflows.settings import Settings
 
 from .client import Needle, World, contract_terms, directive, unique
+from .serving import serve_api, start_celery
 
 RESOLUTION_REDIS_URL = os.environ.get("NEEDLE_RESOLUTION_TEST_REDIS_URL",
                                       "redis://127.0.0.1:6379/13")
@@ -52,26 +47,6 @@ class Stack:
     processes: list[subprocess.Popen[bytes]]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start(settings: Settings, log: Path, *arguments: str) -> subprocess.Popen[bytes]:
-    queue = settings.celery_queue
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.main", *arguments,
-             "--loglevel", "INFO"],
-            env=settings_env(settings, NEEDLE_CELERY_QUEUE=queue,
-                             NEEDLE_TIMER_INTERVAL_SECONDS=str(TIMER_SECONDS),
-                             NEEDLE_PROJECTION_INTERVAL_SECONDS="1"),
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The API, a worker of two processes and two beats, on one fresh store."""
@@ -83,34 +58,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                         timer_interval_seconds=TIMER_SECONDS, projection_interval_seconds=1.0,
                         **fresh_store(folder))
     queue = settings.celery_queue
+    timers = {"NEEDLE_TIMER_INTERVAL_SECONDS": str(TIMER_SECONDS),
+              "NEEDLE_PROJECTION_INTERVAL_SECONDS": "1"}
     logs = [folder / "worker.log", folder / "beat-1.log", folder / "beat-2.log"]
-    processes = [_start(settings, logs[0], "worker", "--queues", queue, "--concurrency", "2",
-                        "--hostname", f"{queue}@%h", "--without-mingle", "--without-gossip")]
-    processes += [_start(settings, log, "beat", "--schedule", str(folder / f"{log.stem}.db"),
-                         "--max-interval", "1") for log in logs[1:]]
+    processes = [start_celery(settings, logs[0], "worker", "--queues", queue,
+                              "--concurrency", "2", "--hostname", f"{queue}@%h",
+                              "--without-mingle", "--without-gossip", **timers)]
+    processes += [start_celery(settings, log, "beat", "--schedule", str(folder / f"{log.stem}.db"),
+                               "--max-interval", "1", **timers) for log in logs[1:]]
     services = bootstrap(settings)
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=_free_port(),
-                            log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="e2e-resolution-uvicorn", daemon=True)
     tree: set[int] = set()
     try:
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.02)
-        services.celery.send_task("threadneedle.ping", queue=queue).get(timeout=60)
-        for process in processes:
-            tree |= descendants(process.pid) | {process.pid}
-        yield Stack(f"http://127.0.0.1:{config.port}", services, processes)
+        with serve_api(services, "e2e-resolution-uvicorn") as base_url:
+            services.celery.send_task("threadneedle.ping", queue=queue).get(timeout=60)
+            for process in processes:
+                tree |= descendants(process.pid) | {process.pid}
+            yield Stack(base_url, services, processes)
     except Exception:
         for log in logs:
             print(log.read_text(errors="replace"))
         raise
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         for process in processes:
             stop_tree(process)
         services.close()

@@ -11,10 +11,7 @@ answered, so every read sees its own writes.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,15 +23,14 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
 from conftest import ADMIN_KEY, fresh_store
-from integration.processes import descendants, settings_env, stop_tree, wait_gone
+from integration.processes import descendants, stop_tree, wait_gone
 
-from api.main import create_app
 from workflows.bootstrap import Services, bootstrap
 from workflows.settings import Settings
 
 from .client import Needle, World, contract_terms, directive, unique
+from .serving import serve_api, start_celery
 
 VIEWS_REDIS_URL = os.environ.get("NEEDLE_VIEWS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 CONFLICT_FIELDS = {"id", "kind", "members", "explanation", "status", "level",
@@ -52,25 +48,6 @@ class ViewsStack:
     worker_log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    queue = settings.celery_queue
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.main", "worker",
-             "--queues", queue, "--concurrency", "1", "--loglevel", "INFO",
-             "--hostname", f"{queue}@%h", "--without-mingle", "--without-gossip"],
-            env=settings_env(settings, NEEDLE_CELERY_QUEUE=queue),
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
 @pytest.fixture(scope="module")
 def views_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ViewsStack]:
     """The API and one Celery worker process, on one fresh store and an emptied Redis db."""
@@ -80,30 +57,21 @@ def views_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ViewsStack
                         celery_queue=f"e2e-views-{uuid.uuid4().hex[:10]}",
                         projection_interval_seconds=1.0, **fresh_store(folder))
     log = folder / "worker.log"
-    worker = _start_worker(settings, log)
+    queue = settings.celery_queue
+    worker = start_celery(settings, log, "worker", "--queues", queue, "--concurrency", "1",
+                          "--hostname", f"{queue}@%h", "--without-mingle", "--without-gossip")
     services = bootstrap(settings)
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=_free_port(),
-                            log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="e2e-views-uvicorn", daemon=True)
     tree: set[int] = set()
     try:
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.02)
-        # the worker is ready when it answers a ping through Redis
-        services.celery.send_task("threadneedle.ping", queue=settings.celery_queue).get(
-            timeout=60)
-        tree = descendants(worker.pid) | {worker.pid}
-        yield ViewsStack(f"http://127.0.0.1:{config.port}", services, worker, log)
+        with serve_api(services, "e2e-views-uvicorn") as base_url:
+            # the worker is ready when it answers a ping through Redis
+            services.celery.send_task("threadneedle.ping", queue=queue).get(timeout=60)
+            tree = descendants(worker.pid) | {worker.pid}
+            yield ViewsStack(base_url, services, worker, log)
     except Exception:
         print(log.read_text(errors="replace"))
         raise
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         stop_tree(worker)
         services.close()
         redis.Redis.from_url(VIEWS_REDIS_URL).flushdb()
