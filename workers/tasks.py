@@ -16,8 +16,8 @@ import redis
 from celery import shared_task
 
 from workers.runtime import projection, services
+from workflows.application import shanghai_date
 from workflows.projection_control import require_projection, wake_projections
-from workflows.projections import today_in_shanghai
 from workflows.timers import escalate_lapsed
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def refresh_priorities(only_if_stale: bool = False) -> int:
     """Recompute urgency against today's date (Asia/Shanghai) in every priority view."""
     views = projection()
     if only_if_stale:
-        today = today_in_shanghai(views.clock()).isoformat()
+        today = shanghai_date(views.clock()).isoformat()
         stored = views.store.reference_date(views.store.current())
         if stored is not None and stored >= today:
             return 0

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
@@ -41,10 +40,9 @@ from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
 from domain.priorities import priority_view
 from workflows import views
-from workflows.application import Threadneedle
+from workflows.application import Threadneedle, shanghai_date
 from workflows.views import ViewStore
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NAME = views.CONTRACTS
 
 
@@ -59,10 +57,6 @@ def contract_topics() -> list[str]:
         if isinstance(value, type) and issubclass(value, ChainedAggregate.Event)
     ]
     return sorted({get_topic(cls) for cls in classes})
-
-
-def today_in_shanghai(now: datetime) -> date:
-    return now.astimezone(SHANGHAI).date()
 
 
 def conflict_document(contract: ServiceContract, position: int) -> dict[str, Any]:
@@ -209,7 +203,7 @@ class ContractViews:
         for notification in notifications:
             contract = self._advance(cache, notification)
             touched[contract.id] = (contract, notification.id)
-        reference = today_in_shanghai(self.clock())
+        reference = shanghai_date(self.clock())
         ops: list[list[Any]] = []
         for contract, event_position in touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position))
@@ -233,7 +227,7 @@ class ContractViews:
             return refreshed
 
     def refresh_if_stale(self, generation: str) -> int:
-        today = today_in_shanghai(self.clock()).isoformat()
+        today = shanghai_date(self.clock()).isoformat()
         stored = self.store.reference_date(generation)
         if stored is None or stored >= today:
             return 0
@@ -242,7 +236,7 @@ class ContractViews:
     def refresh_generation(self, generation: str) -> int:
         """Call with the lease held: new priority views, same position."""
         position = self.store.position(generation)
-        reference = today_in_shanghai(self.clock())
+        reference = shanghai_date(self.clock())
         cache = self._caches.setdefault(generation, OrderedDict())
         ops: list[list[Any]] = []
         for raw in self.store.client.smembers(views.contracts_key(generation)):
