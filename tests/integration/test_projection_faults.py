@@ -9,12 +9,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import TEST_REDIS_URL
 
 from workflows.bootstrap import Services, bootstrap
 from workflows.projection_control import contract_views, wake_projections
@@ -38,15 +37,6 @@ from .projection_support import (
 )
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(TEST_REDIS_URL)
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-    connection.close()
 
 
 def bulk_history(services: Services, contracts: int, rounds: int, per_round: int) -> None:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from uuid import UUID
 
-import pytest
 import redis
-from conftest import TEST_REDIS_URL
 
 from workflows.bootstrap import bootstrap
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
 from workflows.views import conflicts_key
 from workflows.workload import open_contracts, random_command
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(TEST_REDIS_URL)
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-    connection.close()
 
 
 def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
