@@ -51,7 +51,7 @@ from domain.values import (
 )
 from workflows.idempotency import IdempotencyRecord, IdempotentRequest
 from workflows.settings import Settings
-from workflows.store import position_of
+from workflows.store import position_of, schema_lock
 from workflows.transcoding import FastJSONTranscoder
 
 NAMESPACE = UUID("2b0f6c3e-5a71-4d8e-b3c9-0d4e5f6a7b8c")
@@ -160,7 +160,11 @@ class Threadneedle(Application):
         self.snapshotting_intervals = {  # type: ignore[misc]  # per instance, from settings
             ServiceContract: interval, Directory: interval,
         }
-        super().__init__(env=settings.eventsourcing_env())
+        if settings.uses_postgres:
+            with schema_lock(settings.event_store):
+                super().__init__(env=settings.eventsourcing_env())
+        else:
+            super().__init__(env=settings.eventsourcing_env())
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = FastJSONTranscoder()  # same stored bytes, faster loads

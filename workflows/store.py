@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
+
+import psycopg
+
+# One advisory-lock key for "creating the event store's tables": two processes
+# starting at once would otherwise race on CREATE TABLE IF NOT EXISTS, which
+# PostgreSQL answers with "tuple concurrently updated".
+SCHEMA_LOCK_KEY = 0x7468_6E65_6564_6C65 & 0x7FFF_FFFF_FFFF_FFFF  # "thneedle"
+
+
+@contextmanager
+def schema_lock(postgres_url: str) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock while tables are being created."""
+    with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 def position_of(recorder: Any, originator_id: UUID, version: int) -> int:
