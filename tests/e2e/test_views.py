@@ -2,7 +2,7 @@
 
 This module runs its own stack: the API (uvicorn, in a thread) and a Celery
 worker process on the same fresh event store, both on a Redis database of
-their own (``NEEDLE_VIEWS_TEST_REDIS_URL``, default db 14 — the integration
+their own (db 14 — the integration
 tests flush db 15) and a queue of their own.  Commands wake the worker; the
 tests read the views with ``min_position`` set to the position a command
 answered, so every read sees its own writes.
@@ -10,7 +10,6 @@ answered, so every read sees its own writes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import ADMIN_KEY, fresh_store
+from conftest import ADMIN_KEY, fresh_store, redis_url_for_tests
 from integration.processes import descendants, stop_tree, wait_gone
 
 from workflows.bootstrap import Services, bootstrap
@@ -32,7 +31,7 @@ from workflows.settings import Settings
 from .client import Needle, World, contract_terms, directive, unique
 from .serving import serve_api, start_celery
 
-VIEWS_REDIS_URL = os.environ.get("NEEDLE_VIEWS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+VIEWS_REDIS_URL = redis_url_for_tests(14)
 CONFLICT_FIELDS = {"id", "kind", "members", "explanation", "status", "level",
                    "opened_version", "opened_at", "due", "details"}
 POSITION = "X-Projection-Position"
