@@ -13,6 +13,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,6 +29,19 @@ log = logging.getLogger("threadneedle.api")
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
 """What a 503 asks a client to wait: contention and lagging views both clear in moments."""
+STORE_RETRY_AFTER_SECONDS = 2
+"""What a 503 ``store_unavailable`` asks a client to wait: a database restart takes seconds."""
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    StoreOperationalError, StoreInterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+)
+"""Errors that mean "the event store cannot be reached now", not "this request is wrong".
+
+The ``eventsourcing`` recorders wrap driver errors in their own ``OperationalError``
+and ``InterfaceError`` (a lost connection, a pool that timed out waiting for one, a
+server shutting down); raw ``psycopg`` ones can escape code that talks to
+PostgreSQL directly.  The transaction did not commit or its answer was lost, so
+the client should retry, with the same ``Idempotency-Key``, after ``Retry-After``.
+"""
 
 # Domain error code -> (status, title).  A new domain error gets one line here.
 DOMAIN_ERRORS: dict[str, tuple[int, str]] = {
@@ -178,7 +194,30 @@ def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
                             headers=getattr(error, "headers", None))
 
 
+def store_outage(error: BaseException | None) -> BaseException | None:
+    """The store outage behind ``error``, following its causes (wrappers keep them)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, STORE_OUTAGES):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _on_store_outage(request: Request, error: Exception) -> JSONResponse:
+    log.warning("event store unavailable on %s %s: %s", request.method, request.url.path,
+                str(error)[:300])
+    return problem_response(
+        503, "store_unavailable", "the event store cannot be reached just now; try again shortly "
+        "(a retry with the same Idempotency-Key is never recorded twice)",
+        title="Store unavailable", headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    if store_outage(error) is not None:  # wrapped by some layer: still an outage
+        return _on_store_outage(request, error)
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
     return problem_response(500, "internal_error", "an unexpected error occurred; it was logged",
                             title="Internal server error")
@@ -188,6 +227,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_exception)
+    for outage in STORE_OUTAGES:
+        app.add_exception_handler(outage, _on_store_outage)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
