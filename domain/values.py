@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     field_validator,
     model_validator,
@@ -298,6 +299,52 @@ class EmptyBody(Strict):
     """Lifecycle commands take an empty body or ``{}``."""
 
 
+# --- webhook subscriptions -----------------------------------------------------------
+
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048)]
+EventTypePattern = Annotated[str, Field(min_length=1, max_length=64)]
+ContractRef = Annotated[str, Field(min_length=1, max_length=64)]
+Description = Annotated[str, Field(max_length=500)]
+
+
+class SubscriptionSpec(Strict):
+    """``POST /v1/webhooks``: where to send which messages (SPEC §9).
+
+    ``event_types`` are checked against the §8 types by the domain
+    (``check_event_types``); ``contracts`` omitted or ``null`` means every
+    contract the organisation may read.  The URL is checked by the SSRF guard.
+    """
+
+    url: WebhookUrl
+    event_types: list[EventTypePattern] = Field(min_length=1, max_length=50)
+    contracts: list[ContractRef] | None = Field(default=None, max_length=200)
+    description: Description = ""
+
+
+class SubscriptionPatch(Strict):
+    """``PATCH /v1/webhooks/{id}``: any of the spec's fields, and ``enabled`` to switch it.
+
+    ``{"enabled": true}`` re-enables a subscription that was disabled (by its
+    owner, after a 410 or after failing too long); ``contracts: null`` widens
+    it to every readable contract.
+    """
+
+    url: WebhookUrl | None = None
+    event_types: list[EventTypePattern] | None = Field(default=None, min_length=1, max_length=50)
+    contracts: list[ContractRef] | None = Field(default=None, max_length=200)
+    description: Description | None = None
+    enabled: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SubscriptionPatch:
+        if not self.model_fields_set:
+            raise ValueError("a change must name at least one field")
+        for name in self.model_fields_set & {"url", "event_types", "enabled"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
 __all__ = [
     "CONFIDENTIALITY_RULE",
     "Basis",
@@ -314,6 +361,8 @@ __all__ = [
     "Rule",
     "StakeholderSpec",
     "Standing",
+    "SubscriptionPatch",
+    "SubscriptionSpec",
     "Weights",
     "Window",
 ]

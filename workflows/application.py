@@ -11,7 +11,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
@@ -27,8 +27,10 @@ from domain.contract import ServiceContract
 from domain.errors import (
     AlreadyExists,
     DomainError,
+    Forbidden,
     IdempotencyKeyReused,
     NotFound,
+    ValidationFailed,
     VersionMismatch,
 )
 from domain.organisations import (
@@ -42,17 +44,33 @@ from domain.organisations import (
 )
 from domain.priorities import priority_view
 from domain.resolution import SLA_EXPIRED, Decision, Escalation
+from domain.subscriptions import (
+    BY_OWNER,
+    Subscription,
+    SubscriptionRegistry,
+    normalised_contracts,
+)
 from domain.values import (
     ContractTerms,
     DirectiveFields,
     DirectivePatch,
     Policy,
     StakeholderSpec,
+    SubscriptionPatch,
+    SubscriptionSpec,
 )
 from workflows.idempotency import IdempotencyRecord, IdempotentRequest
 from workflows.settings import Settings
 from workflows.store import position_of, schema_lock
 from workflows.transcoding import FastJSONTranscoder
+from workflows.webhooks.signing import secret_from_bytes
+from workflows.webhooks.ssrf import (
+    Resolver,
+    UnsafeUrl,
+    check_url,
+    parse_allowed_cidrs,
+    system_resolver,
+)
 
 NAMESPACE = UUID("2b0f6c3e-5a71-4d8e-b3c9-0d4e5f6a7b8c")
 DIRECTORY_ID = uuid5(NAMESPACE, "directory")
@@ -63,6 +81,13 @@ SLA_TIMER = Caller(
     principal_id=str(uuid5(NAMESPACE, "sla-timer")), org="threadneedle", role=Role.SUPERVISOR
 )
 """Who the deadline timer acts as: it reads every contract and records escalations only."""
+SUBSCRIPTION_REGISTRY_ID = uuid5(NAMESPACE, "webhook-subscriptions")
+SUBSCRIPTION_NAMESPACE = uuid5(NAMESPACE, "webhook-subscription")
+WEBHOOK_DELIVERY = Caller(
+    principal_id=str(uuid5(NAMESPACE, "webhook-delivery")), org="threadneedle",
+    role=Role.SUPERVISOR,
+)
+"""Who the delivery workers act as when they disable an endpoint (after a 410, or failing)."""
 KEY_PREFIX = "ndl_"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 """Whose calendar decides urgency: "today" and replay reference dates are dates there."""
@@ -554,6 +579,222 @@ class Threadneedle(Application):
             return conflict_id
 
         return self._on_contract(SLA_TIMER, contract_id, act)
+
+    # --- webhook subscriptions ------------------------------------------------------
+    # Owner = the organisation of the key that subscribed; admins manage every
+    # subscription, stakeholder keys those of their organisation (another
+    # organisation's, or one an admin made, is "not found").  Resolver and
+    # supervisor keys manage none.  Secrets are shown once: never kept in an
+    # idempotency record, so a repeat answers ``secret: null``.
+
+    webhook_resolver: Resolver = staticmethod(system_resolver)
+    """How webhook hosts are resolved when a URL is checked (tests may give another)."""
+
+    class _Unchanged(Exception):  # a signal, not an error
+        """A subscription command that changed nothing: answer its current version."""
+
+        def __init__(self, subscription: Subscription) -> None:
+            super().__init__(str(subscription.id))
+            self.subscription = subscription
+
+    def create_subscription(
+        self, caller: Caller, spec: SubscriptionSpec, request: IdempotentRequest | None = None
+    ) -> CommandResult:
+        """Subscribe ``spec.url``; the answer carries the new secret (``extra["secret"]``) once."""
+        self._require_webhook_role(caller)
+        self._check_webhook_url(spec.url)
+        shown: dict[str, str] = {}
+
+        def attempt() -> Change:
+            self._check_subscribed_contracts(caller, spec.contracts)
+            subscription_id = request.derived_id(SUBSCRIPTION_NAMESPACE, caller.principal_id) \
+                if request else self.new_id()
+            secret = secret_from_bytes(secrets.token_bytes(32))
+            at = self.clock()
+            subscription = Subscription.subscribe(
+                subscription_id=subscription_id, owner=caller, url=spec.url,
+                event_types=spec.event_types, contracts=spec.contracts,
+                description=spec.description, secret=secret, actor=caller.actor, at=at,
+            )
+            registry = self._subscription_registry(caller)
+            registry.add(subscription, actor=caller.actor, at=at)
+            shown["secret"] = secret
+            return Change([subscription, registry], subscription, str(subscription_id),
+                          subscription.as_dict())
+
+        result = self._execute(caller, request, attempt, serial_key=str(SUBSCRIPTION_REGISTRY_ID))
+        secret = None if result.replayed else shown.get("secret")
+        return replace(result, extra={**(result.extra or {}), "secret": secret})
+
+    def list_subscriptions(self, caller: Caller) -> list[dict[str, Any]]:
+        """The subscriptions the caller manages, oldest first, without secrets."""
+        self._require_webhook_role(caller)
+        org = None if caller.role is Role.ADMIN else caller.org
+        listed = []
+        for subscription_id in self._subscription_registry(caller).ids(org):
+            subscription = self._get(Subscription, subscription_id, "webhook subscription")
+            if self._manages(caller, subscription):
+                listed.append(subscription.as_dict())
+        return listed
+
+    def subscription(self, caller: Caller, subscription_id: str) -> Subscription:
+        """One subscription the caller manages (404 for any other, or a deleted one)."""
+        self._require_webhook_role(caller)
+        return self._manageable(caller, subscription_id)
+
+    def update_subscription(
+        self, caller: Caller, subscription_id: str, patch: SubscriptionPatch
+    ) -> CommandResult:
+        """Change the URL, types, contracts or description; ``enabled`` disables or
+        re-enables it.  A new URL is checked like a new subscription's."""
+        self._require_webhook_role(caller)
+        given = patch.model_dump(include=patch.model_fields_set)
+        if "url" in given:
+            self._check_webhook_url(given["url"])
+        enabled = given.pop("enabled", None)
+
+        def act(subscription: Subscription) -> None:
+            if "contracts" in given:
+                self._check_subscribed_contracts(caller, given["contracts"])
+            at = self.clock()
+            subscription.change(given, actor=caller.actor, at=at)
+            if enabled is True:
+                subscription.enable(actor=caller.actor, at=at)
+            elif enabled is False:
+                subscription.disable(BY_OWNER, actor=caller.actor, at=at)
+
+        return self._on_subscription(caller, subscription_id, act)
+
+    def delete_subscription(self, caller: Caller, subscription_id: str) -> CommandResult:
+        """Delete: nothing more is sent, and the subscription is gone from every list."""
+        self._require_webhook_role(caller)
+
+        def attempt() -> Change:
+            subscription = self._manageable(caller, subscription_id)
+            at = self.clock()
+            subscription.delete(actor=caller.actor, at=at)
+            registry = self._subscription_registry(caller)
+            registry.remove(subscription.id, actor=caller.actor, at=at)
+            return Change([subscription, registry], subscription, str(subscription.id))
+
+        return self._execute(caller, None, attempt, serial_key=str(SUBSCRIPTION_REGISTRY_ID))
+
+    def rotate_secret(
+        self, caller: Caller, subscription_id: str, request: IdempotentRequest | None = None
+    ) -> CommandResult:
+        """A new secret, shown once; the previous one signs too for 24 hours."""
+        self._require_webhook_role(caller)
+        shown: dict[str, str] = {}
+
+        def act(subscription: Subscription) -> None:
+            secret = secret_from_bytes(secrets.token_bytes(32))
+            subscription.rotate_secret(secret, actor=caller.actor, at=self.clock())
+            shown["secret"] = secret
+
+        result = self._on_subscription(caller, subscription_id, act, request=request)
+        secret = None if result.replayed else shown.get("secret")
+        return replace(result, extra={**(result.extra or {}), "secret": secret})
+
+    def active_subscriptions(self) -> list[Subscription]:
+        """For the dispatcher: every enabled subscription, oldest first."""
+        registry = self._subscription_registry(WEBHOOK_DELIVERY)
+        loaded = (self._get(Subscription, sid, "webhook subscription") for sid in registry.ids())
+        return [subscription for subscription in loaded if subscription.enabled]
+
+    def load_subscription(self, subscription_id: str | UUID) -> Subscription:
+        """For the workers: a subscription as stored, whatever its status (deleted included)."""
+        subscription: Subscription = self._get(Subscription, subscription_id,
+                                               "webhook subscription")
+        return subscription
+
+    def disable_subscription(self, subscription_id: str | UUID, reason: str) -> CommandResult:
+        """For the workers: disable after a 410 (``gone``) or too long failing (``failing``).
+
+        Already disabled or deleted: nothing is recorded (the first reason stays).
+        """
+        def act(subscription: Subscription) -> None:
+            if not subscription.deleted:
+                subscription.disable(reason, actor=WEBHOOK_DELIVERY.actor, at=self.clock())
+
+        return self._on_subscription(WEBHOOK_DELIVERY, str(subscription_id), act,
+                                     include_deleted=True)
+
+    def _on_subscription(
+        self,
+        caller: Caller,
+        subscription_id: str,
+        act: Callable[[Subscription], None],
+        *,
+        request: IdempotentRequest | None = None,
+        include_deleted: bool = False,
+    ) -> CommandResult:
+        """Load a subscription the caller manages, let ``act`` change it, save.
+
+        A command that changes nothing (re-enabling an enabled subscription)
+        answers the current version and records nothing.
+        """
+        def attempt() -> Change:
+            if include_deleted:
+                subscription = self.load_subscription(subscription_id)
+            else:
+                subscription = self._manageable(caller, subscription_id)
+            act(subscription)
+            if not subscription.pending_events:
+                raise self._Unchanged(subscription)
+            return Change([subscription], subscription, str(subscription.id))
+
+        try:
+            return self._execute(caller, request, attempt, serial_key=subscription_id)
+        except self._Unchanged as unchanged:
+            current = unchanged.subscription
+            return CommandResult(str(current.id), current.version,
+                                 position_of(self.recorder, current.id, current.version))
+
+    def _require_webhook_role(self, caller: Caller) -> None:
+        if caller.role not in (Role.ADMIN, Role.STAKEHOLDER):
+            raise Forbidden("only stakeholder and admin keys manage webhook subscriptions")
+
+    def _manages(self, caller: Caller, subscription: Subscription) -> bool:
+        if subscription.deleted:
+            return False
+        if caller.role is Role.ADMIN:
+            return True
+        return subscription.owner == {"org": caller.org, "role": caller.role.value}
+
+    def _manageable(self, caller: Caller, subscription_id: str) -> Subscription:
+        subscription: Subscription = self._get(Subscription, subscription_id,
+                                               "webhook subscription")
+        if not self._manages(caller, subscription):
+            raise NotFound(f"no webhook subscription {subscription_id}")
+        return subscription
+
+    def _check_webhook_url(self, url: str) -> None:
+        """The SSRF guard at subscription time: ``UnsafeUrl`` → 422 on ``url``."""
+        allowed = parse_allowed_cidrs(self.settings.webhook_allowed_cidrs)
+        try:
+            check_url(url, allowed, self.webhook_resolver)
+        except UnsafeUrl as error:
+            raise ValidationFailed([("url", f"{error.reason}: {error.detail}")]) from None
+
+    def _check_subscribed_contracts(self, caller: Caller, contracts: list[str] | None) -> None:
+        """A subscription may name only contracts its caller may read (else 422, as if unknown)."""
+        for reference in normalised_contracts(contracts) or []:
+            try:
+                contract = self._get(ServiceContract, reference, "contract")
+            except NotFound:
+                contract = None
+            if contract is None or not access.can_read(caller, contract):
+                raise ValidationFailed(
+                    [("contracts", f"no contract {reference} that you may read")])
+
+    def _subscription_registry(self, caller: Caller) -> SubscriptionRegistry:
+        try:
+            registry: object = self.repository.get(SUBSCRIPTION_REGISTRY_ID)
+        except AggregateNotFoundError:
+            registry = SubscriptionRegistry.open(
+                registry_id=SUBSCRIPTION_REGISTRY_ID, actor=caller.actor, at=self.clock())
+        assert isinstance(registry, SubscriptionRegistry)
+        return registry
 
     # --- history --------------------------------------------------------------
 
