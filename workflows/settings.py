@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.webhooks.retries import parse_schedule
+from workflows.webhooks.ssrf import parse_allowed_cidrs
 
 
 class Settings(BaseSettings):
@@ -24,6 +27,15 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     webhook_allowed_cidrs: str = ""
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    """Waits in seconds between attempts: n waits mean 1 + n attempts (checked at start-up)."""
+    webhook_disable_after_seconds: float = Field(default=5 * 24 * 3600, gt=0)
+    """An endpoint failing without a success for this long is disabled (``failing``)."""
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1)
+    """At most this many lanes of one subscription are delivered at once."""
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    """How long a delivery holds its lane before another may take it over."""
+    webhook_sweep_seconds: float = Field(default=1.0, gt=0)
+    """How often beat runs the dispatcher and re-sends the deliveries that are due."""
     timer_interval_seconds: float = 30.0
     snapshot_interval: int = 100
     aggregate_cache_size: int = 1000
@@ -44,6 +56,18 @@ class Settings(BaseSettings):
         if key is not None and len(key.get_secret_value()) < 16:
             raise ValueError("NEEDLE_ADMIN_KEY must be at least 16 characters")
         return key
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _readable_schedule(cls, text: str) -> str:
+        parse_schedule(text)  # raises ValueError naming the bad part
+        return text
+
+    @field_validator("webhook_allowed_cidrs")
+    @classmethod
+    def _readable_cidrs(cls, text: str) -> str:
+        parse_allowed_cidrs(text)  # raises ValueError naming the bad network
+        return text
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

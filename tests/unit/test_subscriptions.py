@@ -22,6 +22,7 @@ from domain.subscriptions import (
     SubscriptionRegistry,
 )
 from domain.values import SubscriptionPatch, SubscriptionSpec
+from workflows.settings import Settings
 
 from .givens import TEST_NAMESPACE, actor_of, caller, moment
 
@@ -198,3 +199,19 @@ def test_request_models_refuse_unknown_fields_and_empty_or_null_changes() -> Non
         SubscriptionPatch.model_validate({"enabled": "yes"})
     widened = SubscriptionPatch.model_validate({"contracts": None})
     assert widened.model_fields_set == {"contracts"} and widened.contracts is None
+
+
+def test_webhook_settings_are_checked_at_start_up() -> None:
+    # Given the defaults, the webhook settings the delivery parts use
+    settings = Settings()
+    assert settings.webhook_disable_after_seconds == 5 * 24 * 3600
+    assert (settings.webhook_endpoint_concurrency, settings.webhook_lease_seconds,
+            settings.webhook_sweep_seconds) == (4, 60, 1.0)
+    # When a schedule or an allow-list cannot be read, the settings are refused
+    with pytest.raises(ValueError, match="'soon' is not a number"):
+        Settings(webhook_retry_schedule="5,soon")
+    with pytest.raises(ValueError, match="'localhost' is not a network"):
+        Settings(webhook_allowed_cidrs="127.0.0.0/8,localhost")
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        Settings(webhook_endpoint_concurrency=0)
+    assert Settings(webhook_allowed_cidrs="127.0.0.0/8, ::1/128").webhook_allowed_cidrs
