@@ -9,6 +9,12 @@ step whose conflict is no longer open at the level it names is already done.  Th
 keys are kept in ``<var_dir>/demo-keys.json`` (mode 0600) so that a restart
 shows the same keys; a key that no longer authenticates (a new event store)
 is replaced.
+
+Given the URL of the printing receiver (``needle up --demo`` starts one), the
+load also subscribes it to every event type as the admin, so a new user sees
+webhooks arrive when they issue a directive.  Its secret is kept in
+``<var_dir>/demo-webhook.json`` (mode 0600), which the receiver reads to
+verify signatures; a restart on another port moves the same subscription.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from domain.contract import DRAFT, ServiceContract
 from domain.errors import NotFound
 from domain.organisations import Caller, KeySpec, OrganisationSpec, Role
 from domain.resolution import Decision, Escalation
-from domain.values import ContractTerms, DirectiveFields
+from domain.values import ContractTerms, DirectiveFields, SubscriptionPatch, SubscriptionSpec
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
 
 DEMO_FILE = "guangzhou-demo.json"
 KEYS_FILE = "demo-keys.json"
+WEBHOOK_FILE = "demo-webhook.json"
+"""The demo subscription's id, URL and secret: the printing receiver reads the secret here."""
+WEBHOOK_DESCRIPTION = "Threadneedle demo: the printing receiver started by needle up --demo"
 # The operators' own organisation: it holds the demo admin key.
 OPERATORS = OrganisationSpec(id="threadneedle", name="Threadneedle 运维 operators", kind="other")
 # The city's social work association oversees every contract: it holds the supervisor key.
@@ -53,11 +62,20 @@ class DemoContract:
 
 
 @dataclass(frozen=True)
+class DemoWebhook:
+    id: str
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
 class DemoLoad:
     contracts: list[DemoContract]
     keys: list[DemoKey]
     recorded: int
     """How many commands this load recorded (0 when the demo was already there)."""
+    webhook: DemoWebhook | None = None
+    """The printing receiver's subscription, when the load was given its URL."""
 
 
 def demo_data() -> dict[str, Any]:
@@ -67,11 +85,17 @@ def demo_data() -> dict[str, Any]:
     return data
 
 
-def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = None) -> DemoLoad:
-    """Register, draft, activate and issue everything in the scenario; create the demo keys."""
+def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = None,
+              webhook_url: str | None = None) -> DemoLoad:
+    """Register, draft, activate and issue everything in the scenario; create the demo keys.
+
+    With ``webhook_url``, subscribe it first (``subscribe_demo_receiver``), so
+    that the scenario's own events reach the receiver too.
+    """
     data = data or demo_data()
     admin = BOOTSTRAP_ADMIN
     recorded = 0
+    webhook = subscribe_demo_receiver(app, var_dir, webhook_url) if webhook_url else None
 
     known = {org["id"] for org in app.list_organisations(admin)}
     for org in [OPERATORS.model_dump(), *data["organizations"]]:
@@ -115,7 +139,49 @@ def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = No
             code=current.code, id=contract_id, title=current.terms["title"],
             version=current.version, directives=len(current.directives),
         ))
-    return DemoLoad(contracts=contracts, keys=keys, recorded=recorded)
+    return DemoLoad(contracts=contracts, keys=keys, recorded=recorded, webhook=webhook)
+
+
+def subscribe_demo_receiver(app: Threadneedle, var_dir: Path, url: str) -> DemoWebhook:
+    """Make sure one enabled admin subscription for ``*`` sends to ``url``; keep its secret.
+
+    The subscription recorded in ``demo-webhook.json`` is reused (moved to
+    ``url`` and re-enabled if need be).  Without that file its secret is
+    lost, so a demo subscription left from before is deleted and a new one
+    made.  ``url`` must pass the SSRF guard: the demo allows 127.0.0.0/8
+    (``NEEDLE_WEBHOOK_ALLOWED_CIDRS``).
+    """
+    admin = BOOTSTRAP_ADMIN
+    path = var_dir / WEBHOOK_FILE
+    kept = read_demo_webhook(path)
+    if kept is not None:
+        try:
+            subscription = app.subscription(admin, kept.id)
+        except NotFound:
+            subscription = None
+        if subscription is not None:
+            if subscription.url != url or not subscription.enabled:
+                app.update_subscription(admin, kept.id, SubscriptionPatch(url=url, enabled=True))
+            webhook = DemoWebhook(id=kept.id, url=url, secret=kept.secret)
+            if webhook != kept:
+                _write_private(path, asdict(webhook))
+            return webhook
+    for stale in app.list_subscriptions(admin):
+        if stale["description"] == WEBHOOK_DESCRIPTION:
+            app.delete_subscription(admin, stale["id"])
+    result = app.create_subscription(admin, SubscriptionSpec(
+        url=url, event_types=["*"], description=WEBHOOK_DESCRIPTION))
+    assert result.extra is not None and result.extra["secret"]
+    webhook = DemoWebhook(id=result.id, url=url, secret=result.extra["secret"])
+    _write_private(path, asdict(webhook))
+    return webhook
+
+
+def read_demo_webhook(path: Path) -> DemoWebhook | None:
+    try:
+        return DemoWebhook(**json.loads(path.read_text("utf-8")))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def _tell(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str], Caller]) -> int:
@@ -197,12 +263,17 @@ def read_demo_keys(path: Path) -> list[DemoKey]:
 
 def write_demo_keys(path: Path, keys: list[DemoKey]) -> None:
     """Write the keys readable by their owner only, replacing the file in one step."""
+    _write_private(path, [asdict(k) for k in keys])
+
+
+def _write_private(path: Path, content: Any) -> None:
+    """Write JSON readable by its owner only, replacing the file in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.unlink(missing_ok=True)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        json.dump([asdict(k) for k in keys], file, ensure_ascii=False, indent=2)
+        json.dump(content, file, ensure_ascii=False, indent=2)
     os.replace(temporary, path)
 
 

@@ -1,17 +1,23 @@
-"""The demo's printing receiver: a real server in a thread, real signed POSTs to it."""
+"""The demo's printing receiver (a real server in a thread, real signed POSTs to it) and the
+demo's subscription of it."""
 
 from __future__ import annotations
 
 import io
 import json
+import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from domain.errors import ValidationFailed
+from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
+from workflows.demo import WEBHOOK_FILE, load_demo, subscribe_demo_receiver
+from workflows.settings import Settings
 from workflows.webhooks.printing_receiver import Printer, make_server, secret_source
 from workflows.webhooks.signing import secret_from_bytes, sign
 
@@ -66,3 +72,51 @@ def test_it_answers_204_and_prints_type_contract_sequence_line_and_verdict(
     assert "✓" in lines[2] and "msg_2" in lines[2] and "signature verified" in lines[3]
     assert "gap: #3 missing" in lines[4] and "海幢街要求开到晚上九点" in lines[5]
     assert "✗" in lines[6] and "signature does not match" in lines[7]
+
+
+def test_the_demo_subscribes_the_printing_receiver_once_and_moves_it_with_its_port(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # given the demo's settings, which allow loopback receivers
+    settings = make_settings(webhook_allowed_cidrs="127.0.0.0/8")
+    app = Threadneedle(settings)
+    try:
+        # when the demo loads with the receiver on one port, then again on another
+        first = load_demo(app, settings.var_dir, webhook_url="http://127.0.0.1:18801/webhooks")
+        second = load_demo(app, settings.var_dir, webhook_url="http://127.0.0.1:18802/webhooks")
+
+        # then one admin subscription for every type follows the receiver, same secret
+        assert first.webhook is not None and second.webhook is not None
+        assert first.webhook.id == second.webhook.id
+        assert first.webhook.secret == second.webhook.secret
+        assert first.webhook.secret.startswith("whsec_")
+        [listed] = app.list_subscriptions(BOOTSTRAP_ADMIN)
+        assert (listed["id"], listed["url"], listed["event_types"], listed["status"]) == (
+            first.webhook.id, "http://127.0.0.1:18802/webhooks", ["*"], "active")
+
+        # and the receiver can read the secret from a file only its owner may read
+        path = settings.var_dir / WEBHOOK_FILE
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert secret_source(None, path)() == first.webhook.secret
+
+        # when the file is lost, the old subscription (whose secret is gone) is replaced
+        path.unlink()
+        third = load_demo(app, settings.var_dir, webhook_url="http://127.0.0.1:18802/webhooks")
+        assert third.webhook is not None and third.webhook.id != first.webhook.id
+        assert [s["id"] for s in app.list_subscriptions(BOOTSTRAP_ADMIN)] == [third.webhook.id]
+    finally:
+        app.close()
+
+
+def test_the_demo_refuses_a_receiver_the_ssrf_guard_does_not_allow(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()  # no allow-listed ranges: loopback is refused
+    app = Threadneedle(settings)
+    try:
+        with pytest.raises(ValidationFailed):
+            subscribe_demo_receiver(app, settings.var_dir, "http://127.0.0.1:18801/webhooks")
+        assert app.list_subscriptions(BOOTSTRAP_ADMIN) == []
+        assert not (settings.var_dir / WEBHOOK_FILE).exists()
+    finally:
+        app.close()
