@@ -4,6 +4,7 @@ Redis is both broker and result backend.  Messages are JSON only (no pickle),
 a task is acknowledged after it ran (``acks_late``, so a worker killed mid-task
 leaves the message to be redelivered: every task must be idempotent) and a
 worker takes one message at a time, so a slow task never hides others behind it.
+The ``threadneedle.webhooks.*`` tasks go to ``<celery_queue>.webhooks``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
         timezone="UTC",
         enable_utc=True,
         task_default_queue=settings.celery_queue,
+        # Webhook work has a queue of its own, consumed by a thread-pool worker:
+        # a slow endpoint holds threads there, never the projections.
+        task_routes={"threadneedle.webhooks.*": {"queue": f"{settings.celery_queue}.webhooks"}},
         beat_schedule=beat_schedule(settings),
     )
     return app

@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import threading
 
+import httpx
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from workflows.bootstrap import Services, bootstrap
 from workflows.projection_control import contract_views
 from workflows.projections import ContractViews
+from workflows.webhooks.delivery import Delivery
+from workflows.webhooks.dispatch import Dispatcher
+from workflows.webhooks.outbox import Outbox
+from workflows.webhooks.ssrf import parse_allowed_cidrs
+from workflows.webhooks.transport import webhook_client
+
+# One client for every delivery thread of a process: connections are kept alive and
+# reused per endpoint; the pool is sized above the thread-pool worker's concurrency.
+WEBHOOK_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
 _lock = threading.Lock()
 _services: Services | None = None
 _views: ContractViews | None = None
+_webhooks: tuple[Dispatcher, Delivery] | None = None
 
 
 def services() -> Services:
@@ -35,6 +46,29 @@ def projection() -> ContractViews:
         return _views
 
 
+def webhook_dispatcher() -> Dispatcher:
+    """This process's dispatcher (its contract states stay warm between tasks)."""
+    return _webhook_parts()[0]
+
+
+def webhook_delivery() -> Delivery:
+    """This process's delivery, with the one shared ``webhook_client``."""
+    return _webhook_parts()[1]
+
+
+def _webhook_parts() -> tuple[Dispatcher, Delivery]:
+    global _webhooks
+    with _lock:
+        if _webhooks is None:
+            current = services_unlocked()
+            outbox = Outbox(current.app)
+            client = webhook_client(parse_allowed_cidrs(current.settings.webhook_allowed_cidrs),
+                                    limits=WEBHOOK_LIMITS)
+            _webhooks = (Dispatcher(current.app, outbox),
+                         Delivery.from_settings(current.app, outbox, client))
+        return _webhooks
+
+
 def services_unlocked() -> Services:
     global _services
     if _services is None:
@@ -45,14 +79,16 @@ def services_unlocked() -> Services:
 @worker_process_init.connect
 def _forget_inherited(**_: object) -> None:
     """A forked pool process must not use services its parent built."""
-    global _services, _views
-    _services, _views = None, None
+    global _services, _views, _webhooks
+    _services, _views, _webhooks = None, None, None
 
 
 @worker_process_shutdown.connect
 def _close(**_: object) -> None:
-    global _services, _views
+    global _services, _views, _webhooks
     with _lock:
+        if _webhooks is not None:
+            _webhooks[1].client.close()
         if _services is not None:
             _services.close()
-            _services, _views = None, None
+        _services, _views, _webhooks = None, None, None

@@ -38,6 +38,14 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.timer_interval_seconds,
             "options": {"expires": settings.timer_interval_seconds},
         },
+        # Webhooks: dispatch what commits did not wake, fire stored retry times and
+        # re-send deliveries whose task was lost.
+        "sweep-webhooks": {
+            "task": "threadneedle.webhooks.sweep",
+            "schedule": settings.webhook_sweep_seconds,
+            "options": {"expires": settings.webhook_sweep_seconds,
+                        "queue": f"{settings.celery_queue}.webhooks"},
+        },
         "refresh-priorities-daily": {
             "task": "threadneedle.refresh_priorities",
             "schedule": DAILY_REFRESH,

@@ -15,10 +15,18 @@ from typing import Any
 import redis
 from celery import shared_task
 
-from workers.runtime import projection, services
+from workers.runtime import projection, services, webhook_delivery, webhook_dispatcher
 from workflows.application import shanghai_date
-from workflows.projection_control import require_projection, wake_projections
+from workflows.projection_control import (
+    WEBHOOKS,
+    require_projection,
+    wake_projections,
+    wake_webhooks,
+)
 from workflows.timers import escalate_lapsed
+from workflows.views import wake_key
+from workflows.webhooks.delivery import forget_sent, request_deliveries
+from workflows.webhooks.outbox import Lane
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +95,52 @@ def escalate_lapsed_conflicts() -> int:
         wake_projections(current)
         log.info("escalated %d lapsed conflict(s)", len(escalated))
     return len(escalated)
+
+
+# --- webhooks (SPEC §8, issue 5) ------------------------------------------------------
+# The outbox in the event store is the truth; these tasks only move it along, so
+# each is safe to run twice, late or concurrently: the dispatcher's position is a
+# compare-and-set, a lane is delivered by whoever holds its lease in the database.
+
+WEBHOOK_WAKE = wake_key(WEBHOOKS)
+DISPATCH_BUDGET_SECONDS = 10.0
+
+
+@shared_task(name="threadneedle.webhooks.dispatch", ignore_result=True, **RETRY)
+def dispatch_webhooks() -> int:
+    """Turn new contract events into outbox messages and start their lanes' deliveries."""
+    current = services()
+    if current.redis is not None:
+        current.redis.delete(WEBHOOK_WAKE)  # a commit from now on wakes another run
+    report = webhook_dispatcher().run(budget_seconds=DISPATCH_BUDGET_SECONDS)
+    request_deliveries(current, report.lanes)
+    if not report.complete:
+        wake_webhooks(current)
+    return report.written
+
+
+@shared_task(name="threadneedle.webhooks.deliver", ignore_result=True, **RETRY)
+def deliver_webhooks(subscription_id: str, contract_id: str) -> int:
+    """Deliver one lane's due messages in order (budgeted; hands on when there is more)."""
+    current = services()
+    lane = Lane(subscription_id, contract_id)
+    forget_sent(current, lane)  # a dispatch from now on may send this lane again
+    report = webhook_delivery().deliver_lane(lane)
+    if report.more:
+        request_deliveries(current, [lane])
+    return report.attempts
+
+
+@shared_task(name="threadneedle.webhooks.sweep", ignore_result=True)
+def sweep_webhooks() -> int:
+    """Beat's safety net: dispatch, then start every due lane that no live lease holds.
+
+    This is also what re-sends a delivery whose task was lost (a killed worker,
+    an emptied Redis) and what fires stored retry times.  Not retried: the
+    next beat tick is the retry.
+    """
+    current = services()
+    report = webhook_dispatcher().run(budget_seconds=DISPATCH_BUDGET_SECONDS)
+    delivery = webhook_delivery()
+    lanes = delivery.outbox.due_lanes(delivery.clock())
+    return request_deliveries(current, dict.fromkeys([*report.lanes, *lanes]))

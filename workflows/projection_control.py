@@ -4,7 +4,9 @@
 ``SET tn:wake:contracts 1 NX EX 5`` and, only when that set the flag, one
 ``threadneedle.project`` task sent by name.  The consumer deletes the flag
 before it reads the log, so a burst of commits costs one task, and a commit
-that lands while the consumer runs is seen by that same run.
+that lands while the consumer runs is seen by that same run.  The webhook
+dispatcher is woken the same way (``tn:wake:webhooks``,
+``threadneedle.webhooks.dispatch`` on the ``<celery_queue>.webhooks`` queue).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ PROJECTIONS = (NAME,)
 WAKE_SECONDS = 5
 PROJECT_TASK = "threadneedle.project"
 REBUILD_TASK = "threadneedle.rebuild"
+WEBHOOKS = "webhooks"
+WEBHOOK_DISPATCH_TASK = "threadneedle.webhooks.dispatch"
 
 
 def contract_views(services: Services) -> ContractViews:
@@ -45,21 +49,37 @@ def wake_projections(services: Services) -> bool:
     """After a commit: wake the projection unless a wake is already pending.  Never raises.
 
     A lost wake (Redis or the broker down) only delays the views until beat's
-    periodic run: the log is the truth.
+    periodic run: the log is the truth.  Every commit may concern a webhook
+    too, so this wakes the webhook dispatcher as well (``wake_webhooks``).
     """
+    wake_webhooks(services)
+    return _wake(services, NAME, PROJECT_TASK, services.settings.celery_queue)
+
+
+def wake_webhooks(services: Services) -> bool:
+    """After a commit: wake the webhook dispatcher (``tn:wake:webhooks``).  Never raises.
+
+    A lost wake only delays messages until the sweeper's next run (every
+    ``NEEDLE_WEBHOOK_SWEEP_SECONDS``): the outbox position is the truth.
+    """
+    return _wake(services, WEBHOOKS, WEBHOOK_DISPATCH_TASK,
+                 f"{services.settings.celery_queue}.webhooks")
+
+
+def _wake(services: Services, name: str, task: str, queue: str) -> bool:
     if services.redis is None:
         return False
-    key = views.wake_key(NAME)
+    key = views.wake_key(name)
     try:
         if not services.redis.set(key, 1, nx=True, ex=WAKE_SECONDS):
             return False
     except redis.RedisError as error:
-        log.warning("projection wake skipped: %s", error)
+        log.warning("%s wake skipped: %s", name, error)
         return False
     try:
-        services.celery.send_task(PROJECT_TASK, queue=services.settings.celery_queue)
+        services.celery.send_task(task, queue=queue)
     except (BrokerUnavailable, redis.RedisError, OSError) as error:
-        log.warning("projection wake not sent: %s", error)
+        log.warning("%s wake not sent: %s", name, error)
         with contextlib.suppress(redis.RedisError):
             services.redis.delete(key)  # let the next commit try again
         return False

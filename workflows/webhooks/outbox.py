@@ -192,6 +192,8 @@ class Attempt:
     status: str
     next_attempt_at: float | None
     round_attempts: int
+    reason: str | None = None
+    """What the attempt meant (``retries.Verdict.reason``): the message's ``last_error``."""
 
 
 class Outbox:
@@ -394,12 +396,15 @@ class Outbox:
                 for row in rows]
 
     def record_attempt(self, attempt: Attempt, lease: Lease | None = None,
-                       *, renew_seconds: float = 0.0) -> float | None:
+                       *, renew_seconds: float = 0.0, endpoint_failing: bool = True,
+                       ) -> float | None:
         """Log one attempt and set the message's status, in one transaction.
 
         A failed attempt starts the endpoint's failure run (if none is running)
-        and answers when it began; a delivered one ends the run (``None``).
-        With a ``lease``, it is extended to ``at + renew_seconds`` as well.
+        and answers when it began; a delivered one ends the run (``None``; the
+        write is skipped when the caller knows no run was going,
+        ``endpoint_failing=False``).  With a ``lease`` and ``renew_seconds``,
+        the lease is extended to ``at + renew_seconds`` as well.
         """
         with self._write() as cursor:
             self._execute(cursor, "INSERT INTO {webhook_attempts} (message_id, attempt, at, "
@@ -409,7 +414,7 @@ class Outbox:
                            attempt.duration_ms, attempt.error, attempt.response))
             finished = None if attempt.status == PENDING else attempt.at
             error = None if attempt.status == DELIVERED else (
-                attempt.error or f"status {attempt.status_code}")
+                attempt.reason or attempt.error or f"status {attempt.status_code}")
             self._execute(cursor, "UPDATE {webhook_messages} SET status = ?, attempts = ?, "
                                   "round_attempts = ?, next_attempt_at = ?, finished_at = ?, "
                                   "last_error = ? WHERE id = ?",
@@ -423,7 +428,7 @@ class Outbox:
                                lease.lane.contract_id, lease.token))
             subscription_id = self._subscription_of(cursor, attempt.message_id, lease)
             if attempt.status == DELIVERED:
-                if lease is None or lease.failing_since is not None:
+                if endpoint_failing:
                     self._execute(cursor, "UPDATE {webhook_endpoints} SET failing_since = NULL "
                                           "WHERE subscription_id = ?", (subscription_id,))
                 return None

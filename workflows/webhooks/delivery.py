@@ -1,0 +1,286 @@
+"""Lane delivery: send a lane's due messages in order, log every attempt (SPEC §8, issue 5).
+
+A *lane* is one (subscription, contract): its messages go out one at a
+time in ``sequence`` order.  ``Delivery.deliver_lane`` takes the lane's lease
+in the database (``NEEDLE_WEBHOOK_LEASE_SECONDS``; refused while another run
+holds it, or while the subscription already holds
+``NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY`` lanes), then loops over the lane's
+pending messages: the first one not yet due ends the run; otherwise it is
+signed at the attempt's time with every current secret of the subscription
+(two during a rotation), POSTed through the one shared ``webhook_client``,
+and the attempt recorded with the message's new state in one transaction:
+
+- 2xx → ``delivered``, on to the next message;
+- 410 → the subscription is disabled (``gone``) and its pending messages
+  become ``failed``;
+- anything else → the next attempt's time (the schedule with jitter, at
+  least ``Retry-After`` on 429/503), which ends the run, or ``failed`` after
+  the last one — then on to the next message (the receiver sees the gap in
+  ``sequence``; ``recover`` fills it);
+- an endpoint failing for ``NEEDLE_WEBHOOK_DISABLE_AFTER_SECONDS`` is
+  disabled (``failing``).
+
+A run stops after its time budget and answers ``more=True``: the caller
+sends another run (a lane never holds a worker for long).  A crash between
+the POST and the record sends the message again with the same ``webhook-id``
+(at least once).  Messages of a subscription found disabled or deleted are
+marked ``failed`` ("endpoint disabled").
+
+``request_deliveries`` sends one ``threadneedle.webhooks.deliver`` task per
+lane, skipping lanes that had one sent in the last few seconds (a short
+Redis ``NX`` marker: only to avoid piling up duplicates; the truth is the
+outbox, and the sweeper sends again whatever is due and not leased).
+
+For tests: ``Delivery(app, outbox, client, ...)`` with a compressed
+``schedule`` and ``deliver_lane(Lane(subscription_id, contract_id))`` or
+``deliver_due()`` run deliveries in the test's own process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import redis
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from domain.errors import NotFound
+from workflows.application import Threadneedle, utc_now
+from workflows.webhooks.outbox import (
+    DELIVERED,
+    ENDPOINT_DISABLED,
+    FAILED,
+    PENDING,
+    Attempt,
+    Lane,
+    Lease,
+    Outbox,
+    Stored,
+    epoch,
+    moment,
+)
+from workflows.webhooks.retries import (
+    Outcome,
+    classify,
+    failing_too_long,
+    next_attempt_at,
+    parse_retry_after,
+    parse_schedule,
+)
+from workflows.webhooks.signing import sign
+from workflows.webhooks.transport import post_message
+
+if TYPE_CHECKING:
+    from workflows.bootstrap import Services
+    from workflows.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK = "threadneedle.webhooks.deliver"
+DISPATCH_TASK = "threadneedle.webhooks.dispatch"
+SWEEP_TASK = "threadneedle.webhooks.sweep"
+LANE_BUDGET_SECONDS = 20.0
+"""A run's time budget: with a 15 s timeout on top it ends well within the lease."""
+SENT_MARKER_SECONDS = 10
+GONE, FAILING = "gone", "failing"
+
+
+def webhooks_queue(settings: Settings) -> str:
+    """Deliveries have their own queue, consumed by a thread-pool worker."""
+    return f"{settings.celery_queue}.webhooks"
+
+
+@dataclass(frozen=True)
+class LaneReport:
+    delivered: int = 0
+    failed: int = 0
+    attempts: int = 0
+    busy: bool = False
+    """The lease was refused: another run holds the lane, or the endpoint's cap is reached."""
+    more: bool = False
+    """The budget ran out with due messages left: send another run."""
+
+
+@dataclass
+class Delivery:
+    """Delivers lanes; one per process, shared by its threads."""
+
+    app: Threadneedle
+    outbox: Outbox
+    client: httpx.Client
+    schedule: Sequence[float]
+    lease_seconds: float = 60.0
+    concurrency: int = 4
+    disable_after: timedelta = timedelta(days=5)
+    clock: Callable[[], datetime] = utc_now
+    random: Callable[[], float] = random.random
+
+    @classmethod
+    def from_settings(cls, app: Threadneedle, outbox: Outbox, client: httpx.Client) -> Delivery:
+        settings = app.settings
+        return cls(
+            app=app, outbox=outbox, client=client,
+            schedule=parse_schedule(settings.webhook_retry_schedule),
+            lease_seconds=settings.webhook_lease_seconds,
+            concurrency=settings.webhook_endpoint_concurrency,
+            disable_after=timedelta(seconds=settings.webhook_disable_after_seconds),
+        )
+
+    # --- runs -------------------------------------------------------------------------
+
+    def deliver_due(self, budget_seconds: float = LANE_BUDGET_SECONDS) -> list[LaneReport]:
+        """Every lane due now, one after another in this thread (tests and tools)."""
+        return [self.deliver_lane(lane, budget_seconds)
+                for lane in self.outbox.due_lanes(self.clock())]
+
+    def deliver_lane(self, lane: Lane, budget_seconds: float = LANE_BUDGET_SECONDS) -> LaneReport:
+        """Send the lane's due messages in order until one must wait, or the budget ends."""
+        lease = self.outbox.lease(lane, self.clock(), seconds=self.lease_seconds,
+                                  cap=self.concurrency)
+        if lease is None:
+            return LaneReport(busy=True)
+        run = _Run(self, lease, time.monotonic() + budget_seconds)
+        try:
+            run.go()
+        finally:
+            self.outbox.release(run.lease)
+        return LaneReport(run.delivered, run.failed, run.attempts, more=run.more)
+
+    def subscription(self, subscription_id: str) -> Any | None:
+        """The subscription when it is enabled; else its pending messages are failed."""
+        try:
+            subscription = self.app.load_subscription(subscription_id)
+        except NotFound:
+            subscription = None
+        if subscription is None or not subscription.enabled:
+            self.outbox.fail_pending(subscription_id, ENDPOINT_DISABLED, self.clock())
+            return None
+        return subscription
+
+    def disable(self, subscription_id: str, reason: str, why: str) -> None:
+        """Disable the endpoint (``gone`` or ``failing``) and fail its pending messages."""
+        self.app.disable_subscription(subscription_id, reason)
+        failed = self.outbox.fail_pending(subscription_id, f"{ENDPOINT_DISABLED}: {why}",
+                                          self.clock())
+        log.warning("webhook %s disabled (%s): %s; %d pending message(s) failed",
+                    subscription_id, reason, why, failed)
+
+
+class _Run:
+    """One leased run over one lane."""
+
+    def __init__(self, delivery: Delivery, lease: Lease, deadline: float) -> None:
+        self.d = delivery
+        self.lease = lease
+        self.deadline = deadline
+        self.failing = lease.failing_since is not None
+        self.delivered = self.failed = self.attempts = 0
+        self.more = False
+
+    def go(self) -> None:
+        subscription = self.d.subscription(self.lease.lane.subscription_id)
+        if subscription is None:
+            return
+        while True:
+            batch = self.d.outbox.lane_messages(self.lease.lane)
+            if not batch:
+                return
+            for stored in batch:
+                if stored.next_attempt_at > epoch(self.d.clock()):
+                    return  # the lane waits for this message's next attempt
+                if time.monotonic() > self.deadline:
+                    self.more = True
+                    return
+                if not self.attempt(subscription, stored):
+                    return
+
+    def attempt(self, subscription: Any, stored: Stored) -> bool:
+        """One attempt; whether the lane goes on to its next message."""
+        started = self.d.clock()
+        body = stored.body
+        headers = sign(subscription.signing_secrets(started), stored.id,
+                       int(started.timestamp()), body)
+        result = post_message(self.d.client, subscription.url, body, headers)
+        finished = self.d.clock()
+        verdict = classify(result.status_code, result.error)
+        round_attempts = stored.round_attempts + 1
+        status, due = DELIVERED, None
+        if verdict.outcome is Outcome.DISABLE:
+            status = FAILED
+        elif verdict.outcome is Outcome.RETRY:
+            retry_after = parse_retry_after(result.retry_after, finished) \
+                if verdict.honours_retry_after else None
+            when = next_attempt_at(round_attempts, finished, self.d.schedule,
+                                   random=self.d.random, retry_after=retry_after)
+            status, due = (PENDING, epoch(when)) if when is not None else (FAILED, None)
+        at = epoch(started)
+        renew = at + self.d.lease_seconds / 2 > self.lease.until
+        failing_since = self.d.outbox.record_attempt(
+            Attempt(stored.id, stored.attempts + 1, at, result.status_code,
+                    result.duration_ms, result.error, result.response, status, due,
+                    round_attempts, verdict.reason),
+            self.lease, renew_seconds=self.d.lease_seconds if renew else 0.0,
+            endpoint_failing=self.failing,
+        )
+        if renew:
+            self.lease = Lease(self.lease.lane, self.lease.token, at + self.d.lease_seconds,
+                               self.lease.failing_since)
+        self.attempts += 1
+        self.failing = status != DELIVERED
+        if status == DELIVERED:
+            self.delivered += 1
+            return True
+        if verdict.outcome is Outcome.DISABLE:
+            self.d.disable(self.lease.lane.subscription_id, GONE, verdict.reason)
+            return False
+        if failing_too_long(moment(failing_since), finished, self.d.disable_after):
+            self.d.disable(self.lease.lane.subscription_id, FAILING,
+                           f"failing since {moment(failing_since)}")
+            return False
+        if status == FAILED:
+            self.failed += 1
+            return True  # a failed message does not block its lane: on to the next
+        return False
+
+
+# --- sending tasks -------------------------------------------------------------------
+
+
+def sent_marker(lane: Lane) -> str:
+    return f"tn:webhooks:sent:{lane.subscription_id}:{lane.contract_id}"
+
+
+def request_deliveries(services: Services, lanes: Iterable[Lane]) -> int:
+    """Send one deliver task per lane not sent in the last few seconds; never raises."""
+    sent = 0
+    queue = webhooks_queue(services.settings)
+    for lane in lanes:
+        if services.redis is not None:
+            try:
+                if not services.redis.set(sent_marker(lane), 1, nx=True, ex=SENT_MARKER_SECONDS):
+                    continue
+            except redis.RedisError as error:
+                log.warning("webhook delivery marker skipped: %s", error)
+        try:
+            services.celery.send_task(DELIVER_TASK, args=[lane.subscription_id, lane.contract_id],
+                                      queue=queue)
+            sent += 1
+        except (BrokerUnavailable, redis.RedisError, OSError) as error:
+            log.warning("webhook delivery not sent (the sweeper will): %s", error)
+            forget_sent(services, lane)
+            break
+    return sent
+
+
+def forget_sent(services: Services, lane: Lane) -> None:
+    """A run started (or was refused): let the next dispatch or sweep send again at once."""
+    if services.redis is not None:
+        with contextlib.suppress(redis.RedisError):
+            services.redis.delete(sent_marker(lane))
