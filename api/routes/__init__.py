@@ -16,12 +16,13 @@ from api.routes import (
     keys,
     organizations,
     views,
+    webhooks,
 )
 
 # Every successful command wakes the projections, here and nowhere else.
 api_router = APIRouter(dependencies=[Depends(wake_after_commands, scope="function")])
 for module in (organizations, keys, contracts, directives, conflicts, views, history, diff,
-               admin, health):
+               webhooks, admin, health):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

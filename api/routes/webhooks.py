@@ -1,0 +1,142 @@
+"""``/v1/webhooks``: subscriptions (stakeholder and admin keys) and their delivery log.
+
+Who may manage which subscription is the application's rule
+(``Threadneedle.subscription``): a stakeholder key manages its organisation's
+subscriptions, an admin every one; any other subscription is 404.  The
+secret is in the creation and rotation answers only.  Deliveries, redelivery
+and recovery read and change the outbox (``workflows.webhooks.outbox``); the
+sweeper sends what they make due.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query
+
+from api.deps import CallerDep, IdempotencyDep, ServicesDep
+from api.problems import problem_responses
+from api.schemas import (
+    CommandResult,
+    Deliveries,
+    Recovered,
+    Redelivered,
+    SecretRotated,
+    Webhook,
+    WebhookCreated,
+    Webhooks,
+)
+from domain.errors import NotFound
+from domain.values import EmptyBody, SubscriptionPatch, SubscriptionSpec
+from workflows.bootstrap import Services
+
+if TYPE_CHECKING:
+    from workflows.webhooks.outbox import Outbox
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
+                   responses=problem_responses(401, 403, 404, 422))
+
+WebhookId = Annotated[str, Path(description="The subscription's id", max_length=64)]
+MessageId = Annotated[str, Path(description="The message's webhook-id", max_length=128)]
+
+
+def outbox_of(services: Services) -> Outbox:
+    """The outbox of the application's event store (its tables are made on first use)."""
+    from workflows.webhooks.outbox import Outbox
+
+    return Outbox(services.app)
+
+
+@router.post("", status_code=201, response_model=WebhookCreated)
+def create_webhook(
+    spec: SubscriptionSpec, caller: CallerDep, services: ServicesDep, request: IdempotencyDep
+) -> dict[str, Any]:
+    """Subscribe a URL; the answer shows the signing secret, this once."""
+    return services.app.create_subscription(caller, spec, request).as_dict()
+
+
+@router.get("", response_model=Webhooks)
+def list_webhooks(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
+    return {"items": services.app.list_subscriptions(caller)}
+
+
+@router.get("/{webhook_id}", response_model=Webhook)
+def read_webhook(webhook_id: WebhookId, caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
+    return services.app.subscription(caller, webhook_id).as_dict()
+
+
+@router.patch("/{webhook_id}", response_model=CommandResult)
+def update_webhook(
+    webhook_id: WebhookId, patch: SubscriptionPatch, caller: CallerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Change it; ``{"enabled": false}`` pauses it and ``{"enabled": true}`` re-enables it."""
+    return services.app.update_subscription(caller, webhook_id, patch).as_dict()
+
+
+@router.delete("/{webhook_id}", response_model=CommandResult)
+def delete_webhook(
+    webhook_id: WebhookId, caller: CallerDep, services: ServicesDep
+) -> dict[str, Any]:
+    return services.app.delete_subscription(caller, webhook_id).as_dict()
+
+
+@router.post("/{webhook_id}/rotate-secret", response_model=SecretRotated)
+def rotate_secret(
+    webhook_id: WebhookId,
+    caller: CallerDep,
+    services: ServicesDep,
+    request: IdempotencyDep,
+    body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
+) -> dict[str, Any]:
+    """A new secret, shown once; for 24 hours both the new and the previous one sign."""
+    return services.app.rotate_secret(caller, webhook_id, request).as_dict()
+
+
+@router.get("/{webhook_id}/deliveries", response_model=Deliveries)
+def list_deliveries(
+    webhook_id: WebhookId,
+    caller: CallerDep,
+    services: ServicesDep,
+    status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(max_length=128,
+                                       description="The last id of the previous page")] = None,
+) -> dict[str, Any]:
+    """The messages sent to this subscription, oldest first, each with every attempt."""
+    subscription = services.app.subscription(caller, webhook_id)
+    items = outbox_of(services).deliveries(str(subscription.id), status=status,
+                                           limit=limit + 1, after=after)
+    more = len(items) > limit
+    page = items[:limit]
+    return {"items": page, "next": page[-1]["id"] if more else None}
+
+
+@router.post("/{webhook_id}/deliveries/{message_id}/redeliver", response_model=Redelivered)
+def redeliver(
+    webhook_id: WebhookId,
+    message_id: MessageId,
+    caller: CallerDep,
+    services: ServicesDep,
+    body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
+) -> dict[str, Any]:
+    """Send one message again, with its original webhook-id, as soon as the sweeper runs."""
+    subscription = services.app.subscription(caller, webhook_id)
+    if not outbox_of(services).redeliver(str(subscription.id), message_id, services.app.clock()):
+        raise NotFound(f"no message {message_id} of webhook {webhook_id}")
+    return {"id": message_id, "status": "pending"}
+
+
+@router.post("/{webhook_id}/recover", response_model=Recovered)
+def recover(
+    webhook_id: WebhookId,
+    caller: CallerDep,
+    services: ServicesDep,
+    since: Annotated[datetime, Query(description="Failed messages created since (ISO 8601)")],
+    body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
+) -> dict[str, Any]:
+    """Send again every failed message created since ``since``, each with its webhook-id."""
+    subscription = services.app.subscription(caller, webhook_id)
+    moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    count = outbox_of(services).recover(str(subscription.id), moment, services.app.clock())
+    return {"recovered": count, "since": moment.isoformat()}
