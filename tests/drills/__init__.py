@@ -1,0 +1,1 @@
+"""Fault drills: real PostgreSQL, Redis, API and Celery processes, broken on purpose."""
