@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import ADMIN_KEY
+from pydantic import SecretStr
 
 from workflows.settings import Settings
 
@@ -45,7 +46,7 @@ def drill_settings(tmp_path: Path, drill_redis: RedisServer) -> Callable[..., Se
     """Settings on the drill's Redis and a queue of its own; keywords name the store."""
 
     def make(**fields: Any) -> Settings:
-        return Settings(var_dir=tmp_path / "var", admin_key=ADMIN_KEY,
+        return Settings(var_dir=tmp_path / "var", admin_key=SecretStr(ADMIN_KEY),
                         redis_url=drill_redis.url, celery_queue=f"drill-{uuid.uuid4().hex[:8]}",
                         **fields)
 

@@ -245,6 +245,8 @@ class Burst:
     answers: list[Answer] = field(default_factory=list)
     acked: dict[str, dict[str, Any]] = field(default_factory=dict)
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    senders: dict[str, str] = field(default_factory=dict)
+    """The API key each command was sent with, by ``Idempotency-Key``."""
     give_up_after: float = 60.0
 
     def __post_init__(self) -> None:
@@ -288,6 +290,7 @@ class Burst:
                     summary=f"{idempotency_key} 演练：青少年地带的关门时间",
                 )
                 self.bodies[idempotency_key] = body
+                self.senders[idempotency_key] = key
                 self._until_acked(http, idempotency_key, body)
                 i += 1
 
@@ -305,7 +308,7 @@ class Burst:
             self.answers.append(Answer(key, response.status_code, parsed, content_type,
                                        response.headers.get("retry-after"), time.monotonic()))
             if response.status_code in (200, 201):
-                self.acked.setdefault(key, parsed)
+                self.acked.setdefault(key, response.json())
                 return
             if response.status_code != 503:
                 return  # a refusal the drill will report; retrying would not change it
