@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import psycopg
+import redis
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
@@ -42,6 +43,8 @@ server shutting down); raw ``psycopg`` ones can escape code that talks to
 PostgreSQL directly.  The transaction did not commit or its answer was lost, so
 the client should retry, with the same ``Idempotency-Key``, after ``Retry-After``.
 """
+REDIS_OUTAGES: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+"""Redis unreachable: the live views are gone for now (replay from the store still answers)."""
 
 # Domain error code -> (status, title).  A new domain error gets one line here.
 DOMAIN_ERRORS: dict[str, tuple[int, str]] = {
@@ -215,6 +218,16 @@ def _on_store_outage(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _on_redis_outage(request: Request, error: Exception) -> JSONResponse:
+    log.warning("redis unavailable on %s %s: %s", request.method, request.url.path,
+                str(error)[:300])
+    return problem_response(
+        503, "views_unavailable", "the live views cannot be read just now; try again shortly, "
+        "or ask for a replay with ?version= or ?as_of=",
+        title="Views unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     if store_outage(error) is not None:  # wrapped by some layer: still an outage
         return _on_store_outage(request, error)
@@ -229,6 +242,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _on_http_exception)
     for outage in STORE_OUTAGES:
         app.add_exception_handler(outage, _on_store_outage)
+    for outage in REDIS_OUTAGES:
+        app.add_exception_handler(outage, _on_redis_outage)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
