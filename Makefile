@@ -72,7 +72,7 @@ test-postgres: venv
 	trap "$$stop_redis; $(PG_ADMIN) 'DROP DATABASE IF EXISTS $$db WITH (FORCE)'" EXIT; \
 	echo "test-postgres: database $$db"; \
 	NEEDLE_EVENT_STORE="$(POSTGRES_URL)/$$db" NEEDLE_EVENT_STORE_SCHEMA= \
-		$(BIN)/pytest -q $(wildcard tests/e2e tests/integration)
+		$(BIN)/pytest -q $(wildcard tests/e2e tests/integration tests/drills)
 
 lint: venv
 	$(BIN)/ruff check .
