@@ -81,8 +81,12 @@ class Postgres:
                 pytest.skip("running as root with no 'postgres' user to own a cluster")
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
             self.runner = ["runuser", "-u", "postgres", "--"]
-        self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--no-locale", "--no-sync")
+        try:
+            self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                      "-E", "UTF8", "--no-locale", "--no-sync")
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     @property
     def url(self) -> str:
