@@ -1,0 +1,451 @@
+"""Webhook benchmarks (issue 5): signed deliveries per second, and one slow endpoint's cost.
+
+    python bench/webhooks.py [--quick] [--messages N] [--repeats R] [--json PATH] [--out FILE]
+
+1. Throughput: N messages are written to the outbox (``Outbox.append``, as the
+   dispatcher would) for several local receivers, several contracts each; real
+   Celery worker processes (the thread-pool webhook worker, as ``needle up``
+   runs it) sign and deliver them; the rate is N over the time from the first
+   ``deliver`` task to the last message marked ``delivered``.  Baseline, in
+   the same run: the same bodies POSTed to the same receivers with plain
+   ``httpx`` from as many threads, without signing, outbox or Celery.  Bar:
+   ≥ 500 signed deliveries per second.  Medians of ``--repeats`` runs.
+2. Isolation: the time to deliver M messages to healthy endpoints, with and
+   without one more endpoint (with messages on several contracts) that
+   answers only after 10 s.  Bar: the healthy deliveries slowed by < 10 %.
+
+The receivers are one asyncio process (``bench/webhook_receivers.py``) so
+that, on a small machine, they cost little beside the senders.  Uses
+``NEEDLE_EVENT_STORE`` (default: a temporary SQLite file; a ``postgresql://``
+URL gets a fresh schema) and ``NEEDLE_BENCH_REDIS_URL`` (default
+``redis://127.0.0.1:6379/8``; only this run's own queues are used, nothing is
+flushed).  ``--json`` writes the numbers; ``--out`` writes the "Webhooks"
+section of a Markdown file between marker comments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from eventsourcing.persistence import OperationalError  # noqa: E402
+
+from domain.values import SubscriptionSpec  # noqa: E402
+from domain.webhooks import Message  # noqa: E402
+from workflows.application import BOOTSTRAP_ADMIN  # noqa: E402
+from workflows.bootstrap import Services, bootstrap  # noqa: E402
+from workflows.settings import Settings  # noqa: E402
+from workflows.webhooks.outbox import DELIVERED, Entry, Lane, Outbox  # noqa: E402
+
+START, END = "<!-- bench:webhooks:start -->", "<!-- bench:webhooks:end -->"
+SLOW_SECONDS = 10.0
+THROUGHPUT_BAR = 500.0
+ISOLATION_BAR = 0.10
+SUMMARY = "海珠区青年地带：每周按街道模板报送工作数据，周五下午五点前交"
+
+
+# --- the stack: store, receivers, workers ----------------------------------------------
+
+
+def settings_for(redis_url: str, var_dir: Path) -> Settings:
+    store = os.environ.get("NEEDLE_EVENT_STORE", "")
+    fields: dict[str, Any] = {
+        "var_dir": var_dir, "redis_url": redis_url,
+        "celery_queue": f"bench-{uuid.uuid4().hex[:8]}",
+        "webhook_allowed_cidrs": "127.0.0.0/8",
+        "webhook_sweep_seconds": 0.2,
+        "webhook_lease_seconds": 30.0,
+    }
+    if store.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(store, autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA "{schema}"')
+        fields.update(event_store=store, event_store_schema=schema)
+    else:
+        fields["event_store"] = str(var_dir / "bench.sqlite")
+    return Settings(**fields)
+
+
+def drop_schema(settings: Settings) -> None:
+    if settings.uses_postgres and settings.event_store_schema:
+        import psycopg
+
+        with psycopg.connect(settings.event_store, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{settings.event_store_schema}" CASCADE')
+
+
+@contextmanager
+def receivers(delays: list[float], folder: Path) -> Iterator[list[int]]:
+    """The receiver process; yields the ports it listens on (one per delay)."""
+    ready = folder / f"receivers-{uuid.uuid4().hex[:6]}.json"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "webhook_receivers.py"),
+         "--ports", *["0"] * len(delays), "--delays", *map(str, delays), "--ready", str(ready)],
+        stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the receivers did not start")
+            time.sleep(0.05)
+        yield list(json.loads(ready.read_text()))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEEDLE_")}
+    env.update({
+        "NEEDLE_VAR_DIR": str(settings.var_dir),
+        "NEEDLE_EVENT_STORE": settings.event_store,
+        "NEEDLE_EVENT_STORE_SCHEMA": settings.event_store_schema,
+        "NEEDLE_REDIS_URL": settings.redis_url or "",
+        "NEEDLE_CELERY_QUEUE": settings.celery_queue,
+        "NEEDLE_WEBHOOK_ALLOWED_CIDRS": settings.webhook_allowed_cidrs,
+        "NEEDLE_WEBHOOK_SWEEP_SECONDS": str(settings.webhook_sweep_seconds),
+        "NEEDLE_WEBHOOK_LEASE_SECONDS": str(settings.webhook_lease_seconds),
+        "NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY": str(settings.webhook_endpoint_concurrency),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@contextmanager
+def workers(settings: Settings, log: Path, threads: int) -> Iterator[None]:
+    """The two worker processes ``needle up`` runs: the prefork one on the main queue
+    (dispatch, sweep) and the thread-pool one on ``<queue>.webhooks`` (deliveries)."""
+    celery = [sys.executable, "-m", "celery", "-A", "workers.main", "worker",
+              "--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
+    commands = [
+        [*celery, "--concurrency", "1", "-Q", settings.celery_queue,
+         "--hostname", f"main-{uuid.uuid4().hex[:6]}@%h"],
+        [*celery, "--pool", "threads", "--concurrency", str(threads),
+         "-Q", f"{settings.celery_queue}.webhooks",
+         "--hostname", f"hooks-{uuid.uuid4().hex[:6]}@%h"],
+    ]
+    started = []
+    with log.open("ab") as output:
+        for command in commands:
+            started.append(subprocess.Popen(
+                command, cwd=ROOT, env=worker_env(settings), stdout=output,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+    try:
+        yield
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, 9)
+                process.wait()
+
+
+@contextmanager
+def sweeping(services: Services, every: float) -> Iterator[None]:
+    """Send ``threadneedle.webhooks.sweep`` every ``every`` seconds, as beat would."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            services.celery.send_task("threadneedle.webhooks.sweep",
+                                      queue=services.settings.celery_queue)
+            stop.wait(every)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def subscribe(services: Services, ports: list[int]) -> list[str]:
+    """One admin subscription per receiver, for every event type."""
+    ids = []
+    for port in ports:
+        result = services.app.create_subscription(BOOTSTRAP_ADMIN, SubscriptionSpec(
+            url=f"http://127.0.0.1:{port}/hook", event_types=["*"],
+            description=f"bench receiver {port}"))
+        ids.append(result.id)
+    return ids
+
+
+def entries(subscriptions: list[str], per_subscription: int, contracts: int,
+            position: int) -> list[Entry]:
+    """``per_subscription`` messages for each subscription, spread over ``contracts`` lanes."""
+    now = datetime.now(UTC)
+    contract_ids = [str(uuid.uuid4()) for _ in range(contracts)]
+    made = []
+    for number in range(per_subscription):
+        contract_id = contract_ids[number % contracts]
+        message = Message("directive.issued", {
+            "contract_id": contract_id, "contract_version": number + 2,
+            "id": str(uuid.uuid4()), "subject": "reporting.weekly", "summary": SUMMARY,
+            "issuer": "haichuang-street", "hours_per_week": 20})
+        for subscription_id in subscriptions:
+            made.append(Entry(subscription_id, message, position + number, 0, now))
+    return made
+
+
+def append(outbox: Outbox, batch: list[Entry]) -> list[Lane]:
+    """``Outbox.append``, again on SQLite's "database is locked": it reads before it writes,
+    so a delivery's write in between makes SQLite refuse the upgrade at once."""
+    for _ in range(50):
+        try:
+            return outbox.append(batch, datetime.now(UTC))
+        except OperationalError:
+            time.sleep(0.05)
+    return outbox.append(batch, datetime.now(UTC))
+
+
+def send_deliveries(services: Services, lanes: list[Lane]) -> None:
+    for lane in lanes:
+        services.celery.send_task(
+            "threadneedle.webhooks.deliver", args=[lane.subscription_id, lane.contract_id],
+            queue=f"{services.settings.celery_queue}.webhooks")
+
+
+def delivered(outbox: Outbox, subscriptions: list[str]) -> int:
+    return sum(outbox.counts(s)[DELIVERED] for s in subscriptions)
+
+
+def deliver_and_time(services: Services, outbox: Outbox, subscriptions: list[str],
+                     batch: list[Entry], timeout: float = 300.0) -> float:
+    """Write ``batch``, send its lanes' tasks and wait until every message of
+    ``subscriptions`` is delivered; answers the seconds it took."""
+    target = delivered(outbox, subscriptions) + sum(
+        1 for e in batch if e.subscription_id in subscriptions)
+    lanes = append(outbox, batch)
+    began = time.perf_counter()
+    send_deliveries(services, lanes)
+    deadline = began + timeout
+    while delivered(outbox, subscriptions) < target:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"not delivered within {timeout:.0f}s: {outbox.counts()}")
+        time.sleep(0.02)
+    return time.perf_counter() - began
+
+
+def baseline(bodies: list[tuple[int, bytes]], threads: int) -> float:
+    """Plain ``httpx`` POSTs of the same bodies to the same ports: deliveries per second."""
+    chunks = [bodies[i::threads] for i in range(threads)]
+
+    def post_all(chunk: list[tuple[int, bytes]]) -> None:
+        with httpx.Client(trust_env=False) as client:
+            for port, body in chunk:
+                response = client.post(f"http://127.0.0.1:{port}/hook", content=body,
+                                       headers={"content-type": "application/json"})
+                assert response.status_code == 204
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(post_all, chunks))
+    return len(bodies) / (time.perf_counter() - began)
+
+
+# --- the runs ---------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    store: str
+    messages: int
+    receivers: int
+    contracts_per_receiver: int
+    worker_threads: int
+    repeats: int
+    throughput_runs: list[float]
+    throughput: float
+    baseline_runs: list[float]
+    baseline: float
+    isolation_messages: int
+    isolation_alone_runs: list[float]
+    isolation_with_slow_runs: list[float]
+    isolation_alone: float
+    isolation_with_slow: float
+    slowdown: float
+    throughput_met: bool
+    isolation_met: bool
+    commit: str
+    machine: str
+
+
+def run(args: argparse.Namespace, folder: Path) -> Results:
+    redis_url = os.environ.get("NEEDLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+    settings = settings_for(redis_url, folder / "var")
+    services = bootstrap(settings)
+    outbox = Outbox(services.app)
+    position = 1_000_000
+    delays = [0.0] * args.receivers + [SLOW_SECONDS]
+    try:
+        with receivers(delays, folder) as ports, \
+                workers(settings, folder / "workers.log", args.threads), \
+                sweeping(services, settings.webhook_sweep_seconds):
+            healthy = subscribe(services, ports[:-1])
+            per = args.messages // len(healthy)
+            # warm up: every worker thread has loaded the subscriptions and connected
+            warm = entries(healthy, 20, args.contracts, position)
+            position += 20
+            deliver_and_time(services, outbox, healthy, warm)
+
+            rates, base_rates = [], []
+            for _ in range(args.repeats):
+                batch = entries(healthy, per, args.contracts, position)
+                position += per
+                seconds = deliver_and_time(services, outbox, healthy, batch)
+                rates.append(len(batch) / seconds)
+                print(f"  throughput: {len(batch)} signed deliveries in {seconds:.2f}s "
+                      f"= {rates[-1]:,.0f}/s", flush=True)
+                bodies = [(ports[healthy.index(e.subscription_id)],
+                           json.dumps({"type": e.message.type, "data": e.message.data},
+                                      ensure_ascii=False).encode()) for e in batch]
+                base_rates.append(baseline(bodies, args.threads))
+                print(f"  baseline: {base_rates[-1]:,.0f}/s", flush=True)
+
+            iso = args.isolation_messages // len(healthy)
+            alone = [deliver_and_time(services, outbox, healthy,
+                                      entries(healthy, iso, args.contracts, position + i * iso))
+                     for i in range(args.repeats)]
+            position += args.repeats * iso
+            # the slow endpoint: messages on twice as many contracts as the others, three
+            # each, so that it holds every lane it may hold for the rest of the run
+            slow = subscribe(services, ports[-1:])
+            stuck = entries(slow, args.contracts * 6, args.contracts * 2, position)
+            position += args.contracts * 6
+            send_deliveries(services, append(outbox, stuck))
+            time.sleep(1.0)  # its deliveries have started and wait on the slow answers
+            with_slow = []
+            for _ in range(args.repeats):
+                batch = entries(healthy, iso, args.contracts, position)
+                position += iso
+                with_slow.append(deliver_and_time(services, outbox, healthy, batch))
+            print(f"  isolation: {iso * len(healthy)} healthy deliveries in "
+                  f"{', '.join(f'{x:.2f}' for x in alone)}s alone, "
+                  f"{', '.join(f'{x:.2f}' for x in with_slow)}s beside a "
+                  f"{SLOW_SECONDS:.0f}s endpoint", flush=True)
+    finally:
+        services.close()
+        drop_schema(settings)
+    throughput, base = statistics.median(rates), statistics.median(base_rates)
+    alone_s, slow_s = statistics.median(alone), statistics.median(with_slow)
+    slowdown = slow_s / alone_s - 1
+    return Results(
+        store="PostgreSQL" if settings.uses_postgres else "SQLite",
+        messages=per * len(healthy), receivers=len(healthy),
+        contracts_per_receiver=args.contracts, worker_threads=args.threads,
+        repeats=args.repeats, throughput_runs=rates, throughput=throughput,
+        baseline_runs=base_rates, baseline=base, isolation_messages=iso * len(healthy),
+        isolation_alone_runs=alone, isolation_with_slow_runs=with_slow,
+        isolation_alone=alone_s, isolation_with_slow=slow_s, slowdown=slowdown,
+        throughput_met=throughput >= THROUGHPUT_BAR, isolation_met=slowdown < ISOLATION_BAR,
+        commit=commit(), machine=f"{os.cpu_count()} CPUs, {platform.platform()}",
+    )
+
+
+def commit() -> str:
+    with suppress(OSError, subprocess.CalledProcessError):
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                       text=True).strip()
+    return "?"
+
+
+def section(results: Results, quick: bool) -> str:
+    verdict = lambda ok: "meets" if ok else "MISSES"  # noqa: E731
+    r = results
+    rows = [
+        (f"signed deliveries to {r.receivers} local receivers ({r.messages:,} messages, "
+         f"{r.contracts_per_receiver} contracts each)", f"{r.throughput:,.0f} /s",
+         f"≥ {THROUGHPUT_BAR:,.0f} /s", verdict(r.throughput_met)),
+        (f"baseline: plain httpx POSTs of the same bodies from {r.worker_threads} threads",
+         f"{r.baseline:,.0f} /s", "", ""),
+        (f"{r.isolation_messages:,} healthy deliveries, alone", f"{r.isolation_alone:.2f} s",
+         "", ""),
+        (f"the same beside an endpoint answering in {SLOW_SECONDS:.0f} s",
+         f"{r.isolation_with_slow:.2f} s ({r.slowdown:+.0%})", "< +10 %",
+         verdict(r.isolation_met)),
+    ]
+    table = "\n".join(["| measure | result | bar | |", "|---|---|---|---|",
+                       *("| " + " | ".join(row) + " |" for row in rows)])
+    return f"""## Webhooks (`bench/webhooks.py{' --quick' if quick else ''}`)
+
+Machine: {r.machine}; commit `{r.commit}`; event store {r.store}; a thread-pool
+webhook worker of {r.worker_threads} threads.  Medians of {r.repeats} run(s).
+
+{table}
+
+Per run: throughput {', '.join(f'{x:,.0f}' for x in r.throughput_runs)} /s; baseline
+{', '.join(f'{x:,.0f}' for x in r.baseline_runs)} /s; isolation alone
+{', '.join(f'{x:.2f}' for x in r.isolation_alone_runs)} s, beside the slow endpoint
+{', '.join(f'{x:.2f}' for x in r.isolation_with_slow_runs)} s.
+"""
+
+
+def write_section(path: Path, text: str) -> None:
+    current = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{START}\n{text.rstrip()}\n{END}"
+    if START in current and END in current:
+        head, rest = current.split(START, 1)
+        current = head + block + rest.split(END, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    path.write_text(current, "utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 messages, one repeat")
+    parser.add_argument("--messages", type=int)
+    parser.add_argument("--isolation-messages", type=int)
+    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--receivers", type=int, default=4)
+    parser.add_argument("--contracts", type=int, default=3, help="lanes per receiver")
+    parser.add_argument("--threads", type=int, default=16, help="webhook worker threads")
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="write the Markdown section into this file")
+    args = parser.parse_args()
+    args.messages = args.messages or (1_000 if args.quick else 5_000)
+    args.isolation_messages = args.isolation_messages or (400 if args.quick else 1_000)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+
+    with tempfile.TemporaryDirectory(prefix="needle-bench-webhooks-") as folder:
+        results = run(args, Path(folder))
+    text = section(results, args.quick)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(asdict(results), indent=2), "utf-8")
+    if args.out:
+        write_section(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
