@@ -20,6 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic.json_schema import SkipJsonSchema
 
 from api.live_views import (
     DEFAULT_WAIT_SECONDS,
@@ -37,6 +38,7 @@ from workflows.projection_control import wake_projections
 
 ENTITY_TAG = re.compile(r'^(?:W/)?"(\d{1,18})"$|^(\d{1,18})$')
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
+IF_MATCH = r'^\s*(\*|(W/)?"\d{1,18}"|\d{1,18})\s*$'
 
 ContractId = Annotated[str, Path(description="The contract's UUID", max_length=64)]
 DirectiveId = Annotated[str, Path(description="The directive's id", max_length=64)]
@@ -73,8 +75,9 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 async def get_idempotent_request(
     request: Request,
     idempotency_key: Annotated[
-        str | None,
+        str | SkipJsonSchema[None],  # a header is absent or a string, never null
         Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY,
+               json_schema_extra={"pattern": IDEMPOTENCY_KEY},  # SkipJsonSchema drops it
                description="Repeat a command safely: same key and body → the first answer."),
     ] = None,
 ) -> IdempotentRequest | None:
@@ -89,8 +92,11 @@ IdempotencyDep = Annotated[IdempotentRequest | None, Depends(get_idempotent_requ
 
 def get_expected_version(
     if_match: Annotated[
-        str | None,
+        str | SkipJsonSchema[None],
         Header(alias="If-Match", max_length=64,
+               # Documented, not enforced here: get_expected_version refuses with a clearer
+               # message; the document must not promise that any string is accepted.
+               json_schema_extra={"pattern": IF_MATCH},
                description='The contract version the change is based on, as its ETag: "5".'),
     ] = None,
 ) -> int | None:

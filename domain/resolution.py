@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import Field, field_validator
 
 from domain.errors import ValidationFailed
-from domain.values import Strict
+from domain.values import Strict, WholeNumber
 
 SLA_EXPIRED = "sla_expired"
 """The reason the timer gives when it escalates a conflict whose due time passed."""
@@ -59,7 +59,7 @@ class Decision(Strict):
 class Escalation(Strict):
     """The body of ``POST .../conflicts/{cid}/escalation``: the level it escalates from."""
 
-    from_level: StrictInt = Field(ge=0, le=100)
+    from_level: WholeNumber = Field(ge=0, le=100)  # 1.0 is an integer in JSON Schema
     reason: str = Field(min_length=1, max_length=500)
 
 

@@ -70,6 +70,17 @@ def _storable_json(value: Any, depth: int = 0) -> Any:
 
 JsonValue = Annotated[Any, BeforeValidator(_storable_json)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+def _integral(value: Any) -> Any:
+    """``14.0`` is an integer in JSON Schema's sense, so the document promises to accept it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_integral)]
+"""An integer, also written as ``14.0``; never a string, a bool or ``1.5``."""
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Label = Annotated[str, Field(min_length=1, max_length=100)]
 OrgId = Annotated[str, Field(pattern=ORG_ID)]
@@ -101,14 +112,20 @@ class Profile(StrEnum):
     CLIENT_FIRST = "client_first"
 
 
+AMOUNT = r"^\d{1,15}(\.\d{1,2})?$"
+
+
 class Money(Strict):
-    amount: str = Field(description='Decimal string, e.g. "2000000.00"', max_length=32)
+    # The pattern is documented (json_schema_extra) so generated clients and fuzzers send
+    # what the validator accepts; the validator keeps its own, clearer message.
+    amount: str = Field(description='Decimal string, e.g. "2000000.00"', max_length=32,
+                        json_schema_extra={"pattern": AMOUNT})
     currency: str = Field(pattern=r"^[A-Z]{3}$", default="CNY")
 
     @field_validator("amount")
     @classmethod
     def _decimal(cls, amount: str) -> str:
-        if not re.fullmatch(r"\d{1,15}(\.\d{1,2})?", amount):
+        if not re.fullmatch(AMOUNT, amount):
             raise ValueError("must be a non-negative decimal string with at most 2 decimals")
         try:
             Decimal(amount)
@@ -143,7 +160,7 @@ class Window(Strict):
 
 
 class Capacity(Strict):
-    staff: StrictInt = Field(ge=0, le=100_000)
+    staff: WholeNumber = Field(ge=0, le=100_000)
     hours_per_staff_week: Number = Field(ge=0, le=168)
     committed_hours_per_week: Number = Field(ge=0, le=10_000_000)
 
@@ -253,7 +270,7 @@ class DirectiveFields(Strict):
     hours_per_week: Number = Field(default=0, ge=0, le=100_000)
     window: Window | None = None
     due: IsoDate | None = None
-    people_affected: StrictInt = Field(default=0, ge=0, le=1_000_000_000)
+    people_affected: WholeNumber = Field(default=0, ge=0, le=1_000_000_000)
     vulnerability: Number = Field(default=0, ge=0, le=1)
     target_groups: list[Slug] = Field(default_factory=list, max_length=50)
     locations: list[Label] = Field(default_factory=list, max_length=50)
@@ -261,8 +278,27 @@ class DirectiveFields(Strict):
     tags: list[Slug] = Field(default_factory=list, max_length=50)
 
 
+NOT_CLEARABLE = ("subject", "summary", "basis", "hours_per_week", "people_affected",
+                 "vulnerability", "target_groups", "locations", "tags")
+
+
+def _document_not_nullable(schema: dict[str, Any]) -> None:
+    """Drop ``null`` from the documented types of the fields an amendment cannot clear.
+
+    Validation is unchanged (``_not_empty`` refuses their ``null``); the document
+    now says so, and each keeps its constraints (pattern, bounds).
+    """
+    schema["minProperties"] = 1
+    for name in NOT_CLEARABLE:
+        field = schema["properties"][name]
+        options = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+        field.update(options[0])
+
+
 class DirectivePatch(Strict):
     """The body of an amendment: any directive field; ``null`` clears an optional one."""
+
+    model_config = ConfigDict(json_schema_extra=_document_not_nullable)
 
     subject: str | None = Field(default=None, pattern=SUBJECT, max_length=200)
     value: JsonValue = None
@@ -271,7 +307,9 @@ class DirectivePatch(Strict):
     hours_per_week: Number | None = Field(default=None, ge=0, le=100_000)
     window: Window | None = None
     due: IsoDate | None = None
-    people_affected: StrictInt | None = Field(default=None, ge=0, le=1_000_000_000)
+    # Bounds before the validator: pydantic documents them then (``minimum``, not ``ge``).
+    people_affected: Annotated[StrictInt, Field(ge=0, le=1_000_000_000),
+                               BeforeValidator(_integral)] | None = None
     vulnerability: Number | None = Field(default=None, ge=0, le=1)
     target_groups: list[Slug] | None = Field(default=None, max_length=50)
     locations: list[Label] | None = Field(default=None, max_length=50)
@@ -282,9 +320,7 @@ class DirectivePatch(Strict):
     def _not_empty(self) -> DirectivePatch:
         if not self.model_fields_set:
             raise ValueError("an amendment must change at least one field")
-        required = {"subject", "summary", "basis", "hours_per_week", "people_affected",
-                    "vulnerability", "target_groups", "locations", "tags"}
-        for name in self.model_fields_set & required:
+        for name in self.model_fields_set & set(NOT_CLEARABLE):
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self

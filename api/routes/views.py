@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
@@ -25,13 +26,19 @@ from api.deps import (
 from api.live_views import POSITION_HEADER
 from api.problems import problem_responses
 from api.schemas import Items
+from domain.conflict_view import STATUSES
+from domain.values import Profile
 
 router = APIRouter(tags=["views"], responses=problem_responses(401, 404, 422, 503))
 
-StatusQuery = Annotated[str | None, Query(
-    description="open, resolved, dissolved or all (default: open and resolved)")]
-ProfileQuery = Annotated[str | None, Query(
-    description="What-if: rank under this profile (contract_first or client_first)")]
+# The values are documented as enums (json_schema_extra) and checked by the domain, which
+# answers with the clearer message; ``SkipJsonSchema`` keeps ``null`` out of the document.
+StatusQuery = Annotated[str | SkipJsonSchema[None], Query(
+    description="open, resolved, dissolved or all (default: open and resolved)",
+    json_schema_extra={"enum": [*STATUSES, "all"]})]
+ProfileQuery = Annotated[str | SkipJsonSchema[None], Query(
+    description="What-if: rank under this profile (contract_first or client_first)",
+    json_schema_extra={"enum": [profile.value for profile in Profile]})]
 
 
 @router.get("/v1/contracts/{contract_id}/conflicts", response_model=dict[str, Any])

@@ -128,7 +128,7 @@ def test_numbers_at_and_within_their_bounds_are_accepted(field: str, value: floa
         ("basis", "mother_in_law"),
         ("hours_per_week", "20"),
         ("hours_per_week", True),
-        ("people_affected", 12.0),
+        ("people_affected", 12.5),  # 12.0 is an integer in JSON Schema: accepted
         ("people_affected", "30"),
         ("people_affected", False),
         ("vulnerability", "0.8"),
