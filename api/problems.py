@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from domain.errors import DomainError, ValidationFailed
 
@@ -98,6 +99,10 @@ class Problem(BaseModel):
     detail: str
     code: str
     errors: list[FieldError] | None = None
+
+
+PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
+"""Errors are sent as ``application/problem+json``: that media type must carry the schema."""
 
 
 def problem_type(code: str) -> str:
@@ -193,8 +198,23 @@ def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
                                 title="Malformed JSON", errors=[("body", "not valid UTF-8 JSON")])
     code, title = HTTP_ERRORS.get(error.status_code, ("http_error", "HTTP error"))
     detail = error.detail if isinstance(error.detail, str) else title
-    return problem_response(error.status_code, code, detail, title=title,
-                            headers=getattr(error, "headers", None))
+    headers = getattr(error, "headers", None)
+    if error.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return problem_response(error.status_code, code, detail, title=title, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path.
+
+    Starlette's 405 lists only the methods of the first route whose path matched,
+    so ``OPTIONS /v1/organizations`` claimed ``Allow: POST`` although GET is served too.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def store_outage(error: BaseException | None) -> BaseException | None:
@@ -250,7 +270,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problems a route may answer with."""
     return {
-        status: {"model": Problem, "content": {PROBLEM_JSON: {}},
+        status: {"model": Problem, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA_REF}},
                  "description": HTTP_ERRORS.get(status, ("", "Error"))[1]}
         for status in statuses
     }
