@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import redis_url_for_tests
+from conftest import ADMIN_KEY, fresh_store, redis_url_for_tests
 from standardwebhooks import Webhook
 
 from domain.values import DirectiveFields, SubscriptionPatch, SubscriptionSpec
@@ -51,8 +51,7 @@ FAULTS_REDIS_URL = redis_url_for_tests(11)
 SCHEDULE = "0.2,0.5,1"
 LEASE_SECONDS = 40.0
 """Longer than twice the 15 s timeout: a lane's lease never lapses under a waiting attempt
-(the delivery renews it once half has passed).  The kill test shortens it to 2 s, so that
-the lanes of the killed worker are taken over within the test."""
+(the delivery renews it once half has passed).  The kill test has its own stack with 2 s."""
 
 
 # --- the stack ------------------------------------------------------------------------
@@ -65,6 +64,7 @@ class Stack:
     outbox: Outbox
     log: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    subscriptions: list[str] = field(default_factory=list)
 
     def subscribe(self, receiver: Receiver, contracts: list[str] | None = None) -> tuple[str, str]:
         """An admin subscription of ``receiver`` to every type: (its id, its secret)."""
@@ -72,6 +72,7 @@ class Stack:
             url=receiver.url(), event_types=["*"], contracts=contracts,
             description="海珠区青年地带 webhook 测试"))
         assert result.extra is not None
+        self.subscriptions.append(result.id)
         return result.id, str(result.extra["secret"])
 
     def deliveries(self, subscription_id: str) -> list[dict[str, Any]]:
@@ -138,18 +139,40 @@ def running_stack(settings: Settings, log: Path) -> Iterator[Stack]:
         services.close()
 
 
-@pytest.fixture
-def stack(make_settings: Callable[..., Settings], tmp_path: Path,
-          request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """The stack; ``@pytest.mark.parametrize("stack", [{setting: value}], indirect=True)``
-    changes its settings."""
-    settings = make_settings(**{
+def fault_settings(folder: Path, **fields: Any) -> Settings:
+    """Settings on a fresh store, a queue of their own and the compressed schedule."""
+    return Settings(**{
+        "var_dir": folder / "var", "admin_key": ADMIN_KEY, **fresh_store(folder),
         "redis_url": FAULTS_REDIS_URL, "celery_queue": f"hooks-{uuid.uuid4().hex[:10]}",
         "webhook_allowed_cidrs": "127.0.0.0/8", "webhook_retry_schedule": SCHEDULE,
-        "webhook_lease_seconds": LEASE_SECONDS, "webhook_sweep_seconds": 0.2,
-        **getattr(request, "param", {}),
+        "webhook_lease_seconds": LEASE_SECONDS, "webhook_sweep_seconds": 0.2, **fields,
     })
-    with running_stack(settings, tmp_path / "worker.log") as running:
+
+
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One store and worker for the tests that kill nothing (a worker takes seconds to start)."""
+    folder = tmp_path_factory.mktemp("webhook-faults")
+    with running_stack(fault_settings(folder), folder / "worker.log") as running:
+        yield running
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Iterator[Stack]:
+    """The shared stack; the test's subscriptions are deleted after it, so that later tests'
+    events are not sent to its stopped receivers."""
+    yield shared_stack
+    for subscription_id in shared_stack.subscriptions:
+        shared_stack.services.app.delete_subscription(BOOTSTRAP_ADMIN, subscription_id)
+    shared_stack.subscriptions.clear()
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack of its own whose lanes' leases last 2 s: the kill test's new worker takes
+    over the killed worker's lanes within the test."""
+    with running_stack(fault_settings(tmp_path, webhook_lease_seconds=2.0),
+                       tmp_path / "worker.log") as running:
         yield running
 
 
@@ -360,8 +383,8 @@ def test_a_429_with_retry_after_is_waited_out_before_the_next_attempt(stack: Sta
         assert_received(throttling, secret, stack, subscription_id)
 
 
-@pytest.mark.parametrize("stack", [{"webhook_lease_seconds": 2.0}], indirect=True)
-def test_a_worker_killed_mid_delivery_leaves_nothing_undelivered(stack: Stack) -> None:
+def test_a_worker_killed_mid_delivery_leaves_nothing_undelivered(own_stack: Stack) -> None:
+    stack = own_stack
     # given a receiver that takes 0.3 s to answer each message, on two contracts
     slow = Receiver([Answer(204, delay=0.3)])
     with slow.running():
