@@ -64,7 +64,8 @@ def main() -> None:
 
 
 def store_env(folder: Path, postgres: str | None) -> tuple[dict[str, str], str | None]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEEDLE_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("NEEDLE_") or k == "NEEDLE_GROUP_COMMIT"}
     env["NEEDLE_VAR_DIR"] = str(folder / "var")
     if not postgres:
         env["NEEDLE_EVENT_STORE"] = str(folder / "bench.sqlite")

@@ -11,8 +11,10 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from copy import deepcopy
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
@@ -59,6 +61,7 @@ from domain.values import (
     SubscriptionPatch,
     SubscriptionSpec,
 )
+from workflows import group_commit
 from workflows.idempotency import IdempotencyRecord, IdempotentRequest
 from workflows.settings import Settings
 from workflows.store import position_of, schema_lock
@@ -164,6 +167,19 @@ class LoadSafeRepository(Repository):
         with self._load_locks[hash(aggregate_id) % self.STRIPES]:
             return super().get(aggregate_id, **kwargs)
 
+    def cached_copy(self, aggregate_id: Any) -> Any:
+        """A copy of the cached aggregate as it is (None if not cached), without asking
+        the store for newer events: group commit lets the store's version check
+        catch a stale copy, instead of one query per aggregate per batch."""
+        if not self.cache:
+            return None
+        with self._load_locks[hash(aggregate_id) % self.STRIPES]:
+            try:
+                cached = self.cache.get(aggregate_id)
+            except KeyError:
+                return None
+            return deepcopy(cached) if self.deepcopy_from_cache else cached
+
 
 class Threadneedle(Application):
     name = "threadneedle"
@@ -216,17 +232,24 @@ class Threadneedle(Application):
         return recordings
 
     def _take_snapshots(self, processing_event: Any) -> None:
-        """Snapshot the saved aggregates as they are, rather than replaying them again."""
+        """Snapshot the saved aggregates as they are, rather than replaying them again.
+
+        An aggregate whose saved events cross a multiple of its interval is
+        snapshotted at the version it was saved at: with group commit that may be
+        a little past the multiple (several commands on one contract in one save),
+        which loads just as well and still bounds the events replayed after it.
+        """
         if not (self.snapshots and self.snapshotting_intervals):
             return
+        crossed: dict[Any, Any] = {}
         for event in processing_event.events:
             aggregate = processing_event.aggregates.get(event.originator_id)
             interval = self.snapshotting_intervals.get(type(aggregate))
-            if aggregate is None or not interval:
-                continue
-            if event.originator_version % interval == 0 \
-                    and event.originator_version == aggregate.version:
-                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
+            if aggregate is not None and interval and event.originator_version % interval == 0:
+                crossed[event.originator_id] = aggregate
+        group_commit.put_snapshots(
+            self.snapshots, [type(a).Snapshot.take(a) for a in crossed.values()]
+        )
 
     def construct_repository(self) -> Repository:
         plain = super().construct_repository()
@@ -837,10 +860,14 @@ class Threadneedle(Application):
     ) -> CommandResult:
         """Run a command, retrying on optimistic-concurrency conflicts; honour idempotency.
 
-        Commands on one aggregate (``serial_key``) take turns within this process, so
-        concurrent clients of one contract do not all load the same version and all
-        but one retry; other processes are still handled by the retries.
+        Concurrent commands are recorded together, one transaction per batch
+        (``workflows/group_commit.py``).  Without group commit, commands on one
+        aggregate (``serial_key``) take turns within this process, so concurrent
+        clients of one contract do not all load the same version and all but one
+        retry; other processes are still handled by the retries.
         """
+        if self._group_commit is not None:
+            return cast("CommandResult", self._group_commit.run(caller, request, attempt))
         stripe = hash(serial_key) % len(self._command_locks) if serial_key else None
         with self._command_locks[stripe] if stripe is not None else nullcontext():
             return self._attempt_until_saved(caller, request, attempt)
@@ -873,29 +900,49 @@ class Threadneedle(Application):
             if request is not None and (earlier := self._earlier(caller, request)):
                 return earlier
             change = attempt()
-            aggregates = list(change.aggregates)
-            if request is not None:
-                aggregates.append(IdempotencyRecord.keep(
-                    record_id=request.record_id(caller.principal_id),
-                    fingerprint=request.fingerprint,
-                    result={"id": change.result_id,
-                            "target": str(change.target.id),
-                            "version": change.target.version,
-                            "extra": {k: v for k, v in (change.extra or {}).items()
-                                      if k != "key"}},
-                    actor=caller.actor, at=self.clock(),
-                ))
             try:
-                recordings = self.save(*aggregates)
+                recordings = self.save(*self._with_idempotency(caller, request, change))
             except IntegrityError:
                 continue  # someone else wrote first: reload and try again
             position = max(
                 r.notification.id for r in recordings
                 if r.domain_event.originator_id == change.target.id
             )
-            return CommandResult(change.result_id, change.target.version, position,
-                                 extra=change.extra)
+            return self._result(change, change.target.version, position)
         raise ContentionError("the contract is being changed too often; try again")
+
+    @cached_property
+    def _group_commit(self) -> group_commit.GroupCommitter | None:
+        """The one committer of this application (None when ``NEEDLE_GROUP_COMMIT=0``)."""
+        return group_commit.GroupCommitter(self) if group_commit.enabled() else None
+
+    def _with_idempotency(
+        self, caller: Caller, request: IdempotentRequest | None, change: Change
+    ) -> list[ChainedAggregate]:
+        """What one command saves: its aggregates, and its idempotency record if it has a key."""
+        aggregates = list(change.aggregates)
+        if request is not None:
+            aggregates.append(IdempotencyRecord.keep(
+                record_id=request.record_id(caller.principal_id),
+                fingerprint=request.fingerprint,
+                result={"id": change.result_id,
+                        "target": str(change.target.id),
+                        "version": change.target.version,
+                        "extra": {k: v for k, v in (change.extra or {}).items()
+                                  if k != "key"}},
+                actor=caller.actor, at=self.clock(),
+            ))
+        return aggregates
+
+    @staticmethod
+    def _result(change: Change, version: int, position: int) -> CommandResult:
+        return CommandResult(change.result_id, version, position, extra=change.extra)
+
+    def _load(self, aggregate_id: UUID) -> object:
+        """The running batch's working copy when in one (so a command sees the batch's
+        earlier commands), else the repository's copy."""
+        working = group_commit.working_set()
+        return working.get(aggregate_id) if working else self.repository.get(aggregate_id)
 
     def _earlier(self, caller: Caller, request: IdempotentRequest) -> CommandResult | None:
         try:
@@ -931,7 +978,7 @@ class Threadneedle(Application):
 
     def _directory(self, caller: Caller) -> Directory:
         try:
-            directory: object = self.repository.get(DIRECTORY_ID)
+            directory: object = self._load(DIRECTORY_ID)
         except AggregateNotFoundError:
             directory = Directory.open(directory_id=DIRECTORY_ID, actor=caller.actor,
                                        at=self.clock())
@@ -941,7 +988,7 @@ class Threadneedle(Application):
     def _get(self, kind: type[ChainedAggregate], aggregate_id: str | UUID, noun: str) -> Any:
         try:
             uuid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(aggregate_id)
-            aggregate: object = self.repository.get(uuid)
+            aggregate: object = self._load(uuid)
         except (ValueError, AggregateNotFoundError):
             raise NotFound(f"no {noun} {aggregate_id}") from None
         if not isinstance(aggregate, kind):

@@ -1,0 +1,329 @@
+"""Group commit: commands that arrive together are recorded in one transaction.
+
+Why: one ``eventsourcing`` save per command is one PostgreSQL transaction (a
+table lock, several round trips and a WAL flush), so a few dozen to a few
+hundred commands a second is all one process manages, however many clients
+wait.  Here commands queue up while a transaction is in flight; the next
+*leader* (one of the waiting request threads, so no extra thread) takes the
+whole queue, runs every command in arrival order against one working copy of
+each aggregate it touches, and records all their events with one
+``save`` — one ``insert_events``, one commit.  Each command then answers with
+its own version and position, only after that commit.
+
+Guarantees kept:
+
+- **Order and the hash chain**: commands on one contract run one after the
+  other on the same working copy, so each sees the previous one's events and
+  chains its ``prev_hash`` to them, exactly as if saved one by one.
+- **Conflicts**: if the batch's transaction meets a version conflict
+  (``IntegrityError``: another process wrote one of its aggregates first),
+  nothing of it was recorded; each command of the batch is then run and saved
+  on its own, with the usual reload-and-retry.
+- **A failed command** (a domain error) answers with its error and records
+  nothing; the others of its batch go on.  If it failed *after* changing a
+  working copy (so the copy can no longer be trusted), the batch is redone one
+  by one.
+- **Idempotency**: a command whose ``Idempotency-Key`` record is already
+  waiting in the batch is held back to the next batch, where it finds that
+  record and answers as a repeat.
+
+Set ``NEEDLE_GROUP_COMMIT=0`` to save one command per transaction (the
+baseline the benchmark compares with).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import EventStore, IntegrityError
+from eventsourcing.postgres import PostgresAggregateRecorder
+from psycopg.sql import SQL, Identifier
+
+MAX_BATCH = 512
+"""The most commands one transaction takes (bounds a batch's latency and memory)."""
+
+_local = threading.local()
+
+
+def enabled() -> bool:
+    """Whether commands are grouped (``NEEDLE_GROUP_COMMIT``, on unless ``0``/``false``/``no``)."""
+    return os.environ.get("NEEDLE_GROUP_COMMIT", "1").strip().lower() not in {"0", "false", "no"}
+
+
+class Committing(Protocol):
+    """What the application lends the committer (``workflows.application.Threadneedle``)."""
+
+    @property
+    def repository(self) -> Any: ...
+
+    def save(self, *aggregates: Any) -> list[Any]: ...
+
+    def _earlier(self, caller: Any, request: Any) -> Any: ...
+
+    def _with_idempotency(self, caller: Any, request: Any, change: Any) -> list[Any]: ...
+
+    def _attempt_until_saved(self, caller: Any, request: Any, attempt: Any) -> Any: ...
+
+    def _result(self, change: Any, version: int, position: int) -> Any: ...
+
+
+class WorkingSet:
+    """The aggregates one batch has loaded or created: one object per id for the whole batch.
+
+    Loaded through the repository (a copy of the cached aggregate, brought up to
+    date with the store), so readers of the cache never see a half-run batch.
+    """
+
+    def __init__(self, repository: Any) -> None:
+        self._repository = repository
+        self.aggregates: dict[UUID, Any] = {}
+        self._loaded_at: dict[UUID, int] = {}
+        self.unchecked = False
+        """Whether a copy came from the cache unchecked: a refusal may then be stale."""
+        self.strangers: list[Any] = []
+        """New aggregates whose id is already taken in the batch: saved, so the store refuses."""
+
+    def get(self, aggregate_id: UUID) -> Any:
+        """The batch's copy: from the cache as it is when cached (the commit's version
+        check catches one that another process has moved on), else from the store."""
+        found = self.aggregates.get(aggregate_id)
+        if found is None:
+            found = self._repository.cached_copy(aggregate_id)
+            if found is None:
+                found = self._repository.get(aggregate_id)
+            else:
+                self.unchecked = True
+            self.aggregates[aggregate_id] = found
+            self._loaded_at[aggregate_id] = found.version
+        return found
+
+    def versions(self) -> dict[UUID, int]:
+        return {aggregate_id: a.version for aggregate_id, a in self.aggregates.items()}
+
+    def changed_since(self, before: dict[UUID, int]) -> bool:
+        """Whether any working copy moved since ``before`` (loads in between count from load)."""
+        return any(
+            a.version != before.get(aggregate_id, self._loaded_at.get(aggregate_id, a.version))
+            for aggregate_id, a in self.aggregates.items()
+        )
+
+    def adopt(self, aggregates: Iterable[Any]) -> None:
+        for aggregate in aggregates:
+            known = self.aggregates.setdefault(aggregate.id, aggregate)
+            if known is not aggregate and aggregate not in self.strangers:
+                self.strangers.append(aggregate)
+
+    def to_save(self) -> list[Any]:
+        return [*self.aggregates.values(), *self.strangers]
+
+
+def working_set() -> WorkingSet | None:
+    """The batch this thread is running, if it is a leader in the middle of one."""
+    working: WorkingSet | None = getattr(_local, "working", None)
+    return working
+
+
+@dataclass(eq=False)
+class Job:
+    """One command waiting for its batch."""
+
+    caller: Any
+    request: Any
+    attempt: Callable[[], Any]
+    wake: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.done = result, error, True
+        self.wake.set()
+
+    def record_id(self) -> UUID | None:
+        return self.request.record_id(self.caller.principal_id) if self.request else None
+
+
+@dataclass
+class Staged:
+    """A command that ran on the working set and waits for the batch's commit."""
+
+    job: Job
+    change: Any
+    version: int
+
+
+class GroupCommitter:
+    """Queues commands and lets one waiting thread at a time record a batch of them."""
+
+    def __init__(self, app: Committing, max_batch: int = MAX_BATCH) -> None:
+        self._app = app
+        self._max_batch = max_batch
+        self._mutex = threading.Lock()
+        self._pending: deque[Job] = deque()
+        self._leading = False
+        self.batches = 0
+        """How many transactions batches have committed (for tests and the benchmark)."""
+
+    def run(self, caller: Any, request: Any, attempt: Callable[[], Any]) -> Any:
+        """Run one command; answer once its events are committed (or raise its error)."""
+        if working_set() is not None:  # a command inside a command: no batch within a batch
+            return self._app._attempt_until_saved(caller, request, attempt)
+        job = Job(caller, request, attempt)
+        with self._mutex:
+            self._pending.append(job)
+            if not self._leading:
+                self._leading = job.lead = True
+        while not job.done:
+            if job.lead:
+                job.lead = False
+                self._lead()
+                continue
+            job.wake.wait()
+            job.wake.clear()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _lead(self) -> None:
+        """Record one batch, then hand the lead to the oldest waiting command, if any."""
+        with self._mutex:
+            batch = [self._pending.popleft()
+                     for _ in range(min(self._max_batch, len(self._pending)))]
+        deferred: list[Job] = []
+        try:
+            deferred = self._record_batch(batch)
+        except BaseException as error:  # a bug here must not strand the waiting threads
+            for job in batch:
+                if not job.done:
+                    job.finish(error=error)
+            raise
+        finally:
+            with self._mutex:
+                self._pending.extendleft(reversed(deferred))
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True
+                    successor.wake.set()
+                else:
+                    self._leading = False
+
+    def _record_batch(self, batch: list[Job]) -> list[Job]:
+        """Run the batch on one working set and save it; answers the jobs, returns deferred ones."""
+        working = WorkingSet(self._app.repository)
+        staged: list[Staged] = []
+        refused: list[Job] = []
+        deferred: list[Job] = []
+        waiting_records: set[UUID] = set()
+        _local.working = working
+        try:
+            for index, job in enumerate(batch):
+                record_id = job.record_id()
+                if record_id is not None and record_id in waiting_records:
+                    deferred.append(job)  # its first use is in this batch: answer it after
+                    continue
+                if not self._stage(job, working, staged, refused):
+                    _local.working = None
+                    self._one_by_one([s.job for s in staged] + refused + batch[index:])
+                    return deferred
+                if record_id is not None and staged and staged[-1].job is job:
+                    waiting_records.add(record_id)
+        finally:
+            _local.working = None
+        if staged:
+            self._commit(working, staged)
+        # A refusal decided on an unchecked copy is decided again on a fresh one.
+        if working.unchecked:
+            self._one_by_one(refused)
+        else:
+            self._refuse(refused)
+        return deferred
+
+    def _stage(
+        self, job: Job, working: WorkingSet, staged: list[Staged], refused: list[Job]
+    ) -> bool:
+        """Run one command on the working set; False when it left the set untrustworthy.
+
+        A command that raises is kept in ``refused`` (its error in ``job.error``)
+        and answered after the batch's commit.
+        """
+        before = working.versions()
+        try:
+            if job.request is not None and (earlier := self._app._earlier(job.caller, job.request)):
+                job.finish(result=earlier)
+                return True
+            change = job.attempt()
+        except Exception as error:
+            if working.changed_since(before):
+                return False
+            job.error = error
+            refused.append(job)
+            return True
+        working.adopt(self._app._with_idempotency(job.caller, job.request, change))
+        staged.append(Staged(job, change, change.target.version))
+        return True
+
+    def _commit(self, working: WorkingSet, staged: list[Staged]) -> None:
+        """One transaction for the whole batch; one by one if it meets a version conflict."""
+        try:
+            recordings = self._app.save(*working.to_save())
+        except IntegrityError:
+            self._one_by_one([s.job for s in staged])
+            return
+        except Exception as error:  # the store is down, say: every command of it failed
+            for s in staged:
+                s.job.finish(error=error)
+            return
+        self.batches += 1
+        positions = {
+            (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
+            for r in recordings
+        }
+        for s in staged:
+            position = positions[(s.change.target.id, s.version)]
+            s.job.finish(result=self._app._result(s.change, s.version, position))
+
+    @staticmethod
+    def _refuse(jobs: list[Job]) -> None:
+        for job in jobs:
+            job.finish(error=job.error)
+
+    def _one_by_one(self, jobs: list[Job]) -> None:
+        """The fallback: each command loaded, run and saved on its own, with retries."""
+        for job in jobs:
+            if job.done:
+                continue
+            try:
+                result = self._app._attempt_until_saved(job.caller, job.request, job.attempt)
+            except Exception as error:
+                job.finish(error=error)
+            else:
+                job.finish(result=result)
+
+
+def put_snapshots(store: EventStore[Any], snapshots: list[Any]) -> None:
+    """Write snapshots; on PostgreSQL with one plain INSERT of binary bytes.
+
+    Why: the library's insert sends a composite array, which psycopg dumps as
+    escaped text in Python: 0.75 s for the multi-MB snapshot of a contract with
+    a few thousand directives, holding the GIL inside the command path.  A
+    snapshot of a version already kept (another process took it) is skipped.
+    """
+    recorder = store.recorder
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        store.put(snapshots)
+        return
+    statement = SQL(
+        "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
+        "VALUES (%s, %s, %s, %b) ON CONFLICT DO NOTHING"
+    ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+    rows = [(s.originator_id, s.originator_version, s.topic, s.state)
+            for s in map(store.mapper.to_stored_event, snapshots)]
+    with recorder.datastore.transaction(commit=True) as cursor:
+        cursor.executemany(statement, rows)
