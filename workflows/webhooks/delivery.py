@@ -89,6 +89,8 @@ SWEEP_TASK = "threadneedle.webhooks.sweep"
 LANE_BUDGET_SECONDS = 20.0
 """A run's time budget: with a 15 s timeout on top it ends well within the lease."""
 SENT_MARKER_SECONDS = 10
+RECORD_EVERY = 25
+RECORD_SECONDS = 0.5
 GONE, FAILING = "gone", "failing"
 
 
@@ -174,7 +176,14 @@ class Delivery:
 
 
 class _Run:
-    """One leased run over one lane."""
+    """One leased run over one lane.
+
+    Delivered attempts are recorded together, every ``RECORD_EVERY`` messages
+    or ``RECORD_SECONDS``, and always before the lane is read again, a
+    failure is handled or the lease is released: a crash in between sends
+    those messages again with their ids (at least once), and the database
+    sees one transaction per group instead of one per message.
+    """
 
     def __init__(self, delivery: Delivery, lease: Lease, deadline: float) -> None:
         self.d = delivery
@@ -183,23 +192,29 @@ class _Run:
         self.failing = lease.failing_since is not None
         self.delivered = self.failed = self.attempts = 0
         self.more = False
+        self.unrecorded: list[Attempt] = []
+        self.since = 0.0
 
     def go(self) -> None:
         subscription = self.d.subscription(self.lease.lane.subscription_id)
         if subscription is None:
             return
-        while True:
-            batch = self.d.outbox.lane_messages(self.lease.lane)
-            if not batch:
-                return
-            for stored in batch:
-                if stored.next_attempt_at > epoch(self.d.clock()):
-                    return  # the lane waits for this message's next attempt
-                if time.monotonic() > self.deadline:
-                    self.more = True
+        try:
+            while True:
+                batch = self.d.outbox.lane_messages(self.lease.lane)
+                if not batch:
                     return
-                if not self.attempt(subscription, stored):
-                    return
+                for stored in batch:
+                    if stored.next_attempt_at > epoch(self.d.clock()):
+                        return  # the lane waits for this message's next attempt
+                    if time.monotonic() > self.deadline:
+                        self.more = True
+                        return
+                    if not self.attempt(subscription, stored):
+                        return
+                self.record()
+        finally:
+            self.record()
 
     def attempt(self, subscription: Any, stored: Stored) -> bool:
         """One attempt; whether the lane goes on to its next message."""
@@ -220,23 +235,20 @@ class _Run:
             when = next_attempt_at(round_attempts, finished, self.d.schedule,
                                    random=self.d.random, retry_after=retry_after)
             status, due = (PENDING, epoch(when)) if when is not None else (FAILED, None)
-        at = epoch(started)
-        renew = at + self.d.lease_seconds / 2 > self.lease.until
-        failing_since = self.d.outbox.record_attempt(
-            Attempt(stored.id, stored.attempts + 1, at, result.status_code,
-                    result.duration_ms, result.error, result.response, status, due,
-                    round_attempts, verdict.reason),
-            self.lease, renew_seconds=self.d.lease_seconds if renew else 0.0,
-            endpoint_failing=self.failing,
-        )
-        if renew:
-            self.lease = Lease(self.lease.lane, self.lease.token, at + self.d.lease_seconds,
-                               self.lease.failing_since)
+        if not self.unrecorded:
+            self.since = time.monotonic()
+        self.unrecorded.append(Attempt(
+            stored.id, stored.attempts + 1, epoch(started), result.status_code,
+            result.duration_ms, result.error, result.response, status, due, round_attempts,
+            verdict.reason))
         self.attempts += 1
-        self.failing = status != DELIVERED
         if status == DELIVERED:
             self.delivered += 1
+            if len(self.unrecorded) >= RECORD_EVERY \
+                    or time.monotonic() - self.since > RECORD_SECONDS:
+                self.record()
             return True
+        failing_since = self.record()
         if verdict.outcome is Outcome.DISABLE:
             self.d.disable(self.lease.lane.subscription_id, GONE, verdict.reason)
             return False
@@ -248,6 +260,22 @@ class _Run:
             self.failed += 1
             return True  # a failed message does not block its lane: on to the next
         return False
+
+    def record(self) -> float | None:
+        """Write the unrecorded attempts (renewing the lease when half of it is gone)."""
+        if not self.unrecorded:
+            return None
+        attempts, self.unrecorded = self.unrecorded, []
+        at = attempts[-1].at
+        renew = at + self.d.lease_seconds / 2 > self.lease.until
+        failing_since = self.d.outbox.record_attempts(
+            attempts, self.lease, renew_seconds=self.d.lease_seconds if renew else 0.0,
+            endpoint_failing=self.failing)
+        if renew:
+            self.lease = Lease(self.lease.lane, self.lease.token, at + self.d.lease_seconds,
+                               self.lease.failing_since)
+        self.failing = failing_since is not None
+        return failing_since
 
 
 # --- sending tasks -------------------------------------------------------------------

@@ -398,45 +398,58 @@ class Outbox:
     def record_attempt(self, attempt: Attempt, lease: Lease | None = None,
                        *, renew_seconds: float = 0.0, endpoint_failing: bool = True,
                        ) -> float | None:
-        """Log one attempt and set the message's status, in one transaction.
+        """``record_attempts`` for one attempt."""
+        return self.record_attempts([attempt], lease, renew_seconds=renew_seconds,
+                                    endpoint_failing=endpoint_failing)
 
-        A failed attempt starts the endpoint's failure run (if none is running)
-        and answers when it began; a delivered one ends the run (``None``; the
-        write is skipped when the caller knows no run was going,
-        ``endpoint_failing=False``).  With a ``lease`` and ``renew_seconds``,
-        the lease is extended to ``at + renew_seconds`` as well.
+    def record_attempts(self, attempts: Sequence[Attempt], lease: Lease | None = None,
+                        *, renew_seconds: float = 0.0, endpoint_failing: bool = True,
+                        ) -> float | None:
+        """Log attempts of one subscription and set their messages' states, in one transaction.
+
+        A delivery run sends several messages and records them together: a
+        crash before the record only sends them again, with the same ids.
+        When the last attempt failed, the endpoint's failure run starts (unless
+        one is running) and the answer is when it began; otherwise the run
+        ends (``None``; the write is skipped when the caller knows none was
+        going, ``endpoint_failing=False``).  With a ``lease`` and
+        ``renew_seconds``, the lease is extended to the last attempt's time
+        plus ``renew_seconds`` as well.
         """
+        if not attempts:
+            return None
+        last = attempts[-1]
         with self._write() as cursor:
-            self._execute(cursor, "INSERT INTO {webhook_attempts} (message_id, attempt, at, "
-                                  "status_code, duration_ms, error, response) "
-                                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (attempt.message_id, attempt.attempt, attempt.at, attempt.status_code,
-                           attempt.duration_ms, attempt.error, attempt.response))
-            finished = None if attempt.status == PENDING else attempt.at
-            error = None if attempt.status == DELIVERED else (
-                attempt.reason or attempt.error or f"status {attempt.status_code}")
-            self._execute(cursor, "UPDATE {webhook_messages} SET status = ?, attempts = ?, "
-                                  "round_attempts = ?, next_attempt_at = ?, finished_at = ?, "
-                                  "last_error = ? WHERE id = ?",
-                          (attempt.status, attempt.attempt, attempt.round_attempts,
-                           attempt.next_attempt_at, finished, error, attempt.message_id))
+            cursor.executemany(self._sql(
+                "INSERT INTO {webhook_attempts} (message_id, attempt, at, status_code, "
+                "duration_ms, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                [(a.message_id, a.attempt, a.at, a.status_code, a.duration_ms, a.error,
+                  a.response) for a in attempts])
+            cursor.executemany(self._sql(
+                "UPDATE {webhook_messages} SET status = ?, attempts = ?, round_attempts = ?, "
+                "next_attempt_at = ?, finished_at = ?, last_error = ? WHERE id = ?"),
+                [(a.status, a.attempt, a.round_attempts, a.next_attempt_at,
+                  None if a.status == PENDING else a.at,
+                  None if a.status == DELIVERED else (
+                      a.reason or a.error or f"status {a.status_code}"),
+                  a.message_id) for a in attempts])
             if lease is not None and renew_seconds:
                 self._execute(cursor, "UPDATE {webhook_lanes} SET leased_until = ? WHERE "
                                       "subscription_id = ? AND contract_id = ? "
                                       "AND lease_token = ?",
-                              (attempt.at + renew_seconds, lease.lane.subscription_id,
+                              (last.at + renew_seconds, lease.lane.subscription_id,
                                lease.lane.contract_id, lease.token))
-            subscription_id = self._subscription_of(cursor, attempt.message_id, lease)
-            if attempt.status == DELIVERED:
-                if endpoint_failing:
-                    self._execute(cursor, "UPDATE {webhook_endpoints} SET failing_since = NULL "
-                                          "WHERE subscription_id = ?", (subscription_id,))
+            subscription_id = self._subscription_of(cursor, last.message_id, lease)
+            if endpoint_failing and any(a.status == DELIVERED for a in attempts):
+                self._execute(cursor, "UPDATE {webhook_endpoints} SET failing_since = NULL "
+                                      "WHERE subscription_id = ?", (subscription_id,))
+            if last.status == DELIVERED:
                 return None
             self._execute(cursor, "INSERT INTO {webhook_endpoints} (subscription_id, "
                                   "failing_since) VALUES (?, ?) ON CONFLICT (subscription_id) "
                                   "DO UPDATE SET failing_since = COALESCE("
                                   "{webhook_endpoints}.failing_since, excluded.failing_since)",
-                          (subscription_id, attempt.at))
+                          (subscription_id, last.at))
             row = self._execute(cursor, "SELECT failing_since FROM {webhook_endpoints} "
                                         "WHERE subscription_id = ?", (subscription_id,)).fetchone()
             return float(row["failing_since"])
