@@ -341,6 +341,34 @@ WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048)]
 EventTypePattern = Annotated[str, Field(min_length=1, max_length=64)]
 ContractRef = Annotated[str, Field(min_length=1, max_length=64)]
 Description = Annotated[str, Field(max_length=500)]
+NOT_NULL_IN_A_CHANGE = ("url", "event_types", "enabled")
+
+
+def _document_subscription(schema: dict[str, Any]) -> None:
+    """Document what the domain checks, so generated clients and fuzzers send what it accepts.
+
+    Event types are the §8 types, ``"*"`` or a group glob (validation stays the
+    domain's ``check_event_types``, with its clearer message); contracts are
+    UUIDs; URLs are http(s).  In a change, ``url``, ``event_types`` and
+    ``enabled`` cannot be ``null`` and at least one field is given.  Whether a
+    URL's host is allowed (SSRF guard) and whether the caller may read a
+    contract depend on the deployment and the store, not on the shape.
+    """
+    from domain.webhooks import EVENT_TYPES, EVERY_TYPE, GROUPS  # imports the contract
+
+    properties = schema["properties"]
+    if "enabled" in properties:
+        schema["minProperties"] = 1
+        for name in NOT_NULL_IN_A_CHANGE:
+            field = properties[name]
+            options = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+            field.update(options[0])
+    patterns = [EVERY_TYPE, *(f"{group}.*" for group in sorted(GROUPS)), *EVENT_TYPES]
+    properties["event_types"]["items"]["enum"] = patterns
+    properties["url"]["pattern"] = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+"
+    for option in properties["contracts"].get("anyOf", []):
+        if option.get("type") == "array":
+            option["items"]["format"] = "uuid"
 
 
 class SubscriptionSpec(Strict):
@@ -350,6 +378,8 @@ class SubscriptionSpec(Strict):
     (``check_event_types``); ``contracts`` omitted or ``null`` means every
     contract the organisation may read.  The URL is checked by the SSRF guard.
     """
+
+    model_config = ConfigDict(json_schema_extra=_document_subscription)
 
     url: WebhookUrl
     event_types: list[EventTypePattern] = Field(min_length=1, max_length=50)
@@ -365,6 +395,8 @@ class SubscriptionPatch(Strict):
     it to every readable contract.
     """
 
+    model_config = ConfigDict(json_schema_extra=_document_subscription)
+
     url: WebhookUrl | None = None
     event_types: list[EventTypePattern] | None = Field(default=None, min_length=1, max_length=50)
     contracts: list[ContractRef] | None = Field(default=None, max_length=200)
@@ -375,7 +407,7 @@ class SubscriptionPatch(Strict):
     def _not_empty(self) -> SubscriptionPatch:
         if not self.model_fields_set:
             raise ValueError("a change must name at least one field")
-        for name in self.model_fields_set & {"url", "event_types", "enabled"}:
+        for name in self.model_fields_set & set(NOT_NULL_IN_A_CHANGE):
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self

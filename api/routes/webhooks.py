@@ -52,7 +52,14 @@ def outbox_of(services: Services) -> Outbox:
 def create_webhook(
     spec: SubscriptionSpec, caller: CallerDep, services: ServicesDep, request: IdempotencyDep
 ) -> dict[str, Any]:
-    """Subscribe a URL; the answer shows the signing secret, this once."""
+    """Subscribe a URL; the answer shows the signing secret, this once.
+
+    Refused with 422 beyond the schema: a URL whose host does not resolve or
+    resolves to a private, loopback, link-local or reserved address the operator
+    did not allow (the `url` error starts with `unresolvable_host:`,
+    `forbidden_address:`, `malformed_url:` or `unsupported_scheme:`), and a
+    contract the caller may not read (`no contract … that you may read`).
+    """
     return services.app.create_subscription(caller, spec, request).as_dict()
 
 
@@ -70,7 +77,10 @@ def read_webhook(webhook_id: WebhookId, caller: CallerDep, services: ServicesDep
 def update_webhook(
     webhook_id: WebhookId, patch: SubscriptionPatch, caller: CallerDep, services: ServicesDep
 ) -> dict[str, Any]:
-    """Change it; ``{"enabled": false}`` pauses it and ``{"enabled": true}`` re-enables it."""
+    """Change it; `{"enabled": false}` pauses it and `{"enabled": true}` re-enables it.
+
+    A new `url` and `contracts` are checked as at creation (422 beyond the schema).
+    """
     return services.app.update_subscription(caller, webhook_id, patch).as_dict()
 
 
