@@ -169,7 +169,9 @@ class GroupCommitter:
         self._pending: deque[Job] = deque()
         self._leading = False
         self.batches = 0
-        """How many transactions batches have committed (for tests and the benchmark)."""
+        """How many batches committed in one transaction (for tests and the benchmark)."""
+        self.fallbacks = 0
+        """How many batches met a version conflict and were redone one by one."""
 
     def run(self, caller: Any, request: Any, attempt: Callable[[], Any]) -> Any:
         """Run one command; answer once its events are committed (or raise its error)."""
@@ -274,6 +276,7 @@ class GroupCommitter:
         try:
             recordings = self._app.save(*working.to_save())
         except IntegrityError:
+            self.fallbacks += 1
             self._one_by_one([s.job for s in staged])
             return
         except Exception as error:  # the store is down, say: every command of it failed

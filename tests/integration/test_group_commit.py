@@ -1,0 +1,233 @@
+"""Group commit: concurrent commands share a transaction and keep every guarantee.
+
+Each test holds the first transaction back until the other commands have
+queued, so they are certain to meet in one batch; then it checks what a client
+relies on: its own version and position, contiguous versions per contract, an
+intact hash chain, idempotent repeats answered once, refusals that record
+nothing, and a batch that meets another process's write redone one by one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from domain.errors import ContractNotActive
+from domain.organisations import Caller, OrganisationSpec, Role
+from domain.values import ContractTerms, DirectiveFields
+from workflows.application import BOOTSTRAP_ADMIN, CommandResult, Threadneedle
+from workflows.group_commit import GroupCommitter
+from workflows.idempotency import IdempotentRequest
+from workflows.settings import Settings
+from workflows.store import position_of
+
+STREET = Caller(principal_id="0b5c0a9e-4a8e-4d65-9f7e-5a0f1c2d3e4f", org="haizhu-street",
+                role=Role.STAKEHOLDER)
+
+
+def terms(code: str) -> ContractTerms:
+    return ContractTerms.model_validate({
+        "code": code, "title": "海珠区青少年服务", "purchaser": "haizhu-street",
+        "provider": "qizhi", "budget": {"amount": "2000000.00", "currency": "CNY"},
+        "period": {"start": "2008-06-01", "end": "2009-05-31"},
+        "capacity": {"staff": 14, "hours_per_staff_week": 40, "committed_hours_per_week": 400},
+        "stakeholders": [{"org": "haizhu-street"}],
+    })
+
+
+def fields(n: int) -> DirectiveFields:
+    return DirectiveFields.model_validate({
+        "subject": f"youth_zone.item_{n % 7}", "value": n, "summary": f"第{n}条指令",
+        "basis": "purchaser_request", "hours_per_week": 1, "people_affected": 20,
+        "vulnerability": 0.3,
+    })
+
+
+@pytest.fixture
+def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Threadneedle]:
+    monkeypatch.delenv("NEEDLE_GROUP_COMMIT", raising=False)
+    application = Threadneedle(settings)
+    for org, name, kind in (("haizhu-street", "海珠区江南中街街道办事处", "street_office"),
+                            ("qizhi", "启智社会工作服务中心", "provider")):
+        application.register_organisation(
+            BOOTSTRAP_ADMIN, OrganisationSpec.model_validate({"id": org, "name": name,
+                                                              "kind": kind}))
+    yield application
+    application.close()
+
+
+def open_contracts(app: Threadneedle, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        contract_id = app.draft_contract(BOOTSTRAP_ADMIN, terms(f"HZ-GC-{n}")).id
+        app.transition(BOOTSTRAP_ADMIN, contract_id, "activate")
+        ids.append(contract_id)
+    return ids
+
+
+def committer(app: Threadneedle) -> GroupCommitter:
+    found = app._group_commit
+    assert found is not None, "group commit is on by default"
+    return found
+
+
+def in_one_batch(app: Threadneedle, commands: list[Callable[[], Any]]) -> list[Future[Any]]:
+    """Run ``commands`` concurrently, the first transaction held until all have queued."""
+    group = committer(app)
+    release = threading.Event()
+    original_save = app.save
+
+    def held_save(*aggregates: Any) -> Any:
+        release.wait(10)
+        return original_save(*aggregates)
+
+    app.save = held_save  # type: ignore[method-assign,assignment]
+    pool = ThreadPoolExecutor(max_workers=len(commands) + 1)
+    try:
+        futures = [pool.submit(command) for command in commands]
+        deadline = time.monotonic() + 10
+        while len(group._pending) < len(commands) - 1 and time.monotonic() < deadline:
+            time.sleep(0.005)  # the first is the leader, held in save; the rest queue
+        release.set()
+        for future in futures:
+            future.exception(timeout=60)
+    finally:
+        release.set()
+        pool.shutdown()
+        app.save = original_save  # type: ignore[method-assign]
+    return futures
+
+
+def issued(app: Threadneedle, contract_id: str, n: int) -> Callable[[], CommandResult]:
+    return lambda: app.issue_directive(STREET, contract_id, fields(n))
+
+
+def assert_recorded_as_answered(app: Threadneedle, contract_id: str,
+                                results: list[CommandResult]) -> None:
+    """Each answer names the version and position its directive was really recorded at."""
+    contract = app.contract(BOOTSTRAP_ADMIN, contract_id)
+    for result in results:
+        directive = contract.directives[result.id]
+        assert directive["issued_version"] == result.version
+        assert position_of(app.recorder, contract.id, result.version) == result.position
+    report = app.audit(BOOTSTRAP_ADMIN, contract_id)
+    assert report.verified, report
+    assert report.events == contract.version
+
+
+def test_commands_on_many_contracts_share_one_transaction(app: Threadneedle) -> None:
+    # Given four active contracts
+    contracts = open_contracts(app, 4)
+    before = committer(app).batches
+    # When 24 directives on them arrive together
+    futures = in_one_batch(app, [issued(app, contracts[n % 4], n) for n in range(24)])
+    # Then all are recorded, in two transactions (the held one, then the rest)
+    results = [future.result() for future in futures]
+    assert committer(app).batches - before == 2
+    assert len({r.position for r in results}) == 24
+    for contract_id in contracts:
+        mine = [r for r, n in zip(results, range(24), strict=True) if n % 4 ==
+                contracts.index(contract_id)]
+        assert sorted(r.version for r in mine) == list(range(3, 3 + 6))
+        assert_recorded_as_answered(app, contract_id, mine)
+
+
+def test_commands_on_one_contract_chain_one_after_the_other(app: Threadneedle) -> None:
+    # Given one active contract (version 2)
+    (contract_id,) = open_contracts(app, 1)
+    # When 16 directives on it arrive together
+    futures = in_one_batch(app, [issued(app, contract_id, n) for n in range(16)])
+    # Then they take versions 3..18, one each, and the chain links every one
+    results = [future.result() for future in futures]
+    assert sorted(r.version for r in results) == list(range(3, 19))
+    assert sorted(r.position for r in results) == sorted({r.position for r in results})
+    assert_recorded_as_answered(app, contract_id, results)
+    # and the cache holds exactly what the store replays
+    replayed: Any = app.repository.get(app.contract(BOOTSTRAP_ADMIN, contract_id).id, version=18)
+    assert replayed.head_hash == app.contract(BOOTSTRAP_ADMIN, contract_id).head_hash
+
+
+def test_a_batch_meeting_another_writer_is_redone_one_by_one(
+    app: Threadneedle, settings: Settings
+) -> None:
+    # Given a contract this process has cached at version 2 ...
+    (contract_id,) = open_contracts(app, 1)
+    # ... that another process then moves on to version 3
+    other = Threadneedle(settings)
+    try:
+        elsewhere = other.issue_directive(STREET, contract_id, fields(100))
+    finally:
+        other.close()
+    assert elsewhere.version == 3
+    # When eight directives arrive together here (their batch meets version 3 taken)
+    futures = in_one_batch(app, [issued(app, contract_id, n) for n in range(8)])
+    # Then the batch was redone one by one: every one is recorded after it, nothing
+    # twice, and the chain is whole
+    results = [future.result() for future in futures]
+    assert committer(app).fallbacks == 1
+    assert sorted(r.version for r in results) == list(range(4, 12))
+    assert_recorded_as_answered(app, contract_id, results)
+    assert str(elsewhere.id) in app.contract(BOOTSTRAP_ADMIN, contract_id).directives
+
+
+def test_an_idempotent_repeat_inside_a_batch_is_answered_once(app: Threadneedle) -> None:
+    # Given a contract and one request sent three times with one Idempotency-Key
+    (contract_id,) = open_contracts(app, 1)
+    body = b'{"subject": "youth_zone.item_1"}'
+    request = IdempotentRequest.of("重复-key-1", "POST", f"/v1/contracts/{contract_id}", body)
+
+    def repeat() -> CommandResult:
+        return app.issue_directive(STREET, contract_id, fields(1), request=request)
+
+    # When they arrive together with two other directives
+    futures = in_one_batch(app, [issued(app, contract_id, 50), repeat, repeat,
+                                 issued(app, contract_id, 51), repeat])
+    results = [future.result() for future in futures]
+    repeats = [results[1], results[2], results[4]]
+    # Then one directive is recorded for the three, and each repeat answers as the first
+    assert len({(r.id, r.version, r.position) for r in repeats}) == 1
+    assert sum(not r.replayed for r in repeats) == 1
+    contract = app.contract(BOOTSTRAP_ADMIN, contract_id)
+    assert len(contract.directives) == 3
+    assert contract.version == 5
+    assert_recorded_as_answered(app, contract_id, [results[0], results[3], repeats[0]])
+
+
+def test_a_refused_command_inside_a_batch_records_nothing_and_spares_the_others(
+    app: Threadneedle,
+) -> None:
+    # Given an active contract and a suspended one
+    active, suspended = open_contracts(app, 2)
+    app.transition(BOOTSTRAP_ADMIN, suspended, "suspend")
+    suspended_version = app.contract(BOOTSTRAP_ADMIN, suspended).version
+    # When directives on both arrive together
+    futures = in_one_batch(app, [issued(app, active, 1), issued(app, suspended, 2),
+                                 issued(app, active, 3), issued(app, suspended, 4)])
+    # Then those on the suspended contract are refused, the others recorded
+    for refused in (futures[1], futures[3]):
+        assert isinstance(refused.exception(), ContractNotActive)
+    results = [futures[0].result(), futures[2].result()]
+    assert sorted(r.version for r in results) == [3, 4]
+    assert_recorded_as_answered(app, active, results)
+    assert app.contract(BOOTSTRAP_ADMIN, suspended).version == suspended_version
+
+
+def test_one_by_one_when_group_commit_is_off(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given group commit switched off
+    monkeypatch.setenv("NEEDLE_GROUP_COMMIT", "0")
+    application = Threadneedle(settings)
+    try:
+        # Then commands are saved one per transaction, as before
+        assert application._group_commit is None
+        application.register_organisation(BOOTSTRAP_ADMIN, OrganisationSpec.model_validate(
+            {"id": "qizhi", "name": "启智", "kind": "provider"}))
+        assert application.list_organisations(BOOTSTRAP_ADMIN)[0]["name"] == "启智"
+    finally:
+        application.close()
