@@ -31,7 +31,7 @@ from workflows.bootstrap import bootstrap
 from workflows.settings import Settings
 from workflows.webhooks.delivery import Delivery
 from workflows.webhooks.dispatch import Dispatcher
-from workflows.webhooks.outbox import Lane, Outbox
+from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.ssrf import parse_allowed_cidrs
 from workflows.webhooks.transport import webhook_client
 from workflows.workload import ContractHandle, open_contracts, random_command
@@ -375,38 +375,3 @@ def _first_copies(received: list[Received]) -> list[Received]:
             seen.add(request.headers["webhook-id"])
             first.append(request)
     return first
-
-
-def test_lanes_of_one_subscription_are_capped_and_a_lapsed_lease_is_taken_over(
-    app: Threadneedle,
-) -> None:
-    # given an outbox and one subscription with two lanes
-    outbox = Outbox(app)
-    now = datetime.now(UTC)
-    first, second, third = (Lane("订阅-1", f"contract-{n}") for n in range(3))
-    for position, lane in enumerate((first, second, third), start=1):
-        _one_message(outbox, lane, now, position)
-
-    # when a run holds the first lane with a cap of two leased lanes
-    held = outbox.lease(first, now, seconds=30, cap=2)
-
-    # then the same lane is refused, the second is granted, the third is over the cap
-    assert held is not None
-    assert outbox.lease(first, now, seconds=30, cap=2) is None
-    assert outbox.lease(second, now, seconds=30, cap=2) is not None
-    assert outbox.lease(third, now, seconds=30, cap=2) is None
-    # and the due lanes listed for the sweeper are only the unleased one
-    assert outbox.due_lanes(now) == [third]
-    # and once the leases lapse another run takes the lane over; the old holder cannot renew
-    later = now + timedelta(seconds=31)
-    assert outbox.lease(first, later, seconds=30, cap=2) is not None
-    assert outbox.renew(held, later, 30) is None
-
-
-def _one_message(outbox: Outbox, lane: Lane, now: datetime, position: int) -> None:
-    from domain.webhooks import Message
-    from workflows.webhooks.outbox import Entry
-
-    message = Message("directive.issued", {"contract_id": lane.contract_id,
-                                           "contract_version": 2, "id": "指令-1"})
-    outbox.append([Entry(lane.subscription_id, message, position, 0, now)], now)
