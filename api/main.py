@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from api.limits import BodyLimitMiddleware
@@ -31,12 +32,19 @@ and the global `position` of the event they recorded; `POST` commands accept
 """
 
 
+THREADS = 128
+"""Worker threads for sync routes: enough for every waiting command of a busy batch."""
+
+
 def create_app(services: Services | None = None) -> FastAPI:
     owned = services is None
     services = services or bootstrap(Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in anyio's thread pool (40 threads by default); a command
+        # waiting for its group commit holds one, so allow more to wait together.
+        to_thread.current_default_thread_limiter().total_tokens = THREADS
         yield
         if owned:
             services.close()

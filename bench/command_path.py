@@ -1,21 +1,30 @@
-"""A first measurement of the command path: directives issued over HTTP, per second.
+"""The command path: directives issued over HTTP per second, beside its baselines.
 
-Starts the API with uvicorn in a subprocess on a fresh store (a SQLite file,
-or a fresh schema in the PostgreSQL database given with ``--postgres``),
-prepares an organisation, contracts and a stakeholder key through the API, then
-fires N directives from C concurrent clients in *this* process (httpx, one
-connection per thread) and prints directives/second and p50/p99 latency.
+Each subject is served by uvicorn in a process of its own on a fresh store (a
+fresh schema in PostgreSQL, or a SQLite file with ``--sqlite``); the load comes
+from *this* process over loopback: C clients (threads, one keep-alive
+connection each) send N directives spread over K contracts.  Subjects, run in
+turn within each repeat so that noise from a shared machine falls on all:
 
-    .venv/bin/python bench/command_path.py -n 2000 -c 32
-    .venv/bin/python bench/command_path.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
+- ``threadneedle``: the API as deployed (group commit on);
+- ``one save per command``: the same API with ``NEEDLE_GROUP_COMMIT=0``;
+- ``bare FastAPI``: an endpoint that parses the same body and records nothing;
+- ``plain eventsourcing``: that endpoint plus one plain ``eventsourcing`` save;
+- ``raw PostgreSQL inserts``: C connections, one single-row insert per transaction.
 
-This is the first measurement only; the full suite (with baselines) is a later issue.
+Reports medians of the repeats (throughput, p50, p99).
+
+    .venv/bin/python bench/command_path.py [--quick] [-n 3000] [-c 32] [--contracts 32]
+        [--repeats 3] [--postgres URL | --sqlite] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
+import platform
 import secrets
 import socket
 import statistics
@@ -33,40 +42,146 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SUBJECTS = ("threadneedle", "one save per command", "bare FastAPI", "plain eventsourcing")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--directives", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="600 directives, one repeat")
+    parser.add_argument("-n", "--directives", type=int)
     parser.add_argument("-c", "--clients", type=int, default=32)
-    parser.add_argument("--contracts", type=int, default=1,
-                        help="spread the directives over this many contracts (default 1)")
-    parser.add_argument("--postgres", metavar="URL", help="a postgresql:// URL (default SQLite)")
-    parser.add_argument("--warmup", type=int, default=100, help="directives sent before timing")
+    parser.add_argument("--contracts", type=int, default=32,
+                        help="spread the directives over this many contracts (default 32)")
+    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--postgres", metavar="URL",
+                        default=os.environ.get("NEEDLE_BENCH_POSTGRES", DEFAULT_POSTGRES))
+    parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
+    parser.add_argument("--warmup", type=int, default=200, help="directives sent before timing")
+    parser.add_argument("--only", nargs="*", choices=[*SUBJECTS, "raw"], help="some subjects")
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
+    args.directives = args.directives or (600 if args.quick else 3000)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    postgres = None if args.sqlite else args.postgres
+    chosen = args.only or [*SUBJECTS, "raw"]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for repeat in range(args.repeats):
+        for subject in [s for s in SUBJECTS if s in chosen]:
+            run = measure(subject, args, postgres)
+            runs.setdefault(subject, []).append(run)
+            print(f"  [{repeat + 1}/{args.repeats}] {subject:22s} {summary(run)}", flush=True)
+        if "raw" in chosen and postgres:
+            run = raw_inserts(postgres, args.clients, args.directives)
+            runs.setdefault("raw PostgreSQL inserts", []).append(run)
+            print(f"  [{repeat + 1}/{args.repeats}] raw PostgreSQL inserts {summary(run)}",
+                  flush=True)
+    results = {subject: medians(subject_runs) for subject, subject_runs in runs.items()}
+    report(args, postgres, results)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "store": "postgresql" if postgres else "sqlite", "directives": args.directives,
+            "clients": args.clients, "contracts": args.contracts, "repeats": args.repeats,
+            "results": results, "runs": runs}, indent=2), "utf-8")
 
+
+def measure(subject: str, args: argparse.Namespace, postgres: str | None) -> dict[str, Any]:
+    """One run of one subject on a fresh store."""
     with tempfile.TemporaryDirectory(prefix="needle-bench-") as folder:
-        env, schema = store_env(Path(folder), args.postgres)
+        env, schema = store_env(Path(folder), postgres)
         admin_key = secrets.token_urlsafe(24)
         env["NEEDLE_ADMIN_KEY"] = admin_key
+        env["NEEDLE_GROUP_COMMIT"] = "0" if subject == "one save per command" else "1"
+        bare = subject in ("bare FastAPI", "plain eventsourcing")
+        env["BENCH_BARE_MODE"] = "eventsourcing" if subject == "plain eventsourcing" else "parse"
         port = free_port()
-        server = start_api(env, port)
+        server = start_api(env, port, "bench.bare_api:create_app" if bare else None)
         try:
             base_url = f"http://127.0.0.1:{port}"
             wait_until_ready(base_url, server)
-            targets = prepare(base_url, admin_key, args.contracts)
-            fire(base_url, targets, args.warmup, args.clients)
-            result = fire(base_url, targets, args.directives, args.clients)
+            targets = (bare_targets(args.contracts) if bare
+                       else prepare(base_url, admin_key, args.contracts))
+            fire(port, targets, args.warmup, args.clients)
+            result = fire(port, targets, args.directives, args.clients)
         finally:
             server.terminate()
             server.wait(timeout=15)
-            if schema:
-                drop_schema(args.postgres, schema)
-    report(args, result)
+            if schema and postgres:
+                drop_schema(postgres, schema)
+    return outcome(result)
+
+
+def bare_targets(contracts: int) -> list[tuple[str, str]]:
+    return [(f"/v1/contracts/{uuid.uuid4()}/directives", "bare") for _ in range(contracts)]
+
+
+def outcome(result: dict[str, Any]) -> dict[str, Any]:
+    latencies, failures = result["latencies"], result["failures"]
+    recorded = len(latencies) - len(failures)
+    return {"rate": recorded / result["elapsed"], "p50_ms": percentile(latencies, .5) * 1000,
+            "p99_ms": percentile(latencies, .99) * 1000, "failures": len(failures),
+            "failure_examples": failures[:3]}
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"rate": statistics.median(r["rate"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "failures": sum(r["failures"] for r in runs),
+            "rates": [round(r["rate"], 1) for r in runs]}
+
+
+def summary(run: dict[str, Any]) -> str:
+    text = (f"{run['rate']:8.0f}/s  p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms"
+            f"  failures {run['failures']}")
+    return text + "".join(f"\n      {f}" for f in run.get("failure_examples", []))
+
+
+def raw_inserts(postgres: str, clients: int, total: int) -> dict[str, Any]:
+    """The floor of the store: C connections, one single-row insert + commit each time."""
+    import psycopg
+
+    table = f"bench_raw_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, "
+                           "originator_id uuid, originator_version int, state bytea)")
+    counter = iter(range(total))
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def client() -> None:
+        mine = []
+        with psycopg.connect(postgres, autocommit=True) as connection:
+            while True:
+                with lock:
+                    n = next(counter, None)
+                if n is None:
+                    break
+                started = time.perf_counter()
+                connection.execute(f"INSERT INTO {table} (originator_id, originator_version, "
+                                   "state) VALUES (%s, %s, %s)", (uuid.uuid4(), n, b"x" * 400))
+                mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE {table}")
+    return outcome({"elapsed": elapsed, "latencies": latencies, "failures": []})
 
 
 def store_env(folder: Path, postgres: str | None) -> tuple[dict[str, str], str | None]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("NEEDLE_") or k == "NEEDLE_GROUP_COMMIT"}
+    """The server's environment: a fresh store, and the Redis the suite was told about."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEEDLE_")}
     env["NEEDLE_VAR_DIR"] = str(folder / "var")
+    if os.environ.get("NEEDLE_BENCH_REDIS_URL"):
+        env["NEEDLE_REDIS_URL"] = os.environ["NEEDLE_BENCH_REDIS_URL"]
     if not postgres:
         env["NEEDLE_EVENT_STORE"] = str(folder / "bench.sqlite")
         return env, None
@@ -93,8 +208,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
+def start_api(env: dict[str, str], port: int, factory: str | None = None
+              ) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory or "api.main:create_app",
                "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-access-log"]
     return subprocess.Popen(command, cwd=ROOT, env=env)
@@ -145,8 +261,10 @@ def prepare(base_url: str, admin_key: str, contracts: int) -> list[tuple[str, st
     return targets
 
 
-def fire(base_url: str, targets: list[tuple[str, str]], total: int, clients: int
+def fire(port: int, targets: list[tuple[str, str]], total: int, clients: int
          ) -> dict[str, Any]:
+    """C threads, each on its own keep-alive connection (``http.client``: the lightest
+    client in the standard library, so the load generator takes little of the 2 CPUs)."""
     latencies: list[float] = []
     failures: list[str] = []
     counter = iter(range(total))
@@ -154,26 +272,30 @@ def fire(base_url: str, targets: list[tuple[str, str]], total: int, clients: int
 
     def client(index: int) -> None:
         path, key = targets[index % len(targets)]
-        http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
-                            timeout=60)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         mine: list[float] = []
         while True:
             with lock:
                 n = next(counter, None)
             if n is None:
                 break
-            body = {"subject": f"youth_zone.item_{n % 50}", "value": n,
-                    "summary": f"第{n}条指令 directive {n}", "basis": "purchaser_request",
-                    "hours_per_week": 1, "people_affected": 20, "vulnerability": 0.3}
+            body = json.dumps({
+                "subject": f"youth_zone.item_{n % 50}", "value": n,
+                "summary": f"第{n}条指令 directive {n}", "basis": "purchaser_request",
+                "hours_per_week": 1, "people_affected": 20, "vulnerability": 0.3,
+            }, ensure_ascii=False).encode()
             started = time.perf_counter()
-            response = http.post(path, json=body)
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
             mine.append(time.perf_counter() - started)
-            if response.status_code != 201:
+            if response.status != 201:
                 with lock:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
+                    failures.append(f"{response.status} {answer[:200]!r}")
+        connection.close()
         with lock:
             latencies.extend(mine)
-        http.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     started = time.perf_counter()
@@ -190,19 +312,23 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    latencies, failures = result["latencies"], result["failures"]
-    store = "postgresql" if args.postgres else "sqlite"
-    recorded = len(latencies) - len(failures)
-    print(f"store={store} directives={args.directives} clients={args.clients} "
-          f"contracts={args.contracts} (after {args.warmup} warm-up directives)")
-    print(f"  {recorded / result['elapsed']:.0f} directives/s recorded "
-          f"({recorded} in {result['elapsed']:.2f} s), failures: {len(failures)}")
-    print(f"  latency p50 {percentile(latencies, 0.50) * 1000:.1f} ms, "
-          f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
-          f"mean {statistics.fmean(latencies) * 1000:.1f} ms")
-    for failure in failures[:5]:
-        print(f"  failure: {failure}")
+def machine() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    return f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, " \
+        f"commit {commit}"
+
+
+def report(args: argparse.Namespace, postgres: str | None,
+           results: dict[str, dict[str, Any]]) -> None:
+    store = "PostgreSQL" if postgres else "SQLite"
+    print(f"command path on {store}: {args.directives} directives, {args.clients} clients, "
+          f"{args.contracts} contracts, medians of {args.repeats} ({machine()})")
+    ours = results.get("threadneedle", {}).get("rate")
+    for subject, result in results.items():
+        ratio = f"{ours / result['rate']:.2f} ×" if ours and result["rate"] else ""
+        print(f"  {subject:24s} {result['rate']:8.0f}/s  p50 {result['p50_ms']:7.1f} ms  "
+              f"p99 {result['p99_ms']:7.1f} ms  threadneedle ÷ this {ratio}")
 
 
 if __name__ == "__main__":
