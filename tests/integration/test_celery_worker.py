@@ -84,10 +84,16 @@ def test_the_celery_app_speaks_json_only_and_acknowledges_late(
     schedule = conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} == {
         "threadneedle.ping", "threadneedle.project", "threadneedle.refresh_priorities",
-        "threadneedle.escalate_lapsed"}
+        "threadneedle.escalate_lapsed", "threadneedle.webhooks.sweep"}
+    # and the webhook sweep runs every NEEDLE_WEBHOOK_SWEEP_SECONDS on the webhooks queue
+    [webhooks] = [e for e in schedule.values() if e["task"] == "threadneedle.webhooks.sweep"]
+    assert webhooks["schedule"] == settings.webhook_sweep_seconds
+    assert webhooks["options"]["queue"] == f"{settings.celery_queue}.webhooks"
     # and the deadline sweep runs every NEEDLE_TIMER_INTERVAL_SECONDS
     [sweep] = [e for e in schedule.values() if e["task"] == "threadneedle.escalate_lapsed"]
     assert sweep["schedule"] == settings.timer_interval_seconds
     celery.loader.import_default_modules()
     assert {"threadneedle.ping", "threadneedle.project", "threadneedle.rebuild",
-            "threadneedle.refresh_priorities", "threadneedle.escalate_lapsed"} <= set(celery.tasks)
+            "threadneedle.refresh_priorities", "threadneedle.escalate_lapsed",
+            "threadneedle.webhooks.dispatch", "threadneedle.webhooks.deliver",
+            "threadneedle.webhooks.sweep"} <= set(celery.tasks)
