@@ -110,9 +110,12 @@ DISPATCH_BUDGET_SECONDS = 10.0
 def dispatch_webhooks() -> int:
     """Turn new contract events into outbox messages and start their lanes' deliveries."""
     current = services()
-    if current.redis is not None:
-        current.redis.delete(WEBHOOK_WAKE)  # a commit from now on wakes another run
-    report = webhook_dispatcher().run(budget_seconds=DISPATCH_BUDGET_SECONDS)
+    client = current.redis
+
+    def woken() -> bool:  # a commit after this wakes another pass
+        return client is not None and bool(client.delete(WEBHOOK_WAKE))
+
+    report = webhook_dispatcher().run(budget_seconds=DISPATCH_BUDGET_SECONDS, woken=woken)
     request_deliveries(current, report.lanes)
     if not report.complete:
         wake_webhooks(current)
@@ -142,5 +145,5 @@ def sweep_webhooks() -> int:
     current = services()
     report = webhook_dispatcher().run(budget_seconds=DISPATCH_BUDGET_SECONDS)
     delivery = webhook_delivery()
-    lanes = delivery.outbox.due_lanes(delivery.clock())
+    lanes = delivery.outbox.due_lanes(delivery.clock(), cap=delivery.concurrency)
     return request_deliveries(current, dict.fromkeys([*report.lanes, *lanes]))

@@ -189,8 +189,10 @@ def test_lanes_of_one_subscription_are_capped_and_a_lapsed_lease_is_taken_over(
     assert outbox.lease(first, NOW, seconds=30, cap=2) is None
     assert outbox.lease(second, NOW, seconds=30, cap=2) is not None
     assert outbox.lease(third, NOW, seconds=30, cap=2) is None
-    # and the sweeper lists only the unleased lane
+    # and the sweeper lists only the unleased lane, and not even that one at the cap
     assert outbox.due_lanes(NOW) == [third]
+    assert outbox.due_lanes(NOW, cap=2) == []
+    assert outbox.due_lanes(NOW, cap=3) == [third]
     # and once the leases lapse another run takes the lane over; the old holder cannot renew
     later = NOW + timedelta(seconds=31)
     taken = outbox.lease(first, later, seconds=30, cap=2)

@@ -77,20 +77,28 @@ class Dispatcher:
         self._created: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def run(self, budget_seconds: float | None = None) -> DispatchReport:
+    def run(self, budget_seconds: float | None = None,
+            woken: Callable[[], bool] | None = None) -> DispatchReport:
         """Dispatch batches until the log's head (or the budget) is reached.
 
-        A second thread of this process finds the dispatcher busy and leaves at
-        once (complete): the running one reads whatever was committed meanwhile.
+        ``woken`` takes the wake flag and says whether it was set; it is called
+        before the first pass and whenever the head is reached, so a commit
+        that woke the dispatcher during a pass is read by another pass.  A
+        second thread of this process finds the dispatcher busy and leaves at
+        once (the running one sees its wake flag).
         """
         if not self._lock.acquire(blocking=False):
             return DispatchReport(0, 0, [], complete=True)
         try:
             deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
             processed, written, lanes = 0, 0, dict[Lane, None]()
+            if woken is not None:
+                woken()
             while True:
                 batch = self.dispatch_batch()
                 if batch is None:
+                    if woken is not None and woken():
+                        continue
                     return DispatchReport(processed, written, list(lanes), complete=True)
                 processed += batch.processed
                 written += batch.written

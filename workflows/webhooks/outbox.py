@@ -474,10 +474,19 @@ class Outbox:
                                   "WHERE subscription_id = ?", (subscription_id,))
         return int(failed)
 
-    def due_lanes(self, now: datetime, limit: int = 1000) -> list[Lane]:
-        """Lanes whose first pending message is due and which no live lease holds."""
+    def due_lanes(self, now: datetime, limit: int = 1000, cap: int | None = None) -> list[Lane]:
+        """Lanes whose first pending message is due and which no live lease holds.
+
+        With ``cap``, a subscription's lanes are listed only up to what its
+        cap of leased lanes leaves free (runs for the others would be refused).
+        """
         at = epoch(now)
         with self._read() as cursor:
+            held: dict[str, int] = {}
+            if cap is not None:
+                held = {row["subscription_id"]: int(row["n"]) for row in self._execute(
+                    cursor, "SELECT subscription_id, COUNT(*) AS n FROM {webhook_lanes} "
+                            "WHERE leased_until > ? GROUP BY subscription_id", (at,)).fetchall()}
             rows = self._execute(
                 cursor,
                 "SELECT m.subscription_id, m.contract_id FROM {webhook_messages} m "
@@ -490,7 +499,15 @@ class Outbox:
                 "  AND l.contract_id = m.contract_id "
                 "WHERE m.next_attempt_at <= ? AND (l.leased_until IS NULL OR l.leased_until <= ?) "
                 "ORDER BY m.next_attempt_at LIMIT ?", (at, at, limit)).fetchall()
-        return [Lane(row["subscription_id"], row["contract_id"]) for row in rows]
+        lanes = []
+        for row in rows:
+            subscription_id = row["subscription_id"]
+            if cap is not None:
+                if held.get(subscription_id, 0) >= cap:
+                    continue
+                held[subscription_id] = held.get(subscription_id, 0) + 1
+            lanes.append(Lane(subscription_id, row["contract_id"]))
+        return lanes
 
     # --- what the API shows and does ---------------------------------------------------
 
