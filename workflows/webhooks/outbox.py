@@ -283,6 +283,10 @@ class Outbox:
     def append(self, entries: Sequence[Entry], now: datetime) -> list[Lane]:
         """Write messages without moving any position (tests, tools): sequences as usual."""
         with self._write() as cursor:
+            # A write first: SQLite then waits for the write lock instead of refusing to
+            # upgrade the read of the lanes' sequences when another process wrote meanwhile.
+            self._execute(cursor, "UPDATE {webhook_dispatch} SET position = position "
+                                  "WHERE name = ?", (DISPATCHER,))
             return self._insert(cursor, entries, now)
 
     def _insert(self, cursor: Any, entries: Sequence[Entry], now: datetime) -> list[Lane]:
