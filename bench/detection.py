@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import platform
 import pstats
@@ -279,13 +280,14 @@ def measure_replay(repeat: int, events: int) -> dict[str, Any]:
         times = []
         for version in versions:
             started = time.perf_counter()
-            loaded = app.repository.get(contract.id, version=version)
+            loaded: Any = app.repository.get(contract.id, version=version)
             times.append(time.perf_counter() - started)
             assert loaded.version == version
         medians[name] = statistics.median(times) * 1000
     app.mapper.transcoder = fast
-    last = app.repository.get(contract.id)
+    last: Any = app.repository.get(contract.id)
     assert last.conflicts == contract.conflicts
+    assert app.snapshots is not None
     snapshot = next(iter(app.snapshots.get(contract.id, desc=True, limit=1)))
     size = len(app.mapper.to_stored_event(snapshot).state)
     active = len(contract.active_directives())
@@ -328,6 +330,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int)
     parser.add_argument("--events", type=int, help="events of the replayed contract")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
     if args.profile:
         profile_detection()
@@ -365,6 +368,8 @@ def main() -> None:
 {table}
 """
     write_report(args.out, text)
+    if args.json:  # for bench/suite.py
+        args.json.write_text(json.dumps({"rows": rows}, ensure_ascii=False), "utf-8")
 
 
 if __name__ == "__main__":

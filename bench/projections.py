@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import os
 import platform
 import random
@@ -40,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
 
-from workflows.application import utc_now  # noqa: E402
+from workflows.application import shanghai_date, utc_now  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
 from workflows.projection_control import contract_views, wake_projections  # noqa: E402
-from workflows.projections import ContractViews, today_in_shanghai  # noqa: E402
+from workflows.projections import ContractViews  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
 from workflows.views import ViewStore, read_position  # noqa: E402
 from workflows.workload import (  # noqa: E402
@@ -106,7 +107,7 @@ def baseline_once(services: Services, count: int) -> tuple[int, float]:
     celery = Celery("baseline", set_as_current=False)
     celery.conf.update(task_serializer="json", accept_content=["json"])
 
-    @celery.task(name="baseline.project_event")  # type: ignore[untyped-decorator]
+    @celery.task(name="baseline.project_event")
     def project_event(notification_id: int) -> int:
         fresh = ContractViews(services.app, store, utc_now)  # a task re-reads what it needs
         (notification,) = services.app.recorder.select_notifications(
@@ -114,7 +115,7 @@ def baseline_once(services: Services, count: int) -> tuple[int, float]:
         contract: Any = services.app.repository.get(
             notification.originator_id, version=notification.originator_version)
         position = store.position(generation)
-        ops = list(fresh.view_ops(generation, contract, today_in_shanghai(utc_now()),
+        ops = list(fresh.view_ops(generation, contract, shanghai_date(utc_now()),
                                   notification.id))
         store.commit(generation, position, notification.id, ops)
         return 1
@@ -251,6 +252,7 @@ def main() -> None:
     parser.add_argument("--lag-seconds", type=float)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
     events = args.events or (10_000 if args.quick else 100_000)
     baseline_events = args.baseline_events or (200 if args.quick else 1000)
@@ -326,6 +328,8 @@ Batch size {settings.projection_batch_size} (`NEEDLE_PROJECTION_BATCH_SIZE`).
 """
     write_report(args.out, text)
     print(text)
+    if args.json:  # for bench/suite.py
+        args.json.write_text(json.dumps({"rows": rows}, ensure_ascii=False), "utf-8")
 
 
 if __name__ == "__main__":
