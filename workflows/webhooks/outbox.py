@@ -196,6 +196,18 @@ class Attempt:
     """What the attempt meant (``retries.Verdict.reason``): the message's ``last_error``."""
 
 
+@dataclass(frozen=True)
+class Record:
+    """Attempts of one lane run to record, and what else that record does."""
+
+    attempts: Sequence[Attempt]
+    lease: Lease | None = None
+    renew_seconds: float = 0.0
+    """Extend the lease to the last attempt's time plus this (0: leave it)."""
+    endpoint_failing: bool = True
+    """Whether the endpoint may have a failure run to end (``False`` skips that write)."""
+
+
 class Outbox:
     """The outbox tables of one application's event store (thread-safe; one per process)."""
 
@@ -411,8 +423,6 @@ class Outbox:
                         ) -> float | None:
         """Log attempts of one subscription and set their messages' states, in one transaction.
 
-        A delivery run sends several messages and records them together: a
-        crash before the record only sends them again, with the same ids.
         When the last attempt failed, the endpoint's failure run starts (unless
         one is running) and the answer is when it began; otherwise the run
         ends (``None``; the write is skipped when the caller knows none was
@@ -420,10 +430,18 @@ class Outbox:
         ``renew_seconds``, the lease is extended to the last attempt's time
         plus ``renew_seconds`` as well.
         """
-        if not attempts:
-            return None
-        last = attempts[-1]
+        return self.record_groups([Record(attempts, lease, renew_seconds, endpoint_failing)])[0]
+
+    def record_groups(self, records: Sequence[Record]) -> list[float | None]:
+        """Several ``record_attempts`` (of any lanes) in one transaction: the answers in order.
+
+        Delivery threads of one process share their writes this way (group
+        commit), so the database sees one transaction per group of attempts.
+        """
+        if not records:
+            return []
         with self._write() as cursor:
+            attempts = [a for record in records for a in record.attempts]
             cursor.executemany(self._sql(
                 "INSERT INTO {webhook_attempts} (message_id, attempt, at, status_code, "
                 "duration_ms, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)"),
@@ -437,26 +455,32 @@ class Outbox:
                   None if a.status == DELIVERED else (
                       a.reason or a.error or f"status {a.status_code}"),
                   a.message_id) for a in attempts])
-            if lease is not None and renew_seconds:
-                self._execute(cursor, "UPDATE {webhook_lanes} SET leased_until = ? WHERE "
-                                      "subscription_id = ? AND contract_id = ? "
-                                      "AND lease_token = ?",
-                              (last.at + renew_seconds, lease.lane.subscription_id,
-                               lease.lane.contract_id, lease.token))
-            subscription_id = self._subscription_of(cursor, last.message_id, lease)
-            if endpoint_failing and any(a.status == DELIVERED for a in attempts):
-                self._execute(cursor, "UPDATE {webhook_endpoints} SET failing_since = NULL "
-                                      "WHERE subscription_id = ?", (subscription_id,))
-            if last.status == DELIVERED:
-                return None
-            self._execute(cursor, "INSERT INTO {webhook_endpoints} (subscription_id, "
-                                  "failing_since) VALUES (?, ?) ON CONFLICT (subscription_id) "
-                                  "DO UPDATE SET failing_since = COALESCE("
-                                  "{webhook_endpoints}.failing_since, excluded.failing_since)",
-                          (subscription_id, last.at))
-            row = self._execute(cursor, "SELECT failing_since FROM {webhook_endpoints} "
-                                        "WHERE subscription_id = ?", (subscription_id,)).fetchone()
-            return float(row["failing_since"])
+            return [self._endpoint_after(cursor, record) for record in records]
+
+    def _endpoint_after(self, cursor: Any, record: Record) -> float | None:
+        """Renew the record's lease if asked; start or end its endpoint's failure run."""
+        if not record.attempts:
+            return None
+        last, lease = record.attempts[-1], record.lease
+        if lease is not None and record.renew_seconds:
+            self._execute(cursor, "UPDATE {webhook_lanes} SET leased_until = ? WHERE "
+                                  "subscription_id = ? AND contract_id = ? AND lease_token = ?",
+                          (last.at + record.renew_seconds, lease.lane.subscription_id,
+                           lease.lane.contract_id, lease.token))
+        subscription_id = self._subscription_of(cursor, last.message_id, lease)
+        if record.endpoint_failing and any(a.status == DELIVERED for a in record.attempts):
+            self._execute(cursor, "UPDATE {webhook_endpoints} SET failing_since = NULL "
+                                  "WHERE subscription_id = ?", (subscription_id,))
+        if last.status == DELIVERED:
+            return None
+        self._execute(cursor, "INSERT INTO {webhook_endpoints} (subscription_id, "
+                              "failing_since) VALUES (?, ?) ON CONFLICT (subscription_id) "
+                              "DO UPDATE SET failing_since = COALESCE("
+                              "{webhook_endpoints}.failing_since, excluded.failing_since)",
+                      (subscription_id, last.at))
+        row = self._execute(cursor, "SELECT failing_since FROM {webhook_endpoints} "
+                                    "WHERE subscription_id = ?", (subscription_id,)).fetchone()
+        return float(row["failing_since"])
 
     def _subscription_of(self, cursor: Any, message_id: str, lease: Lease | None) -> str:
         if lease is not None:
