@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,8 +22,9 @@ from domain.values import SubscriptionSpec
 from domain.webhooks import Message
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 from workflows.settings import Settings
+from workflows.webhooks.delivery import GroupRecorder
 from workflows.webhooks.dispatch import Dispatcher
-from workflows.webhooks.outbox import Attempt, Entry, Lane, Outbox, message_id
+from workflows.webhooks.outbox import Attempt, Entry, Lane, Outbox, Record, message_id
 from workflows.workload import open_contracts, random_command
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Guangzhou
@@ -202,3 +203,51 @@ def test_lanes_of_one_subscription_are_capped_and_a_lapsed_lease_is_taken_over(
     assert outbox.lease(first, later, seconds=30, cap=2) is None
     outbox.release(taken)
     assert outbox.lease(first, later, seconds=30, cap=2) is not None
+
+
+def test_threads_record_their_attempts_together_and_one_bad_record_fails_only_its_thread(
+    app: Threadneedle,
+) -> None:
+    # given forty messages on eight lanes, and one attempt already logged
+    outbox = Outbox(app)
+    for lane in range(8):
+        outbox.append(entries("订阅", f"合同-{lane}", range(lane * 5 + 1, lane * 5 + 6)), NOW)
+    ids = [message_id("订阅", position, 0) for position in range(1, 41)]
+    outbox.record_attempt(Attempt(ids[0], 1, NOW.timestamp(), 503, 1.0, None, "", "pending",
+                                  NOW.timestamp() + 5, 1))
+    recorder = GroupRecorder(outbox)
+    calls: list[int] = []
+    write = outbox.record_groups
+
+    def counted(records: Sequence[Record]) -> list[float | None]:
+        calls.append(len(records))
+        return write(records)
+
+    outbox.record_groups = counted  # type: ignore[method-assign]
+    errors: dict[str, Exception] = {}
+    barrier = threading.Barrier(8)
+
+    def deliver(lane: int) -> None:
+        barrier.wait()
+        for message in ids[lane * 5:lane * 5 + 5]:
+            attempt = 1  # the first message's attempt 1 exists: a duplicate, refused
+            try:
+                recorder.record(Record([Attempt(message, attempt, NOW.timestamp(), 204, 1.0,
+                                                None, "", "delivered", None, 1)]))
+            except Exception as error:
+                errors[message] = error
+
+    # when eight threads record five delivered attempts each
+    threads = [threading.Thread(target=deliver, args=(lane,)) for lane in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then only the duplicate failed, every other attempt is recorded
+    assert list(errors) == [ids[0]]
+    counts = outbox.counts("订阅")
+    assert counts == {"pending": 1, "delivered": 39, "failed": 0}
+    # and the writes were shared: fewer transactions than attempts (the refused group's
+    # records were written again one by one)
+    assert sum(calls) >= 40 and len([n for n in calls if n > 1]) >= 1

@@ -213,19 +213,36 @@ class GroupRecorder:
         """Called holding the condition: write the queue without it, then wake the waiters."""
         batch, self._queue, self._writing = self._queue, [], True
         self._cond.release()
-        results: list[float | None] = []
-        error: BaseException | None = None
         try:
-            results = self.outbox.record_groups([queued.record for queued in batch])
-        except BaseException as failure:  # every waiter of this batch learns of it
-            error = failure
+            self._write(batch)
+        except BaseException as stopped:  # interrupted: no waiter may think it was written
+            for queued in batch:
+                queued.error = queued.error or stopped
+            raise
         finally:
             self._cond.acquire()
             self._writing = False
-            for index, queued in enumerate(batch):
-                queued.done, queued.error = True, error
-                queued.result = results[index] if error is None else None
+            for queued in batch:
+                queued.done = True
             self._cond.notify_all()
+
+    def _write(self, batch: list[_Queued]) -> None:
+        """One transaction for the batch; if it fails, one per record, so that one lane's
+        error (a lapsed lease's duplicate attempt, say) is only that lane's."""
+        try:
+            results = self.outbox.record_groups([queued.record for queued in batch])
+        except Exception as failure:
+            if len(batch) == 1:
+                batch[0].error = failure
+                return
+            for queued in batch:
+                try:
+                    queued.result = self.outbox.record_groups([queued.record])[0]
+                except Exception as alone:
+                    queued.error = alone
+            return
+        for queued, result in zip(batch, results, strict=True):
+            queued.result = result
 
 
 @dataclass
