@@ -15,7 +15,7 @@ turn within each repeat so that noise from a shared machine falls on all:
 Reports medians of the repeats (throughput, p50, p99).
 
     .venv/bin/python bench/command_path.py [--quick] [-n 3000] [-c 32] [--contracts 32]
-        [--repeats 3] [--postgres URL | --sqlite] [--json PATH]
+        [--repeats 3] [--postgres URL | --sqlite] [--json PATH]   (full: -n 1500, 3 repeats)
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="600 directives, one repeat")
-    parser.add_argument("-n", "--directives", type=int)
+    parser.add_argument("-n", "--directives", type=int, help="default 1,500 (600 quick)")
     parser.add_argument("-c", "--clients", type=int, default=32)
     parser.add_argument("--contracts", type=int, default=32,
                         help="spread the directives over this many contracts (default 32)")
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=[*SUBJECTS, "raw"], help="some subjects")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
-    args.directives = args.directives or (600 if args.quick else 3000)
+    args.directives = args.directives or (600 if args.quick else 1500)
     args.repeats = args.repeats or (1 if args.quick else 3)
     postgres = None if args.sqlite else args.postgres
     chosen = args.only or [*SUBJECTS, "raw"]
