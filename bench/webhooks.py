@@ -333,9 +333,13 @@ class Results:
     isolation_met: bool
     commit: str
     machine: str
+    load_before: float
+    load_after: float
+    """The 1-minute load average: other processes sharing the CPUs make the numbers noisy."""
 
 
 def run(args: argparse.Namespace, folder: Path) -> Results:
+    load_before = os.getloadavg()[0]
     redis_url = os.environ.get("NEEDLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
     settings = settings_for(redis_url, folder / "var")
     services = bootstrap(settings)
@@ -411,6 +415,7 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
         failed_attempts=failures, throughput_met=throughput >= THROUGHPUT_BAR,
         isolation_met=slowdown < ISOLATION_BAR,
         commit=commit(), machine=f"{os.cpu_count()} CPUs, {platform.platform()}",
+        load_before=load_before, load_after=os.getloadavg()[0],
     )
 
 
@@ -440,8 +445,9 @@ def section(results: Results, quick: bool) -> str:
                        *("| " + " | ".join(row) + " |" for row in rows)])
     return f"""## Webhooks (`bench/webhooks.py{' --quick' if quick else ''}`)
 
-Machine: {r.machine}; commit `{r.commit}`; event store {r.store}; a thread-pool
-webhook worker of {r.worker_threads} threads.  Medians of {r.repeats} run(s).
+Machine: {r.machine}; load average {r.load_before:.1f} before, {r.load_after:.1f} after;
+commit `{r.commit}`; event store {r.store}; a thread-pool webhook worker of
+{r.worker_threads} threads.  Medians of {r.repeats} run(s).
 
 {table}
 
