@@ -83,8 +83,8 @@ number of lanes in flight (capped at 4 per endpoint) until the CPUs are busy
 baseline).  On this 2-CPU machine, shared with other test runs (see the load
 average), the plain-httpx baseline itself mostly stays under 500/s; the signed
 path runs at about 0.7 of the baseline measured beside it, so the bar would
-need a baseline above ~720/s, i.e. a quiet machine (an unloaded run of the
-baseline alone measured ~940/s), to be met."""
+need a baseline above ~720/s, i.e. a quieter machine (plain httpx alone, 8
+threads, at a lighter load: ~940/s), to be met."""
 SLOW_SECONDS = 10.0
 THROUGHPUT_BAR = 500.0
 ISOLATION_BAR = 0.10
