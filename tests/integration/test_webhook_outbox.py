@@ -251,3 +251,36 @@ def test_threads_record_their_attempts_together_and_one_bad_record_fails_only_it
     # and the writes were shared: fewer transactions than attempts (the refused group's
     # records were written again one by one)
     assert sum(calls) >= 40 and len([n for n in calls if n > 1]) >= 1
+
+
+def test_a_run_whose_lease_was_taken_over_stops_sending(app: Threadneedle) -> None:
+    # given a lane with three due messages, leased for 2 s by a run that then stalls
+    from workflows.webhooks.delivery import Delivery
+    from workflows.webhooks.transport import webhook_client
+
+    outbox = Outbox(app)
+    lane = Lane("订阅", "合同")
+    outbox.append(entries("订阅", "合同", range(1, 4)), NOW)
+    outbox.append(entries("订阅", "另一个合同", range(4, 5)), NOW)
+    clock = [NOW]
+    delivery = Delivery(app, outbox, webhook_client(), schedule=(0.0,), lease_seconds=2.0,
+                        clock=lambda: clock[0])
+    stalled = outbox.lease(lane, NOW, seconds=2.0, cap=4)
+    assert stalled is not None
+
+    # when its lease lapses and another run takes the lane over
+    clock[0] = NOW + timedelta(seconds=3)
+    assert outbox.lease(lane, clock[0], seconds=2.0, cap=4) is not None
+
+    # then the stalled run, before its next send, finds the lease gone and sends nothing
+    from workflows.webhooks.delivery import _Run
+
+    run = _Run(delivery, stalled, deadline=float("inf"))
+    assert not run.holding()
+    # while a run that still holds its lease renews it and goes on
+    clock[0] = NOW + timedelta(seconds=4.5)
+    fresh = outbox.lease(Lane("订阅", "另一个合同"), clock[0], seconds=2.0, cap=4)
+    assert fresh is not None
+    clock[0] = NOW + timedelta(seconds=5.5)
+    going = _Run(delivery, fresh, deadline=float("inf"))
+    assert going.holding() and going.lease.until == (clock[0] + timedelta(seconds=2)).timestamp()

@@ -278,6 +278,8 @@ class _Run:
                 if time.monotonic() > self.deadline:
                     self.more = True
                     return
+                if not self.holding():
+                    return  # the lease lapsed and another run took the lane: it goes on
                 if not self.attempt(subscription, stored):
                     return
 
@@ -320,14 +322,26 @@ class _Run:
             return True  # a failed message does not block its lane: on to the next
         return False
 
+    def holding(self) -> bool:
+        """Before each send: renew the lease once half of it is gone; ``False`` if it was lost.
+
+        A run stalled past its lease (a loaded machine, a long answer) must not
+        go on sending beside the run that took the lane over: order would break.
+        """
+        now = epoch(self.d.clock())
+        if now + self.d.lease_seconds / 2 < self.lease.until:
+            return True
+        renewed = self.d.outbox.renew(self.lease, moment(now) or self.d.clock(),
+                                      self.d.lease_seconds)
+        if renewed is None:
+            log.warning("webhook lane %s lost its lease: this run stops", self.lease.lane)
+            return False
+        self.lease = renewed
+        return True
+
     def record(self, attempt: Attempt) -> float | None:
-        """Write the attempt (with other threads'), renewing the lease when half of it is gone."""
-        renew = attempt.at + self.d.lease_seconds / 2 > self.lease.until
-        failing_since = self.d.recorder.record(Record(
-            [attempt], self.lease, self.d.lease_seconds if renew else 0.0, self.failing))
-        if renew:
-            self.lease = Lease(self.lease.lane, self.lease.token,
-                               attempt.at + self.d.lease_seconds, self.lease.failing_since)
+        """Write the attempt, with other threads' attempts (group commit)."""
+        failing_since = self.d.recorder.record(Record([attempt], self.lease, 0.0, self.failing))
         self.failing = failing_since is not None
         return failing_since
 
