@@ -718,11 +718,15 @@ class Threadneedle(Application):
         secret = None if result.replayed else shown.get("secret")
         return replace(result, extra={**(result.extra or {}), "secret": secret})
 
-    def active_subscriptions(self) -> list[Subscription]:
-        """For the dispatcher: every enabled subscription, oldest first."""
+    def listed_subscriptions(self) -> list[Subscription]:
+        """For the dispatcher: every subscription not deleted, enabled or not, oldest first."""
         registry = self._subscription_registry(WEBHOOK_DELIVERY)
-        loaded = (self._get(Subscription, sid, "webhook subscription") for sid in registry.ids())
-        return [subscription for subscription in loaded if subscription.enabled]
+        return [self._get(Subscription, sid, "webhook subscription") for sid in registry.ids()]
+
+    def active_subscriptions(self) -> list[Subscription]:
+        """Every enabled subscription, oldest first."""
+        return [subscription for subscription in self.listed_subscriptions()
+                if subscription.enabled]
 
     def load_subscription(self, subscription_id: str | UUID) -> Subscription:
         """For the workers: a subscription as stored, whatever its status (deleted included)."""

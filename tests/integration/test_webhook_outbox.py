@@ -18,7 +18,7 @@ import pytest
 
 from domain.errors import ValidationFailed
 from domain.organisations import Caller, OrganisationSpec, Role
-from domain.values import SubscriptionSpec
+from domain.values import SubscriptionPatch, SubscriptionSpec
 from domain.webhooks import Message
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 from workflows.settings import Settings
@@ -133,6 +133,35 @@ def test_the_dispatcher_tells_only_who_may_read_and_only_what_happened_after_sub
             lanes[(subscription, logged["contract_id"])].append(logged["sequence"])
     assert all(seq == list(range(1, len(seq) + 1)) for seq in lanes.values())
     assert outbox.position() == app.head_position() > before
+
+
+def test_a_disabled_subscription_keeps_its_messages_as_failed_until_recovered(
+    app: Threadneedle,
+) -> None:
+    # given a subscription disabled (failing too long) before commands on its contract
+    import random
+
+    handle = open_contracts(app, 1, prefix="PY")[0]
+    hook = subscribe(app)
+    app.disable_subscription(hook, "failing")
+    rng = random.Random(5)
+    for _ in range(6):
+        random_command(app, handle, rng)
+
+    # when the dispatcher runs
+    outbox = Outbox(app)
+    report = Dispatcher(app, outbox).run()
+
+    # then its messages are written, numbered without gaps, as failed: no delivery is started
+    logged = sorted(outbox.deliveries(hook, limit=1000), key=lambda m: m["sequence"])
+    assert logged and report.lanes == []
+    assert {m["status"] for m in logged} == {"failed"}
+    assert [m["sequence"] for m in logged] == list(range(1, len(logged) + 1))
+
+    # and once re-enabled, recover sends every one of them again
+    app.update_subscription(BOOTSTRAP_ADMIN, hook, SubscriptionPatch(enabled=True))
+    assert outbox.recover(hook, datetime(2000, 1, 1, tzinfo=UTC), NOW) == len(logged)
+    assert {m["status"] for m in outbox.deliveries(hook, limit=1000)} == {"pending"}
 
 
 def test_deliveries_page_filter_and_refuse_bad_input_and_recover_counts_failed_since(

@@ -13,8 +13,10 @@ lane sequences and the new position are written in one transaction
 processes at once, writes every message once: the loser's compare-and-set
 fails and it writes nothing.
 
-Disabled and deleted subscriptions are not given messages.  Redis is not
-used here: the position and the messages live in the event store's database.
+A disabled subscription's messages are written as ``failed`` ("endpoint
+disabled"), with their sequences, so that nothing is lost: once the endpoint
+is re-enabled, ``recover?since=`` sends them.  Deleted subscriptions are given
+nothing.  Redis is not used here: the position and the messages live in the event store's database.
 """
 
 from __future__ import annotations
@@ -36,17 +38,19 @@ from domain.webhooks import SubscriptionFilter, messages_for
 from workflows.application import Threadneedle, utc_now
 from workflows.projections import contract_topics
 from workflows.store import position_of
-from workflows.webhooks.outbox import Entry, Lane, Outbox
+from workflows.webhooks.outbox import FAILED, PENDING, Entry, Lane, Outbox
 
 
 @dataclass(frozen=True)
 class Subscriber:
-    """What the dispatcher needs of an enabled subscription."""
+    """What the dispatcher needs of a subscription."""
 
     id: str
     filter: SubscriptionFilter
     since: int
     """The log position of its creation: it receives only later events."""
+    enabled: bool = True
+    """A disabled subscription's messages are written as failed, to be recovered."""
 
 
 @dataclass(frozen=True)
@@ -130,13 +134,14 @@ class Dispatcher:
         return DispatchReport(len(notifications), len(entries), lanes, complete=True)
 
     def subscribers(self) -> list[Subscriber]:
-        """The enabled subscriptions, with the log position of their creation."""
+        """The subscriptions not deleted, with the log position of their creation."""
         found = []
-        for subscription in self.app.active_subscriptions():
+        for subscription in self.app.listed_subscriptions():
             key = str(subscription.id)
             if key not in self._created:
                 self._created[key] = position_of(self.app.recorder, subscription.id, 1)
-            found.append(Subscriber(key, subscription.filter(), self._created[key]))
+            found.append(Subscriber(key, subscription.filter(), self._created[key],
+                                    enabled=subscription.enabled))
         return found
 
     def entries_for(self, notification: Notification,
@@ -152,7 +157,8 @@ class Dispatcher:
         entries: list[Entry] = []
         for index, message in enumerate(messages_for(event, before, after)):
             entries.extend(
-                Entry(subscriber.id, message, notification.id, index, event.timestamp)
+                Entry(subscriber.id, message, notification.id, index, event.timestamp,
+                      status=PENDING if subscriber.enabled else FAILED)
                 for subscriber in candidates if subscriber.filter.receives(message.type, after)
             )
         return entries
