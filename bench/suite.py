@@ -74,7 +74,7 @@ def main() -> None:
                 continue
             result = Path(folder) / f"{name}.json"
             command = [sys.executable, str(script), *(["--quick"] if args.quick else []),
-                       "--json", str(result), *extra_args(name, out)]
+                       "--json", str(result), *extra_args(name, out, args.quick)]
             env = {**os.environ, "NEEDLE_BENCH_POSTGRES": postgres}
             if name == "projections":  # the bars are for PostgreSQL
                 env.update(NEEDLE_EVENT_STORE=postgres)
@@ -102,8 +102,16 @@ SCRIPTS = {"command": "command_path.py", "projections": "projections.py",
            "detection": "detection.py", "webhooks": "webhooks.py"}
 
 
-def extra_args(name: str, out: Path) -> list[str]:
-    return [] if name == "command" else ["--out", str(out)]
+FULL_ARGS = {  # full sizes, trimmed so the suite stays near 15 minutes on 2 busy cores
+    "command": ["-n", "1000"],
+    "projections": ["--lag-seconds", "10"],
+    "detection": ["--repeat", "7"],
+}
+
+
+def extra_args(name: str, out: Path, quick: bool) -> list[str]:
+    sizes = [] if quick else FULL_ARGS.get(name, [])
+    return sizes if name == "command" else [*sizes, "--out", str(out)]
 
 
 def verdict(ok: bool) -> str:
