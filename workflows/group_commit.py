@@ -41,9 +41,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import EventStore, IntegrityError
+import psycopg
+from eventsourcing.persistence import EventStore, IntegrityError, InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresAggregateRecorder
 from psycopg.sql import SQL, Identifier
+
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+)
+"""The store cannot be reached: every command waiting in the batch would fail alike.
+
+Each failing store call takes the library's ten connection attempts (about 12 s),
+so trying the batch's commands one after another would keep the last of them
+waiting for minutes; they are all answered with the first outage instead (503,
+``Retry-After``, retried by the client with the same ``Idempotency-Key``).
+"""
 
 MAX_BATCH = 512
 """The most commands one transaction takes (bounds a batch's latency and memory)."""
@@ -236,6 +248,9 @@ class GroupCommitter:
                     return deferred
                 if record_id is not None and staged and staged[-1].job is job:
                     waiting_records.add(record_id)
+        except STORE_OUTAGES as outage:
+            self._fail_all(batch, outage)
+            return deferred
         finally:
             _local.working = None
         if staged:
@@ -261,6 +276,8 @@ class GroupCommitter:
                 job.finish(result=earlier)
                 return True
             change = job.attempt()
+        except STORE_OUTAGES:
+            raise  # the whole batch fails alike (see ``STORE_OUTAGES``)
         except Exception as error:
             if working.changed_since(before):
                 return False
@@ -293,6 +310,12 @@ class GroupCommitter:
             s.job.finish(result=self._app._result(s.change, s.version, position))
 
     @staticmethod
+    def _fail_all(jobs: list[Job], error: BaseException) -> None:
+        for job in jobs:
+            if not job.done:
+                job.finish(error=error)
+
+    @staticmethod
     def _refuse(jobs: list[Job]) -> None:
         for job in jobs:
             job.finish(error=job.error)
@@ -304,6 +327,9 @@ class GroupCommitter:
                 continue
             try:
                 result = self._app._attempt_until_saved(job.caller, job.request, job.attempt)
+            except STORE_OUTAGES as outage:
+                self._fail_all(jobs, outage)
+                return
             except Exception as error:
                 job.finish(error=error)
             else:
