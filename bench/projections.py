@@ -59,10 +59,11 @@ from workflows.workload import (  # noqa: E402
 START, END = "<!-- bench:projections:start -->", "<!-- bench:projections:end -->"
 
 
-def settings_for(redis_url: str, var_dir: Path) -> Settings:
+def settings_for(redis_url: str, var_dir: Path, **overrides: Any) -> Settings:
+    """A fresh store (a new schema when ``NEEDLE_EVENT_STORE`` is PostgreSQL) and queue."""
     store = os.environ.get("NEEDLE_EVENT_STORE", "")
     fields: dict[str, Any] = {"var_dir": var_dir, "redis_url": redis_url,
-                              "celery_queue": f"bench-{uuid.uuid4().hex[:8]}"}
+                              "celery_queue": f"bench-{uuid.uuid4().hex[:8]}", **overrides}
     if store.startswith(("postgresql://", "postgres://")):
         import psycopg
 

@@ -42,12 +42,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import projections  # noqa: E402  (bench/, beside this script)
 from eventsourcing.persistence import OperationalError  # noqa: E402
 
 from domain.values import SubscriptionSpec  # noqa: E402
@@ -95,24 +95,10 @@ SUMMARY = "海珠区青年地带：每周按街道模板报送工作数据，周
 
 
 def settings_for(redis_url: str, var_dir: Path) -> Settings:
-    store = os.environ.get("NEEDLE_EVENT_STORE", "")
-    fields: dict[str, Any] = {
-        "var_dir": var_dir, "redis_url": redis_url,
-        "celery_queue": f"bench-{uuid.uuid4().hex[:8]}",
-        "webhook_allowed_cidrs": "127.0.0.0/8",
-        "webhook_sweep_seconds": 0.2,
-        "webhook_lease_seconds": 30.0,
-    }
-    if store.startswith(("postgresql://", "postgres://")):
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(store, autocommit=True) as connection:
-            connection.execute(f'CREATE SCHEMA "{schema}"')
-        fields.update(event_store=store, event_store_schema=schema)
-    else:
-        fields["event_store"] = str(var_dir / "bench.sqlite")
-    return Settings(**fields)
+    return projections.settings_for(
+        redis_url, var_dir, webhook_allowed_cidrs="127.0.0.0/8",
+        webhook_sweep_seconds=0.2, webhook_lease_seconds=30.0,
+    )
 
 
 def drop_schema(settings: Settings) -> None:
