@@ -44,6 +44,8 @@ from eventsourcing.persistence import JSONTranscoder, Transcoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from report import write_section
+
 from domain.conflicts import find_conflicts
 from domain.contract import ServiceContract
 from domain.contract_state import ContractState
@@ -52,7 +54,6 @@ from domain.values import ContractTerms, DirectiveFields, DirectivePatch
 from workflows.transcoding import FastJSONTranscoder
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- bench:detection:start -->", "<!-- bench:detection:end -->"
 
 GUANGZHOU = timezone(timedelta(hours=8))
 ADMIN = {"org": "threadneedle", "principal": "bench"}
@@ -310,18 +311,6 @@ def machine() -> str:
             f"{platform.python_version()}, commit `{commit}{state}`.")
 
 
-def write_report(path: Path, text: str) -> None:
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text.strip()}\n{END}"
-    if START in current and END in current:
-        head, _, rest = current.partition(START)
-        _, _, tail = rest.partition(END)
-        current = f"{head}{block}{tail}"
-    else:
-        current = f"{current.rstrip()}\n\n{block}\n"
-    path.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="profile (a) and stop")
@@ -367,7 +356,7 @@ def main() -> None:
 
 {table}
 """
-    write_report(args.out, text)
+    write_section(args.out, "detection", text)
     if args.json:  # for bench/suite.py
         args.json.write_text(json.dumps({"rows": rows}, ensure_ascii=False), "utf-8")
 

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
+from report import write_section  # noqa: E402  (bench/, beside this script)
 
 from workflows.application import shanghai_date, utc_now  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
@@ -55,8 +56,6 @@ from workflows.workload import (  # noqa: E402
     open_contracts,
     random_fields,
 )
-
-START, END = "<!-- bench:projections:start -->", "<!-- bench:projections:end -->"
 
 
 def settings_for(redis_url: str, var_dir: Path, **overrides: Any) -> Settings:
@@ -231,19 +230,6 @@ def machine() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def write_report(path: Path, text: str) -> None:
-    current = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{START}\n{text.rstrip()}\n{END}"
-    if START in current and END in current:
-        before, rest = current.split(START, 1)
-        after = rest.split(END, 1)[1]
-        current = before + section + after
-    else:
-        current = current.rstrip() + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(current, "utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
@@ -327,7 +313,7 @@ Per run: catch-up {', '.join(f'{r:,.0f}' for r in rates)} events/s; baseline
 {', '.join(f'{percentile(r, .5) * 1000:.1f}/{percentile(r, .99) * 1000:.1f}' for r in lag_runs)} ms.
 Batch size {settings.projection_batch_size} (`NEEDLE_PROJECTION_BATCH_SIZE`).
 """
-    write_report(args.out, text)
+    write_section(args.out, "projections", text)
     print(text)
     if args.json:  # for bench/suite.py
         args.json.write_text(json.dumps({"rows": rows}, ensure_ascii=False), "utf-8")

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from report import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- bench:suite:start -->", "<!-- bench:suite:end -->"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 TIMEOUT_SECONDS = 900
 
@@ -93,7 +94,7 @@ def main() -> None:
             rows.extend(build(json.loads(result.read_text("utf-8"))))
     rows.extend(tested_bars())
     text = section(rows, args.quick, time.perf_counter() - began)
-    write_section(out, text)
+    write_section(out, "suite", text, first=True)
     print(text)
     print(f"suite: written to {out}")
 
@@ -220,19 +221,6 @@ every baseline was measured in that same run.  Ratios are the measured figure
 divided by the baseline's.  Details of each area follow in its own section.
 
 """ + "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace the suite's section (or put it right under the title), leaving the rest."""
-    current = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text.rstrip()}\n{END}"
-    if START in current and END in current:
-        before, rest = current.split(START, 1)
-        current = before + block + rest.split(END, 1)[1]
-    else:
-        title, _, rest = current.partition("\n")
-        current = f"{title}\n\n{block}\n{rest}"
-    path.write_text(current, "utf-8")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import projections  # noqa: E402  (bench/, beside this script)
 from eventsourcing.persistence import OperationalError  # noqa: E402
+from report import write_section  # noqa: E402  (bench/, beside this script)
 
 from domain.values import SubscriptionSpec  # noqa: E402
 from domain.webhooks import Message  # noqa: E402
@@ -57,7 +58,6 @@ from workflows.bootstrap import Services, bootstrap  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
 from workflows.webhooks.outbox import DELIVERED, Entry, Lane, Outbox  # noqa: E402
 
-START, END = "<!-- bench:webhooks:start -->", "<!-- bench:webhooks:end -->"
 NOTES = """How: messages are written to the outbox first (`Outbox.append`), then one
 `deliver` task per lane starts the clock, and it stops when the outbox counts every
 message `delivered`; the receivers are one asyncio process answering 204.  The
@@ -452,17 +452,6 @@ endpoints that failed: {r.failed_attempts or 'none'}.
 {NOTES}"""
 
 
-def write_section(path: Path, text: str) -> None:
-    current = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text.rstrip()}\n{END}"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + block + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n" + block + "\n"
-    path.write_text(current, "utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 messages, one repeat")
@@ -486,7 +475,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(asdict(results), indent=2), "utf-8")
     if args.out:
-        write_section(args.out, text)
+        write_section(args.out, "webhooks", text)
 
 
 if __name__ == "__main__":
