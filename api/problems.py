@@ -13,10 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import psycopg
 import redis
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
 from domain.errors import DomainError, ValidationFailed
+from workflows.store import STORE_OUTAGES
 
 log = logging.getLogger("threadneedle.api")
 
@@ -33,17 +31,6 @@ RETRY_AFTER_SECONDS = 1
 """What a 503 asks a client to wait: contention and lagging views both clear in moments."""
 STORE_RETRY_AFTER_SECONDS = 2
 """What a 503 ``store_unavailable`` asks a client to wait: a database restart takes seconds."""
-STORE_OUTAGES: tuple[type[Exception], ...] = (
-    StoreOperationalError, StoreInterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
-)
-"""Errors that mean "the event store cannot be reached now", not "this request is wrong".
-
-The ``eventsourcing`` recorders wrap driver errors in their own ``OperationalError``
-and ``InterfaceError`` (a lost connection, a pool that timed out waiting for one, a
-server shutting down); raw ``psycopg`` ones can escape code that talks to
-PostgreSQL directly.  The transaction did not commit or its answer was lost, so
-the client should retry, with the same ``Idempotency-Key``, after ``Retry-After``.
-"""
 REDIS_OUTAGES: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 """Redis unreachable: the live views are gone for now (replay from the store still answers)."""
 

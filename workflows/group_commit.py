@@ -41,21 +41,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-import psycopg
-from eventsourcing.persistence import EventStore, IntegrityError, InterfaceError, OperationalError
+from eventsourcing.persistence import EventStore, IntegrityError
 from eventsourcing.postgres import PostgresAggregateRecorder
 from psycopg.sql import SQL, Identifier
 
-STORE_OUTAGES: tuple[type[Exception], ...] = (
-    OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
-)
-"""The store cannot be reached: every command waiting in the batch would fail alike.
+from workflows.store import STORE_OUTAGES
 
-Each failing store call takes the library's ten connection attempts (about 12 s),
-so trying the batch's commands one after another would keep the last of them
-waiting for minutes; they are all answered with the first outage instead (503,
-``Retry-After``, retried by the client with the same ``Idempotency-Key``).
-"""
+# A store outage (``workflows.store.STORE_OUTAGES``) fails every command waiting in
+# the batch alike: each failing store call takes the library's ten connection attempts
+# (about 12 s), so trying the commands one after another would keep the last of them
+# waiting for minutes; they all answer 503 with the first outage instead, and clients
+# retry with the same ``Idempotency-Key``.
 
 MAX_BATCH = 512
 """The most commands one transaction takes (bounds a batch's latency and memory)."""

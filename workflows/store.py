@@ -8,6 +8,19 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+)
+"""Errors that mean "the event store cannot be reached now", not "this request is wrong".
+
+The ``eventsourcing`` recorders wrap driver errors in their own ``OperationalError``
+and ``InterfaceError`` (a lost connection, a pool that timed out waiting for one, a
+server shutting down); raw ``psycopg`` ones can escape code that talks to
+PostgreSQL directly.  The transaction did not commit or its answer was lost, so a
+client should retry, with the same ``Idempotency-Key``.
+"""
 
 # One advisory-lock key for "creating the event store's tables": two processes
 # starting at once would otherwise race on CREATE TABLE IF NOT EXISTS, which
