@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,13 +165,7 @@ def raw_inserts(postgres: str, clients: int, total: int) -> dict[str, Any]:
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_clients(lambda _: client(), clients)
     with psycopg.connect(postgres, autocommit=True) as connection:
         connection.execute(f"DROP TABLE {table}")
     return outcome({"elapsed": elapsed, "latencies": latencies, "failures": []})
@@ -297,14 +292,19 @@ def fire(port: int, targets: list[tuple[str, str]], total: int, clients: int
         with lock:
             latencies.extend(mine)
 
+    elapsed = run_clients(client, clients)
+    return {"elapsed": elapsed, "latencies": latencies, "failures": failures}
+
+
+def run_clients(client: Callable[[int], None], clients: int) -> float:
+    """Run ``client(0)`` … ``client(clients - 1)`` on threads at once; the seconds they took."""
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    return {"elapsed": elapsed, "latencies": latencies, "failures": failures}
+    return time.perf_counter() - started
 
 
 def percentile(values: list[float], fraction: float) -> float:
