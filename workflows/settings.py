@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.webhooks.retries import parse_schedule
 from workflows.webhooks.ssrf import parse_allowed_cidrs
+from workflows.webhooks.transport import DELIVERY_TIMEOUT_SECONDS
 
 
 class Settings(BaseSettings):
@@ -33,7 +34,8 @@ class Settings(BaseSettings):
     webhook_endpoint_concurrency: int = Field(default=4, ge=1)
     """At most this many lanes of one subscription are delivered at once."""
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
-    """How long a delivery holds its lane before another may take it over."""
+    """How long a delivery holds its lane before another may take it over (in production
+    at least twice the 15 s delivery timeout: tests shorten it to take over killed runs)."""
     webhook_sweep_seconds: float = Field(default=1.0, gt=0)
     """How often beat runs the dispatcher and re-sends the deliveries that are due."""
     timer_interval_seconds: float = 30.0
@@ -79,6 +81,12 @@ class Settings(BaseSettings):
             key = self.admin_key.get_secret_value() if self.admin_key else ""
             if key and len(key) < 32:
                 raise ValueError("production needs NEEDLE_ADMIN_KEY of 32 characters or more")
+            if self.webhook_lease_seconds < 2 * DELIVERY_TIMEOUT_SECONDS:
+                # a run renews its lane's lease when half is gone, before each send: the
+                # half left must outlast a POST, or another run may take the lane mid-send
+                raise ValueError(
+                    "production needs NEEDLE_WEBHOOK_LEASE_SECONDS of at least "
+                    f"{2 * DELIVERY_TIMEOUT_SECONDS:.0f} (twice the delivery timeout)")
         return self
 
     @property
