@@ -72,20 +72,21 @@ lets the slow ones finish.  The thread pool (16) has room for the healthy lanes
 and the slow endpoint's cap, which is the design's promise (a slow endpoint
 holds at most `NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY` threads).
 
-Where the time goes (py-spy on the webhook worker during a throughput run,
-SQLite, after the delivery threads started sharing their writes): about half of
-the delivery threads' samples are in the POST (`post_message`), a third waiting
-for the group commit of their attempt (each lane records an attempt before it
-sends its next message, which keeps the order and the at-least-once promise
-after a kill), and about a tenth in the SQLite write itself.  A lane therefore
-delivers one message per POST plus commit wait, and the rate grows with the
-number of lanes in flight (capped at 4 per endpoint) until the CPUs are busy
-(8 receivers × 2 contracts, 16 lanes: 335 and 367/s against a 466–478/s
-baseline).  On this 2-CPU machine, shared with other test runs (see the load
-average), the plain-httpx baseline itself mostly stays under 500/s; the signed
-path runs at about 0.7 of the baseline measured beside it, so the bar would
-need a baseline above ~720/s, i.e. a quieter machine (plain httpx alone, 8
-threads, at a lighter load: ~940/s), to be met."""
+Where the time goes (py-spy on the webhook worker during a 30,000-message run at
+commit `dbbcea5`): the worker process is the bottleneck, one CPU at 100 % (its 16
+threads share one interpreter lock), while the receivers take 12 % and the
+benchmark's polling 6 %.  Of the worker's CPU, two thirds are `httpx` sending the
+POST (about a third of that the `httpx.Client` layers above the connection pool:
+building the request, cookies, redirects), a seventh recording attempts (the
+group commit and the SQLite write), and signing under 2 %.  In wall time each
+delivery thread spends about half of its time waiting for the group commit of
+its attempt: each lane records an attempt before it sends its next message,
+which keeps the order and the at-least-once promise after a kill.  The signed
+path therefore runs at about 0.6 of the plain-httpx baseline measured beside
+it (0.57 to 0.64 in every run so far), and the bar holds while that baseline
+stays above ~830/s.  It did not on the loaded machine of an earlier session
+(commit `b593dc8`, load average 2.5, another host kernel): 440/s against a
+771/s baseline."""
 SLOW_SECONDS = 10.0
 THROUGHPUT_BAR = 500.0
 ISOLATION_BAR = 0.10
