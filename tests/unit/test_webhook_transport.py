@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from workflows.webhooks.ssrf import CheckedTarget, ForbiddenAddress, parse_allowed_cidrs
-from workflows.webhooks.transport import GuardedTransport, post_message
+from workflows.webhooks.transport import GuardedTransport, post_message, webhook_client
 
 PUBLIC_V4, PUBLIC_V6 = "93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"
 TABLE = {"hooks.haizhu.example": [PUBLIC_V4], "v6.haizhu.example": [PUBLIC_V6],
@@ -102,3 +102,22 @@ def test_post_message_reports_a_refusal_as_the_attempt_s_error() -> None:
     assert result.error is not None and result.error.startswith("refused:")
     assert "link-local" in result.error
     assert result.duration_ms == pytest.approx(2.0)
+
+
+def test_the_webhook_client_never_sends_back_a_cookie_an_endpoint_set() -> None:
+    # Given an endpoint that sets a cookie on every answer
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(204, headers={"set-cookie": "session=haizhu-1; Path=/"})
+
+    with webhook_client((), resolve, transport_factory=lambda _: httpx.MockTransport(answer)) \
+            as http:
+        # When two deliveries go to it, and one to another subscription on the same host
+        for body in (b'{"n":1}', b'{"n":2}', b'{"n":3}'):
+            post_message(http, "https://hooks.haizhu.example/in", body, {})
+
+    # Then none of them carried a cookie, and the client kept none
+    assert [request.headers.get("cookie") for request in requests] == [None, None, None]
+    assert len(http.cookies.jar) == 0

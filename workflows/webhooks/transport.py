@@ -9,7 +9,9 @@ another name on the same address.
 
 ``webhook_client`` wraps it the way §8 sends: 15 s timeout, redirects never
 followed, no proxies from the environment (a proxy would connect elsewhere
-than the checked address).  ``post_message`` makes one attempt and answers
+than the checked address), and no cookies kept: the one client serves every
+subscription, so a cookie one endpoint sets would otherwise go back with
+other organisations' deliveries to the same host.  ``post_message`` makes one attempt and answers
 what the delivery log records.
 """
 
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
@@ -97,14 +100,18 @@ def webhook_client(
     timeout: float = DELIVERY_TIMEOUT_SECONDS,
     verify: ssl.SSLContext | bool = True,
     limits: httpx.Limits | None = None,
+    transport_factory: TransportFactory | None = None,
 ) -> httpx.Client:
-    """The client deliveries are sent with: guarded, ``timeout`` seconds, no redirects."""
+    """The client deliveries are sent with: guarded, ``timeout`` seconds, no redirects,
+    no cookies."""
     return httpx.Client(
-        transport=GuardedTransport(allowed_cidrs, resolver, verify=verify, limits=limits),
+        transport=GuardedTransport(allowed_cidrs, resolver, verify=verify, limits=limits,
+                                   transport_factory=transport_factory),
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
         trust_env=False,
         headers={"user-agent": USER_AGENT},
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 
 
