@@ -6,10 +6,11 @@
    dispatcher would) for several local receivers, several contracts each; real
    Celery worker processes (the thread-pool webhook worker, as ``needle up``
    runs it) sign and deliver them; the rate is N over the time from the first
-   ``deliver`` task to the last message marked ``delivered``.  Baseline, in
-   the same run: the same bodies POSTed to the same receivers with plain
-   ``httpx`` from as many threads, without signing, outbox or Celery.  Bar:
-   ≥ 500 signed deliveries per second.  Medians of ``--repeats`` runs.
+   ``deliver`` task to the last message marked ``delivered``.  Baselines, in
+   the same run: the same bodies POSTed to the same receivers from as many
+   threads, without signing, outbox or Celery, with plain ``httpx`` and with
+   plain ``urllib3`` (the client deliveries use).  Bar: ≥ 500 signed
+   deliveries per second.  Medians of ``--repeats`` runs.
 2. Isolation: the time to deliver M messages to healthy endpoints, with and
    without one more endpoint (with messages on several contracts) that
    answers only after 10 s.  Bar: the healthy deliveries slowed by < 10 %.
@@ -36,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
@@ -48,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import projections  # noqa: E402  (bench/, beside this script)
+import urllib3  # noqa: E402
 from eventsourcing.persistence import OperationalError  # noqa: E402
 from report import write_section  # noqa: E402  (bench/, beside this script)
 
@@ -300,7 +302,6 @@ def retried(outbox: Outbox, subscriptions: list[str]) -> dict[str, int]:
 
 def baseline(bodies: list[tuple[int, bytes]], threads: int) -> float:
     """Plain ``httpx`` POSTs of the same bodies to the same ports: deliveries per second."""
-    chunks = [bodies[i::threads] for i in range(threads)]
 
     def post_all(chunk: list[tuple[int, bytes]]) -> None:
         with httpx.Client(trust_env=False) as client:
@@ -309,6 +310,27 @@ def baseline(bodies: list[tuple[int, bytes]], threads: int) -> float:
                                        headers={"content-type": "application/json"})
                 assert response.status_code == 204
 
+    return posts_per_second(bodies, threads, post_all)
+
+
+def urllib3_baseline(bodies: list[tuple[int, bytes]], threads: int) -> float:
+    """The same with plain ``urllib3``, one pool manager shared by the threads as the
+    delivery client shares one: what the signed path costs beyond its client."""
+    with urllib3.PoolManager(maxsize=threads, retries=False) as manager:
+
+        def post_all(chunk: list[tuple[int, bytes]]) -> None:
+            for port, body in chunk:
+                response = manager.request(
+                    "POST", f"http://127.0.0.1:{port}/hook", body=body,
+                    headers={"content-type": "application/json"}, redirect=False)
+                assert response.status == 204
+
+        return posts_per_second(bodies, threads, post_all)
+
+
+def posts_per_second(bodies: list[tuple[int, bytes]], threads: int,
+                     post_all: Callable[[list[tuple[int, bytes]]], None]) -> float:
+    chunks = [bodies[i::threads] for i in range(threads)]
     began = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(post_all, chunks))
@@ -330,6 +352,8 @@ class Results:
     throughput: float
     baseline_runs: list[float]
     baseline: float
+    urllib3_runs: list[float]
+    urllib3_baseline: float
     isolation_messages: int
     isolation_alone_runs: list[float]
     isolation_with_slow_runs: list[float]
@@ -366,7 +390,7 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
             position += 20
             deliver_and_time(services, outbox, healthy, warm)
 
-            rates, base_rates = [], []
+            rates, base_rates, plain_rates = [], [], []
             for _ in range(args.repeats):
                 batch = entries(healthy, per, args.contracts, position)
                 position += per
@@ -378,7 +402,9 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
                            json.dumps({"type": e.message.type, "data": e.message.data},
                                       ensure_ascii=False).encode()) for e in batch]
                 base_rates.append(baseline(bodies, args.threads))
-                print(f"  baseline: {base_rates[-1]:,.0f}/s", flush=True)
+                plain_rates.append(urllib3_baseline(bodies, args.threads))
+                print(f"  baselines: httpx {base_rates[-1]:,.0f}/s, "
+                      f"urllib3 {plain_rates[-1]:,.0f}/s", flush=True)
 
             iso = args.isolation_messages // len(healthy)
             slow = subscribe(services, ports[-1:])
@@ -418,7 +444,8 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
         messages=per * len(healthy), receivers=len(healthy),
         contracts_per_receiver=args.contracts, worker_threads=args.threads,
         repeats=args.repeats, throughput_runs=rates, throughput=throughput,
-        baseline_runs=base_rates, baseline=base, isolation_messages=iso * len(healthy),
+        baseline_runs=base_rates, baseline=base, urllib3_runs=plain_rates,
+        urllib3_baseline=statistics.median(plain_rates), isolation_messages=iso * len(healthy),
         isolation_alone_runs=alone, isolation_with_slow_runs=with_slow,
         isolation_alone=alone_s, isolation_with_slow=slow_s, slowdown=slowdown,
         failed_attempts=failures, throughput_met=throughput >= THROUGHPUT_BAR,
@@ -443,7 +470,10 @@ def section(results: Results, quick: bool) -> str:
          f"{r.contracts_per_receiver} contracts each)", f"{r.throughput:,.0f} /s",
          f"≥ {THROUGHPUT_BAR:,.0f} /s", verdict(r.throughput_met)),
         (f"baseline: plain httpx POSTs of the same bodies from {r.worker_threads} threads",
-         f"{r.baseline:,.0f} /s", "", ""),
+         f"{r.baseline:,.0f} /s ({r.throughput / r.baseline:.2f} ×)", "", ""),
+        ("baseline: the same with plain urllib3, the client deliveries use (one shared "
+         "pool manager)", f"{r.urllib3_baseline:,.0f} /s "
+         f"({r.throughput / r.urllib3_baseline:.2f} ×)", "", ""),
         (f"{r.isolation_messages:,} healthy deliveries, alone", f"{r.isolation_alone:.2f} s",
          "", ""),
         (f"the same beside an endpoint answering in {SLOW_SECONDS:.0f} s",
@@ -460,8 +490,9 @@ commit `{r.commit}`; event store {r.store}; a thread-pool webhook worker of
 
 {table}
 
-Per run: throughput {', '.join(f'{x:,.0f}' for x in r.throughput_runs)} /s; baseline
-{', '.join(f'{x:,.0f}' for x in r.baseline_runs)} /s; isolation alone
+Per run: throughput {', '.join(f'{x:,.0f}' for x in r.throughput_runs)} /s; baselines
+httpx {', '.join(f'{x:,.0f}' for x in r.baseline_runs)} /s, urllib3
+{', '.join(f'{x:,.0f}' for x in r.urllib3_runs)} /s; isolation alone
 {', '.join(f'{x:.2f}' for x in r.isolation_alone_runs)} s, beside the slow endpoint
 {', '.join(f'{x:.2f}' for x in r.isolation_with_slow_runs)} s.  Attempts to the healthy
 endpoints that failed: {r.failed_attempts or 'none'}.

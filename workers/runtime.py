@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from workflows.bootstrap import Services, bootstrap
@@ -21,10 +20,6 @@ from workflows.webhooks.dispatch import Dispatcher
 from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.ssrf import parse_allowed_cidrs
 from workflows.webhooks.transport import webhook_client
-
-# One client for every delivery thread of a process: connections are kept alive and
-# reused per endpoint; the pool is sized above the thread-pool worker's concurrency.
-WEBHOOK_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
 _lock = threading.Lock()
 _services: Services | None = None
@@ -62,8 +57,8 @@ def _webhook_parts() -> tuple[Dispatcher, Delivery]:
         if _webhooks is None:
             current = services_unlocked()
             outbox = Outbox(current.app)
-            client = webhook_client(parse_allowed_cidrs(current.settings.webhook_allowed_cidrs),
-                                    limits=WEBHOOK_LIMITS)
+            # one client for every delivery thread: connections kept alive per endpoint
+            client = webhook_client(parse_allowed_cidrs(current.settings.webhook_allowed_cidrs))
             _webhooks = (Dispatcher(current.app, outbox),
                          Delivery.from_settings(current.app, outbox, client))
         return _webhooks

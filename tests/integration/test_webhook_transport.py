@@ -10,12 +10,14 @@ reference library.
 from __future__ import annotations
 
 import copy
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
+import trustme
 from standardwebhooks import Webhook
 
 from domain.contract import ServiceContract
@@ -27,6 +29,7 @@ from workflows.webhooks.ssrf import parse_allowed_cidrs
 from workflows.webhooks.transport import (
     DELIVERY_TIMEOUT_SECONDS,
     AttemptResult,
+    WebhookClient,
     post_message,
     webhook_client,
 )
@@ -191,13 +194,14 @@ def test_a_closed_port_is_a_failed_connection() -> None:
     result = deliver(url)
 
     assert result.status_code is None
-    assert result.error is not None and "ConnectError" in result.error
+    assert result.error is not None and result.error.startswith("NewConnectionError: ")
+    assert "Connection refused" in result.error
+    assert classify(result.status_code, result.error).outcome is Outcome.RETRY
 
 
-def test_the_client_waits_15_seconds_and_follows_no_redirects() -> None:
+def test_the_client_waits_15_seconds_to_connect_and_for_each_read() -> None:
     with webhook_client(LOOPBACK) as client:
-        assert client.timeout.read == client.timeout.connect == 15.0
-        assert client.follow_redirects is False
+        assert client.timeout.connect_timeout == client.timeout.read_timeout == 15.0
 
 
 def test_an_issued_directive_reaches_the_receiver_signed_by_both_secrets_during_a_rotation(
@@ -231,3 +235,108 @@ def test_an_issued_directive_reaches_the_receiver_signed_by_both_secrets_during_
         assert payload["data"]["contract_id"] == str(CONTRACT_ID)
         assert payload["data"]["summary"] == "每周按街道模板报送工作数据"
         assert payload["data"]["sequence"] == 1
+
+
+# --- TLS, IPv6, pools and cookies: what reaches the network --------------------------
+
+HOOKS, MIRROR = "hooks.haizhu.test", "mirror.haizhu.test"
+TO_LOOPBACK_TOO = names({HOOKS: ["127.0.0.1"], MIRROR: ["127.0.0.1"], "v6.haizhu.test": ["::1"]})
+LOOPBACKS = parse_allowed_cidrs("127.0.0.0/8,::1/128")
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_receiver(authority: trustme.CA, *names_on_certificate: str) -> Receiver:
+    """A keep-alive HTTPS receiver on 127.0.0.1 whose certificate names only ``names``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(*names_on_certificate).configure_cert(context)
+    return Receiver([Answer(204)], tls=context, keep_alive=True)
+
+
+def trusting(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    return context
+
+
+def signed_post(client: WebhookClient, url: str, msg_id: str = "msg_tls") -> AttemptResult:
+    headers = sign([SECRET], msg_id, int(time.time()), BODY)
+    return post_message(client, url, BODY, headers)
+
+
+def test_an_https_receiver_is_reached_at_the_checked_address_by_its_name(
+    authority: trustme.CA,
+) -> None:
+    # Given an HTTPS receiver on 127.0.0.1 whose certificate names only hooks.haizhu.test
+    with tls_receiver(authority, HOOKS).running() as receiver, \
+            webhook_client(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
+        # When a message is sent to that name
+        result = signed_post(client, receiver.url(host=HOOKS))
+
+    # Then TLS was asked for the name (SNI) and the certificate checked against it,
+    # while the connection went to the checked address
+    assert (result.status_code, result.error) == (204, None)
+    assert receiver.server_names == [HOOKS]
+    [got] = receiver.received
+    assert got.headers["host"] == f"{HOOKS}:{receiver.port}"
+    assert Webhook(SECRET).verify(got.body, got.headers)["data"]["explanation"] == \
+        "海幢街要求开到晚上九点；赤岗街要求五点半关门"
+
+
+def test_a_certificate_for_another_name_is_refused(authority: trustme.CA) -> None:
+    with tls_receiver(authority, MIRROR).running() as receiver, \
+            webhook_client(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
+        result = signed_post(client, receiver.url(host=HOOKS))
+
+    assert result.status_code is None
+    assert result.error is not None and result.error.startswith("SSLError")
+    assert f"hostname '{HOOKS}' doesn't match '{MIRROR}'" in result.error
+    assert receiver.received == []
+    assert classify(result.status_code, result.error).outcome is Outcome.RETRY
+
+
+def test_a_tls_connection_is_never_reused_for_another_name_on_the_same_address(
+    authority: trustme.CA,
+) -> None:
+    # Given two names on one address, a keep-alive receiver certified for one of them
+    with tls_receiver(authority, HOOKS).running() as receiver, \
+            webhook_client(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
+        # When the certified name is sent to, then the other, then the certified one again
+        first = signed_post(client, receiver.url(host=HOOKS), "msg_1")
+        other = signed_post(client, receiver.url(host=MIRROR), "msg_2")
+        again = signed_post(client, receiver.url(host=HOOKS), "msg_3")
+
+    # Then the other name got a handshake of its own, which its certificate failed,
+    # and the certified name's connection was kept alive and reused
+    assert (first.status_code, again.status_code) == (204, 204)
+    assert other.status_code is None and other.error is not None
+    assert other.error.startswith("SSLError")
+    assert receiver.server_names == [HOOKS, MIRROR]
+    assert [got.headers["webhook-id"] for got in receiver.received] == ["msg_1", "msg_3"]
+
+
+def test_an_ipv6_receiver_is_reached_by_name_and_by_literal_address() -> None:
+    with Receiver([Answer(204)], bind="::1").running() as receiver, \
+            webhook_client(LOOPBACKS, TO_LOOPBACK_TOO) as client:
+        by_name = signed_post(client, receiver.url(host="v6.haizhu.test"), "msg_name")
+        by_address = signed_post(client, receiver.url(host="[::1]"), "msg_literal")
+
+    assert (by_name.status_code, by_address.status_code) == (204, 204)
+    assert [got.headers["host"] for got in receiver.received] == [
+        f"v6.haizhu.test:{receiver.port}", f"[::1]:{receiver.port}"]
+
+
+def test_a_cookie_an_endpoint_sets_is_never_sent_back() -> None:
+    # Given a keep-alive endpoint that sets a cookie on every answer
+    answer = Answer(204, {"set-cookie": "session=haizhu-1; Path=/"})
+    with Receiver([answer], keep_alive=True).running() as receiver, \
+            webhook_client(LOOPBACK, TO_LOOPBACK_TOO) as client:
+        # When it, and another subscription's endpoint on the same host, are sent to
+        for number, host in enumerate((HOOKS, HOOKS, MIRROR)):
+            assert signed_post(client, receiver.url(host=host), f"msg_{number}").status_code == 204
+
+    # Then no delivery carried a cookie
+    assert [got.headers.get("cookie") for got in receiver.received] == [None, None, None]

@@ -2,11 +2,15 @@
 
 Each request is answered by the next scripted ``Answer`` (the last one repeats),
 so a test can make a receiver that fails twice and then succeeds, answers 410,
-throttles with ``Retry-After``, redirects, or is too slow to answer.
+throttles with ``Retry-After``, redirects, or is too slow to answer.  It can
+also listen on IPv6 (``bind="::1"``), speak TLS with a given server context
+(recording the SNI name each handshake asked for), and keep connections alive.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -36,19 +40,29 @@ class Received:
 class Receiver:
     """The receiver a test talks to: its port, the requests it received, and its script."""
 
-    def __init__(self, answers: list[Answer]) -> None:
+    def __init__(self, answers: list[Answer], *, bind: str = "127.0.0.1",
+                 tls: ssl.SSLContext | None = None, keep_alive: bool = False) -> None:
         self.answers = answers or [Answer()]
         self.received: list[Received] = []
+        self.server_names: list[str | None] = []
+        """The SNI name of each TLS handshake."""
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._keep_alive = keep_alive
+        server_class = _IPv6Server if ":" in bind else ThreadingHTTPServer
+        self._server = server_class((bind, 0), self._handler())
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            tls.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self._scheme}://{host}:{self.port}{path}"
 
     def _next_answer(self, request: Received) -> Answer:
         with self._lock:
@@ -59,6 +73,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver._keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 request = Received(
@@ -94,3 +110,7 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             thread.join(timeout=5)
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6

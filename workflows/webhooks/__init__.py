@@ -2,7 +2,7 @@
 
 - ``signing``: Standard Webhooks secrets and signature headers.
 - ``ssrf``: which URLs may be called, and the address to connect to.
-- ``transport``: an ``httpx`` client that connects only to checked addresses.
+- ``transport``: a urllib3 client that connects only to checked addresses.
 - ``retries``: what an attempt's outcome means and when to try again.
 
 What a message says and who receives it is domain: ``domain.webhooks``.

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import redis
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -79,7 +78,7 @@ from workflows.webhooks.retries import (
     parse_schedule,
 )
 from workflows.webhooks.signing import sign
-from workflows.webhooks.transport import post_message
+from workflows.webhooks.transport import WebhookClient, post_message
 
 if TYPE_CHECKING:
     from workflows.bootstrap import Services
@@ -118,7 +117,7 @@ class Delivery:
 
     app: Threadneedle
     outbox: Outbox
-    client: httpx.Client
+    client: WebhookClient
     schedule: Sequence[float]
     lease_seconds: float = 60.0
     concurrency: int = 4
@@ -130,7 +129,7 @@ class Delivery:
         self.recorder = GroupRecorder(self.outbox)
 
     @classmethod
-    def from_settings(cls, app: Threadneedle, outbox: Outbox, client: httpx.Client) -> Delivery:
+    def from_settings(cls, app: Threadneedle, outbox: Outbox, client: WebhookClient) -> Delivery:
         settings = app.settings
         return cls(
             app=app, outbox=outbox, client=client,

@@ -1,33 +1,39 @@
-"""Sending a webhook: an ``httpx`` client that only connects to addresses the guard checked.
+"""Sending a webhook: a client that only connects to addresses the SSRF guard checked.
 
-``GuardedTransport`` checks every request's URL with ``ssrf.check_url`` at the
-moment it is sent and connects to the checked address, while the request
-keeps its own ``Host`` header and, over TLS, its host name for SNI and
-certificate verification.  Each (scheme, host, port) gets a connection pool
-of its own, so a TLS connection made for one name is never reused for
-another name on the same address.
+``WebhookClient`` checks every URL with ``ssrf.check_url`` at the moment it is
+sent and connects to the checked address, while the request keeps its own
+``Host`` header and, over TLS, its host name for SNI and certificate
+verification.  Underneath is one ``urllib3.PoolManager`` shared by every
+delivery thread of a process: it keeps connections alive, and its pools are
+keyed by the address *and* (over TLS) the host name, so a TLS connection made
+for one name is never reused for another name on the same address.
 
-``webhook_client`` wraps it the way §8 sends: 15 s timeout, redirects never
-followed, no proxies from the environment (a proxy would connect elsewhere
-than the checked address), and no cookies kept: the one client serves every
-subscription, so a cookie one endpoint sets would otherwise go back with
-other organisations' deliveries to the same host.  ``post_message`` makes one attempt and answers
-what the delivery log records.
+It sends the way §8 says: a 15 s timeout (to connect, and for each read),
+redirects never followed, no retries of its own (the outbox's schedule
+retries), no proxies (a proxy would connect elsewhere than the checked
+address), and no cookies (one client serves every subscription).
+``post_message`` makes one attempt and answers what the delivery log records;
+it never raises for a network failure.
+
+urllib3 rather than ``httpx`` (used elsewhere, e.g. by the tests' clients):
+sending is most of a webhook worker's CPU, and urllib3 sends a POST for about
+half of what ``httpx.Client`` spends (``docs/benchmarks.md``, Webhooks).
 """
 
 from __future__ import annotations
 
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from types import TracebackType
 
-import httpx
+import urllib3
+from urllib3.exceptions import HTTPError as TransportError
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as TransportTimeout
 
 from workflows.webhooks.ssrf import (
-    CheckedTarget,
     IPNetwork,
     Resolver,
     UnsafeUrl,
@@ -38,59 +44,60 @@ from workflows.webhooks.ssrf import (
 DELIVERY_TIMEOUT_SECONDS = 15.0
 RESPONSE_EXCERPT_BYTES = 1024
 USER_AGENT = "Threadneedle-Webhooks/1"
+CONNECTIONS_PER_ENDPOINT = 16
+"""Kept alive per (address, port, TLS name): above a thread-pool worker's 16 threads."""
+ENDPOINT_POOLS = 512
+"""Endpoints with live connections; the least recently used pool is closed beyond this."""
 
-TransportFactory = Callable[[CheckedTarget], httpx.BaseTransport]
 
-
-class GuardedTransport(httpx.BaseTransport):
-    """An ``httpx`` transport that sends each request to the address its URL was checked to."""
+class WebhookClient:
+    """Sends each request to the address its URL was checked to; shared by threads."""
 
     def __init__(
         self,
         allowed_cidrs: Sequence[IPNetwork] = (),
         resolver: Resolver = system_resolver,
         *,
-        verify: ssl.SSLContext | bool = True,
-        limits: httpx.Limits | None = None,
-        transport_factory: TransportFactory | None = None,
+        timeout: float = DELIVERY_TIMEOUT_SECONDS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._allowed_cidrs = tuple(allowed_cidrs)
-        self._resolver = resolver
-        self._factory = transport_factory or (
-            lambda target: httpx.HTTPTransport(
-                verify=verify, trust_env=False, limits=limits or httpx.Limits(),
-            )
+        self.allowed_cidrs = tuple(allowed_cidrs)
+        self.resolver = resolver
+        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._pools = urllib3.PoolManager(
+            num_pools=ENDPOINT_POOLS, maxsize=CONNECTIONS_PER_ENDPOINT, retries=False,
+            ssl_context=ssl_context or ssl.create_default_context(),
         )
-        self._transports: dict[tuple[str, str, int], httpx.BaseTransport] = {}
-        self._lock = threading.Lock()
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        target = check_url(str(request.url), self._allowed_cidrs, self._resolver)
-        extensions = dict(request.extensions)
-        if target.scheme == "https":
-            extensions["sni_hostname"] = target.host
-        pinned = httpx.Request(
-            request.method,
-            request.url.copy_with(host=target.address),
-            headers=request.headers,  # the Host header names the URL's host, not the address
-            stream=request.stream,
-            extensions=extensions,
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
+        """POST ``body`` to the checked address; the caller reads and releases the answer.
+
+        Raises ``UnsafeUrl`` when the guard refuses the URL, and urllib3's
+        errors when the endpoint cannot be reached.
+        """
+        target = check_url(url, self.allowed_cidrs, self.resolver)
+        parsed = urllib3.util.parse_url(url)
+        tls_name = {"server_hostname": target.host, "assert_hostname": target.host} \
+            if target.scheme == "https" else None
+        pool = self._pools.connection_from_host(
+            target.address, target.port, target.scheme, pool_kwargs=tls_name)
+        return pool.urlopen(
+            "POST", parsed.request_uri, body=body,
+            headers={**headers, "host": parsed.netloc or target.host,
+                     "content-type": "application/json", "user-agent": USER_AGENT},
+            redirect=False, retries=False, assert_same_host=False,
+            preload_content=False, release_conn=False, timeout=self.timeout,
         )
-        return self._transport_for(target).handle_request(pinned)
-
-    def _transport_for(self, target: CheckedTarget) -> httpx.BaseTransport:
-        key = (target.scheme, target.host, target.port)
-        with self._lock:
-            transport = self._transports.get(key)
-            if transport is None:
-                transport = self._transports[key] = self._factory(target)
-            return transport
 
     def close(self) -> None:
-        with self._lock:
-            transports, self._transports = list(self._transports.values()), {}
-        for transport in transports:
-            transport.close()
+        self._pools.clear()
+
+    def __enter__(self) -> WebhookClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
 
 
 def webhook_client(
@@ -98,21 +105,11 @@ def webhook_client(
     resolver: Resolver = system_resolver,
     *,
     timeout: float = DELIVERY_TIMEOUT_SECONDS,
-    verify: ssl.SSLContext | bool = True,
-    limits: httpx.Limits | None = None,
-    transport_factory: TransportFactory | None = None,
-) -> httpx.Client:
+    ssl_context: ssl.SSLContext | None = None,
+) -> WebhookClient:
     """The client deliveries are sent with: guarded, ``timeout`` seconds, no redirects,
     no cookies."""
-    return httpx.Client(
-        transport=GuardedTransport(allowed_cidrs, resolver, verify=verify, limits=limits,
-                                   transport_factory=transport_factory),
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"user-agent": USER_AGENT},
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-    )
+    return WebhookClient(allowed_cidrs, resolver, timeout=timeout, ssl_context=ssl_context)
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ class AttemptResult:
 
 
 def post_message(
-    client: httpx.Client,
+    client: WebhookClient,
     url: str,
     body: bytes,
     headers: Mapping[str, str],
@@ -139,26 +136,30 @@ def post_message(
     """POST one signed message and say what happened; never raises for a network failure.
 
     Only the first KiB of the response is read: a receiver cannot make the
-    worker download a large answer.
+    worker download a large answer (a connection with more left unread is
+    closed rather than reused).
     """
     started = clock()
     status_code: int | None = None
     excerpt, retry_after, error = b"", None, None
     try:
-        with client.stream(
-            "POST", url, content=body,
-            headers={**headers, "content-type": "application/json"},
-        ) as response:
-            status_code, retry_after = response.status_code, response.headers.get("retry-after")
-            for chunk in response.iter_bytes():
-                excerpt += chunk
-                if len(excerpt) >= RESPONSE_EXCERPT_BYTES:
-                    break
+        response = client.send(url, body, headers)
+        complete = False
+        try:
+            status_code, retry_after = response.status, response.headers.get("retry-after")
+            excerpt = response.read(RESPONSE_EXCERPT_BYTES + 1, decode_content=False)
+            complete = len(excerpt) <= RESPONSE_EXCERPT_BYTES  # read to its end
+        finally:
+            if not complete:
+                response.close()  # never reuse a connection with an answer left in it
+            response.release_conn()
     except UnsafeUrl as refused:
         error = f"refused: {refused.detail}"
-    except httpx.TimeoutException:
+    except NewConnectionError as failure:  # urllib3 makes it a timeout too: it is not one
+        error = f"{type(failure).__name__}: {failure}"
+    except TransportTimeout:
         error = "timeout"
-    except httpx.HTTPError as failure:
+    except (TransportError, OSError) as failure:
         error = f"{type(failure).__name__}: {failure}"
     return AttemptResult(
         status_code=status_code,
