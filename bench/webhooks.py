@@ -74,21 +74,23 @@ lets the slow ones finish.  The thread pool (16) has room for the healthy lanes
 and the slow endpoint's cap, which is the design's promise (a slow endpoint
 holds at most `NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY` threads).
 
-Where the time goes (py-spy on the webhook worker during a 30,000-message run at
-commit `dbbcea5`): the worker process is the bottleneck, one CPU at 100 % (its 16
-threads share one interpreter lock), while the receivers take 12 % and the
-benchmark's polling 6 %.  Of the worker's CPU, two thirds are `httpx` sending the
-POST (about a third of that the `httpx.Client` layers above the connection pool:
-building the request, cookies, redirects), a seventh recording attempts (the
-group commit and the SQLite write), and signing under 2 %.  In wall time each
-delivery thread spends about half of its time waiting for the group commit of
-its attempt: each lane records an attempt before it sends its next message,
-which keeps the order and the at-least-once promise after a kill.  The signed
-path therefore runs at about 0.6 of the plain-httpx baseline measured beside
-it (0.57 to 0.64 in every run so far), and the bar holds while that baseline
-stays above ~830/s.  It did not on the loaded machine of an earlier session
-(commit `b593dc8`, load average 2.5, another host kernel): 440/s against a
-771/s baseline."""
+Where the time goes (py-spy on the webhook worker during a 30,000-message run,
+SQLite): the worker process is the bottleneck, one CPU at 100 % (its 16 threads
+share one interpreter lock), while the receivers take about 20 % and the
+benchmark's polling a few per cent.  Of the worker's CPU, about 60 % is sending
+the POST, 15 % recording attempts (the group commit and the SQLite write), and
+signing under 2 %.  Deliveries were sent with `httpx.Client` until commit
+`42219c8`: the same benchmark then gave 1,061/s against a 1,700/s plain-httpx
+baseline (0.62 ×), with two thirds of the worker's CPU in `httpx`; urllib3
+sends a POST for about half of that CPU (plain urllib3 above reaches about
+twice plain httpx), and the signed path went to about 1.45 × its earlier rate.
+Each lane still records an attempt before it sends its next message (the order
+and the at-least-once promise after a kill), so in wall time a delivery thread
+spends much of its time waiting for that group commit; the rate grows with the
+lanes in flight (capped at 4 per endpoint) until the worker's CPU is full.  On
+the loaded machine of an earlier session (commit `b593dc8`, load average 2.5,
+another host kernel, still `httpx`) the signed path gave 440/s against a
+771/s plain-httpx baseline."""
 SLOW_SECONDS = 10.0
 THROUGHPUT_BAR = 500.0
 ISOLATION_BAR = 0.10
