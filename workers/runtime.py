@@ -19,7 +19,7 @@ from workflows.webhooks.delivery import Delivery
 from workflows.webhooks.dispatch import Dispatcher
 from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.ssrf import parse_allowed_cidrs
-from workflows.webhooks.transport import webhook_client
+from workflows.webhooks.transport import WebhookClient
 
 _lock = threading.Lock()
 _services: Services | None = None
@@ -47,7 +47,7 @@ def webhook_dispatcher() -> Dispatcher:
 
 
 def webhook_delivery() -> Delivery:
-    """This process's delivery, with the one shared ``webhook_client``."""
+    """This process's delivery, with the one shared ``WebhookClient``."""
     return _webhook_parts()[1]
 
 
@@ -58,7 +58,7 @@ def _webhook_parts() -> tuple[Dispatcher, Delivery]:
             current = services_unlocked()
             outbox = Outbox(current.app)
             # one client for every delivery thread: connections kept alive per endpoint
-            client = webhook_client(parse_allowed_cidrs(current.settings.webhook_allowed_cidrs))
+            client = WebhookClient(parse_allowed_cidrs(current.settings.webhook_allowed_cidrs))
             _webhooks = (Dispatcher(current.app, outbox),
                          Delivery.from_settings(current.app, outbox, client))
         return _webhooks

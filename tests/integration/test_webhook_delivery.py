@@ -33,7 +33,7 @@ from workflows.webhooks.delivery import Delivery
 from workflows.webhooks.dispatch import Dispatcher
 from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.ssrf import parse_allowed_cidrs
-from workflows.webhooks.transport import webhook_client
+from workflows.webhooks.transport import WebhookClient
 from workflows.workload import ContractHandle, open_contracts, random_command
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
@@ -65,7 +65,7 @@ def subscribe(app: Threadneedle, url: str, caller: Caller = BOOTSTRAP_ADMIN,
 
 def delivery(app: Threadneedle, **fields: Any) -> Delivery:
     """The worker's delivery, in this process, with a fixed jitter."""
-    client = webhook_client(parse_allowed_cidrs("127.0.0.0/8"), timeout=5)
+    client = WebhookClient(parse_allowed_cidrs("127.0.0.0/8"), timeout=5)
     made = Delivery.from_settings(app, Outbox(app), client)
     made.random = lambda: 0.5
     for name, value in fields.items():

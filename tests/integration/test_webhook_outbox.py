@@ -285,14 +285,14 @@ def test_threads_record_their_attempts_together_and_one_bad_record_fails_only_it
 def test_a_run_whose_lease_was_taken_over_stops_sending(app: Threadneedle) -> None:
     # given a lane with three due messages, leased for 2 s by a run that then stalls
     from workflows.webhooks.delivery import Delivery
-    from workflows.webhooks.transport import webhook_client
+    from workflows.webhooks.transport import WebhookClient
 
     outbox = Outbox(app)
     lane = Lane("订阅", "合同")
     outbox.append(entries("订阅", "合同", range(1, 4)), NOW)
     outbox.append(entries("订阅", "另一个合同", range(4, 5)), NOW)
     clock = [NOW]
-    delivery = Delivery(app, outbox, webhook_client(), schedule=(0.0,), lease_seconds=2.0,
+    delivery = Delivery(app, outbox, WebhookClient(), schedule=(0.0,), lease_seconds=2.0,
                         clock=lambda: clock[0])
     stalled = outbox.lease(lane, NOW, seconds=2.0, cap=4)
     assert stalled is not None

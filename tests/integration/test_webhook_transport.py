@@ -31,7 +31,6 @@ from workflows.webhooks.transport import (
     AttemptResult,
     WebhookClient,
     post_message,
-    webhook_client,
 )
 
 from .webhook_receiver import Answer, Receiver
@@ -88,7 +87,7 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
 def deliver(url: str, *, allowed: bool = True, timeout: float = DELIVERY_TIMEOUT_SECONDS,
             msg_id: str = "msg_0001") -> AttemptResult:
     headers = sign([SECRET], msg_id, int(time.time()), BODY)
-    with webhook_client(LOOPBACK if allowed else (), TO_LOOPBACK, timeout=timeout) as client:
+    with WebhookClient(LOOPBACK if allowed else (), TO_LOOPBACK, timeout=timeout) as client:
         return post_message(client, url, BODY, headers)
 
 
@@ -200,7 +199,7 @@ def test_a_closed_port_is_a_failed_connection() -> None:
 
 
 def test_the_client_waits_15_seconds_to_connect_and_for_each_read() -> None:
-    with webhook_client(LOOPBACK) as client:
+    with WebhookClient(LOOPBACK) as client:
         assert client.timeout.connect_timeout == client.timeout.read_timeout == 15.0
 
 
@@ -222,7 +221,7 @@ def test_an_issued_directive_reaches_the_receiver_signed_by_both_secrets_during_
     # When it is delivered while the endpoint rotates from the old secret to a new one
     new_secret = secret_from_bytes(bytes(range(50, 82)))
     headers = sign([new_secret, SECRET], "msg_weekly", int(time.time()), body)
-    with webhook_client(LOOPBACK, TO_LOOPBACK) as client:
+    with WebhookClient(LOOPBACK, TO_LOOPBACK) as client:
         result = post_message(client, receiver.url(host=RECEIVER_NAME), body, headers)
 
     # Then a receiver holding either secret verifies the very bytes it received
@@ -272,7 +271,7 @@ def test_an_https_receiver_is_reached_at_the_checked_address_by_its_name(
 ) -> None:
     # Given an HTTPS receiver on 127.0.0.1 whose certificate names only hooks.haizhu.test
     with tls_receiver(authority, HOOKS).running() as receiver, \
-            webhook_client(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
+            WebhookClient(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
         # When a message is sent to that name
         result = signed_post(client, receiver.url(host=HOOKS))
 
@@ -288,7 +287,7 @@ def test_an_https_receiver_is_reached_at_the_checked_address_by_its_name(
 
 def test_a_certificate_for_another_name_is_refused(authority: trustme.CA) -> None:
     with tls_receiver(authority, MIRROR).running() as receiver, \
-            webhook_client(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
+            WebhookClient(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
         result = signed_post(client, receiver.url(host=HOOKS))
 
     assert result.status_code is None
@@ -303,7 +302,7 @@ def test_a_tls_connection_is_never_reused_for_another_name_on_the_same_address(
 ) -> None:
     # Given two names on one address, a keep-alive receiver certified for one of them
     with tls_receiver(authority, HOOKS).running() as receiver, \
-            webhook_client(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
+            WebhookClient(LOOPBACK, TO_LOOPBACK_TOO, ssl_context=trusting(authority)) as client:
         # When the certified name is sent to, then the other, then the certified one again
         first = signed_post(client, receiver.url(host=HOOKS), "msg_1")
         other = signed_post(client, receiver.url(host=MIRROR), "msg_2")
@@ -320,7 +319,7 @@ def test_a_tls_connection_is_never_reused_for_another_name_on_the_same_address(
 
 def test_an_ipv6_receiver_is_reached_by_name_and_by_literal_address() -> None:
     with Receiver([Answer(204)], bind="::1").running() as receiver, \
-            webhook_client(LOOPBACKS, TO_LOOPBACK_TOO) as client:
+            WebhookClient(LOOPBACKS, TO_LOOPBACK_TOO) as client:
         by_name = signed_post(client, receiver.url(host="v6.haizhu.test"), "msg_name")
         by_address = signed_post(client, receiver.url(host="[::1]"), "msg_literal")
 
@@ -333,7 +332,7 @@ def test_a_cookie_an_endpoint_sets_is_never_sent_back() -> None:
     # Given a keep-alive endpoint that sets a cookie on every answer
     answer = Answer(204, {"set-cookie": "session=haizhu-1; Path=/"})
     with Receiver([answer], keep_alive=True).running() as receiver, \
-            webhook_client(LOOPBACK, TO_LOOPBACK_TOO) as client:
+            WebhookClient(LOOPBACK, TO_LOOPBACK_TOO) as client:
         # When it, and another subscription's endpoint on the same host, are sent to
         for number, host in enumerate((HOOKS, HOOKS, MIRROR)):
             assert signed_post(client, receiver.url(host=host), f"msg_{number}").status_code == 204

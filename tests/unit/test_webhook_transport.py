@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from workflows.webhooks.transport import post_message, webhook_client
+from workflows.webhooks.transport import WebhookClient, post_message
 
 
 def resolve(host: str, port: int) -> Iterable[str]:
@@ -23,7 +23,7 @@ def resolve(host: str, port: int) -> Iterable[str]:
     ("https://intranet.example/in", "private"),
 ])
 def test_post_message_reports_a_refusal_as_the_attempt_s_error(url: str, why: str) -> None:
-    with webhook_client((), resolve) as client:
+    with WebhookClient((), resolve) as client:
         result = post_message(client, url, b"{}", {}, clock=iter([10.0, 10.002]).__next__)
 
     assert result.status_code is None

@@ -7,7 +7,7 @@ holds it, or while the subscription already holds
 ``NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY`` lanes), then loops over the lane's
 pending messages: the first one not yet due ends the run; otherwise it is
 signed at the attempt's time with every current secret of the subscription
-(two during a rotation), POSTed through the one shared ``webhook_client``,
+(two during a rotation), POSTed through the one shared ``WebhookClient``,
 and the attempt recorded with the message's new state in one transaction:
 
 - 2xx → ``delivered``, on to the next message;

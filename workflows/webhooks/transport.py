@@ -26,6 +26,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
 
 import urllib3
@@ -75,15 +76,15 @@ class WebhookClient:
         Raises ``UnsafeUrl`` when the guard refuses the URL, and urllib3's
         errors when the endpoint cannot be reached.
         """
-        target = check_url(url, self.allowed_cidrs, self.resolver)
-        parsed = urllib3.util.parse_url(url)
+        target = check_url(url, self.allowed_cidrs, self.resolver)  # every time: DNS changes
+        request_uri, authority = _request_line(url)
         tls_name = {"server_hostname": target.host, "assert_hostname": target.host} \
             if target.scheme == "https" else None
         pool = self._pools.connection_from_host(
             target.address, target.port, target.scheme, pool_kwargs=tls_name)
         return pool.urlopen(
-            "POST", parsed.request_uri, body=body,
-            headers={**headers, "host": parsed.netloc or target.host,
+            "POST", request_uri, body=body,
+            headers={**headers, "host": authority or target.host,
                      "content-type": "application/json", "user-agent": USER_AGENT},
             redirect=False, retries=False, assert_same_host=False,
             preload_content=False, release_conn=False, timeout=self.timeout,
@@ -100,16 +101,12 @@ class WebhookClient:
         self.close()
 
 
-def webhook_client(
-    allowed_cidrs: Sequence[IPNetwork] = (),
-    resolver: Resolver = system_resolver,
-    *,
-    timeout: float = DELIVERY_TIMEOUT_SECONDS,
-    ssl_context: ssl.SSLContext | None = None,
-) -> WebhookClient:
-    """The client deliveries are sent with: guarded, ``timeout`` seconds, no redirects,
-    no cookies."""
-    return WebhookClient(allowed_cidrs, resolver, timeout=timeout, ssl_context=ssl_context)
+@lru_cache(maxsize=4096)
+def _request_line(url: str) -> tuple[str, str | None]:
+    """The URL's path and query (percent-encoded, e.g. a Chinese path) and its host[:port]:
+    parsed once per subscription URL, not once per delivery."""
+    parsed = urllib3.util.parse_url(url)
+    return parsed.request_uri, parsed.netloc
 
 
 @dataclass(frozen=True)
