@@ -31,6 +31,7 @@ from domain.errors import (
     DomainError,
     Forbidden,
     IdempotencyKeyReused,
+    IllegalTransition,
     NotFound,
     ValidationFailed,
     VersionMismatch,
@@ -302,6 +303,8 @@ class Threadneedle(Application):
 
         def attempt() -> Change:
             principal = self._get(Principal, key_id, "key")
+            if principal.revoked:  # a second revocation would record nothing to answer with
+                raise IllegalTransition("the key is already revoked")
             principal.revoke(actor=caller.actor, at=self.clock())
             return Change([principal], principal, key_id)
 
