@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
@@ -37,6 +37,8 @@ from workflows.bootstrap import Services
 from workflows.idempotency import IdempotentRequest
 from workflows.projection_control import wake_projections
 
+MAX_INTEGER = 2**63 - 1
+"""The largest integer a query may carry: the store's positions and versions are 64-bit."""
 ENTITY_TAG = re.compile(r'^(?:W/)?"(\d{1,18})"$|^(\d{1,18})$')
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
 IF_MATCH = r'^\s*(\*|(W/)?"\d{1,18}"|\d{1,18})\s*$'
@@ -69,6 +71,8 @@ def get_caller(
     if credentials is None:
         raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'",
                             headers=unauthenticated)
+    if not credentials.credentials.isascii():  # keys are ASCII; the admin key compare needs it
+        raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
     caller = services.app.authenticate(credentials.credentials)
     if caller is None:
         raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
@@ -186,11 +190,18 @@ class PointInTime:
 
 
 def get_point_in_time(
-    version: Annotated[int | None, Query(ge=1, description="A past version")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_INTEGER, description="A past version")
+                       ] = None,
     as_of: Annotated[datetime | None, Query(description="A past time (ISO 8601)")] = None,
 ) -> PointInTime:
     if version is not None and as_of is not None:
         raise ValidationFailed([("version", "give either version or as_of, not both")])
+    if as_of is not None:
+        try:  # 9999-12-31T23:59:59-23:59 is valid ISO 8601 but past the end of time in UTC
+            as_of.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValidationFailed([("query.as_of", "must be a time between the years 1 and 9999 "
+                                     "in UTC")]) from None
     return PointInTime(version, as_of)
 
 
@@ -199,7 +210,8 @@ PointInTimeDep = Annotated[PointInTime, Depends(get_point_in_time)]
 
 def get_freshness(
     min_position: Annotated[int | None, Query(
-        ge=0, description="Wait until the view includes the event at this position")] = None,
+        ge=0, le=MAX_INTEGER,
+        description="Wait until the view includes the event at this position")] = None,
     wait: Annotated[float, Query(
         ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for min_position")
     ] = DEFAULT_WAIT_SECONDS,

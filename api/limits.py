@@ -4,9 +4,17 @@ A pure ASGI middleware: it trusts neither ``Content-Length`` nor its absence.
 It refuses a declared length over the limit at once, and otherwise reads the
 body (at most the limit plus one chunk) and counts what actually arrives, so a
 chunked upload cannot slip past.  The body it accepted is replayed to the app.
+
+It also refuses a JSON body whose strings hold a lone UTF-16 surrogate
+(``"\\ud800"``): valid JSON, but no UTF-8 text, so it could never be hashed or
+stored.  Checked here once for every body, rather than in every string field.
 """
 
 from __future__ import annotations
+
+import json
+import re
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,12 +53,56 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        content = b"".join(chunks)
+        field = lone_surrogate_field(content)
+        if field is not None:
+            await _refuse(send, 422, "validation_failed",
+                          f"{field}: must not contain a lone UTF-16 surrogate",
+                          errors=[(field, "must not contain a lone UTF-16 surrogate")])
+            return
+        body: Message = {"type": "http.request", "body": content, "more_body": False}
         await self.app(scope, _replaying([body], receive), send)
 
     async def _too_large(self, send: Send) -> None:
         await _refuse(send, 413, "payload_too_large",
                       f"request bodies are limited to {self.max_bytes} bytes")
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate_field(body: bytes) -> str | None:
+    """The field (``a.b.0``) of the first string or key with a lone surrogate, if any.
+
+    Only a body that escapes a surrogate at all is parsed here; one that is not
+    JSON is left to the app, which names what is wrong with it.
+    """
+    if not SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return _surrogate_in(document, [])
+
+
+def _surrogate_in(value: Any, path: list[str]) -> str | None:
+    if isinstance(value, str):
+        return (".".join(path) or "body") if SURROGATE.search(value) else None
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if SURROGATE.search(key):
+                return ".".join([*path, "<key>"])
+            items.append((key, item))
+    elif isinstance(value, list):
+        items = [(str(index), item) for index, item in enumerate(value)]
+    for name, item in items:
+        found = _surrogate_in(item, [*path, name])
+        if found is not None:
+            return found
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -74,8 +126,9 @@ def _replaying(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
-    body = problem_bytes(status, code, detail)
+async def _refuse(send: Send, status: int, code: str, detail: str,
+                  errors: list[tuple[str, str]] | None = None) -> None:
+    body = problem_bytes(status, code, detail, errors=errors)
     await send({
         "type": "http.response.start",
         "status": status,

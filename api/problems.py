@@ -133,9 +133,11 @@ def problem_response(
     return JSONResponse(document, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def problem_bytes(status: int, code: str, detail: str) -> bytes:
+def problem_bytes(status: int, code: str, detail: str,
+                  errors: Iterable[tuple[str, str]] | None = None) -> bytes:
     """The same document as bytes, for the pure ASGI middleware that answers before FastAPI."""
-    return json.dumps(problem_document(status, code, detail), ensure_ascii=False).encode()
+    return json.dumps(problem_document(status, code, detail, errors=errors),
+                      ensure_ascii=False).encode()
 
 
 def _field(location: tuple[Any, ...] | list[Any]) -> str:

@@ -33,6 +33,7 @@ baseline the benchmark compares with).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import deque
@@ -57,6 +58,11 @@ MAX_BATCH = 512
 """The most commands one transaction takes (bounds a batch's latency and memory)."""
 
 _local = threading.local()
+log = logging.getLogger("threadneedle.group_commit")
+
+
+class NothingRecorded(RuntimeError):
+    """A command that ran without error but recorded no event of its target (a bug)."""
 
 
 def enabled() -> bool:
@@ -301,9 +307,14 @@ class GroupCommitter:
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
             for r in recordings
         }
-        for s in staged:
-            position = positions[(s.change.target.id, s.version)]
-            s.job.finish(result=self._app._result(s.change, s.version, position))
+        for s in staged:  # each command its own outcome: one's failure is not the others'
+            try:
+                position = positions[(s.change.target.id, s.version)]
+                s.job.finish(result=self._app._result(s.change, s.version, position))
+            except Exception:
+                log.exception("a command of a committed batch could not be answered")
+                s.job.finish(error=NothingRecorded(
+                    "the command recorded nothing; its batch's other commands were recorded"))
 
     @staticmethod
     def _fail_all(jobs: list[Job], error: BaseException) -> None:

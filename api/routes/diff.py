@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CallerDep, ContractId, ServicesDep
+from api.deps import MAX_INTEGER, CallerDep, ContractId, ServicesDep
 from api.problems import problem_responses
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}", tags=["history"],
@@ -34,7 +34,8 @@ class ContractDiff(BaseModel):
         description="The contract's status and changeable terms, where they differ")
 
 
-VersionQuery = Annotated[int, Query(ge=1, description="A version of the contract")]
+VersionQuery = Annotated[int, Query(
+    ge=1, le=MAX_INTEGER, description="A version of the contract")]
 
 
 @router.get("/diff", response_model=ContractDiff, response_model_by_alias=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import CallerDep, ContractId, ServicesDep
+from api.deps import MAX_INTEGER, CallerDep, ContractId, ServicesDep
 from api.problems import problem_responses
 from api.schemas import ChainAudit, History
 
@@ -23,7 +23,8 @@ def read_history(
     contract_id: ContractId,
     caller: CallerDep,
     services: ServicesDep,
-    after_version: Annotated[int, Query(ge=0, description="Events after this version")] = 0,
+    after_version: Annotated[int, Query(
+        ge=0, le=MAX_INTEGER, description="Events after this version")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     return services.app.history(caller, contract_id, after_version=after_version, limit=limit)
