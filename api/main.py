@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import install_problem_handlers
+from api.rate_limits import RateLimitMiddleware, RateLimits
 from api.routes import api_router
 from workflows.bootstrap import Services, bootstrap
 from workflows.settings import Settings
@@ -61,7 +62,9 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.include_router(api_router)
-    # Added last, so it runs first: metrics see every answer, including the 413s.
+    # Added last, so it runs first: metrics see every answer, including the 429s and 413s;
+    # a client over its rate limit is refused before its body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, limits=RateLimits.of(services.settings))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -67,7 +67,10 @@ HTTP_ERRORS: dict[int, tuple[str, str]] = {
     412: ("version_mismatch", "Version mismatch"),
     413: ("payload_too_large", "Payload too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
+    408: ("request_timeout", "Request timeout"),
     422: ("validation_failed", "Validation failed"),
+    429: ("rate_limited", "Too many requests"),
+    431: ("headers_too_large", "Request header fields too large"),
     503: ("unavailable", "Service unavailable"),
 }
 

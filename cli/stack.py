@@ -198,6 +198,7 @@ class Stack:
         self.spawn("api", [
             self.python, "-m", "uvicorn", "--factory", "api.main:create_app",
             "--host", self.host, "--port", str(self.port), "--timeout-graceful-shutdown", "5",
+            "--http", "api.server:GuardedProtocol",  # header, slowloris and connection limits
         ])
 
     def start_printing_receiver(self, port: int | None = None, timeout: float = 15.0) -> str:

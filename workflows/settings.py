@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = 1000
     command_retries: int = 20
     max_body_bytes: int = 64 * 1024
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    """The request line and headers of one request, at most (431 beyond: ``api/server.py``)."""
+    max_headers: int = Field(default=100, ge=8)
+    """Headers one request may carry (431 beyond)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request's headers must all arrive within this of its first byte (408 beyond)."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Open HTTP connections one API process holds; a new one beyond is answered 503."""
+    rate_limit: str = "3000/second;60000/minute"
+    """Requests per API key (``limits`` notation, ``;``-separated; empty: no limit): 429."""
+    rate_limit_anonymous: str = "300/second;6000/minute"
+    """Requests without an API key, per client address (``/healthz``, probes, bad keys)."""
+    readiness_max_lag_events: int = Field(default=10_000, ge=0)
+    """``/readyz`` is not ready while a projection is more than this many events behind."""
     celery_queue: str = "celery"
     """The queue tasks are sent to and a worker consumes (separate stacks can share a Redis)."""
     projection_interval_seconds: float = 5.0
@@ -58,6 +72,15 @@ class Settings(BaseSettings):
         if key is not None and len(key.get_secret_value()) < 16:
             raise ValueError("NEEDLE_ADMIN_KEY must be at least 16 characters")
         return key
+
+    @field_validator("rate_limit", "rate_limit_anonymous")
+    @classmethod
+    def _readable_rate_limits(cls, text: str) -> str:
+        from limits import parse_many  # the API's dependency; checked here at start-up
+
+        if text.strip():
+            parse_many(text)  # raises ValueError naming what it cannot read
+        return text
 
     @field_validator("webhook_retry_schedule")
     @classmethod
