@@ -15,7 +15,9 @@ from workflows.webhooks.transport import DELIVERY_TIMEOUT_SECONDS
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NEEDLE_", extra="ignore")
+    # hide_input_in_errors: a refused setting is never echoed (a short admin key was printed).
+    model_config = SettingsConfigDict(env_prefix="NEEDLE_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     environment: Literal["development", "production"] = "development"
     var_dir: Path = Path("var")
@@ -55,8 +57,9 @@ class Settings(BaseSettings):
     """Requests per API key (``limits`` notation, ``;``-separated; empty: no limit): 429."""
     rate_limit_anonymous: str = "300/second;6000/minute"
     """Requests without an API key, per client address (``/healthz``, probes, bad keys)."""
-    readiness_max_lag_events: int = Field(default=10_000, ge=0)
-    """``/readyz`` is not ready while a projection is more than this many events behind."""
+    readiness_max_lag_events: int = Field(default=100_000, ge=0)
+    """``/readyz`` is not ready while a projection is more than this many events behind
+    (0: lag is reported but never makes it unready)."""
     celery_queue: str = "celery"
     """The queue tasks are sent to and a worker consumes (separate stacks can share a Redis)."""
     projection_interval_seconds: float = 5.0

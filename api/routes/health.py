@@ -1,7 +1,14 @@
-"""Liveness, readiness and metrics: no key needed."""
+"""Liveness, readiness and metrics: no key needed.
+
+``/readyz`` says which check failed but never why in detail: the store's and
+Redis's own errors can name hosts, users and paths, so they go to the log and
+the answer carries a generic reason.  A projection further behind than
+``NEEDLE_READINESS_MAX_LAG_EVENTS`` makes the API not ready, with its lag named.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,8 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
 from api.problems import problem_response, problem_responses
+from workflows.bootstrap import Services
+from workflows.projection_control import projection_statuses
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("threadneedle.api.health")
 
 
 @router.get("/healthz")
@@ -24,8 +34,10 @@ def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {}
     try:
         checks["event_store"] = {"status": "ok", "head": services.app.head_position()}
-    except Exception as error:  # any failure means "not ready"; say which
-        checks["event_store"] = {"status": "failed", "error": str(error)[:300]}
+    except Exception as error:  # any failure means "not ready"; say which, log why
+        log.warning("readiness: the event store failed: %s", str(error)[:500])
+        checks["event_store"] = {"status": "failed",
+                                 "reason": "the event store cannot be reached"}
     if services.redis is None:
         checks["redis"] = {"status": "not_configured"}
     else:
@@ -33,13 +45,38 @@ def readyz(services: ServicesDep) -> JSONResponse:
             services.redis.ping()
             checks["redis"] = {"status": "ok"}
         except Exception as error:
-            checks["redis"] = {"status": "failed", "error": str(error)[:300]}
-    failed = sorted(name for name, check in checks.items() if check["status"] == "failed")
+            log.warning("readiness: Redis failed: %s", str(error)[:500])
+            checks["redis"] = {"status": "failed", "reason": "Redis cannot be reached"}
+    if all(check["status"] == "ok" for check in checks.values()):
+        checks["projections"] = _projection_lag(services)
+    failed = sorted(name for name, check in checks.items()
+                    if check["status"] in ("failed", "lagging"))
     if failed:
-        return problem_response(503, "not_ready", f"not ready: {', '.join(failed)} failed",
+        reasons = [checks[name].get("reason", f"{name} failed") for name in failed]
+        return problem_response(503, "not_ready", "not ready: " + "; ".join(reasons),
                                 title="Not ready", headers={"Retry-After": "5"},
                                 extra={"checks": checks})
     return JSONResponse({"status": "ready", "checks": checks})
+
+
+def _projection_lag(services: Services) -> dict[str, Any]:
+    threshold = services.settings.readiness_max_lag_events
+    try:
+        statuses = projection_statuses(services)
+    except Exception as error:
+        log.warning("readiness: the projections' status failed: %s", str(error)[:500])
+        return {"status": "failed", "reason": "the projections' status cannot be read"}
+    behind = [s for s in statuses if threshold and s["lag_events"] > threshold]
+    check: dict[str, Any] = {
+        "status": "lagging" if behind else "ok", "max_lag_events": threshold,
+        "lag": {s["name"]: {"events": s["lag_events"], "seconds": s["lag_seconds"]}
+                for s in statuses},
+    }
+    if behind:
+        check["reason"] = "; ".join(
+            f"projection {s['name']} is {s['lag_events']} events ({s['lag_seconds']:g} s) "
+            f"behind, over the {threshold} allowed" for s in behind)
+    return check
 
 
 @router.get("/metrics", response_class=Response,
