@@ -4,19 +4,30 @@ Every recorded event carries ``prev_hash`` (the hash of the event before it,
 or ``GENESIS`` for the first) and its own ``hash``: the SHA-256 of the
 canonical JSON of its record.  Altering any stored event breaks either its own
 hash or the link from the event after it.
+
+A chain alone cannot stop someone who can write to the database: they may
+rewrite an event and recompute every hash after it, or delete the last events.
+So each aggregate's head is also *anchored*: its version and head hash are kept
+outside the events table with a seal, an HMAC-SHA256 under a server key the
+database never holds (``head_seal``; written in the same transaction as the
+events, ``workflows/anchoring.py``).  Snapshots are sealed the same way over
+their state and the head hash they were taken at (``ChainedSnapshot``).  The
+functions here are pure: the key is passed in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+import orjson
+from eventsourcing.domain import Aggregate, Snapshot
 
 GENESIS = "0" * 64
 
@@ -48,8 +59,60 @@ def record_hash(
     return hashlib.sha256(canonical_json(record).encode()).hexdigest()
 
 
+def _mac(key: bytes, *parts: object) -> str:
+    message = "\x00".join(str(part) for part in parts).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def head_seal(key: bytes, aggregate_id: UUID, version: int, head_hash: str) -> str:
+    """The seal of an aggregate's anchored head: only the key's holder can make one."""
+    return _mac(key, "head", aggregate_id, version, head_hash)
+
+
+def adoption_seal(key: bytes, adopted: int) -> str:
+    """The seal of the marker saying anchoring is on (``adopted`` heads were anchored then)."""
+    return _mac(key, "adopted", adopted)
+
+
+def state_digest(state: Mapping[str, Any]) -> str:
+    """SHA-256 of a snapshot's state as sorted JSON (the same before storing and after loading:
+    ids, times and decimals come back as the same values, tuples as equal lists)."""
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    return hashlib.sha256(orjson.dumps(state, option=options, default=str)).hexdigest()
+
+
+class ChainedSnapshot(Snapshot):
+    """A snapshot that records the head hash it was taken at and can carry a seal.
+
+    ``state["head_hash"]`` is the hash of the event at ``originator_version``.
+    ``seal`` (empty until ``sealed``) is an HMAC over the id, version, topic, head
+    hash and the digest of the state, so an altered snapshot is refused on load.
+    """
+
+    seal: str = ""
+
+    def expected_seal(self, key: bytes) -> str:
+        return _mac(key, "snapshot", self.originator_id, self.originator_version, self.topic,
+                    self.state.get("head_hash", ""), state_digest(self.state))
+
+    def sealed(self, key: bytes) -> ChainedSnapshot:
+        """This snapshot with its seal (a copy: events are frozen)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update({**self.__dict__, "seal": self.expected_seal(key)})
+        return copy
+
+
+def snapshot_is_sealed(snapshot: Any, key: bytes) -> bool:
+    """Whether a loaded snapshot (of any snapshot class) carries a valid seal."""
+    seal = getattr(snapshot, "seal", "")
+    return bool(seal) and hmac.compare_digest(seal, ChainedSnapshot.expected_seal(snapshot, key))
+
+
 class ChainedAggregate(Aggregate):
     """An aggregate whose every event carries its actor, its data and the chain."""
+
+    class Snapshot(ChainedSnapshot):
+        """Every chained aggregate's snapshots are chained (recorded head, seal)."""
 
     class Event(Aggregate.Event):
         actor: dict[str, str]
@@ -168,3 +231,51 @@ def verify_chain(events: Iterable[ChainedAggregate.Event]) -> ChainReport:
             )
         previous = event.hash
     return ChainReport(True, count, previous)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An aggregate's head as the application last recorded it, sealed under the server key."""
+
+    version: int
+    head_hash: str
+    seal: str
+
+
+def check_anchor(
+    key: bytes, aggregate_id: UUID, events: Sequence[ChainedAggregate.Event],
+    anchor: Anchor | None,
+) -> ChainReport | None:
+    """``None`` when a verified chain ends exactly at a validly sealed anchor, else why not.
+
+    Run after ``verify_chain`` passed.  A chain shorter than its anchor lost its
+    last events; one whose event at the anchored version has another hash was
+    rewritten (hashes recomputed or not); one longer than its anchor has events
+    the application did not record (the caller re-reads the anchor first, in
+    case a write landed between the two reads).
+    """
+    count = len(events)
+    head = events[-1].hash if events else GENESIS
+    if anchor is None:
+        return ChainReport(False, count, head, None,
+                           "the chain has no anchor: its head was never recorded by the "
+                           "application, or its anchor was deleted")
+    if not hmac.compare_digest(anchor.seal, head_seal(key, aggregate_id, anchor.version,
+                                                      anchor.head_hash)):
+        return ChainReport(False, count, head, None,
+                           "the anchor's seal is not valid under the server key: the anchor "
+                           "was altered (or the key changed)")
+    if count < anchor.version:
+        return ChainReport(False, count, head, count + 1,
+                           f"events {count + 1}..{anchor.version} are missing: the anchor "
+                           f"records version {anchor.version}")
+    if events[anchor.version - 1].hash != anchor.head_hash:
+        return ChainReport(False, count, head, None,
+                           f"the event at the anchored version {anchor.version} does not have "
+                           "the anchored hash: the history was rewritten and its hashes "
+                           "recomputed")
+    if count > anchor.version:
+        return ChainReport(False, count, head, anchor.version + 1,
+                           f"events after the anchored version {anchor.version} were not "
+                           "recorded by the application")
+    return None

@@ -14,8 +14,6 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import eventsourcing.domain
-
 from domain.chain import ChainedAggregate
 from domain.conflict_tracker import ConflictTracker
 from domain.conflict_view import OPEN, escalated, lapsed, resolved
@@ -89,8 +87,12 @@ class ServiceContract(ChainedAggregate):
         self.directives: dict[str, dict[str, Any]] = {}
         self.conflicts: dict[str, dict[str, Any]] = {}
 
-    class Snapshot(eventsourcing.domain.Snapshot):
-        """A snapshot of the stored state only: derived indices are rebuilt after loading."""
+    class Snapshot(ChainedAggregate.Snapshot):
+        """A snapshot of the stored state only: derived indices are rebuilt after loading.
+
+        Chained (``domain/chain.py``, ``ChainedSnapshot``): it records the head hash
+        it was taken at, and the application seals it and checks the seal on load.
+        """
 
         @classmethod
         def take(cls, aggregate: Any) -> Any:

