@@ -58,7 +58,8 @@ def _webhook_parts() -> tuple[Dispatcher, Delivery]:
             current = services_unlocked()
             outbox = Outbox(current.app)
             # one client for every delivery thread: connections kept alive per endpoint
-            client = WebhookClient(parse_allowed_cidrs(current.settings.webhook_allowed_cidrs))
+            client = WebhookClient(parse_allowed_cidrs(current.settings.webhook_allowed_cidrs),
+                                   timeout=current.settings.webhook_timeout_seconds)
             _webhooks = (Dispatcher(current.app, outbox),
                          Delivery.from_settings(current.app, outbox, client))
         return _webhooks

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     """An endpoint failing without a success for this long is disabled (``failing``)."""
     webhook_endpoint_concurrency: int = Field(default=4, ge=1)
     """At most this many lanes of one subscription are delivered at once."""
+    webhook_timeout_seconds: float = Field(default=DELIVERY_TIMEOUT_SECONDS, gt=0, le=60)
+    """The whole of one webhook attempt (connect, send, read), however the receiver trickles."""
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     """How long a delivery holds its lane before another may take it over (in production
     at least twice the 15 s delivery timeout: tests shorten it to take over killed runs)."""
@@ -112,12 +114,12 @@ class Settings(BaseSettings):
             key = self.admin_key.get_secret_value() if self.admin_key else ""
             if key and len(key) < 32:
                 raise ValueError("production needs NEEDLE_ADMIN_KEY of 32 characters or more")
-            if self.webhook_lease_seconds < 2 * DELIVERY_TIMEOUT_SECONDS:
+            if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds:
                 # a run renews its lane's lease when half is gone, before each send: the
                 # half left must outlast a POST, or another run may take the lane mid-send
                 raise ValueError(
                     "production needs NEEDLE_WEBHOOK_LEASE_SECONDS of at least "
-                    f"{2 * DELIVERY_TIMEOUT_SECONDS:.0f} (twice the delivery timeout)")
+                    f"{2 * self.webhook_timeout_seconds:g} (twice the delivery timeout)")
         return self
 
     @property

@@ -237,13 +237,12 @@ def test_lanes_of_one_subscription_are_capped_and_a_lapsed_lease_is_taken_over(
 def test_threads_record_their_attempts_together_and_one_bad_record_fails_only_its_thread(
     app: Threadneedle,
 ) -> None:
-    # given forty messages on eight lanes, and one attempt already logged
+    # given forty messages on eight lanes, and one attempt that names no message
     outbox = Outbox(app)
     for lane in range(8):
         outbox.append(entries("订阅", f"合同-{lane}", range(lane * 5 + 1, lane * 5 + 6)), NOW)
     ids = [message_id("订阅", position, 0) for position in range(1, 41)]
-    outbox.record_attempt(Attempt(ids[0], 1, NOW.timestamp(), 503, 1.0, None, "", "pending",
-                                  NOW.timestamp() + 5, 1))
+    real_first, ids[0] = ids[0], "msg_没有这条消息"
     recorder = GroupRecorder(outbox)
     calls: list[int] = []
     write = outbox.record_groups
@@ -259,9 +258,8 @@ def test_threads_record_their_attempts_together_and_one_bad_record_fails_only_it
     def deliver(lane: int) -> None:
         barrier.wait()
         for message in ids[lane * 5:lane * 5 + 5]:
-            attempt = 1  # the first message's attempt 1 exists: a duplicate, refused
             try:
-                recorder.record(Record([Attempt(message, attempt, NOW.timestamp(), 204, 1.0,
+                recorder.record(Record([Attempt(message, 1, NOW.timestamp(), 204, 1.0,
                                                 None, "", "delivered", None, 1)]))
             except Exception as error:
                 errors[message] = error
@@ -273,10 +271,12 @@ def test_threads_record_their_attempts_together_and_one_bad_record_fails_only_it
     for thread in threads:
         thread.join()
 
-    # then only the duplicate failed, every other attempt is recorded
+    # then only the attempt of no message failed, every other attempt is recorded
     assert list(errors) == [ids[0]]
     counts = outbox.counts("订阅")
     assert counts == {"pending": 1, "delivered": 39, "failed": 0}
+    assert [m["status"] for m in outbox.deliveries("订阅") if m["id"] == real_first] == [
+        "pending"]
     # and the writes were shared: fewer transactions than attempts (the refused group's
     # records were written again one by one)
     assert sum(calls) >= 40 and len([n for n in calls if n > 1]) >= 1

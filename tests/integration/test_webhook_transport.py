@@ -198,9 +198,45 @@ def test_a_closed_port_is_a_failed_connection() -> None:
     assert classify(result.status_code, result.error).outcome is Outcome.RETRY
 
 
-def test_the_client_waits_15_seconds_to_connect_and_for_each_read() -> None:
+def test_the_client_gives_a_whole_attempt_15_seconds() -> None:
     with WebhookClient(LOOPBACK) as client:
-        assert client.timeout.connect_timeout == client.timeout.read_timeout == 15.0
+        assert client.timeout_seconds == DELIVERY_TIMEOUT_SECONDS == 15.0
+
+
+@pytest.mark.parametrize(("receiver", "phase"), [
+    # one byte every 0.4 s: every read gets a byte long before the timeout, and the
+    # status line and headers alone would take ~25 s
+    ([Answer(200, body=b"ok", trickle=0.4)], "headers"),
+    # the head in ~0.5 s, then a body of 3,000 bytes at 100 a second (30 s)
+    ([Answer(200, body="已收到".encode() * 1000, trickle=0.01)], "body"),
+], indirect=["receiver"])
+def test_a_receiver_that_trickles_its_answer_holds_an_attempt_no_longer_than_the_timeout(
+    receiver: Receiver, phase: str,
+) -> None:
+    # Given a client whose timeout is compressed from 15 s to 1.5 s, and a receiver that
+    # keeps each read alive with a byte at a time (issue 11: 150 s with a 15 s timeout)
+    started = time.monotonic()
+    result = deliver(receiver.url(), timeout=1.5)
+    took = time.monotonic() - started
+
+    # Then the attempt as a whole ends at the timeout: a timeout, to be retried, even
+    # though the answer had begun (a 200 status line that never completes is no success)
+    assert (result.status_code, result.error) == (None, "timeout"), phase
+    assert 1.4 <= took < 4.0, (phase, took)
+    assert classify(result.status_code, result.error).outcome is Outcome.RETRY
+
+
+def test_a_client_whose_attempts_were_cut_off_still_delivers_to_a_prompt_receiver() -> None:
+    # Given attempts cut off by the deadline on one thread (their connections closed) ...
+    with Receiver([Answer(200, trickle=0.5)]).running() as slow, \
+            Receiver([Answer(204)], keep_alive=True).running() as prompt, \
+            WebhookClient(LOOPBACK, TO_LOOPBACK, timeout=1.0) as client:
+        cut = [post_message(client, slow.url(), b"{}", {}) for _ in range(2)]
+        # ... later attempts of the same client, on the same thread, run in full
+        answered = [post_message(client, prompt.url(), b"{}", {}) for _ in range(3)]
+
+    assert [r.error for r in cut] == ["timeout", "timeout"]
+    assert [(r.status_code, r.error) for r in answered] == [(204, None)] * 3
 
 
 def test_an_issued_directive_reaches_the_receiver_signed_by_both_secrets_during_a_rotation(

@@ -2,7 +2,9 @@
 
 Each request is answered by the next scripted ``Answer`` (the last one repeats),
 so a test can make a receiver that fails twice and then succeeds, answers 410,
-throttles with ``Retry-After``, redirects, or is too slow to answer.  It can
+throttles with ``Retry-After``, redirects, is too slow to answer, or trickles
+its answer one byte at a time.  It counts the requests it is answering at
+once per ``webhook-id`` (``most_at_once``).  It can
 also listen on IPv6 (``bind="::1"``), speak TLS with a given server context
 (recording the SNI name each handshake asked for), and keep connections alive.
 """
@@ -26,6 +28,9 @@ class Answer:
     body: bytes = b""
     delay: float = 0.0
     """Seconds to wait before answering (a slow or dead receiver)."""
+    trickle: float = 0.0
+    """Seconds between the answer's bytes, status line and headers included (a receiver
+    that keeps every read alive but never finishes); 0: written at once."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class Receiver:
         self.received: list[Received] = []
         self.server_names: list[str | None] = []
         """The SNI name of each TLS handshake."""
+        self.most_at_once: dict[str, int] = {}
+        """Per ``webhook-id``: the most requests carrying it that were being answered at once."""
+        self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
         self._keep_alive = keep_alive
         server_class = _IPv6Server if ":" in bind else ThreadingHTTPServer
@@ -69,6 +77,11 @@ class Receiver:
             self.received.append(request)
             return self.answers[min(len(self.received), len(self.answers)) - 1]
 
+    def _arrived(self, message_id: str, change: int) -> None:
+        with self._lock:
+            now = self._in_flight[message_id] = self._in_flight.get(message_id, 0) + change
+            self.most_at_once[message_id] = max(self.most_at_once.get(message_id, 0), now)
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
@@ -83,8 +96,13 @@ class Receiver:
                     self.rfile.read(length),
                 )
                 answer = receiver._next_answer(request)
-                time.sleep(answer.delay)
+                message_id = request.headers.get("webhook-id", "")
+                receiver._arrived(message_id, +1)
                 try:
+                    time.sleep(answer.delay)
+                    if answer.trickle:
+                        self._trickle(answer)
+                        return
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
@@ -93,6 +111,19 @@ class Receiver:
                     self.wfile.write(answer.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the sender gave up waiting (a timeout test)
+                finally:
+                    receiver._arrived(message_id, -1)
+
+            def _trickle(self, answer: Answer) -> None:
+                """The whole answer one byte at a time, until it ends or the sender hangs up."""
+                head = [f"HTTP/1.1 {answer.status} Trickling", *(
+                    f"{name}: {value}" for name, value in answer.headers.items()),
+                    f"content-length: {len(answer.body)}", "", ""]
+                self.close_connection = True
+                for byte in "\r\n".join(head).encode() + answer.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(answer.trickle)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -92,6 +92,7 @@ SWEEP_TASK = "threadneedle.webhooks.sweep"
 LANE_BUDGET_SECONDS = 20.0
 """A run's time budget: with a 15 s timeout on top it ends well within the lease."""
 SENT_MARKER_SECONDS = 10
+RECORD_SECONDS = 1.0
 GONE, FAILING = "gone", "failing"
 
 
@@ -127,6 +128,16 @@ class Delivery:
 
     def __post_init__(self) -> None:
         self.recorder = GroupRecorder(self.outbox)
+        if self.lease_seconds < self.attempt_seconds:
+            log.warning("webhook lease of %g s is shorter than an attempt (%g s): a lane may "
+                        "be taken over while a message is in flight", self.lease_seconds,
+                        self.attempt_seconds)
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest an attempt holds its lane: the client's timeout, and a second to
+        record it."""
+        return self.client.timeout_seconds + RECORD_SECONDS
 
     @classmethod
     def from_settings(cls, app: Threadneedle, outbox: Outbox, client: WebhookClient) -> Delivery:
@@ -227,7 +238,7 @@ class GroupRecorder:
 
     def _write(self, batch: list[_Queued]) -> None:
         """One transaction for the batch; if it fails, one per record, so that one lane's
-        error (a lapsed lease's duplicate attempt, say) is only that lane's."""
+        error (an attempt of a message no longer there, say) is only that lane's."""
         try:
             results = self.outbox.record_groups([queued.record for queued in batch])
         except Exception as failure:
@@ -322,13 +333,19 @@ class _Run:
         return False
 
     def holding(self) -> bool:
-        """Before each send: renew the lease once half of it is gone; ``False`` if it was lost.
+        """Before each send: renew the lease unless more than half of it, and more than a
+        whole attempt, is left; ``False`` if it was lost.
 
-        A run stalled past its lease (a loaded machine, a long answer) must not
-        go on sending beside the run that took the lane over: order would break.
+        An attempt ends within the client's timeout (``deadline``), so a send
+        that starts with more than that left of the lease ends before the lease
+        can lapse: no other run can take the lane and send its message while
+        this one is in flight.  A run stalled past its lease (a loaded machine)
+        must not go on sending beside the run that took the lane over either:
+        order would break, so it stops here; and the attempt it was making is
+        still logged, without setting the message's state (``Outbox``'s fence).
         """
         now = epoch(self.d.clock())
-        if now + self.d.lease_seconds / 2 < self.lease.until:
+        if now + max(self.d.lease_seconds / 2, self.d.attempt_seconds) < self.lease.until:
             return True
         renewed = self.d.outbox.renew(self.lease, moment(now) or self.d.clock(),
                                       self.d.lease_seconds)

@@ -17,7 +17,8 @@ on first use (under ``workflows.store.schema_lock`` on PostgreSQL):
   ``round_attempts`` counts the attempts since the message was last (re)queued
   (the retry schedule restarts on a redelivery, the log keeps every attempt).
 - ``webhook_attempts(message_id, attempt, at, status_code, duration_ms, error,
-  response)``: every attempt; ``response`` is the first KiB of the answer.
+  response)``: every attempt (numbered by the database: ``record_groups``, so
+  none is lost to a duplicate number); ``response`` is the first KiB of the answer.
 - ``webhook_endpoints(subscription_id, failing_since)``: when the endpoint's
   current run of failures began (NULL after a success).
 
@@ -442,20 +443,45 @@ class Outbox:
             return []
         with self._write() as cursor:
             attempts = [a for record in records for a in record.attempts]
+            numbers = self._number(cursor, attempts)
             cursor.executemany(self._sql(
                 "INSERT INTO {webhook_attempts} (message_id, attempt, at, status_code, "
                 "duration_ms, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                [(a.message_id, a.attempt, a.at, a.status_code, a.duration_ms, a.error,
-                  a.response) for a in attempts])
-            cursor.executemany(self._sql(
-                "UPDATE {webhook_messages} SET status = ?, attempts = ?, round_attempts = ?, "
-                "next_attempt_at = ?, finished_at = ?, last_error = ? WHERE id = ?"),
-                [(a.status, a.attempt, a.round_attempts, a.next_attempt_at,
-                  None if a.status == PENDING else a.at,
-                  None if a.status == DELIVERED else (
-                      a.reason or a.error or f"status {a.status_code}"),
-                  a.message_id) for a in attempts])
+                [(a.message_id, number, a.at, a.status_code, a.duration_ms, a.error,
+                  a.response) for a, number in zip(attempts, numbers, strict=True)])
+            for fenced, group in ((True, [r for r in records if r.lease is not None]),
+                                  (False, [r for r in records if r.lease is None])):
+                if group:
+                    cursor.executemany(self._sql(_SET_STATE + (_FENCE if fenced else "")), [
+                        _state_row(a) + (_fence_row(r.lease) if r.lease is not None else ())
+                        for r in group for a in r.attempts])
             return [self._endpoint_after(cursor, record) for record in records]
+
+    def _number(self, cursor: Any, attempts: Sequence[Attempt]) -> list[int]:
+        """Each attempt's number in its message's log, counted in the database.
+
+        Not the number the run expected (``Attempt.attempt``): two runs that both
+        sent a message (one whose lease had lapsed) both have their attempt
+        logged, one after the other, instead of the second one failing on the
+        log's primary key.  The counter's row is locked first, in id order, so
+        that concurrent groups take their numbers in turn.
+        """
+        ids = sorted(a.message_id for a in attempts)
+        cursor.executemany(self._sql("UPDATE {webhook_messages} SET attempts = attempts + 1 "
+                                     "WHERE id = ?"), [(i,) for i in ids])
+        marks = ", ".join("?" for _ in set(ids))
+        counts = {row["id"]: int(row["attempts"]) for row in self._execute(
+            cursor, "SELECT id, attempts FROM {webhook_messages} WHERE id IN (" + marks + ")",
+            sorted(set(ids))).fetchall()}
+        missing = sorted(set(ids) - set(counts))
+        if missing:
+            raise ValueError(f"no webhook message {', '.join(missing)}: attempts not recorded")
+        first = {i: counts[i] - ids.count(i) for i in set(ids)}
+        numbers = []
+        for attempt in attempts:
+            first[attempt.message_id] += 1
+            numbers.append(first[attempt.message_id])
+        return numbers
 
     def _endpoint_after(self, cursor: Any, record: Record) -> float | None:
         """Renew the record's lease if asked; start or end its endpoint's failure run."""
@@ -636,6 +662,25 @@ class Outbox:
             rows = self._execute(cursor, "SELECT status, COUNT(*) AS n FROM {webhook_messages} "
                                  + where + "GROUP BY status", params).fetchall()
         return {status: 0 for status in STATUSES} | {row["status"]: int(row["n"]) for row in rows}
+
+
+_SET_STATE = ("UPDATE {webhook_messages} SET status = ?, round_attempts = ?, "
+              "next_attempt_at = ?, finished_at = ?, last_error = ? WHERE id = ?")
+_FENCE = (" AND EXISTS (SELECT 1 FROM {webhook_lanes} WHERE subscription_id = ? "
+          "AND contract_id = ? AND lease_token = ?)")
+"""A run that lost its lane's lease logs its attempt, but no longer sets the message's state:
+the run that took the lane over does."""
+
+
+def _state_row(a: Attempt) -> tuple[Any, ...]:
+    return (a.status, a.round_attempts, a.next_attempt_at,
+            None if a.status == PENDING else a.at,
+            None if a.status == DELIVERED else (a.reason or a.error or f"status {a.status_code}"),
+            a.message_id)
+
+
+def _fence_row(lease: Lease) -> tuple[str, str, str]:
+    return (lease.lane.subscription_id, lease.lane.contract_id, lease.token)
 
 
 class _Moved(Exception):

@@ -8,10 +8,12 @@ delivery thread of a process: it keeps connections alive, and its pools are
 keyed by the address *and* (over TLS) the host name, so a TLS connection made
 for one name is never reused for another name on the same address.
 
-It sends the way §8 says: a 15 s timeout (to connect, and for each read),
-redirects never followed, no retries of its own (the outbox's schedule
-retries), no proxies (a proxy would connect elsewhere than the checked
-address), and no cookies (one client serves every subscription).
+It sends the way §8 says: a 15 s timeout for the whole attempt (connecting,
+sending and reading together, however slowly the receiver trickles its
+answer: ``deadline``; ``NEEDLE_WEBHOOK_TIMEOUT_SECONDS``), redirects never
+followed, no retries of its own (the outbox's schedule retries), no proxies
+(a proxy would connect elsewhere than the checked address), and no cookies
+(one client serves every subscription).
 ``post_message`` makes one attempt and answers what the delivery log records;
 it never raises for a network failure.
 
@@ -22,18 +24,24 @@ half of what ``httpx.Client`` spends (``docs/benchmarks.md``, Webhooks).
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
+from typing import Any
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as TransportTimeout
 
+from workflows.webhooks import deadline
 from workflows.webhooks.ssrf import (
     IPNetwork,
     Resolver,
@@ -51,6 +59,44 @@ ENDPOINT_POOLS = 512
 """Endpoints with live connections; the least recently used pool is closed beyond this."""
 
 
+class _Watched:
+    """A connection that tells the thread's current attempt (``deadline``) its socket: when
+    it connects (before any TLS handshake) and when it is reused for a request."""
+
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _watch(sock: socket.socket | None) -> None:
+    attempt = deadline.current()
+    if attempt is not None:
+        attempt.using(sock)
+
+
+class _WatchedHTTP(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPS(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
 class WebhookClient:
     """Sends each request to the address its URL was checked to; shared by threads."""
 
@@ -64,11 +110,17 @@ class WebhookClient:
     ) -> None:
         self.allowed_cidrs = tuple(allowed_cidrs)
         self.resolver = resolver
-        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self.timeout_seconds = timeout
+        """The whole attempt's time: ``attempt()`` shuts its connection when it passes."""
         self._pools = urllib3.PoolManager(
             num_pools=ENDPOINT_POOLS, maxsize=CONNECTIONS_PER_ENDPOINT, retries=False,
             ssl_context=ssl_context or ssl.create_default_context(),
         )
+        self._pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def attempt(self) -> AbstractContextManager[deadline.Attempt]:
+        """One attempt's deadline: wrap ``send`` and the reading of its answer in it."""
+        return deadline.attempt_within(self.timeout_seconds)
 
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> urllib3.BaseHTTPResponse:
         """POST ``body`` to the checked address; the caller reads and releases the answer.
@@ -77,6 +129,10 @@ class WebhookClient:
         errors when the endpoint cannot be reached.
         """
         target = check_url(url, self.allowed_cidrs, self.resolver)  # every time: DNS changes
+        attempt = deadline.current()
+        left = self.timeout_seconds if attempt is None else attempt.remaining()
+        if left <= 0:
+            raise TransportTimeout("the attempt's deadline passed before connecting")
         request_uri, authority = _request_line(url)
         tls_name = {"server_hostname": target.host, "assert_hostname": target.host} \
             if target.scheme == "https" else None
@@ -87,7 +143,8 @@ class WebhookClient:
             headers={**headers, "host": authority or target.host,
                      "content-type": "application/json", "user-agent": USER_AGENT},
             redirect=False, retries=False, assert_same_host=False,
-            preload_content=False, release_conn=False, timeout=self.timeout,
+            preload_content=False, release_conn=False,
+            timeout=urllib3.Timeout(connect=left, read=left),
         )
 
     def close(self) -> None:
@@ -132,32 +189,37 @@ def post_message(
 ) -> AttemptResult:
     """POST one signed message and say what happened; never raises for a network failure.
 
-    Only the first KiB of the response is read: a receiver cannot make the
+    The whole attempt ends within the client's timeout (``deadline``): an answer
+    not complete by then is a ``timeout``, whatever part of it arrived.  Only
+    the first KiB of the response is read: a receiver cannot make the
     worker download a large answer (a connection with more left unread is
     closed rather than reused).
     """
     started = clock()
     status_code: int | None = None
     excerpt, retry_after, error = b"", None, None
-    try:
-        response = client.send(url, body, headers)
-        complete = False
+    with client.attempt() as attempt:
         try:
-            status_code, retry_after = response.status, response.headers.get("retry-after")
-            excerpt = response.read(RESPONSE_EXCERPT_BYTES + 1, decode_content=False)
-            complete = len(excerpt) <= RESPONSE_EXCERPT_BYTES  # read to its end
-        finally:
-            if not complete:
-                response.close()  # never reuse a connection with an answer left in it
-            response.release_conn()
-    except UnsafeUrl as refused:
-        error = f"refused: {refused.detail}"
-    except NewConnectionError as failure:  # urllib3 makes it a timeout too: it is not one
-        error = f"{type(failure).__name__}: {failure}"
-    except TransportTimeout:
-        error = "timeout"
-    except (TransportError, OSError) as failure:
-        error = f"{type(failure).__name__}: {failure}"
+            response = client.send(url, body, headers)
+            complete = False
+            try:
+                status_code, retry_after = response.status, response.headers.get("retry-after")
+                excerpt = response.read(RESPONSE_EXCERPT_BYTES + 1, decode_content=False)
+                complete = len(excerpt) <= RESPONSE_EXCERPT_BYTES and not attempt.expired
+            finally:
+                if not complete:
+                    response.close()  # never reuse a connection with an answer left in it
+                response.release_conn()
+        except UnsafeUrl as refused:
+            error = f"refused: {refused.detail}"
+        except NewConnectionError as failure:  # urllib3 makes it a timeout too: it is not one
+            error = f"{type(failure).__name__}: {failure}"
+        except TransportTimeout:
+            error = "timeout"
+        except (TransportError, OSError) as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        if attempt.expired:  # the deadline cut the answer short, whatever was read of it
+            status_code, retry_after, error = None, None, "timeout"
     return AttemptResult(
         status_code=status_code,
         duration_ms=(clock() - started) * 1000,
