@@ -39,6 +39,7 @@ DOMAIN_ERRORS: dict[str, tuple[int, str]] = {
     "validation_failed": (422, "Validation failed"),
     "not_found": (404, "Not found"),
     "forbidden": (403, "Forbidden"),
+    "insufficient_authority": (403, "Insufficient authority"),
     "already_exists": (409, "Already exists"),
     "illegal_transition": (409, "Illegal transition"),
     "contract_not_active": (409, "Contract not active"),
@@ -159,7 +160,7 @@ def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
     errors = error.errors if isinstance(error, ValidationFailed) else None
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return problem_response(status, error.code, error.detail, title=title, errors=errors,
-                            headers=headers)
+                            headers=headers, extra=getattr(error, "extra", None))
 
 
 def _on_validation_error(request: Request, error: Exception) -> JSONResponse:

@@ -1,124 +1,132 @@
-"""Folding the conflict view one event at a time, detecting only where the event changed something.
+"""The conflict fold: which episode each change continues (SPEC §4), touching only what moved.
 
-``advance_conflicts(view, find_conflicts(state), ...)`` at every version is
-the definition of the conflict view; this module computes the same view
-without running every detector over every directive at every version.  Each
-kind of conflict lives in a *locality*, and an event that changes some
-directives changes only the localities those directives are in:
+After an event adds, changes or removes directives, only some localities can
+have changed (``domain.conflicts`` registers each kind's locality): the
+subjects of the changed directives (before and after), the directives
+themselves, and the weeks whose load moved, widened to the ends of the
+over-capacity runs touching them.  The tracker re-detects there and
+*reconciles* what it finds with the open conflicts of those localities:
 
-- ``contradiction`` and ``duplicate``: the directive's subject (before and
-  after an amendment: both the old and the new subject);
-- ``out_of_scope`` and ``rule_violation``: the directive itself;
-- ``over_capacity``: the weeks the directive demands hours in (before and
-  after), widened to the ends of the runs of over-capacity weeks touching
-  them.  Runs are maximal, so adding hours can join two runs into one and
-  taking them away can split one; the widened stretch holds every old and new
-  run that the change can touch, because outside the changed weeks nothing
-  moved.
+- a detection continues the open conflict it overlaps (shares a member with,
+  for subject kinds; has the same directive and rule; overlaps the weeks of,
+  for ``over_capacity``), keeping its id, level, due and escalations, with the
+  change of members recorded;
+- when it overlaps several (a merge), it continues the one opened first, with
+  the highest level and the earliest due; the others dissolve with
+  ``details.merged_into``;
+- when one open conflict overlaps several detections (a split), it continues
+  in the one holding its earliest-issued remaining member; the other parts
+  open as new conflicts at its level, with its due;
+- an open conflict that overlaps no detection dissolves;
+- a detection that overlaps no open conflict opens a new one, unless a
+  resolved conflict of the same kind and locality already holds all its
+  members (that matter was decided); a new conflict lists in
+  ``details.precedents`` the decisions on its members and, for subject kinds,
+  on its subject.
 
-The tracker re-runs the detectors' locality functions (``domain.conflicts``)
-on those localities only, then folds only that part of the view, by the rules
-of ``advance_conflicts``: a conflict of an affected locality that is open and
-no longer detected dissolves; a detected one opens (or opens again), or, if
-open, has its explanation and details refreshed; a resolved one stays as it
-is.  Everywhere else detection would find exactly what it found before, and
-folding that changes nothing.
+Whether a directive bears load depends on the open conflicts it is in
+(``domain.weekly_load``), so after the subject and directive kinds the
+tracker moves the load of every directive whose conflicts changed, then
+re-detects ``over_capacity`` where the load moved.  A decision that closes a
+conflict (``conflict_changed``) moves load the same way.
 
-Everything the tracker keeps (directives by subject, their spans, weekly
-loads, which open conflicts sit in which locality) is derived: it is built
-from the contract's directives and conflict view when first needed and is
-never stored.  A new kind of conflict needs its locality here too.
+Everything the tracker keeps is derived from the contract's directives and
+conflict view: built when first needed, never stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import date, datetime
-from operator import itemgetter
 from typing import Any
 
-from domain.conflict_view import DISSOLVED, OPEN, opened
-from domain.conflicts import (
-    Detection,
-    contradictions_on,
-    duplicates_on,
-    out_of_scope_of,
-    over_capacity_run,
-    rule_violations_of,
+from domain.conflict_view import (
+    OPEN,
+    RESOLVED,
+    continued,
+    dissolved,
+    episode_id,
+    opened,
+    precedent,
 )
+from domain.conflicts import DIRECTIVE, KINDS, SUBJECT, WEEKS, Detection, kinds_at
 from domain.contract_state import canonical_json
 from domain.scope import ContractScope, Outside
-from domain.windows import Span, covered_weeks, period_span, runs, to_micro, week_number
+from domain.weekly_load import FREE, NONE, SHARED, WeeklyLoad
+from domain.windows import Span, covered_weeks, period_span, to_micro, week_number
 
 Directive = Mapping[str, Any]
 Record = dict[str, Any]
-
-SUBJECT_KINDS = frozenset({"contradiction", "duplicate"})
-DIRECTIVE_KINDS = frozenset({"out_of_scope", "rule_violation"})
-WEEK_KINDS = frozenset({"over_capacity"})
+View = MutableMapping[str, Record]
 
 # Fields no detector reads: changing only these changes no conflict.
 UNDETECTED_FIELDS = frozenset({
-    "summary", "due", "people_affected", "vulnerability", "indicator",
+    "summary", "due", "people_affected", "vulnerability", "indicator", "citation",
     "issued_version", "issued_at", "amended_version",
 })
 
 
 class ConflictTracker:
-    """Derived indices over a contract's active directives and its open conflicts."""
+    """Derived indices over a contract's active directives and its conflicts."""
 
     def __init__(
         self,
+        contract_id: str,
         terms: Mapping[str, Any],
         directives: Iterable[Directive],
-        view: Mapping[str, Mapping[str, Any]],
+        view: Mapping[str, Record],
     ) -> None:
+        self.contract_id = contract_id
         self.terms = terms
         self.scope = ContractScope(terms)
         self.period = period_span(terms)
-        self.first_week = self.period.first_week
-        self.size = self.period.last_week - self.first_week + 1
-        capacity = terms["capacity"]
-        self.weekly = to_micro(capacity["staff"] * capacity["hours_per_staff_week"])
-        self.committed = to_micro(capacity["committed_hours_per_week"])
         self.sla_hours = float(terms["resolution_sla_hours"])
         self.active: dict[str, Directive] = {}
         self.spans: dict[str, Span] = {}
         self.by_subject: dict[str, set[str]] = {}
-        self.load = [0] * self.size
-        self.demanders: list[dict[str, int]] = [{} for _ in range(self.size)]
         self._canonical: dict[str, str] = {}
+        self.load = WeeklyLoad(terms, self.period)
         self.open_on_subject: dict[str, set[str]] = {}
-        self.open_of_directive: dict[str, set[str]] = {}
         self.open_runs: dict[str, tuple[int, int]] = {}
+        self.open_of_member: dict[str, dict[str, str]] = {}
+        """Directive id → {open conflict id: kind}."""
+        self.resolved_of_member: dict[str, set[str]] = {}
+        self.resolved_on_subject: dict[str, set[str]] = {}
+        self._opening = (0, 0)
+        self._cited: dict[str, dict[str, Any]] = {}
+        """Resolved conflict id → how later conflicts cite it (``precedent``)."""
         for directive in directives:
             if directive.get("status", "active") == "active":
                 self._add(directive)
         for record in view.values():
-            if record["status"] == OPEN:
-                self._index_open(record)
+            self._index(record, +1)
+        self.load.bear_all(self._load_of(key) for key in self.active)
 
     def copy(self, terms: Mapping[str, Any]) -> ConflictTracker:
-        """An independent twin for a copy of the contract: far cheaper than a rebuild.
-
-        Directive records and spans are immutable and shared; every index that
-        the fold changes in place gets a copy of its own.
-        """
+        """An independent twin for a copy of the contract: far cheaper than a rebuild."""
         twin = object.__new__(ConflictTracker)
         twin.__dict__.update(self.__dict__)
         twin.terms = terms
         twin.active = dict(self.active)
         twin.spans = dict(self.spans)
         twin.by_subject = {subject: set(keys) for subject, keys in self.by_subject.items()}
-        twin.load = list(self.load)
-        twin.demanders = [dict(week) for week in self.demanders]
         twin._canonical = dict(self._canonical)
+        load = twin.load = object.__new__(WeeklyLoad)
+        load.__dict__.update(self.load.__dict__)
+        load.free, load.count = list(self.load.free), list(self.load.count)
+        load.shared_max = list(self.load.shared_max)
+        load.shared = {subject: {week: tally.copy() for week, tally in weeks.items()}
+                       for subject, weeks in self.load.shared.items()}
+        load.bearing = dict(self.load.bearing)
         twin.open_on_subject = {key: set(ids) for key, ids in self.open_on_subject.items()}
-        twin.open_of_directive = {key: set(ids) for key, ids in self.open_of_directive.items()}
         twin.open_runs = dict(self.open_runs)
+        twin.open_of_member = {key: dict(ids) for key, ids in self.open_of_member.items()}
+        twin.resolved_of_member = {k: set(ids) for k, ids in self.resolved_of_member.items()}
+        twin.resolved_on_subject = {k: set(ids) for k, ids in self.resolved_on_subject.items()}
+        twin._cited = dict(self._cited)
         return twin
 
-    # --- the facts the locality functions ask for (``DirectiveFacts``) --------
+    # --- the facts the locality functions ask for (``DirectiveFacts``) --------------
 
     def span(self, directive: Directive) -> Span:
         return self.spans[directive["id"]]
@@ -136,11 +144,11 @@ class ConflictTracker:
     def rules_broken_by(self, directive: Directive) -> list[Mapping[str, Any]]:
         return self.scope.broken_rules(directive)
 
-    # --- the fold ---------------------------------------------------------------
+    # --- the fold -------------------------------------------------------------------
 
     def directives_changed(
         self,
-        view: MutableMapping[str, Record],
+        view: View,
         changes: Iterable[tuple[Directive | None, Directive | None]],
         *,
         version: int,
@@ -149,194 +157,282 @@ class ConflictTracker:
         """Fold ``(before, after)`` directive changes recorded at ``version`` into ``view``.
 
         ``before`` is ``None`` for a new directive; a directive that is not
-        ``active`` counts as absent.  ``view`` is updated in place; records
-        are replaced, never mutated.
+        ``active`` counts as absent.  Records are replaced, never mutated.
         """
         subjects: set[str] = set()
         touched: set[str] = set()
-        weeks: list[tuple[int, int]] = []
         for before, after in changes:
             old = before if before and before.get("status", "active") == "active" else None
             new = after if after and after.get("status", "active") == "active" else None
-            if (old is None and new is None) or _same_to_detectors(old, new):
+            if old is None and new is None:
+                continue
+            if old is not None and new is not None and _same_to_detectors(old, new):
+                self.active[new["id"]] = new
                 continue
             for directive in (old, new):
-                if directive is None:
-                    continue
-                subjects.add(directive["subject"])
-                touched.add(directive["id"])
+                if directive is not None:
+                    subjects.add(directive["subject"])
+                    touched.add(directive["id"])
             if old is not None:
-                weeks += self._demanded_weeks(old)
                 self._remove(old)
             if new is not None:
                 self._add(new)
-                weeks += self._demanded_weeks(new)
-        if not subjects:
+        if not touched:
             return
-        detected: dict[str, Detection] = {}
-        candidates: set[str] = set()
-        for subject in subjects:
-            candidates |= self.open_on_subject.get(subject, set())
-            group = sorted((self.active[key] for key in self.by_subject.get(subject, ())),
-                           key=itemgetter("id"))
-            if len(group) > 1:
-                for found in (*contradictions_on(self, subject, group),
-                              *duplicates_on(self, subject, group)):
-                    detected[found.id] = found
-        for key in touched:
-            candidates |= self.open_of_directive.get(key, set())
-            directive = self.active.get(key)
-            if directive is not None:
-                for found in (*out_of_scope_of(self, directive),
-                              *rule_violations_of(self, directive)):
-                    detected[found.id] = found
-        for first, last in self._widened(weeks):
-            candidates |= {conflict for conflict, (start, end) in self.open_runs.items()
-                           if start <= last and first <= end}
-            for found in self._over_capacity_in(first, last):
-                detected[found.id] = found
-        self._fold(view, detected, candidates, version=version, at=at)
+        moved: set[str] = set(touched)
+        for kind in kinds_at(SUBJECT):
+            for subject in sorted(subjects):
+                group = sorted((self.active[key] for key in self.by_subject.get(subject, ())),
+                               key=lambda d: d["id"])
+                found = kind.find(self, subject, group) if len(group) > 1 else []
+                records = [view[c] for c in self.open_on_subject.get(subject, ())
+                           if view[c]["kind"] == kind.name]
+                moved |= self._reconcile(view, kind.name, found, records, version, at)
+        for kind in kinds_at(DIRECTIVE):
+            for key in sorted(touched):
+                directive = self.active.get(key)
+                found = kind.find(self, directive) if directive is not None else []
+                records = [view[c] for c, k in self.open_of_member.get(key, {}).items()
+                           if k == kind.name]
+                for group_key in sorted({d.key for d in found} | {_rule_key(r) for r in records}):
+                    moved |= self._reconcile(
+                        view, kind.name, [d for d in found if d.key == group_key],
+                        [r for r in records if _rule_key(r) == group_key], version, at)
+        self._loads_moved(view, moved, version, at)
 
-    def conflict_changed(self, record: Mapping[str, Any]) -> None:
-        """Re-index one conflict whose status another fold changed (resolution, escalation)."""
-        self._unindex_open(record)
-        if record["status"] == OPEN:
-            self._index_open(record)
+    def conflict_changed(self, view: View, record: Record, *, version: int, at: datetime) -> None:
+        """Store a record a decision or an escalation changed, and move the load it frees."""
+        previous = view.get(record["id"])
+        if previous is not None:
+            self._index(previous, -1)
+        view[record["id"]] = record
+        self._index(record, +1)
+        if previous is not None and previous["status"] != record["status"]:
+            self._loads_moved(view, set(record["members"]), version, at)
 
-    def _fold(
+    # --- reconciling detections with open episodes -------------------------------------
+
+    def _reconcile(
         self,
-        view: MutableMapping[str, Record],
-        detected: Mapping[str, Detection],
-        candidates: set[str],
-        *,
+        view: View,
+        kind: str,
+        found: list[Detection],
+        records: list[Record],
         version: int,
         at: datetime,
-    ) -> None:
-        for conflict in candidates - detected.keys():
-            record = view[conflict]
-            self._unindex_open(record)
-            view[conflict] = {**record, "status": DISSOLVED, "dissolved_version": version,
-                              "dissolved_at": at.isoformat()}
-        for conflict, detection in detected.items():
-            current = view.get(conflict)
-            if current is None or current["status"] == DISSOLVED:
-                view[conflict] = opened(detection, version=version, at=at,
-                                        sla_hours=self.sla_hours)
-                self._index_open(view[conflict])
-            elif current["status"] == OPEN:
-                view[conflict] = {**current, "explanation": detection.explanation,
-                                  "details": detection.details}
+    ) -> set[str]:
+        """Continue, merge, split, open and dissolve episodes of one kind in one locality.
 
-    # --- directives -------------------------------------------------------------
+        Answers the directives whose open conflicts changed.
+        """
+        moved: set[str] = set()
+        if not found and not records:
+            return moved
+        records = sorted(records, key=lambda r: (r["opened_version"], r["id"]))
+        overlapping = {r["id"]: [i for i, d in enumerate(found) if self._overlaps(d, r)]
+                       for r in records}
+        home: dict[str, int] = {}
+        for record in records:
+            candidates = overlapping[record["id"]]
+            if not candidates:
+                continue
+            present = {m for i in candidates for m in found[i].members}
+            remaining = sorted((m for m in record["members"] if m in present),
+                               key=self._issue_order)
+            if remaining:
+                first = remaining[0]
+                home[record["id"]] = next(i for i in candidates if first in found[i].members)
+            else:
+                home[record["id"]] = candidates[0]
+        for index, detection in enumerate(found):
+            homed = [r for r in records if home.get(r["id"]) == index]
+            members = list(detection.members)
+            if homed:
+                survivor, *merged = homed
+                for other in merged:
+                    self._replace(view, dissolved(other, version=version, at=at,
+                                                  merged_into=survivor["id"]), moved)
+                details = self._with_precedents(detection, kind)
+                after = continued(
+                    survivor, members, details, version=version,
+                    level=max(r["level"] for r in homed),
+                    due=min((r["due"] for r in homed), key=datetime.fromisoformat),
+                )
+                if after != survivor:
+                    self._replace(view, after, moved)
+                continue
+            parents = [r for r in records if index in overlapping[r["id"]]]
+            if not parents and self._settled(view, detection):
+                continue
+            number, ordinal = self._opening
+            ordinal = ordinal + 1 if number == version else 0
+            self._opening = (version, ordinal)
+            record = opened(
+                episode_id(self.contract_id, kind, version, ordinal), kind, members,
+                self._with_precedents(detection, kind), version=version, at=at,
+                sla_hours=self.sla_hours,
+                level=max((r["level"] for r in parents), default=0),
+                due=min((r["due"] for r in parents), key=datetime.fromisoformat)
+                if parents else None,
+            )
+            if parents:
+                record["details"] = {**record["details"], "split_from": parents[0]["id"]}
+            self._replace(view, record, moved)
+        for record in records:
+            if record["id"] not in home:
+                self._replace(view, dissolved(record, version=version, at=at), moved)
+        return moved
+
+    def _overlaps(self, detection: Detection, record: Record) -> bool:
+        locality = KINDS[detection.kind].locality
+        if locality == WEEKS:
+            first, last = self.open_runs[record["id"]]
+            return detection.key[0] <= last and first <= detection.key[1]
+        if locality == DIRECTIVE:
+            return _rule_key(record) == detection.key
+        return not set(record["members"]).isdisjoint(detection.members)
+
+    def _settled(self, view: View, detection: Detection) -> bool:
+        """Whether a resolved conflict of the same kind and locality holds all the members."""
+        members = set(detection.members)
+        for conflict in self.resolved_of_member.get(detection.members[0], ()):
+            record = view[conflict]
+            if record["kind"] != detection.kind or not members <= set(record["members"]):
+                continue
+            locality = KINDS[detection.kind].locality
+            if locality == SUBJECT and record["details"].get("subject") != detection.key[0]:
+                continue
+            if locality == DIRECTIVE and _rule_key(record) != detection.key:
+                continue
+            return True
+        return False
+
+    def _with_precedents(self, detection: Detection, kind: str) -> dict[str, Any]:
+        cited: set[str] = set()
+        for member in detection.members:
+            cited |= self.resolved_of_member.get(member, set())
+        if KINDS[kind].locality == SUBJECT:
+            cited |= self.resolved_on_subject.get(detection.key[0], set())
+        if not cited:
+            return detection.details
+        return {**detection.details, "precedents": sorted(
+            (self._cited[c] for c in cited), key=lambda p: (p["version"], p["conflict_id"]))}
+
+    def _replace(self, view: View, record: Record, moved: set[str]) -> None:
+        previous = view.get(record["id"])
+        if previous is not None:
+            self._index(previous, -1)
+            moved.update(previous["members"])
+        view[record["id"]] = record
+        self._index(record, +1)
+        moved.update(record["members"])
+
+    def _issue_order(self, key: str) -> tuple[int, str]:
+        directive = self.active.get(key)
+        return (directive.get("issued_version") or 0) if directive else 0, key
+
+    # --- load and over capacity --------------------------------------------------------
+
+    def _loads_moved(self, view: View, moved: set[str], version: int, at: datetime) -> None:
+        stretches = [weeks for key in sorted(moved) if (weeks := self._move_load(key))]
+        if not stretches:
+            return
+        for kind in kinds_at(WEEKS):
+            for first, last in self.load.widened(stretches):
+                found = kind.find(self.load, first, last)
+                records = [view[c] for c, (start, end) in self.open_runs.items()
+                           if start <= last and first <= end and view[c]["kind"] == kind.name]
+                self._reconcile(view, kind.name, found, records, version, at)
+
+    def _move_load(self, key: str) -> range | None:
+        """Bear the directive's load as its open conflicts now say; the weeks that moved."""
+        if key not in self.active:
+            entry = self.load.bearing.get(key)
+            return self.load.bear(entry[0], range(0), 0, NONE) if entry else None
+        return self.load.bear(*self._load_of(key))
+
+    def _load_of(self, key: str) -> tuple[Directive, range, int, int]:
+        """An active directive's weeks, micro-hours, and how its open conflicts count it."""
+        directive = self.active[key]
+        kinds = self.open_of_member.get(key, {}).values()
+        if any(KINDS[kind].blocks for kind in kinds):
+            mode = NONE
+        elif any(KINDS[kind].one_side for kind in kinds):
+            mode = SHARED
+        else:
+            mode = FREE
+        hours = to_micro(directive.get("hours_per_week") or 0)
+        return directive, covered_weeks(self.spans[key], self.period), hours, mode
+
+    # --- directives ----------------------------------------------------------------------
 
     def _add(self, directive: Directive) -> None:
         key = directive["id"]
         self.active[key] = directive
         window = directive.get("window")
-        span = self.spans[key] = Span.of(window) if window else self.period
+        self.spans[key] = Span.of(window) if window else self.period
         self.by_subject.setdefault(directive["subject"], set()).add(key)
-        hours = to_micro(directive.get("hours_per_week") or 0)
-        if hours > 0:
-            for week in self._weeks(span):
-                self.load[week] += hours
-                self.demanders[week][key] = hours
 
     def _remove(self, directive: Directive) -> None:
         key = directive["id"]
-        span = self.spans.pop(key)
+        self.spans.pop(key)
         del self.active[key]
         self._canonical.pop(key, None)
         group = self.by_subject[directive["subject"]]
         group.discard(key)
         if not group:
             del self.by_subject[directive["subject"]]
-        hours = to_micro(directive.get("hours_per_week") or 0)
-        if hours > 0:
-            for week in self._weeks(span):
-                self.load[week] -= hours
-                del self.demanders[week][key]
 
-    def _weeks(self, span: Span) -> range:
-        """The span's weeks as indices from the contract period's first week."""
-        weeks = covered_weeks(span, self.period)
-        return range(weeks.start - self.first_week, weeks.stop - self.first_week)
+    # --- conflicts by locality -------------------------------------------------------------
 
-    def _demanded_weeks(self, directive: Directive) -> list[tuple[int, int]]:
-        if to_micro(directive.get("hours_per_week") or 0) <= 0:
-            return []
-        weeks = self._weeks(self.spans[directive["id"]])
-        return [(weeks.start, weeks.stop - 1)] if weeks else []
-
-    # --- over capacity ----------------------------------------------------------
-
-    def _over(self, week: int) -> bool:
-        return bool(self.demanders[week]) and self.committed + self.load[week] > self.weekly
-
-    def _widened(self, stretches: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """The stretches widened to the ends of the over-capacity runs touching them, merged."""
-        widened = []
-        for first, last in stretches:
-            while first > 0 and self._over(first - 1):
-                first -= 1
-            while last < self.size - 1 and self._over(last + 1):
-                last += 1
-            widened.append((first, last))
-        merged: list[tuple[int, int]] = []
-        for first, last in sorted(widened):
-            if merged and first <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-            else:
-                merged.append((first, last))
-        return merged
-
-    def _over_capacity_in(self, first: int, last: int) -> list[Detection]:
-        """The over-capacity runs inside a stretch no run crosses the ends of."""
-        found = []
-        for run in runs([week for week in range(first, last + 1) if self._over(week)]):
-            excess = {week: self.committed + self.load[week] - self.weekly
-                      for week in range(run[0], run[1] + 1)}
-            involved: dict[str, int] = {}
-            for week in range(run[0], run[1] + 1):
-                involved.update(self.demanders[week])
-            found.append(over_capacity_run(
-                self.first_week, run, excess,
-                [(hours, self.active[key]) for key, hours in involved.items()],
-                self.weekly, self.committed,
-            ))
-        return found
-
-    # --- open conflicts by locality ----------------------------------------------
-
-    def _index_open(self, record: Mapping[str, Any]) -> None:
-        kind, conflict = record["kind"], record["id"]
-        if kind in SUBJECT_KINDS:
-            self.open_on_subject.setdefault(record["details"]["subject"], set()).add(conflict)
-        elif kind in DIRECTIVE_KINDS:
-            self.open_of_directive.setdefault(record["members"][0], set()).add(conflict)
-        elif kind in WEEK_KINDS:
-            weeks = record["details"]["weeks"]
-            self.open_runs[conflict] = (self._week_index(weeks[0]), self._week_index(weeks[-1]))
-        else:
-            raise ValueError(f"the conflict tracker does not know the locality of {kind!r}")
-
-    def _unindex_open(self, record: Mapping[str, Any]) -> None:
-        kind, conflict = record["kind"], record["id"]
-        if kind in SUBJECT_KINDS:
-            self.open_on_subject.get(record["details"]["subject"], set()).discard(conflict)
-        elif kind in DIRECTIVE_KINDS:
-            self.open_of_directive.get(record["members"][0], set()).discard(conflict)
-        else:
-            self.open_runs.pop(conflict, None)
-
-    def _week_index(self, label: str) -> int:
-        year, _, week = label.partition("-W")
-        return week_number(date.fromisocalendar(int(year), int(week), 1)) - self.first_week
+    def _index(self, record: Record, sign: int) -> None:
+        conflict, kind = record["id"], record["kind"]
+        locality = KINDS[kind].locality if kind in KINDS else None
+        if record["status"] == OPEN:
+            for member in record["members"]:
+                if sign > 0:
+                    self.open_of_member.setdefault(member, {})[conflict] = kind
+                else:
+                    self.open_of_member.get(member, {}).pop(conflict, None)
+            if locality == SUBJECT:
+                _toggle(self.open_on_subject, record["details"]["subject"], conflict, sign)
+            elif locality == WEEKS:
+                if sign > 0:
+                    weeks = record["details"]["weeks"]
+                    self.open_runs[conflict] = (_week(weeks[0]), _week(weeks[-1]))
+                else:
+                    self.open_runs.pop(conflict, None)
+        elif record["status"] == RESOLVED:
+            for member in record["members"]:
+                _toggle(self.resolved_of_member, member, conflict, sign)
+            if locality == SUBJECT:
+                _toggle(self.resolved_on_subject, record["details"]["subject"], conflict, sign)
+            if sign > 0:
+                self._cited[conflict] = precedent(record)
 
 
-def _same_to_detectors(old: Directive | None, new: Directive | None) -> bool:
+def _toggle(index: dict[str, set[str]], key: str, conflict: str, sign: int) -> None:
+    if sign > 0:
+        index.setdefault(key, set()).add(conflict)
+        return
+    ids = index.get(key)
+    if ids is not None:
+        ids.discard(conflict)
+        if not ids:
+            del index[key]
+
+
+def _rule_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    return record["members"][0], record["details"].get("rule") or ""
+
+
+def _week(label: str) -> int:
+    year, _, week = label.partition("-W")
+    return week_number(date.fromisocalendar(int(year), int(week), 1))
+
+
+def _same_to_detectors(old: Directive, new: Directive) -> bool:
     """Whether a change leaves every field a detector reads as it was."""
-    if old is None or new is None:
-        return False
     keys = (old.keys() | new.keys()) - UNDETECTED_FIELDS - {"value"}
     return (all(old.get(key) == new.get(key) for key in keys)
             and canonical_json(old.get("value")) == canonical_json(new.get("value")))

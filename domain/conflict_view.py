@@ -1,120 +1,144 @@
-"""The conflict view and its lifecycle: how detected conflicts open and dissolve.
+"""Conflict records: the episodes a contract's conflict view holds, and how each one changes.
 
 The view is a JSON-native dict from conflict id to its record, the SPEC §9
-conflict shape plus ``dissolved_version`` and ``dissolved_at``, ``resolution``
-with ``resolved_version`` and ``resolved_at``, and ``escalations`` (the
-history of its levels).  It changes
-only through pure folds, one contract version at a time:
-``advance_conflicts(view, detected, version=v, at=t, sla_hours=h)`` takes the
-conflicts detected on the state at version ``v`` (recorded at time ``t``)
-and answers the next view.  The live projection and replay both fold every
-version of a contract in order with this one function, so the live view at
-version ``v`` equals the view replayed to ``v`` by construction.  Folding the
-same version twice changes nothing, so a repeated delivery is harmless.
+conflict shape (less the explanations, which are written from ``details`` in
+each language outside the domain) plus ``member_changes``, ``escalations``,
+``resolution`` and the versions and times of dissolving and resolving.
 
-Resolution and escalation (SPEC §6) change one record each: ``resolved``
-and ``escalated`` answer the record after a ``ConflictResolved`` or a
-``ConflictEscalated`` event.  ``advance_conflicts`` keeps a resolved record
-as it is, and keeps the ``level`` and ``due`` of an open one.
+A conflict is an episode (SPEC §4): it opens when its condition first holds,
+keeps its ``id``, ``opened_version``, ``level``, ``due`` and escalations while
+directives join or leave it, and dissolves when the condition no longer
+holds.  Its id is derived from the contract, the kind, the version of the
+event that opened it and an ordinal among the conflicts that event opened, so
+a replay gives the same ids.  Records are replaced, never changed in place:
+the functions here answer the next record.  ``domain.conflict_tracker``
+decides which of them applies after each event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from hashlib import sha1
 from typing import Any
+from uuid import UUID
 
-from domain.conflicts import Detection
 from domain.errors import ValidationFailed
 
 OPEN, RESOLVED, DISSOLVED = "open", "resolved", "dissolved"
 STATUSES = (OPEN, RESOLVED, DISSOLVED)
 LISTED_BY_DEFAULT = frozenset({OPEN, RESOLVED})
 
+CONFLICT_NAMESPACE = UUID("6f1d3c2a-5b7e-5a1f-9c3d-2e4b6a8c0d17")
+
 ConflictView = dict[str, dict[str, Any]]
+Record = Mapping[str, Any]
 
 
-def advance_conflicts(
-    previous: Mapping[str, Mapping[str, Any]],
-    detected: Iterable[Detection],
+def episode_id(contract_id: str, kind: str, version: int, ordinal: int) -> str:
+    """``uuid5(CONFLICT_NAMESPACE, "<contract>|<kind>|<version>|<ordinal>")`` as a string."""
+    return _uuid5(f"{contract_id}|{kind}|{version}|{ordinal}")
+
+
+def legacy_id(kind: str, members: list[str], *qualifiers: str) -> str:
+    """The id the first conflict fold gave a member set (events recorded before episodes).
+
+    ``"<kind>|<sorted members>"``, then ``"|<first week>..<last week>"`` for
+    ``over_capacity`` and ``"|<rule>"`` for ``rule_violation``.
+    """
+    return _uuid5("|".join([kind, ",".join(sorted(members)), *qualifiers]))
+
+
+def _uuid5(name: str) -> str:
+    digest = bytearray(sha1(CONFLICT_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def opened(
+    conflict_id: str,
+    kind: str,
+    members: list[str],
+    details: dict[str, Any],
     *,
     version: int,
     at: datetime,
     sla_hours: float,
-) -> ConflictView:
-    """The conflict view after version ``version``, recorded at ``at``.
-
-    - A detected conflict the view does not hold opens: at ``version`` and
-      ``at``, level 0, due ``sla_hours`` after ``at``.
-    - A detected conflict that is open stays open with its level and due
-      time; its explanation and details are refreshed (an amendment may
-      change a value without changing the members).
-    - A detected conflict that had dissolved opens again, as new: the same
-      members in conflict again are a fresh matter with a fresh deadline.
-    - A resolved conflict stays resolved.
-    - An open conflict that is no longer detected dissolves at ``version``.
-    """
-    found = {detection.id: detection for detection in detected}
-    view: ConflictView = {}
-    for conflict_id, record in previous.items():
-        detection = found.get(conflict_id)
-        status = record["status"]
-        if detection is not None and status == OPEN:
-            view[conflict_id] = {
-                **record,
-                "explanation": detection.explanation,
-                "details": detection.details,
-            }
-        elif detection is not None and status == DISSOLVED:
-            view[conflict_id] = opened(detection, version=version, at=at, sla_hours=sla_hours)
-        elif detection is None and status == OPEN:
-            view[conflict_id] = {
-                **record,
-                "status": DISSOLVED,
-                "dissolved_version": version,
-                "dissolved_at": at.isoformat(),
-            }
-        else:
-            view[conflict_id] = dict(record)
-    for conflict_id, detection in found.items():
-        if conflict_id not in view:
-            view[conflict_id] = opened(detection, version=version, at=at, sla_hours=sla_hours)
-    return view
-
-
-def opened(detection: Detection, *, version: int, at: datetime, sla_hours: float) -> dict[str, Any]:
-    """The record of a conflict that opens at ``version``: level 0, due after the SLA."""
+    level: int = 0,
+    due: str | None = None,
+) -> dict[str, Any]:
+    """A conflict opening at ``version``: level 0, due ``sla_hours`` after ``at``, unless a
+    split hands it the level and due of the conflict it split from."""
     return {
-        **detection.as_dict(),
+        "id": conflict_id,
+        "kind": kind,
+        "members": members,
         "status": OPEN,
-        "level": 0,
+        "level": level,
         "opened_version": version,
         "opened_at": at.isoformat(),
-        "due": (at + timedelta(hours=sla_hours)).isoformat(),
+        "due": due or (at + timedelta(hours=sla_hours)).isoformat(),
+        "details": details,
+        "member_changes": [],
+        "escalations": [],
         "dissolved_version": None,
         "dissolved_at": None,
         "resolution": None,
         "resolved_version": None,
         "resolved_at": None,
-        "escalations": [],
     }
+
+
+def continued(
+    record: Record,
+    members: list[str],
+    details: dict[str, Any],
+    *,
+    version: int,
+    level: int | None = None,
+    due: str | None = None,
+) -> dict[str, Any]:
+    """An open conflict as a change leaves it: current members and details, the change of
+    members kept; ``level`` and ``due`` only ever rise and fall, respectively (a merge)."""
+    before = set(record["members"])
+    after = set(members)
+    changes = record["member_changes"]
+    if before != after:
+        changes = [*changes, {"version": version, "joined": sorted(after - before),
+                              "left": sorted(before - after)}]
+    return {
+        **record,
+        "members": members,
+        "details": details,
+        "member_changes": changes,
+        "level": max(record["level"], level if level is not None else record["level"]),
+        "due": min(record["due"], due, key=_moment) if due else record["due"],
+    }
+
+
+def dissolved(
+    record: Record, *, version: int, at: datetime, merged_into: str | None = None,
+) -> dict[str, Any]:
+    """A conflict whose condition no longer holds (or that a merge folded into another)."""
+    details = dict(record["details"])
+    if merged_into is not None:
+        details["merged_into"] = merged_into
+    return {**record, "status": DISSOLVED, "details": details,
+            "dissolved_version": version, "dissolved_at": at.isoformat()}
 
 
 def resolved(
-    record: Mapping[str, Any], decision: Mapping[str, Any], *, version: int, at: datetime,
+    record: Record, decision: Mapping[str, Any], *, version: int, at: datetime,
 ) -> dict[str, Any]:
-    """The record of a conflict a decision settled at ``version``."""
-    return {
-        **record,
-        "status": RESOLVED,
-        "resolution": dict(decision),
-        "resolved_version": version,
-        "resolved_at": at.isoformat(),
-    }
+    """A conflict a decision settled at ``version``."""
+    return {**record, "status": RESOLVED, "resolution": dict(decision),
+            "resolved_version": version, "resolved_at": at.isoformat()}
 
 
 def escalated(
-    record: Mapping[str, Any],
+    record: Record,
     *,
     to_level: int,
     reason: str,
@@ -123,7 +147,7 @@ def escalated(
     at: datetime,
     sla_hours: float,
 ) -> dict[str, Any]:
-    """The record of a conflict escalated at ``version``: due ``sla_hours`` after ``at``."""
+    """A conflict escalated at ``version``: due ``sla_hours`` after ``at``."""
     step = {"from_level": record["level"], "to_level": to_level, "reason": reason, "by": by,
             "version": version, "at": at.isoformat()}
     return {
@@ -134,27 +158,24 @@ def escalated(
     }
 
 
-def lapsed(record: Mapping[str, Any], now: datetime) -> bool:
+def precedent(record: Record) -> dict[str, Any]:
+    """A resolved conflict as a later conflict cites it (``details.precedents``)."""
+    decision = record["resolution"] or {}
+    return {"conflict_id": record["id"], "outcome": decision.get("outcome"),
+            "rationale": decision.get("rationale"), "decided_by": decision.get("resolver"),
+            "version": record["resolved_version"]}
+
+
+def lapsed(record: Record, now: datetime) -> bool:
     """Whether a conflict is open and its due time has passed at ``now``."""
     return record["status"] == OPEN and datetime.fromisoformat(record["due"]) <= now
 
 
-def fold_history(
-    steps: Iterable[tuple[int, datetime, Iterable[Detection]]],
-    *,
-    sla_hours: float,
-    start: Mapping[str, Mapping[str, Any]] | None = None,
-) -> ConflictView:
-    """Fold ``(version, at, detected)`` steps in order, from ``start`` or an empty view."""
-    view: ConflictView = {key: dict(record) for key, record in (start or {}).items()}
-    for version, at, detected in steps:
-        view = advance_conflicts(view, detected, version=version, at=at, sla_hours=sla_hours)
-    return view
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
-def listed(
-    view: Mapping[str, Mapping[str, Any]], status: str | None = None,
-) -> list[dict[str, Any]]:
+def listed(view: Mapping[str, Record], status: str | None = None) -> list[dict[str, Any]]:
     """The conflicts a view shows for ``?status=``: open and resolved unless told otherwise.
 
     ``status`` is ``open``, ``resolved``, ``dissolved``, ``all`` or ``None``

@@ -1,123 +1,67 @@
-"""Conflict detectors: which active directives of a contract cannot all be honoured.
+"""Conflict kinds: what makes active directives of a contract impossible to honour together.
 
-Each kind of conflict (SPEC §4) is one function from the contract's state to
-the conflicts of that kind, registered under its name with ``@detector``; a
-new kind is one new function.  ``detect_conflicts`` runs every registered
-detector.  Detectors are pure and never compare all pairs of directives:
-directives are grouped by subject, windows are swept in date order, and
-weekly load is added up with a difference array over the contract's weeks.
+Each kind (SPEC §4) is registered once with ``@conflict_kind``: its name, its
+*locality* (where a change can make or unmake it) and its locality function,
+which finds the kind's conflicts in one locality.  A new kind is one
+registration; ``domain.conflict_tracker`` reads the registry to know what to
+re-detect after a change, and ``find_conflicts`` runs every kind over a whole
+state.  Localities:
 
-Conflict ids are deterministic: ``uuid5(CONFLICT_NAMESPACE, name)`` where
-``name`` is ``"<kind>|<member ids, sorted, comma-separated>"``, followed by
-``"|<first week>..<last week>"`` for ``over_capacity`` (e.g.
-``"|2008-W24..2008-W25"``, a run is fixed by its ends) and ``"|<rule id>"`` for
-``rule_violation``.  The same members (and weeks, and rule) always give the
-same id, in a live projection and in replay alike; a new member set is a new
-conflict.
+- ``subject``: the directives on one subject (``contradiction``,
+  ``duplicate``); the function takes the subject's active directives;
+- ``directive``: one directive against the contract (``out_of_scope``,
+  ``rule_violation``); the function takes the directive;
+- ``weeks``: a stretch of the contract's weeks (``over_capacity``); the
+  function takes the weekly load (``domain.weekly_load``) and a stretch no
+  over-capacity run crosses the ends of.
 
-Membership when windows chain: directives on one subject are joined when
-their windows share a day, and a group is a connected component of that
-overlap graph (A overlaps B and B overlaps C puts A, B and C in one group even
-when A and C do not overlap).  A ``contradiction`` is such a group of the
-subject's non-null directives holding two or more distinct values, and every
-directive of the group is a member: deciding the subject's value for that
-stretch of time concerns them all.  A ``duplicate`` is such a group among the
-directives with one and the same non-null value, issued by two or more
-organisations.
+A kind may also say ``blocks=True`` (its members rank in tier 5: shown, never
+scheduled, adding no load) or ``one_side="<outcome>"`` (only one of its members
+can be carried out: the best-ranked is scheduled, the others are given no
+hours under that schedule outcome, and only the largest of them counts as load).
+
+A ``Detection`` is what a locality function finds: the kind, the members
+(sorted ids), the ``details`` a person needs, and the locality ``key`` that
+tells which open conflict it may continue.  Detections carry no id and no
+text: which episode a detection continues is the fold's business
+(``domain.conflict_tracker``), and explanations are written from ``details``
+in each language outside the domain.  Detectors never compare all pairs of
+directives: directives are grouped by subject, windows are swept in date
+order, and weekly load is kept per week.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from hashlib import sha1
 from typing import Any, Protocol
-from uuid import UUID
 
 from domain.contract_state import ContractState
 from domain.scope import Outside
-from domain.windows import Span, from_micro, overlap_groups, runs, to_micro, week_label
+from domain.weekly_load import WeeklyLoad
+from domain.windows import Span, from_micro, overlap_groups, runs, week_label
 
 Directive = Mapping[str, Any]
 
-CONFLICT_NAMESPACE = UUID("6f1d3c2a-5b7e-5a1f-9c3d-2e4b6a8c0d17")
+SUBJECT, DIRECTIVE, WEEKS = "subject", "directive", "weeks"
 MENTIONED_AT_MOST = 6
 
 
 @dataclass(frozen=True)
 class Detection:
-    """A conflict as a detector finds it; its lifecycle is kept by ``domain.conflict_view``."""
+    """A conflict as a locality function finds it, before the fold gives it an identity."""
 
-    id: str
     kind: str
     members: tuple[str, ...]
-    explanation: str
     details: dict[str, Any] = field(hash=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "members": list(self.members),
-            "explanation": self.explanation,
-            "details": self.details,
-        }
-
-
-def conflict_id(kind: str, members: Iterable[str], *qualifiers: str) -> str:
-    """The deterministic id of a conflict (see the module docstring).
-
-    Equal to ``str(uuid.uuid5(CONFLICT_NAMESPACE, name))``, computed without
-    building a ``UUID`` object, which costs more than the hash itself.
-    """
-    name = "|".join([kind, ",".join(sorted(members)), *qualifiers])
-    digest = bytearray(sha1(CONFLICT_NAMESPACE.bytes + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-Detector = Callable[[ContractState], list[Detection]]
-DETECTORS: dict[str, Detector] = {}
-
-
-def detector(kind: str) -> Callable[[Detector], Detector]:
-    """Register a detector under the conflict kind it finds."""
-
-    def register(find: Detector) -> Detector:
-        DETECTORS[kind] = find
-        return find
-
-    return register
-
-
-def detect_conflicts(terms: Mapping[str, Any], directives: Iterable[Directive]) -> list[Detection]:
-    """Every conflict the registered detectors find among the active directives."""
-    return find_conflicts(ContractState(terms, directives))
-
-
-def find_conflicts(state: ContractState) -> list[Detection]:
-    """Every conflict in a prepared state (share one state with the ranking).
-
-    Listed kind by kind in registration order, each kind in a fixed order of
-    its own, so the result does not depend on the order the directives came in.
-    """
-    return [found for find in DETECTORS.values() for found in find(state)]
-
-
-# --- contradiction and duplicate: same subject, overlapping windows ---------
-#
-# Each kind is a detector over the whole state and a function over one
-# locality (a subject's group, one directive, a stretch of weeks), which the
-# detector runs for every locality and ``domain.conflict_tracker`` runs only
-# where an event changed something.
+    key: tuple[Any, ...] = ()
+    """The locality: ``(subject,)``, ``(directive id, rule id or "")`` or ``(first week, last
+    week)`` as week numbers."""
 
 
 class DirectiveFacts(Protocol):
-    """What the locality functions ask about directives (``ContractState`` answers)."""
+    """What locality functions ask about directives (``ContractState`` and the tracker answer)."""
 
     terms: Mapping[str, Any]
 
@@ -130,16 +74,88 @@ class DirectiveFacts(Protocol):
     def rules_broken_by(self, directive: Directive) -> list[Mapping[str, Any]]: ...
 
 
-@detector("contradiction")
-def contradiction(state: ContractState) -> list[Detection]:
-    return [found for subject, group in state.subjects_in_common
-            for found in contradictions_on(state, subject, group)]
+@dataclass(frozen=True)
+class ConflictKind:
+    name: str
+    locality: str
+    find: Callable[..., list[Detection]]
+    blocks: bool = False
+    one_side: str | None = None
 
 
+KINDS: dict[str, ConflictKind] = {}
+
+
+def conflict_kind(
+    name: str, *, locality: str, blocks: bool = False, one_side: str | None = None,
+) -> Callable[[Callable[..., list[Detection]]], Callable[..., list[Detection]]]:
+    """Register a kind of conflict with its locality and the function that finds it there."""
+
+    def register(find: Callable[..., list[Detection]]) -> Callable[..., list[Detection]]:
+        KINDS[name] = ConflictKind(name, locality, find, blocks, one_side)
+        return find
+
+    return register
+
+
+def kinds_at(locality: str) -> list[ConflictKind]:
+    return [kind for kind in KINDS.values() if kind.locality == locality]
+
+
+def blocking_kinds() -> frozenset[str]:
+    return frozenset(kind.name for kind in KINDS.values() if kind.blocks)
+
+
+def one_side_outcomes() -> dict[str, str]:
+    """Each one-side kind and the schedule outcome of its members that are not carried out."""
+    return {kind.name: kind.one_side for kind in KINDS.values() if kind.one_side}
+
+
+# --- the whole state ------------------------------------------------------------
+
+
+def detect_conflicts(terms: Mapping[str, Any], directives: Iterable[Directive]) -> list[Detection]:
+    """Every conflict among the active directives, as if none had been decided."""
+    return find_conflicts(ContractState(terms, directives))
+
+
+def find_conflicts(state: ContractState) -> list[Detection]:
+    """Every conflict of a prepared state, kind by kind in registration order.
+
+    This is detection without history: every conflict found counts as open,
+    so one-side conflicts share their load and blocking ones add none.  The
+    fold of a history with no decisions finds exactly these (the property tests
+    hold it to that).
+    """
+    found: list[Detection] = []
+    for kind in kinds_at(SUBJECT):
+        for subject, group in state.subjects_in_common:
+            found += kind.find(state, subject, group)
+    for kind in kinds_at(DIRECTIVE):
+        for directive in state.directives:
+            found += kind.find(state, directive)
+    blocked = {key for d in found if KINDS[d.kind].blocks for key in d.members}
+    sharing = [d for d in found if KINDS[d.kind].one_side]
+    load = WeeklyLoad.of_state(state, blocked=blocked, sharing=sharing)
+    for kind in kinds_at(WEEKS):
+        found += kind.find(load, load.first_week, load.last_week)
+    order = list(KINDS)
+    return sorted(found, key=lambda d: (order.index(d.kind), d.key, d.members))
+
+
+# --- contradiction and duplicate: same subject, overlapping windows ---------------
+
+
+@conflict_kind("contradiction", locality=SUBJECT, one_side="contested")
 def contradictions_on(
     facts: DirectiveFacts, subject: str, group: list[Directive],
 ) -> list[Detection]:
-    """The contradictions among one subject's directives (given in id order)."""
+    """Groups of one subject's directives whose windows chain and whose values differ.
+
+    Directives on one subject are joined when their windows share a day, and a
+    group is a connected component of that overlap graph; every directive of a
+    group holding two or more distinct non-null values is a member.
+    """
     valued = [d for d in group if d.get("value") is not None]
     if len({facts.canonical(d) for d in valued}) < 2:
         return []  # one value (or none) cannot contradict itself
@@ -148,38 +164,23 @@ def contradictions_on(
         sides = _sides(facts, component)
         if len(sides) < 2:
             continue
-        members = sorted(d["id"] for d in component)
-        span = _hull(facts, component)
-        demands = "; ".join(
-            f"{_and(side['issuers'])} {_require(side['issuers'])} {value}"
-            for value, side in sides.items()
-        )
         found.append(Detection(
-            id=conflict_id("contradiction", members),
             kind="contradiction",
-            members=tuple(members),
-            explanation=(
-                f"Contradictory directives on {subject} over overlapping windows "
-                f"({span.label()}): {demands}."
-            ),
+            members=tuple(sorted(d["id"] for d in component)),
             details={
                 "subject": subject,
                 "values": [side["value"] for side in sides.values()],
                 "sides": list(sides.values()),
-                "window": _window(span),
+                "window": _window(_hull(facts, component)),
             },
+            key=(subject,),
         ))
     return found
 
 
-@detector("duplicate")
-def duplicate(state: ContractState) -> list[Detection]:
-    return [found for subject, group in state.subjects_in_common
-            for found in duplicates_on(state, subject, group)]
-
-
+@conflict_kind("duplicate", locality=SUBJECT, one_side="covered")
 def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -> list[Detection]:
-    """The duplicates among one subject's directives (given in id order)."""
+    """Groups of directives from two or more issuers asking the same value over chained windows."""
     if len({d["issuer"] for d in group}) < 2:
         return []  # one issuer cannot duplicate itself
     same_value: dict[str, list[Directive]] = defaultdict(list)
@@ -187,30 +188,23 @@ def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -
         if directive.get("value") is not None:
             same_value[facts.canonical(directive)].append(directive)
     found = []
-    for value, alike in sorted(same_value.items()):
+    for _, alike in sorted(same_value.items()):
         if len({d["issuer"] for d in alike}) < 2:
             continue
         for component in overlap_groups(alike, facts.span):
             issuers = sorted({d["issuer"] for d in component})
             if len(issuers) < 2:
                 continue
-            members = sorted(d["id"] for d in component)
-            span = _hull(facts, component)
             found.append(Detection(
-                id=conflict_id("duplicate", members),
                 kind="duplicate",
-                members=tuple(members),
-                explanation=(
-                    f"Duplicate directives on {subject}: {_and(issuers)} each require "
-                    f"{value} over overlapping windows ({span.label()}), "
-                    f"so the same work is demanded {_times(len(members))}."
-                ),
+                members=tuple(sorted(d["id"] for d in component)),
                 details={
                     "subject": subject,
                     "values": [component[0].get("value")],
                     "issuers": issuers,
-                    "window": _window(span),
+                    "window": _window(_hull(facts, component)),
                 },
+                key=(subject,),
             ))
     return found
 
@@ -240,205 +234,82 @@ def _window(span: Span) -> dict[str, str]:
     return {"from": first, "to": last}
 
 
-# --- over_capacity: a sweep over the contract's weeks -------------------------
+# --- out_of_scope and rule_violation: one directive against the contract ----------
 
 
-@detector("over_capacity")
-def over_capacity(state: ContractState) -> list[Detection]:
-    """Maximal runs of weeks in which committed plus directed hours exceed weekly capacity.
-
-    A week counts only when some directive demanding hours covers it: a
-    contract whose own commitments exceed its capacity is not a conflict
-    between directives.
-    """
-    weekly = to_micro(state.weekly_hours)
-    committed = to_micro(state.committed_hours)
-    first_week = state.period.first_week
-    size = state.period.last_week - first_week + 1
-    hours_delta = [0] * (size + 1)
-    count_delta = [0] * (size + 1)
-    demanding: list[tuple[int, int, int, Directive]] = []
-    for directive in state.directives:
-        hours = to_micro(directive.get("hours_per_week") or 0)
-        if hours <= 0:
-            continue
-        weeks = state.weeks(directive)
-        if not weeks:
-            continue
-        start, stop = weeks.start - first_week, weeks.stop - first_week
-        hours_delta[start] += hours
-        hours_delta[stop] -= hours
-        count_delta[start] += 1
-        count_delta[stop] -= 1
-        demanding.append((start, stop - 1, hours, directive))
-    load, count, excess = 0, 0, [0] * size
-    for week in range(size):
-        load += hours_delta[week]
-        count += count_delta[week]
-        excess[week] = committed + load - weekly if count else 0
-    over_runs = runs([week for week in range(size) if excess[week] > 0])
-    if not over_runs:
-        return []
-    involved: list[list[tuple[int, Directive]]] = [[] for _ in over_runs]
-    run_lasts = [last for _, last in over_runs]
-    for start, last, hours, directive in demanding:
-        index = bisect_left(run_lasts, start)
-        while index < len(over_runs) and over_runs[index][0] <= last:
-            involved[index].append((hours, directive))
-            index += 1
-    return [
-        over_capacity_run(first_week, run, excess, involved[index], weekly, committed)
-        for index, run in enumerate(over_runs)
-    ]
-
-
-def over_capacity_run(
-    first_week: int,
-    run: tuple[int, int],
-    excess: Sequence[int] | Mapping[int, int],
-    involved: list[tuple[int, Directive]],
-    weekly: int,
-    committed: int,
-) -> Detection:
-    """The conflict of one maximal run of over-capacity weeks.
-
-    Weeks are counted from ``first_week`` (the contract period's first);
-    ``excess`` holds each week's excess in micro-hours, ``involved`` the
-    micro-hours and directive of every directive demanding hours in the run.
-    """
-    weeks = [week_label(first_week + week) for week in range(run[0], run[1] + 1)]
-    peak = max(range(run[0], run[1] + 1), key=lambda week: (excess[week], -week))
-    members = sorted(d["id"] for _, d in involved)
-    heaviest = sorted(involved, key=lambda entry: (-entry[0], str(entry[1]["id"])))
-    named = ", ".join(
-        f"{d['issuer']} on {d['subject']} ({_hours(from_micro(hours))} h)"
-        for hours, d in heaviest[:MENTIONED_AT_MOST]
-    )
-    if len(heaviest) > MENTIONED_AT_MOST:
-        named += f" and {len(heaviest) - MENTIONED_AT_MOST} more"
-    stretch = weeks[0] if len(weeks) == 1 else f"{weeks[0]} to {weeks[-1]} ({len(weeks)} weeks)"
-    largest = from_micro(excess[peak])
-    return Detection(
-        id=conflict_id("over_capacity", members, f"{weeks[0]}..{weeks[-1]}"),
-        kind="over_capacity",
-        members=tuple(members),
-        explanation=(
-            f"Over capacity in {stretch}: {_hours(from_micro(committed))} committed hours a week "
-            f"plus the directives of {named} exceed the weekly capacity of "
-            f"{_hours(from_micro(weekly))} h by up to {_hours(largest)} h "
-            f"(in {week_label(first_week + peak)})."
-        ),
-        details={
-            "weeks": weeks,
-            "excess_hours": largest,
-            "peak_week": week_label(first_week + peak),
-            "excess_by_week": {
-                week_label(first_week + week): from_micro(excess[week])
-                for week in range(run[0], run[1] + 1)
-            },
-            "weekly_capacity_hours": from_micro(weekly),
-            "committed_hours_per_week": from_micro(committed),
-        },
-    )
-
-
-# --- out_of_scope and rule_violation: one directive against the contract ----
-
-
-@detector("out_of_scope")
-def out_of_scope(state: ContractState) -> list[Detection]:
-    return [found for directive in state.directives
-            if directive["id"] in state.outside
-            for found in out_of_scope_of(state, directive)]
-
-
+@conflict_kind("out_of_scope", locality=DIRECTIVE, blocks=True)
 def out_of_scope_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
     outside = facts.outside_of(directive)
     if outside is None:
         return []
-    reasons = []
-    if outside.target_groups:
-        reasons.append(
-            f"target group {_and(list(outside.target_groups))}, which the contract does not "
-            f"serve (it serves {_and(list(facts.terms.get('target_groups') or ['no one']))})"
-        )
-    if outside.locations:
-        reasons.append(
-            f"{_and(list(outside.locations))}, outside the contract's service area"
-        )
     return [Detection(
-        id=conflict_id("out_of_scope", [directive["id"]]),
         kind="out_of_scope",
         members=(directive["id"],),
-        explanation=(
-            f"Out of scope: {directive['issuer']}'s directive on {directive['subject']} "
-            f"names {' and '.join(reasons)}."
-        ),
         details={
             "subject": directive["subject"],
+            "issuer": directive["issuer"],
             "outside": outside.listed,
             "outside_target_groups": list(outside.target_groups),
             "outside_locations": list(outside.locations),
+            "served_target_groups": list(facts.terms.get("target_groups") or ()),
         },
+        key=(directive["id"], ""),
     )]
 
 
-@detector("rule_violation")
-def rule_violation(state: ContractState) -> list[Detection]:
-    return [found for directive in state.directives
-            if directive["id"] in state.broken_rules
-            for found in rule_violations_of(state, directive)]
-
-
+@conflict_kind("rule_violation", locality=DIRECTIVE, blocks=True)
 def rule_violations_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
+    return [Detection(
+        kind="rule_violation",
+        members=(directive["id"],),
+        details={
+            "subject": directive["subject"],
+            "issuer": directive["issuer"],
+            "basis": directive.get("basis"),
+            "rule": rule["id"],
+            "when_tags": list(rule.get("when_tags") or ()),
+            "unless_tags": list(rule.get("unless_tags") or ()),
+            "citation": rule.get("citation"),
+            "verdict": rule.get("verdict", "blocked"),
+        },
+        key=(directive["id"], rule["id"]),
+    ) for rule in facts.rules_broken_by(directive)]
+
+
+# --- over_capacity: runs of weeks whose load exceeds capacity ----------------------
+
+
+@conflict_kind("over_capacity", locality=WEEKS)
+def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]:
+    """The maximal runs of over-capacity weeks from week ``first`` to ``last`` (week numbers).
+
+    ``first`` and ``last`` are ends no run crosses: the whole period, or a
+    stretch the tracker widened to the ends of the runs touching a change.
+    """
     found = []
-    for rule in facts.rules_broken_by(directive):
-        when = _and(list(rule.get("when_tags") or ()))
-        unless = list(rule.get("unless_tags") or ())
-        without = f" without {_or(unless)}" if unless else ""
+    for run in runs([week for week in range(first, last + 1) if load.over(week)]):
+        involved = load.involved(run[0], run[1])
+        weeks = [week_label(week) for week in range(run[0], run[1] + 1)]
+        excess = {week: load.excess(week) for week in range(run[0], run[1] + 1)}
+        peak = max(excess, key=lambda week: (excess[week], -week))
+        heaviest = sorted(involved, key=lambda entry: (-entry[1], str(entry[0]["id"])))
         found.append(Detection(
-            id=conflict_id("rule_violation", [directive["id"]], rule["id"]),
-            kind="rule_violation",
-            members=(directive["id"],),
-            explanation=(
-                f"Rule {rule['id']} blocks {directive['issuer']}'s directive on "
-                f"{directive['subject']}: it is tagged {when}{without}, and its basis "
-                f"{directive.get('basis')} is not exempt ({rule.get('citation')})."
-            ),
+            kind="over_capacity",
+            members=tuple(sorted(d["id"] for d, _ in involved)),
             details={
-                "subject": directive["subject"],
-                "rule": rule["id"],
-                "citation": rule.get("citation"),
-                "verdict": rule.get("verdict", "blocked"),
+                "weeks": weeks,
+                "excess_hours": from_micro(excess[peak]),
+                "peak_week": week_label(peak),
+                "excess_by_week": {week_label(week): from_micro(hours)
+                                   for week, hours in excess.items()},
+                "weekly_capacity_hours": from_micro(load.weekly),
+                "committed_hours_per_week": from_micro(load.committed),
+                "heaviest": [
+                    {"directive": d["id"], "issuer": d["issuer"], "subject": d["subject"],
+                     "hours": from_micro(hours)}
+                    for d, hours in heaviest[:MENTIONED_AT_MOST]
+                ],
             },
+            key=run,
         ))
     return found
-
-
-# --- wording ------------------------------------------------------------------
-
-
-def _hours(hours: float) -> str:
-    return f"{hours:.6f}".rstrip("0").rstrip(".")
-
-
-def _require(issuers: list[str]) -> str:
-    return "requires" if len(issuers) == 1 else "require"
-
-
-def _times(count: int) -> str:
-    return "twice" if count == 2 else f"{count} times"
-
-
-def _and(items: list[str]) -> str:
-    return _join(items, "and")
-
-
-def _or(items: list[str]) -> str:
-    return _join(items, "or")
-
-
-def _join(items: list[str], word: str) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} {word} {items[-1]}"

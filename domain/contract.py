@@ -16,7 +16,7 @@ from uuid import UUID
 
 from domain.chain import ChainedAggregate
 from domain.conflict_tracker import ConflictTracker
-from domain.conflict_view import OPEN, escalated, lapsed, resolved
+from domain.conflict_view import OPEN, escalated, lapsed, legacy_id, resolved
 from domain.errors import (
     AlreadyExists,
     ConflictNotOpen,
@@ -25,6 +25,7 @@ from domain.errors import (
     DirectiveNotActive,
     Forbidden,
     IllegalTransition,
+    InsufficientAuthority,
     LevelMismatch,
     NoHigherLevel,
     NotFound,
@@ -60,6 +61,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 
 WITHDRAWN, OVERRIDDEN = "withdrawn", "overridden"
+CITED_BASES = frozenset({Basis.STATUTE.value, Basis.CONTRACT.value})
 
 # Attributes derived from stored state: rebuilt when first needed, never
 # snapshotted, never deep-copied.
@@ -76,7 +78,21 @@ class ServiceContract(ChainedAggregate):
     loaded as of any version (a snapshot and a few events) carries its
     conflicts with it.  The fold is incremental (``domain.conflict_tracker``);
     its indices are derived state, kept out of snapshots and deep copies.
+
+    ``class_version`` 2 is the episode fold (conflicts keep their identity while
+    directives join and leave them).  A snapshot taken under the first fold
+    holds conflict records of the old shape: ``upcast_v1_v2`` marks it stale,
+    and the application loads such a contract from its events instead
+    (``workflows/application.py``).  Events need no upcasting: conflicts are
+    derived from them, and decisions recorded under the old ids find their
+    episode by those ids (``_recorded_conflict``).
     """
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["stale_conflicts"] = True
 
     if TYPE_CHECKING:  # set by the Drafted event
         terms: dict[str, Any]
@@ -183,13 +199,16 @@ class ServiceContract(ChainedAggregate):
 
         def apply(self, contract: ServiceContract) -> None:
             version, at = self.originator_version, self.timestamp
-            record = contract.conflicts[self.data["conflict_id"]]
+            record = contract._recorded_conflict(self.data["conflict_id"])
             decision = {key: value for key, value in self.data.items() if key != "conflict_id"}
-            contract._conflict_changed(resolved(record, decision, version=version, at=at))
+            if record is not None:
+                contract._conflict_changed(resolved(record, decision, version=version, at=at),
+                                           version, at)
             overridden = [
                 {**contract.directives[key], "status": OVERRIDDEN, "overridden_version": version,
-                 "overridden_by": self.data["conflict_id"]}
+                 "overridden_by": record["id"] if record else self.data["conflict_id"]}
                 for key in self.data["overridden"]
+                if contract.directives[key]["status"] == "active"
             ]
             if overridden:
                 contract._directives_changed(overridden, version, at)
@@ -198,12 +217,14 @@ class ServiceContract(ChainedAggregate):
         """One level up the escalation chain, due ``resolution_sla_hours`` after this event."""
 
         def apply(self, contract: ServiceContract) -> None:
-            record = contract.conflicts[self.data["conflict_id"]]
+            record = contract._recorded_conflict(self.data["conflict_id"])
+            if record is None:
+                return  # recorded under the first fold, on a run it no longer finds
             contract._conflict_changed(escalated(
                 record, to_level=self.data["to_level"], reason=self.data["reason"],
                 by=self.actor["org"], version=self.originator_version, at=self.timestamp,
                 sla_hours=float(contract.terms["resolution_sla_hours"]),
-            ))
+            ), self.originator_version, self.timestamp)
 
     def _directives_changed(
         self, updated: list[dict[str, Any]], version: int, at: datetime,
@@ -219,15 +240,37 @@ class ServiceContract(ChainedAggregate):
             self.directives[directive["id"]] = directive
         tracker.directives_changed(self.conflicts, changes, version=version, at=at)
 
-    def _conflict_changed(self, record: dict[str, Any]) -> None:
+    def _conflict_changed(self, record: dict[str, Any], version: int, at: datetime) -> None:
         """Store a conflict record a resolution or escalation event changed."""
-        self.conflicts[record["id"]] = record
-        self._conflict_tracker().conflict_changed(record)
+        self._conflict_tracker().conflict_changed(self.conflicts, record, version=version, at=at)
+
+    def _recorded_conflict(self, conflict_id: str) -> dict[str, Any] | None:
+        """The conflict a decision or escalation event names.
+
+        Events recorded under the first fold name a conflict by its member set
+        (``legacy_id``): the open episode with those members is that conflict.
+        """
+        record = self.conflicts.get(conflict_id)
+        if record is not None:
+            return record
+        for candidate in self.conflicts.values():
+            if candidate["status"] != OPEN:
+                continue
+            details = candidate["details"]
+            qualifiers = (
+                [f"{details['weeks'][0]}..{details['weeks'][-1]}"]
+                if candidate["kind"] == "over_capacity"
+                else [details["rule"]] if candidate["kind"] == "rule_violation" else []
+            )
+            if legacy_id(candidate["kind"], candidate["members"], *qualifiers) == conflict_id:
+                return candidate
+        return None
 
     def _conflict_tracker(self) -> ConflictTracker:
         tracker: ConflictTracker | None = self.__dict__.get("_tracker")
         if tracker is None:
-            tracker = ConflictTracker(self.terms, self.directives.values(), self.conflicts)
+            tracker = ConflictTracker(str(self.id), self.terms, self.directives.values(),
+                                      self.conflicts)
             self.__dict__["_tracker"] = tracker
         return tracker
 
@@ -295,6 +338,7 @@ class ServiceContract(ChainedAggregate):
         if self.standing_of(issuer) == Standing.NON_PARTY:
             data["basis"] = Basis.NON_PARTY.value
         directive = {"id": key, "issuer": issuer, **data, "status": "active"}
+        self._check_citation(directive)
         self._record(self.DirectiveIssued, actor=actor, at=at, data=directive)
 
     def amend_directive(
@@ -310,6 +354,7 @@ class ServiceContract(ChainedAggregate):
             self._check_window(changes["window"])
         if "basis" in changes and self.standing_of(directive["issuer"]) == Standing.NON_PARTY:
             changes["basis"] = Basis.NON_PARTY.value
+        self._check_citation({**directive, **changes})
         self._record(
             self.DirectiveAmended, actor=actor, at=at,
             data={"id": directive_id, "changes": changes},
@@ -327,7 +372,10 @@ class ServiceContract(ChainedAggregate):
         self._require_active("resolve a conflict")
         record = self._open_conflict(conflict_id, "decided")
         resolver_level = self._authority(resolver, record, "decide")
-        data = {"conflict_id": conflict_id, **settled(decision, record["members"]),
+        outcome = settled(decision, record["members"])
+        for directive_id in outcome["overridden"]:
+            self._may_override(resolver, resolver_level, directive_id)
+        data = {"conflict_id": conflict_id, **outcome,
                 "resolver": resolver, "resolver_level": resolver_level,
                 "level": record["level"]}
         self._record(self.ConflictResolved, actor=actor, at=at, data=data)
@@ -355,6 +403,9 @@ class ServiceContract(ChainedAggregate):
                 raise NotLapsed(f"conflict {conflict_id} is due {record['due']}; "
                                 f"at {at.isoformat()} it has not lapsed")
         else:
+            if escalation.reason == SLA_EXPIRED:
+                raise ValidationFailed([("reason", f"{SLA_EXPIRED} is the timer's own reason; "
+                                                   "say why you escalate")])
             self._authority(escalator, record, "escalate")
         if escalation.from_level != record["level"]:
             raise LevelMismatch(f"conflict {conflict_id} is at level {record['level']}, "
@@ -449,6 +500,29 @@ class ServiceContract(ChainedAggregate):
                 f"({chain[record['level']]}); {org} may not {verb} it"
             )
         return level
+
+    def _may_override(self, resolver: str, resolver_level: int, directive_id: str) -> None:
+        """SPEC §6: override only a directive whose issuer sits at or below the decider in the
+        chain; an issuer outside the chain may be overridden at any level the decider may decide."""
+        issuer = self.directives[directive_id]["issuer"]
+        chain = self.terms["escalation_chain"]
+        if issuer not in chain or chain.index(issuer) <= resolver_level:
+            return
+        needed = chain.index(issuer)
+        raise InsufficientAuthority(
+            f"{resolver} (level {resolver_level}) may not override directive {directive_id} "
+            f"of {issuer}: that needs level {needed} ({issuer}) or above; escalate instead",
+            directive_id=directive_id, level_needed=needed, org_needed=issuer,
+        )
+
+    def _check_citation(self, directive: Mapping[str, Any]) -> None:
+        """SPEC §3: a ``statute`` or ``contract`` basis names what it rests on."""
+        if directive.get("basis") in CITED_BASES and not (directive.get("citation") or "").strip():
+            raise ValidationFailed([(
+                "citation",
+                f"a {directive['basis']} basis needs a citation: the law and article for "
+                "statute, the clause for contract",
+            )])
 
     def _check_window(self, window: Mapping[str, str]) -> None:
         period = self.terms["period"]

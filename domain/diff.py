@@ -10,7 +10,8 @@ Whoever replayed the two states hands them in; the comparison is pure.
   became that in between).  A directive issued and withdrawn in between is
   both added and withdrawn.
 - Conflicts are ``opened`` (present at the later version and absent at the
-  earlier, or opened again after it), ``resolved`` or ``dissolved`` (their
+  earlier, or opened again after it), ``updated`` (directives joined or left
+  them: ``member_changes`` grew), ``resolved`` or ``dissolved`` (their
   status became that in between) and ``escalated`` (their level rose: the
   entry says ``from_level`` and ``to_level``; a conflict that opened in
   between rose from level 0).
@@ -126,12 +127,14 @@ def _issue_order(directive: Record) -> tuple[int, str]:
 def conflict_changes(
     before: Mapping[str, Record], after: Mapping[str, Record], *, from_version: int,
 ) -> dict[str, list[dict[str, Any]]]:
-    opened, resolved, dissolved, escalated = [], [], [], []
+    opened, updated, resolved, dissolved, escalated = [], [], [], [], []
     for conflict in sorted(after.values(), key=_opening_order):
         earlier = before.get(conflict["id"])
         reopened = conflict["opened_version"] > from_version
         if earlier is None or reopened:
             opened.append(dict(conflict))
+        elif len(conflict.get("member_changes") or ()) > len(earlier.get("member_changes") or ()):
+            updated.append(dict(conflict))
         was = None if earlier is None or reopened else earlier["status"]
         if conflict["status"] == RESOLVED and was != RESOLVED:
             resolved.append(dict(conflict))
@@ -141,8 +144,8 @@ def conflict_changes(
         to_level = int(conflict.get("level") or 0)
         if to_level > from_level:
             escalated.append({**conflict, "from_level": from_level, "to_level": to_level})
-    return {"opened": opened, "resolved": resolved, "dissolved": dissolved,
-            "escalated": escalated}
+    return {"opened": opened, "updated": updated, "resolved": resolved,
+            "dissolved": dissolved, "escalated": escalated}
 
 
 def _opening_order(conflict: Record) -> tuple[int, str]:

@@ -87,3 +87,14 @@ class NotLapsed(DomainError):
     """The timer may escalate a conflict only once its due time has passed."""
 
     code = "not_lapsed"
+
+
+class InsufficientAuthority(DomainError):
+    """A decision that overrides a directive whose issuer sits above the decider (SPEC §6)."""
+
+    code = "insufficient_authority"
+
+    def __init__(self, detail: str, *, directive_id: str, level_needed: int, org_needed: str):
+        super().__init__(detail)
+        self.extra = {"directive_id": directive_id, "level_needed": level_needed,
+                      "org_needed": org_needed}

@@ -1,13 +1,20 @@
 """The priority view: every active directive ranked, scored and scheduled (SPEC §5).
 
 Every number shown can be recomputed by hand.  A directive's tier comes from
-its basis (1 statute, 2 contract, 3 professional standard, 4 any other, 5 out
-of scope or blocked by a rule; ``client_first`` merges tiers 2 to 4 and
-reports them as 2).  Its score is ``100 × Σ weight × value`` over five
+its basis (1 statute, 2 contract, 3 professional standard, 4 any other;
+``client_first`` merges tiers 2 to 4 and reports them as 2), or is 5 while it
+is a member of an open blocking conflict (``out_of_scope``, ``rule_violation``
+…: shown, never scheduled).  Its score is ``100 × Σ weight × value`` over five
 components, each in 0–1.  The ranking orders by tier, then score (highest
 first), then issue order (``issued_version``), then id.  Walking the ranking,
 each directive of tiers 1–4 is granted hours out of each covered week's free
-capacity; tier 5 is shown but never scheduled.
+capacity, except that of the members of an open one-side conflict only the
+best-ranked is: the others are ``contested`` (a contradiction) or ``covered``
+(a duplicate), with no hours, until the conflict is decided.
+
+Which conflicts are open is history (a decision closes one), so the ranking
+takes the contract's conflict view; without one, every conflict detected in
+the state counts as open.
 
 The reference date for urgency is an argument: the domain reads no clock.
 """
@@ -18,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from domain.conflicts import blocking_kinds, find_conflicts, one_side_outcomes
 from domain.contract_state import ContractState
 from domain.errors import ValidationFailed
 from domain.values import Basis, Profile, Weights
@@ -51,6 +59,10 @@ BASIS_TIER: dict[str, int] = {Basis.STATUTE: 1, Basis.CONTRACT: 2, Basis.PROFESS
 OTHER_BASIS_TIER, UNSCHEDULABLE_TIER = 4, 5
 
 SCHEDULED, PARTIAL, DEFERRED, BLOCKED = "scheduled", "partial", "deferred", "blocked"
+CONTESTED, COVERED = "contested", "covered"
+
+Conflicts = Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
+"""A conflict view (id → record) or its records; only the open ones count."""
 
 
 # --- the five components ------------------------------------------------------
@@ -91,8 +103,8 @@ def efficiency(directive: Directive, free_hours: float) -> float:
     return max(0.0, 1 - (directive.get("hours_per_week") or 0) / free_hours)
 
 
-def tier(state: ContractState, directive: Directive, profile: Profile) -> int:
-    if state.unschedulable(directive):
+def tier(directive: Directive, profile: Profile, *, blocked: bool = False) -> int:
+    if blocked:
         return UNSCHEDULABLE_TIER
     by_basis = BASIS_TIER.get(directive["basis"], OTHER_BASIS_TIER)
     if profile == Profile.CLIENT_FIRST and by_basis > 1:
@@ -143,14 +155,30 @@ def rank_directives(
     *,
     profile: str | Profile | None = None,
     weights: Mapping[str, float] | Weights | None = None,
+    conflicts: Conflicts | None = None,
 ) -> list[dict[str, Any]]:
     """The ranked entries of every active directive (SPEC §9 priority entry shape)."""
     chosen, weighting = effective_policy(terms, profile, weights)
-    return rank(ContractState(terms, directives), reference_date, chosen, weighting)
+    return rank(ContractState(terms, directives), reference_date, chosen, weighting,
+                conflicts=conflicts)
+
+
+def open_conflicts(state: ContractState, conflicts: Conflicts | None) -> list[Mapping[str, Any]]:
+    """The open conflict records of a view, or every conflict detected in the state."""
+    if conflicts is None:
+        return [{"kind": found.kind, "members": found.members}
+                for found in find_conflicts(state)]
+    records = conflicts.values() if isinstance(conflicts, Mapping) else conflicts
+    return [record for record in records if record.get("status", "open") == "open"]
 
 
 def rank(
-    state: ContractState, reference_date: date, profile: Profile, weights: Mapping[str, float],
+    state: ContractState,
+    reference_date: date,
+    profile: Profile,
+    weights: Mapping[str, float],
+    *,
+    conflicts: Conflicts | None = None,
 ) -> list[dict[str, Any]]:
     """The ranking of a prepared state under a decided profile and weights.
 
@@ -165,7 +193,18 @@ def rank(
         weights[name] for name in COMPONENTS
     )
     client_first = profile == Profile.CLIENT_FIRST
-    outside, broken = state.outside, state.broken_rules
+    blocking, sides = blocking_kinds(), one_side_outcomes()
+    blocked: set[str] = set()
+    sided: dict[str, list[tuple[int, str]]] = {}
+    """Directive id → (index, outcome) of each open one-side conflict it is a member of."""
+    live = open_conflicts(state, conflicts)
+    for index, record in enumerate(live):
+        kind = record["kind"]
+        if kind in blocking:
+            blocked.update(record["members"])
+        elif kind in sides:
+            for member in record["members"]:
+                sided.setdefault(member, []).append((index, sides[kind]))
     # Entries share equal component and schedule dicts (a ranking is read, never
     # changed in place): a large contract has few distinct values of each.
     urgency_by_due: dict[Any, dict[str, float]] = {}
@@ -209,7 +248,7 @@ def rank(
         score = 100 * (c_need["contribution"] + c_urgency["contribution"]
                        + c_indicator["contribution"] + c_legitimacy["contribution"]
                        + c_efficiency["contribution"])
-        if key in outside or key in broken:
+        if key in blocked:
             placed = UNSCHEDULABLE_TIER
         else:
             placed = BASIS_TIER.get(basis, OTHER_BASIS_TIER)
@@ -220,13 +259,23 @@ def rank(
     scored.sort(key=_ranking_key)
     schedule = WeeklySchedule(state)
     hours, covered = state.hours, state.covered
-    blocked = {"outcome": BLOCKED, "hours_granted": 0.0}
+    not_scheduled = {"outcome": BLOCKED, "hours_granted": 0.0}
+    left_out = {outcome: {"outcome": outcome, "hours_granted": 0.0}
+                for outcome in set(sides.values())}
+    carried: set[int] = set()
+    """The open one-side conflicts whose best-ranked schedulable member was reached."""
     asked_nothing: dict[int, dict[str, Any]] = {}
     ranked = []
     for position, (placed, _, _, key, score, directive, components) in enumerate(scored, 1):
         asked, weeks = hours[key], covered[key]
+        sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
+        reached = [outcome for index, outcome in sides_of or () if index in carried]
+        if sides_of and not reached:
+            carried.update(index for index, _ in sides_of)
         if placed == UNSCHEDULABLE_TIER:
-            granted = blocked
+            granted = not_scheduled
+        elif reached:
+            granted = left_out[COVERED if COVERED in reached else reached[0]]
         elif asked <= 0 or not weeks:
             granted = asked_nothing.get(asked) or asked_nothing.setdefault(
                 asked, schedule.grant_hours(asked, weeks))
@@ -298,11 +347,14 @@ def priority_view(
     *,
     profile: str | Profile | None = None,
     weights: Mapping[str, float] | Weights | None = None,
+    conflicts: Conflicts | None = None,
 ) -> dict[str, Any]:
     """The priority view without its address: the caller adds ``contract_id`` and
-    ``position`` or ``version``.  ``profile`` and ``weights`` are what-if overrides."""
+    ``position`` or ``version``.  ``profile`` and ``weights`` are what-if overrides;
+    ``conflicts`` is the contract's conflict view."""
     return priority_view_of(
         ContractState(terms, directives), reference_date, profile=profile, weights=weights,
+        conflicts=conflicts,
     )
 
 
@@ -312,6 +364,7 @@ def priority_view_of(
     *,
     profile: str | Profile | None = None,
     weights: Mapping[str, float] | Weights | None = None,
+    conflicts: Conflicts | None = None,
 ) -> dict[str, Any]:
     """``priority_view`` of a prepared state (share one state with the detectors)."""
     chosen, weighting = effective_policy(state.terms, profile, weights)
@@ -319,5 +372,5 @@ def priority_view_of(
         "profile": chosen.value,
         "weights": weighting,
         "reference_date": reference_date.isoformat(),
-        "priorities": rank(state, reference_date, chosen, weighting),
+        "priorities": rank(state, reference_date, chosen, weighting, conflicts=conflicts),
     }

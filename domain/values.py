@@ -83,6 +83,8 @@ WholeNumber = Annotated[StrictInt, BeforeValidator(_integral)]
 """An integer, also written as ``14.0``; never a string, a bool or ``1.5``."""
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Label = Annotated[str, Field(min_length=1, max_length=100)]
+Citation = Annotated[str, Field(min_length=1, max_length=200)]
+"""What a basis rests on (SPEC §3): the law and article, or the contract clause."""
 OrgId = Annotated[str, Field(pattern=ORG_ID)]
 Slug = Annotated[str, Field(pattern=SLUG)]
 
@@ -267,6 +269,7 @@ class DirectiveFields(Strict):
     value: JsonValue = None
     summary: Text
     basis: Basis
+    citation: Citation | None = None
     hours_per_week: Number = Field(default=0, ge=0, le=100_000)
     window: Window | None = None
     due: IsoDate | None = None
@@ -304,6 +307,7 @@ class DirectivePatch(Strict):
     value: JsonValue = None
     summary: Text | None = None
     basis: Basis | None = None
+    citation: Citation | None = None
     hours_per_week: Number | None = Field(default=None, ge=0, le=100_000)
     window: Window | None = None
     due: IsoDate | None = None

@@ -37,12 +37,14 @@ CONTRACT_CREATED, CONTRACT_UPDATED = "contract.created", "contract.updated"
 DIRECTIVE_ISSUED, DIRECTIVE_AMENDED = "directive.issued", "directive.amended"
 DIRECTIVE_WITHDRAWN, DIRECTIVE_OVERRIDDEN = "directive.withdrawn", "directive.overridden"
 CONFLICT_OPENED, CONFLICT_ESCALATED = "conflict.opened", "conflict.escalated"
+CONFLICT_UPDATED = "conflict.updated"
 CONFLICT_RESOLVED, CONFLICT_DISSOLVED = "conflict.resolved", "conflict.dissolved"
 
 EVENT_TYPES: tuple[str, ...] = (
     CONTRACT_CREATED, CONTRACT_UPDATED,
     DIRECTIVE_ISSUED, DIRECTIVE_AMENDED, DIRECTIVE_WITHDRAWN, DIRECTIVE_OVERRIDDEN,
-    CONFLICT_OPENED, CONFLICT_ESCALATED, CONFLICT_RESOLVED, CONFLICT_DISSOLVED,
+    CONFLICT_OPENED, CONFLICT_UPDATED, CONFLICT_ESCALATED, CONFLICT_RESOLVED,
+    CONFLICT_DISSOLVED,
 )
 EVERY_TYPE = "*"
 GROUPS = frozenset(event_type.split(".")[0] for event_type in EVENT_TYPES)
@@ -112,7 +114,7 @@ def messages_for(
         )
     return [
         *conflicts[CONFLICT_RESOLVED], *conflicts[CONFLICT_ESCALATED], *own,
-        *conflicts[CONFLICT_OPENED], *conflicts[CONFLICT_DISSOLVED],
+        *conflicts[CONFLICT_OPENED], *conflicts[CONFLICT_UPDATED], *conflicts[CONFLICT_DISSOLVED],
     ]
 
 

@@ -64,6 +64,7 @@ from domain.values import (
 )
 from workflows import anchoring, group_commit
 from workflows.audit import audit_aggregate
+from workflows.explanations import explained
 from workflows.idempotency import IdempotencyRecord, IdempotentRequest
 from workflows.settings import Settings
 from workflows.store import position_of, schema_lock
@@ -165,9 +166,23 @@ class LoadSafeRepository(Repository):
 
     def get(self, aggregate_id: Any, *, version: int | None = None, **kwargs: Any) -> Any:
         if version is not None or not self.cache:
-            return super().get(aggregate_id, version=version, **kwargs)
+            return self._fresh(super().get(aggregate_id, version=version, **kwargs), version)
         with self._load_locks[hash(aggregate_id) % self.STRIPES]:
-            return super().get(aggregate_id, **kwargs)
+            aggregate = self._fresh(super().get(aggregate_id, **kwargs), None)
+            if aggregate is not None and vars(aggregate).get("reloaded_from_events"):
+                del vars(aggregate)["reloaded_from_events"]
+                self.cache.put(aggregate_id, deepcopy(aggregate))
+            return aggregate
+
+    def _fresh(self, aggregate: Any, version: int | None) -> Any:
+        """The aggregate, or, when it came from a snapshot of an older fold of its state
+        (``ServiceContract.upcast_v1_v2``), the same aggregate folded from its events."""
+        if not vars(aggregate).get("stale_conflicts"):
+            return aggregate
+        plain = Repository(event_store=self.event_store)
+        reloaded: Any = plain.get(aggregate.id, version=version if version else aggregate.version)
+        vars(reloaded)["reloaded_from_events"] = True
+        return reloaded
 
     def cached_copy(self, aggregate_id: Any) -> Any:
         """A copy of the cached aggregate as it is (None if not cached), without asking
@@ -421,10 +436,12 @@ class Threadneedle(Application):
         ``status`` filters as the live view does (open and resolved by default).
         """
         contract = self.contract(caller, contract_id, version=version, as_of=as_of)
+        names = self.organisation_names()
         return {
             "contract_id": str(contract.id),
             "version": contract.version,
-            "conflicts": listed(conflicts_of(contract), status),
+            "conflicts": [explained(record, names)
+                          for record in listed(conflicts_of(contract), status)],
         }
 
     def priority_view_at(
@@ -450,7 +467,7 @@ class Threadneedle(Application):
         else:
             reference = shanghai_date(self.clock())
         view = priority_view(contract.terms, contract.active_directives(), reference,
-                             profile=profile)
+                             profile=profile, conflicts=contract.conflicts)
         return {"contract_id": str(contract.id), "version": contract.version, **view}
 
     def add_stakeholder(
@@ -1014,6 +1031,15 @@ class Threadneedle(Application):
         """The stored events of one aggregate (every aggregate here is chained)."""
         events = self.repository.event_store.get(originator_id, gt=gt, lte=lte, limit=limit)
         return cast("list[ChainedAggregate.Event]", list(events))
+
+    def organisation_names(self) -> dict[str, str]:
+        """Every registered organisation's name by id (explanations name organisations)."""
+        try:
+            directory: object = self._load(DIRECTORY_ID)
+        except AggregateNotFoundError:
+            return {}
+        assert isinstance(directory, Directory)
+        return {org: record["name"] for org, record in directory.organisations.items()}
 
     def _directory(self, caller: Caller) -> Directory:
         try:

@@ -41,6 +41,7 @@ from domain.contract import ServiceContract
 from domain.priorities import priority_view
 from workflows import views
 from workflows.application import Threadneedle, shanghai_date
+from workflows.explanations import Explainer
 from workflows.views import ViewStore
 
 NAME = views.CONTRACTS
@@ -59,19 +60,22 @@ def contract_topics() -> list[str]:
     return sorted({get_topic(cls) for cls in classes})
 
 
-def conflict_document(contract: ServiceContract, position: int) -> dict[str, Any]:
+def conflict_document(
+    contract: ServiceContract, position: int, explain: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "contract_id": str(contract.id),
         "position": position,
         "version": contract.version,
-        "conflicts": list(contract.conflicts.values()),
+        "conflicts": [explain(record) for record in contract.conflicts.values()],
     }
 
 
 def priority_document(
     contract: ServiceContract, reference_date: date, position: int
 ) -> dict[str, Any]:
-    view = priority_view(contract.terms, contract.active_directives(), reference_date)
+    view = priority_view(contract.terms, contract.active_directives(), reference_date,
+                         conflicts=contract.conflicts)
     return {"contract_id": str(contract.id), "position": position,
             "version": contract.version, **view}
 
@@ -109,6 +113,7 @@ class ContractViews:
 
     def __post_init__(self) -> None:
         self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
+        self._explain = Explainer()
         self._lease_token: str | None = None
 
     # --- running ------------------------------------------------------------
@@ -204,6 +209,7 @@ class ContractViews:
             contract = self._advance(cache, notification)
             touched[contract.id] = (contract, notification.id)
         reference = shanghai_date(self.clock())
+        self._explain.use_names(self.app.organisation_names())
         ops: list[list[Any]] = []
         for contract, event_position in touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position))
@@ -258,7 +264,7 @@ class ContractViews:
     ) -> Iterator[list[Any]]:
         contract_id = str(contract.id)
         yield ["set", views.conflicts_key(generation, contract_id),
-               _json(conflict_document(contract, position))]
+               _json(conflict_document(contract, position, self._explain))]
         yield ["set", views.priorities_key(generation, contract_id),
                _json(priority_document(contract, reference, position))]
         yield ["sadd", views.contracts_key(generation), contract_id]
@@ -267,7 +273,7 @@ class ContractViews:
             if conflict["status"] == "open":
                 yield ["zadd", views.board_key(generation), due_epoch(conflict), member]
                 yield ["hset", views.board_items_key(generation), member,
-                       _json(board_item(contract, conflict))]
+                       _json(board_item(contract, self._explain(conflict)))]
             else:
                 yield ["zrem", views.board_key(generation), member]
                 yield ["hdel", views.board_items_key(generation), member]

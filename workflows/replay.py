@@ -49,7 +49,7 @@ def ranking_of(
 ) -> list[dict[str, Any]]:
     """The ranking of the contract's active directives, as its priority view orders them."""
     return rank_directives(contract.terms, contract.active_directives(), reference,
-                           profile=profile)
+                           profile=profile, conflicts=contract.conflicts)
 
 
 def contract_at(contract: ServiceContract) -> ContractAt:
@@ -200,7 +200,7 @@ class TopOfRanking:
             if directive["status"] != "active":
                 continue
             [entry] = rank_directives(contract.terms, [directive], reference,
-                                      profile=self.profile)
+                                      profile=self.profile, conflicts=contract.conflicts)
             self.keys[directive_id] = (entry["tier"], -entry["score"],
                                        directive.get("issued_version") or 0, directive_id)
             self.entries[directive_id] = _brief(entry, directive)
@@ -215,8 +215,6 @@ def _directives_changed_by(type_name: str, data: Mapping[str, Any]) -> list[str]
     """The directives an event changed, or ``None`` when it may have changed any ranking."""
     if type_name in DIRECTIVE_EVENTS:
         return [data["id"]]
-    if type_name == "ServiceContract.ConflictResolved":
-        return list(data.get("overridden") or ())
     if type_name in RANK_NEUTRAL:
         return []
     return None

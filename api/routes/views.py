@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
@@ -28,8 +28,22 @@ from api.problems import problem_responses
 from api.schemas import Items
 from domain.conflict_view import STATUSES
 from domain.values import Profile
+from workflows.explanations import in_language
+from workflows.i18n import negotiate
 
 router = APIRouter(tags=["views"], responses=problem_responses(401, 404, 422, 503))
+
+# SPEC §12: ``explanation`` is the English one unless Accept-Language prefers Chinese.
+AcceptLanguage = Annotated[str | SkipJsonSchema[None], Header(
+    alias="Accept-Language", max_length=500,
+    description="zh prefers the Chinese explanation; anything else gives the English one")]
+
+
+def _in_language(records: list[dict[str, Any]], accept: str | None) -> list[dict[str, Any]]:
+    language = negotiate(accept, default="en")
+    if language == "en":
+        return records
+    return [in_language(record, language) for record in records]
 
 # The values are documented as enums (json_schema_extra) and checked by the domain, which
 # answers with the clearer message; ``SkipJsonSchema`` keeps ``null`` out of the document.
@@ -51,15 +65,17 @@ async def conflict_view(
     live: LiveViewsDep,
     response: Response,
     status: StatusQuery = None,
+    accept_language: AcceptLanguage = None,
 ) -> dict[str, Any]:
     if at.given:
-        return await run_in_threadpool(
+        view = await run_in_threadpool(
             services.app.conflict_view_at, caller, contract_id,
             version=at.version, as_of=at.as_of, status=status,
         )
-    position, view = await live.conflicts(contract_id, status, freshness)
-    response.headers[POSITION_HEADER] = str(position)
-    return view
+    else:
+        position, view = await live.conflicts(contract_id, status, freshness)
+        response.headers[POSITION_HEADER] = str(position)
+    return {**view, "conflicts": _in_language(view["conflicts"], accept_language)}
 
 
 @router.get("/v1/contracts/{contract_id}/priorities", response_model=dict[str, Any])
@@ -90,8 +106,9 @@ async def conflict_board(
     freshness: FreshnessDep,
     live: LiveViewsDep,
     response: Response,
+    accept_language: AcceptLanguage = None,
 ) -> dict[str, Any]:
     """Open conflicts across the contracts the caller may read, most overdue first."""
     position, board = await live.board(readable, services.app.clock(), freshness)
     response.headers[POSITION_HEADER] = str(position)
-    return board
+    return {**board, "items": _in_language(board["items"], accept_language)}

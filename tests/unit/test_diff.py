@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.conflict_view import advance_conflicts
-from domain.conflicts import detect_conflicts
+from domain.conflict_tracker import ConflictTracker
 from domain.diff import ContractAt, contract_diff
 
 from .directive_givens import contract_terms, directive
@@ -23,7 +22,7 @@ ETHICS = directive("伦理培训", "gz-swa", subject="training.ethics", value={"
 
 NO_CHANGES: dict[str, Any] = {
     "directives": {"added": [], "changed": [], "withdrawn": [], "overridden": []},
-    "conflicts": {"opened": [], "resolved": [], "dissolved": [], "escalated": []},
+    "conflicts": {"opened": [], "updated": [], "resolved": [], "dissolved": [], "escalated": []},
     "ranks": [],
     "terms": [],
 }
@@ -38,11 +37,16 @@ def at(version: int, *directives: dict[str, Any], conflicts: dict[str, Any] | No
 
 
 def conflicts_of(*directives: dict[str, Any], version: int,
-                 previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The conflict view folded at ``version`` over these active directives."""
-    found = detect_conflicts(contract_terms(), [d for d in directives if d["status"] == "active"])
-    return advance_conflicts(previous or {}, found, version=version,
-                             at=moment("2008-06-02"), sla_hours=72)
+                 previous: dict[str, Any] | None = None,
+                 was: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    """The conflict view folded at ``version``, from ``previous`` over the directives ``was``,
+    to these directives."""
+    view = dict(previous or {})
+    tracker = ConflictTracker("HZ-YOUTH-2008", contract_terms(), was, view)
+    before = {d["id"]: d for d in was}
+    tracker.directives_changed(view, [(before.get(d["id"]), d) for d in directives],
+                               version=version, at=moment("2008-06-02"))
+    return view
 
 
 def ids(entries: list[dict[str, Any]]) -> list[str]:
@@ -130,20 +134,23 @@ def test_conflicts_opened_resolved_and_dissolved_in_between() -> None:
     duplicate = next(c for c in five.values() if c["kind"] == "duplicate")
     contradiction = next(c for c in five.values() if c["kind"] == "contradiction")
 
-    # When by version 8 the duplicate was resolved by overriding chigang's report, so the
-    # contradiction of three dissolved and one between the street and the bureau opened
+    # When by version 8 the duplicate was resolved by overriding chigang's report, so
+    # chigang left the contradiction, which goes on between the street and the bureau
     overridden = {**CHIGANG, "status": "overridden"}
     eight = conflicts_of(STREET, overridden, BUREAU, version=8, previous={
-        **five, duplicate["id"]: {**duplicate, "status": "resolved"}})
+        **five, duplicate["id"]: {**duplicate, "status": "resolved"}},
+        was=(STREET, CHIGANG, BUREAU))
     diff = contract_diff(at(5, STREET, CHIGANG, BUREAU, conflicts=five),
                          at(8, STREET, overridden, BUREAU, conflicts=eight))
 
-    # Then the diff tells that story
-    [opened] = diff["conflicts"]["opened"]
-    assert opened["kind"] == "contradiction"
-    assert set(opened["members"]) == {STREET["id"], BUREAU["id"]}
+    # Then the diff tells that story: the same contradiction, updated, not a new one
+    assert diff["conflicts"]["opened"] == []
+    [updated] = diff["conflicts"]["updated"]
+    assert updated["id"] == contradiction["id"]
+    assert set(updated["members"]) == {STREET["id"], BUREAU["id"]}
+    assert updated["member_changes"] == [{"version": 8, "joined": [], "left": [CHIGANG["id"]]}]
     assert ids(diff["conflicts"]["resolved"]) == [duplicate["id"]]
-    assert ids(diff["conflicts"]["dissolved"]) == [contradiction["id"]]
+    assert diff["conflicts"]["dissolved"] == []
     assert diff["conflicts"]["escalated"] == []
     assert ids(diff["directives"]["overridden"]) == [CHIGANG["id"]]
 
@@ -184,8 +191,9 @@ def test_a_conflict_that_dissolved_and_opened_again_is_opened_again() -> None:
     # Given the contradiction open at version 5, dissolved at 6 (the bureau withdrew),
     # opened again at 8 (a fresh matter)
     five = conflicts_of(STREET, BUREAU, version=5)
-    six = conflicts_of(STREET, {**BUREAU, "status": "withdrawn"}, version=6, previous=five)
-    eight = conflicts_of(STREET, BUREAU, version=8, previous=six)
+    withdrawn = {**BUREAU, "status": "withdrawn"}
+    six = conflicts_of(STREET, withdrawn, version=6, previous=five, was=(STREET, BUREAU))
+    eight = conflicts_of(STREET, BUREAU, version=8, previous=six, was=(STREET, withdrawn))
 
     # When 5 is diffed with 8, and 6 with 8
     across = contract_diff(at(5, STREET, BUREAU, conflicts=five),
@@ -193,10 +201,12 @@ def test_a_conflict_that_dissolved_and_opened_again_is_opened_again() -> None:
     after_dissolving = contract_diff(at(6, STREET, BUREAU, conflicts=six),
                                      at(8, STREET, BUREAU, conflicts=eight))
 
-    # Then it opened again in both (at version 8), and did not dissolve in either
+    # Then a new episode opened at version 8 in both; across, the first one dissolved
     assert [c["opened_version"] for c in across["conflicts"]["opened"]] == [8]
     assert [c["opened_version"] for c in after_dissolving["conflicts"]["opened"]] == [8]
-    assert across["conflicts"]["dissolved"] == after_dissolving["conflicts"]["dissolved"] == []
+    assert ids(across["conflicts"]["dissolved"]) == list(five)
+    assert after_dissolving["conflicts"]["dissolved"] == []
+    assert across["conflicts"]["opened"][0]["id"] not in five
 
 
 def test_rank_changes_are_ordered_by_the_later_rank_unranked_last() -> None:

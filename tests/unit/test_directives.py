@@ -51,6 +51,7 @@ def test_an_issued_directive_records_every_field_and_its_issuer(
     directive = active_contract.directive(did)
     assert directive == {
         **LOW_INCOME_VISITS,
+        "citation": None,
         "id": did,
         "issuer": "haizhu-civil-affairs",
         "hours_per_week": 45.0,
@@ -308,6 +309,6 @@ def test_the_directive_fields_model_is_what_the_contract_records() -> None:
     # a guard: the aggregate records exactly the validated model's fields plus its own
     expected = set(DirectiveFields.model_json_schema(by_alias=True)["properties"])
     assert expected == {
-        "subject", "value", "summary", "basis", "hours_per_week", "window", "due",
+        "subject", "value", "summary", "basis", "citation", "hours_per_week", "window", "due",
         "people_affected", "vulnerability", "target_groups", "locations", "indicator", "tags",
     }

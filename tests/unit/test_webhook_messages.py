@@ -29,13 +29,14 @@ from domain.webhooks import (
 from .givens import ADMIN_ACTOR, TEST_NAMESPACE, actor_of, caller, moment
 
 # 海幢街 wants the youth zone open till 21:00 (100 h a week), 赤岗街 closed at 17:30
-# (10 h); casework takes 60 h: 170 h > the 160 free hours a week.
+# (10 h): only one side can be done, so 100 h count; casework takes 70 h: 170 h > the
+# 160 free hours a week.
 LATE = {"subject": "youth_zone.closing_time", "value": "21:00", "summary": "青年地带开到晚上九点",
         "basis": "purchaser_request", "hours_per_week": 100}
 EARLY = {"subject": "youth_zone.closing_time", "value": "17:30", "summary": "青年地带五点半关门",
          "basis": "purchaser_request", "hours_per_week": 10}
 CASEWORK = {"subject": "casework.home_visits", "value": {"cases": 40}, "summary": "个案家访",
-            "basis": "contract", "hours_per_week": 60}
+            "basis": "contract", "citation": "服务合同 第二条", "hours_per_week": 70}
 PROVIDER = "qichuang"
 
 

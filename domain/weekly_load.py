@@ -1,0 +1,185 @@
+"""What counts as load (SPEC §4), week by week: the input of ``over_capacity``.
+
+A week's load is the contract's committed hours, plus, for each subject with
+open one-side conflicts (``contradiction``, ``duplicate``: only one side can be
+carried out), the largest ``hours_per_week`` among their members covering the
+week, plus the hours of every other active directive covering it.  Members of
+open blocking conflicts (tier 5) add nothing.
+
+Each directive bears load in one of three ways: ``FREE`` (its own hours),
+``SHARED`` (one of its subject's shared members: the week counts the largest
+of them) or not at all.  ``WeeklyLoad`` keeps, per week, the sum of free
+hours, the sum over subjects of the largest shared hours, and how many
+directives bear load there, so that changing one directive costs the weeks it
+covers.  Hours are whole micro-hours, so sums are exact in any order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from domain.windows import Span, to_micro
+
+if TYPE_CHECKING:
+    from domain.conflicts import Detection
+    from domain.contract_state import ContractState
+
+Directive = Mapping[str, Any]
+
+NONE, FREE, SHARED = 0, 1, 2
+
+
+class WeeklyLoad:
+    def __init__(self, terms: Mapping[str, Any], period: Span) -> None:
+        capacity = terms["capacity"]
+        self.weekly = to_micro(capacity["staff"] * capacity["hours_per_staff_week"])
+        self.committed = to_micro(capacity["committed_hours_per_week"])
+        self.first_week, self.last_week = period.first_week, period.last_week
+        size = self.last_week - self.first_week + 1
+        self.free = [0] * size
+        self.count = [0] * size
+        self.shared_max = [0] * size
+        self.shared: dict[str, dict[int, Counter[int]]] = {}
+        self.bearing: dict[str, tuple[Directive, int, int, int, int]] = {}
+        """Directive id → (directive, first week, last week, micro-hours, mode)."""
+
+    @classmethod
+    def of_state(
+        cls, state: ContractState, *, blocked: set[str], sharing: Iterable[Detection],
+    ) -> WeeklyLoad:
+        """The load of a whole state whose open conflicts are the ones detected in it."""
+        load = cls(state.terms, state.period)
+        shared = {key for detection in sharing for key in detection.members} - blocked
+        load.bear_all(
+            (directive, state.covered[key], state.hours[key],
+             NONE if key in blocked else SHARED if key in shared else FREE)
+            for directive in state.directives for key in (directive["id"],)
+        )
+        return load
+
+    def bear_all(self, entries: Iterable[tuple[Directive, range, int, int]]) -> None:
+        """``bear`` for many directives at once, on a load that bears nothing yet.
+
+        Free hours are added up with difference arrays: the cost is one step per
+        directive and per week, not per directive-week.
+        """
+        size = len(self.free)
+        free_delta, count_delta = [0] * (size + 1), [0] * (size + 1)
+        base = self.first_week
+        for directive, weeks, hours, mode in entries:
+            if hours <= 0 or not weeks or mode == NONE:
+                continue
+            if mode == SHARED:
+                self.bear(directive, weeks, hours, SHARED)
+                continue
+            start, stop = weeks.start - base, weeks.stop - base
+            free_delta[start] += hours
+            free_delta[stop] -= hours
+            count_delta[start] += 1
+            count_delta[stop] -= 1
+            self.bearing[directive["id"]] = (directive, weeks.start, weeks.stop - 1, hours, FREE)
+        free = count = 0
+        for week in range(size):
+            free += free_delta[week]
+            count += count_delta[week]
+            self.free[week] += free
+            self.count[week] += count
+
+    # --- changes ----------------------------------------------------------------
+
+    def bear(self, directive: Directive, weeks: range, hours: int, mode: int) -> range | None:
+        """Make the directive bear ``hours`` over ``weeks`` in ``mode`` (``NONE``: nothing).
+
+        Answers the weeks whose load may have changed (the old and new weeks), or
+        ``None`` when nothing changed.
+        """
+        key = directive["id"]
+        old = self.bearing.get(key)
+        if hours <= 0 or not weeks:
+            mode = NONE
+        if old is None and mode == NONE:
+            return None
+        if old is not None and mode != NONE and old[1:] == (
+                weeks.start, weeks.stop - 1, hours, mode) and old[0]["subject"] == \
+                directive["subject"]:
+            self.bearing[key] = (directive, *old[1:])
+            return None
+        touched = []
+        if old is not None:
+            self._take(old, -1)
+            del self.bearing[key]
+            touched.append((old[1], old[2]))
+        if mode != NONE:
+            entry = (directive, weeks.start, weeks.stop - 1, hours, mode)
+            self.bearing[key] = entry
+            self._take(entry, +1)
+            touched.append((weeks.start, weeks.stop - 1))
+        return range(min(t[0] for t in touched), max(t[1] for t in touched) + 1)
+
+    def _take(self, entry: tuple[Directive, int, int, int, int], sign: int) -> None:
+        directive, first, last, hours, mode = entry
+        base = self.first_week
+        if mode == FREE:
+            for week in range(first - base, last - base + 1):
+                self.free[week] += sign * hours
+                self.count[week] += sign
+            return
+        by_week = self.shared.setdefault(directive["subject"], {})
+        for week in range(first - base, last - base + 1):
+            tally = by_week.get(week)
+            if tally is None:
+                tally = by_week[week] = Counter()
+            before = max(tally) if tally else 0
+            tally[hours] += sign
+            if tally[hours] <= 0:
+                del tally[hours]
+            after = max(tally) if tally else 0
+            if not tally:
+                del by_week[week]
+            self.shared_max[week] += after - before
+            self.count[week] += sign
+        if not by_week:
+            del self.shared[directive["subject"]]
+
+    # --- questions ----------------------------------------------------------------
+
+    def load(self, week: int) -> int:
+        index = week - self.first_week
+        return self.committed + self.free[index] + self.shared_max[index]
+
+    def excess(self, week: int) -> int:
+        return self.load(week) - self.weekly
+
+    def over(self, week: int) -> bool:
+        """Some directive bears load in the week, and the load exceeds weekly capacity."""
+        index = week - self.first_week
+        return bool(self.count[index]) and (
+            self.committed + self.free[index] + self.shared_max[index] > self.weekly)
+
+    def involved(self, first: int, last: int) -> list[tuple[Directive, int]]:
+        """Every directive bearing load in weeks ``first`` to ``last``, with its micro-hours."""
+        return [(directive, hours) for directive, start, end, hours, _ in self.bearing.values()
+                if start <= last and first <= end]
+
+    def widened(self, stretches: Iterable[range]) -> list[tuple[int, int]]:
+        """The stretches widened to the ends of the over-capacity runs touching them, merged."""
+        spans = []
+        for stretch in stretches:
+            first = max(stretch.start, self.first_week)
+            last = min(stretch.stop - 1, self.last_week)
+            if first > last:
+                continue
+            while first > self.first_week and self.over(first - 1):
+                first -= 1
+            while last < self.last_week and self.over(last + 1):
+                last += 1
+            spans.append((first, last))
+        merged: list[tuple[int, int]] = []
+        for first, last in sorted(spans):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        return merged

@@ -1,0 +1,189 @@
+"""Conflict explanations in Chinese and English, written from a conflict's ``details``.
+
+The domain records what a conflict is (``details``: the subject and values, the
+weeks and excess, the rule and its citation, what lies outside the contract);
+this module writes the sentence a person reads, in each language of
+``workflows.i18n`` (catalogue domain ``explanations``), with organisations by
+name and weeks as the dates they span (SPEC §12).  It is deterministic: the
+same record and names give the same text, live and in replay.
+
+``explained(record, names)`` adds ``explanations`` (``{"zh", "en"}``) and
+``explanation`` (English) to a record; ``in_language`` picks the
+``explanation`` an ``Accept-Language`` header prefers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from workflows.i18n import LANGUAGES, gettext, show_date, show_weeks
+
+Names = Mapping[str, str]
+DOMAIN = "explanations"
+MENTIONED_AT_MOST = 6
+
+
+def explanations(record: Mapping[str, Any], names: Names) -> dict[str, str]:
+    """The record's explanation in every language: ``{"zh": ..., "en": ...}``."""
+    return {language: explain(record, names, language) for language in LANGUAGES}
+
+
+def explained(record: Mapping[str, Any], names: Names) -> dict[str, Any]:
+    """The record with ``explanations`` and its English ``explanation``."""
+    texts = explanations(record, names)
+    return {**record, "explanation": texts["en"], "explanations": texts}
+
+
+def in_language(record: dict[str, Any], language: str) -> dict[str, Any]:
+    """The record whose ``explanation`` is the one in ``language`` (when it has one)."""
+    texts = record.get("explanations")
+    if texts and language in texts:
+        return {**record, "explanation": texts[language]}
+    return record
+
+
+def explain(record: Mapping[str, Any], names: Names, language: str) -> str:
+    writer = WRITERS.get(record["kind"])
+    t = _Words(language, names)
+    text = writer(record["details"], t) if writer else t(
+        "A %(kind)s conflict among %(count)s directives.",
+        kind=record["kind"], count=len(record["members"]))
+    merged = record["details"].get("merged_into")
+    if merged:
+        text += t.space + t("Merged into conflict %(id)s.", id=merged)
+    precedents = record["details"].get("precedents") or []
+    if precedents and record.get("status") == "open":
+        text += t.space + t("Earlier decisions on these directives or this subject: %(count)s.",
+                            count=len(precedents))
+    return text
+
+
+class _Words:
+    """Translation, names, lists and values in one language."""
+
+    def __init__(self, language: str, names: Names) -> None:
+        self.language = language
+        self.names = names
+        self.space = "" if language == "zh" else " "
+
+    def __call__(self, message: str, **values: object) -> str:
+        return gettext(self.language, message, DOMAIN, **values)
+
+    def org(self, org_id: str) -> str:
+        return self.names.get(org_id) or org_id
+
+    def orgs(self, org_ids: Iterable[str]) -> str:
+        return self.join([self.org(org) for org in org_ids])
+
+    def join(self, items: list[str], word: str = "and") -> str:
+        if len(items) <= 1:
+            return "".join(items)
+        if self.language == "zh":
+            return "、".join(items[:-1]) + ("和" if word == "and" else "或") + items[-1]
+        return f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+    def value(self, value: Any) -> str:
+        if isinstance(value, str):
+            return f"“{value}”" if self.language == "zh" else f'"{value}"'
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+
+    def window(self, window: Mapping[str, str] | None) -> str:
+        if not window:
+            return ""
+        return self("%(start)s to %(end)s", start=show_date(window["from"], self.language),
+                    end=show_date(window["to"], self.language))
+
+    def hours(self, hours: float) -> str:
+        return f"{hours:.6f}".rstrip("0").rstrip(".")
+
+    def basis(self, basis: str | None) -> str:
+        return self(basis or "none")
+
+
+def _contradiction(details: Mapping[str, Any], t: _Words) -> str:
+    sides = [
+        t("%(issuers)s asks for %(value)s", issuers=t.orgs(side["issuers"]),
+          value=t.value(side["value"]))
+        for side in details.get("sides", [])
+    ]
+    return t("Contradictory directives on %(subject)s over overlapping windows "
+             "(%(window)s): %(sides)s.", subject=details["subject"],
+             window=t.window(details.get("window")), sides="；".join(sides)
+             if t.language == "zh" else "; ".join(sides))
+
+
+def _duplicate(details: Mapping[str, Any], t: _Words) -> str:
+    return t("Duplicate directives on %(subject)s: %(issuers)s each ask for %(value)s "
+             "(%(window)s), so the same work is demanded %(count)s times.",
+             subject=details["subject"], issuers=t.orgs(details.get("issuers", [])),
+             value=t.value((details.get("values") or [None])[0]),
+             window=t.window(details.get("window")), count=len(details.get("issuers", [])))
+
+
+def _over_capacity(details: Mapping[str, Any], t: _Words) -> str:
+    weeks = details["weeks"]
+    heaviest = details.get("heaviest") or []
+    named = [t("%(org)s on %(subject)s (%(hours)s h)", org=t.org(item["issuer"]),
+               subject=item["subject"], hours=t.hours(item["hours"])) for item in heaviest]
+    text = t.join(named)
+    return t("Over capacity from %(dates)s (%(count)s weeks): %(committed)s committed hours "
+             "a week plus the directives of %(named)s exceed the weekly capacity of "
+             "%(capacity)s h by up to %(excess)s h (in the week of %(peak)s).",
+             dates=show_weeks(weeks[0], weeks[-1], t.language), count=len(weeks),
+             committed=t.hours(details["committed_hours_per_week"]), named=text,
+             capacity=t.hours(details["weekly_capacity_hours"]),
+             excess=t.hours(details["excess_hours"]),
+             peak=show_weeks(details["peak_week"], None, t.language))
+
+
+def _out_of_scope(details: Mapping[str, Any], t: _Words) -> str:
+    outside = [*details.get("outside_target_groups", []), *details.get("outside_locations", []),
+               *details.get("outside_task_types", [])]
+    return t("Out of scope: %(org)s's directive on %(subject)s names %(outside)s, which the "
+             "contract does not cover.", org=t.org(details.get("issuer", "")),
+             subject=details["subject"], outside=t.join(outside or details.get("outside", [])))
+
+
+def _rule_violation(details: Mapping[str, Any], t: _Words) -> str:
+    unless = details.get("unless_tags") or []
+    without = t(" without %(tags)s", tags=t.join(unless, "or")) if unless else ""
+    return t("Rule %(rule)s blocks %(org)s's directive on %(subject)s: it is tagged %(tags)s"
+             "%(without)s, and its basis (%(basis)s) is not exempt (%(citation)s).",
+             rule=details["rule"], org=t.org(details.get("issuer", "")),
+             subject=details["subject"], tags=t.join(details.get("when_tags") or []),
+             without=without, basis=t.basis(details.get("basis")),
+             citation=details.get("citation") or "")
+
+
+WRITERS: dict[str, Callable[[Mapping[str, Any], _Words], str]] = {
+    "contradiction": _contradiction,
+    "duplicate": _duplicate,
+    "over_capacity": _over_capacity,
+    "out_of_scope": _out_of_scope,
+    "rule_violation": _rule_violation,
+}
+
+
+class Explainer:
+    """``explained`` with a memory, for the projection: a record that has not changed since
+    it was last explained (records are replaced, never changed in place) is not written
+    again, as long as the organisations' names are the same."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, tuple[Mapping[str, Any], int, dict[str, Any]]] = {}
+        self.names: Names = {}
+        self._names_key = 0
+
+    def use_names(self, names: Names) -> None:
+        self.names = names
+        self._names_key = hash(frozenset(names.items()))
+
+    def __call__(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        known = self._memo.get(record["id"])
+        if known is not None and known[0] is record and known[1] == self._names_key:
+            return known[2]
+        result = explained(record, self.names)
+        self._memo[record["id"]] = (record, self._names_key, result)
+        return result
