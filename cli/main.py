@@ -15,6 +15,7 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.stack import (
@@ -26,10 +27,12 @@ from cli.stack import (
     raise_on_signals,
 )
 from cli.timeline import timeline_table
+from domain.chain import ChainReport
 from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
 from domain.values import Profile
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+from workflows.application import BOOTSTRAP_ADMIN, DIRECTORY_ID, Threadneedle, contract_id_for
+from workflows.audit import audit_aggregate, every_contract
 from workflows.bootstrap import Services, bootstrap
 from workflows.demo import KEYS_FILE, DemoLoad, load_demo, open_conflicts
 from workflows.projection_control import (
@@ -344,16 +347,54 @@ def _iso_time(text: str) -> datetime:
 
 
 @app.command()
-def verify(contract: ContractArg) -> None:
-    """Verify a contract's hash chain; exit 1 when it is broken."""
+def verify(
+    contract: Annotated[str | None, typer.Argument(
+        help="A contract code (HZ-YOUTH-2008) or its UUID.", show_default=False)] = None,
+    every: Annotated[bool, typer.Option(
+        "--all", help="Verify every contract (and the directory), with a progress bar.")] = False,
+) -> None:
+    """Verify a contract's hash chain, anchor and snapshots; exit 1 when any check fails."""
+    if every == (contract is not None):
+        raise fail("name one contract, or pass --all", 2)
+    if every:
+        _verify_all()
+        return
+    assert contract is not None
     with Session() as needle:
         report = needle.audit(BOOTSTRAP_ADMIN, contract_ref(contract))
     if report.verified:
         console().print(f"[green]✓ verified[/]: {report.events} events, head {report.head}",
-                      highlight=False)
+                        highlight=False)
         return
-    raise fail(f"chain broken at version {report.first_broken_version}: {report.reason} "
-               f"({report.events} events read)")
+    raise fail(f"{_broken(report)} ({report.events} events read)")
+
+
+def _broken(report: ChainReport) -> str:
+    where = f" at version {report.first_broken_version}" if report.first_broken_version else ""
+    return f"chain broken{where}: {report.reason}"
+
+
+def _verify_all() -> None:
+    """Every contract the directory lists, then the directory itself (``workflows/audit.py``)."""
+    out = console()
+    failures: list[str] = []
+    with Session() as needle:
+        targets = [*every_contract(needle), (DIRECTORY_ID, "directory")]
+        with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=out, transient=True) as progress:
+            task = progress.add_task("", total=len(targets))
+            for aggregate_id, name in targets:
+                progress.update(task, description=name)
+                report = audit_aggregate(needle, aggregate_id)
+                if not report.verified:
+                    failures.append(f"{name} ({aggregate_id}): {_broken(report)}")
+                    out.print(f"[red]✗[/] {failures[-1]}", highlight=False)
+                progress.advance(task)
+    if failures:
+        raise fail(f"{len(failures)} of {len(targets)} failed verification")
+    out.print(f"[green]✓ verified[/]: {len(targets) - 1} contracts and the directory",
+              highlight=False)
 
 
 @app.command()

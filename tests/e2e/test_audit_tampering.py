@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from conftest import ADMIN_KEY, TEST_REDIS_URL, fresh_store
+from integration.processes import settings_env
 from integration.tampering import (
     alter_latest_snapshot,
     delete_anchor,
@@ -21,7 +23,9 @@ from integration.tampering import (
     forget_anchoring,
     rewrite_history,
 )
+from typer.testing import CliRunner
 
+from cli.main import app as needle
 from domain.chain import verify_chain
 from workflows.application import Threadneedle
 from workflows.bootstrap import Services, bootstrap
@@ -165,3 +169,35 @@ def test_a_deleted_anchor_fails_the_audit(world: World, served: Served) -> None:
     broken = audit(world)
     assert broken["verified"] is False
     assert "anchor" in broken["reason"]
+
+
+def test_needle_verify_all_checks_every_contract_and_names_the_broken_one(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(var_dir=tmp_path / "var", admin_key=ADMIN_KEY, redis_url=TEST_REDIS_URL,
+                        **fresh_store(tmp_path))
+    services = bootstrap(settings)
+    with serve_api(services, name="verify-all-uvicorn") as base_url:
+        worlds = [World.build(Needle(base_url, ADMIN_KEY)) for _ in range(3)]
+        for world in worlds:
+            issue(world, 8, 9)
+    services.close()
+    # Given an untouched store, every contract and the directory verify
+    untouched = needle_cli(settings, "verify", "--all")
+    assert untouched.exit_code == 0, untouched.output
+    assert "3 contracts and the directory" in untouched.output
+    # When one contract loses its last event
+    delete_last_events(settings, UUID(worlds[1].contract_id), 1)
+    # Then --all fails, naming that contract (by its code) and only it
+    broken = needle_cli(settings, "verify", "--all")
+    assert broken.exit_code == 1
+    assert worlds[1].code in broken.output
+    assert worlds[0].code not in broken.output and worlds[2].code not in broken.output
+    assert "1 of 4 failed" in broken.output
+    # And naming both a contract and --all, or neither, is a usage error
+    assert needle_cli(settings, "verify").exit_code == 2
+
+
+def needle_cli(settings: Settings, *args: str) -> Any:
+    env = settings_env(settings, COLUMNS="200")
+    return CliRunner().invoke(needle, list(args), env=env, catch_exceptions=False)
