@@ -80,6 +80,23 @@ def test_loopback_is_refused_unless_the_operator_allows_it(
     assert created["url"] == "http://127.0.0.1:8080/hook" and created["status"] == "active"
 
 
+def test_a_refusal_does_not_reveal_what_a_name_resolves_to(world: World) -> None:
+    street = world.as_("street")
+    before = head_position(world.admin)
+    # When the street office subscribes a name the server resolves to loopback addresses
+    refused = street.post("/v1/webhooks", json=subscription(url="http://localhost:8080/hook"))
+    # Then the 422 says the name resolves to an address it may not call, but not which
+    problem = assert_problem(refused, 422, "validation_failed")
+    (error,) = problem["errors"]
+    assert "forbidden_address" in error["message"] and "localhost" in error["message"]
+    assert "127.0.0.1" not in refused.text and "::1" not in refused.text
+    # And the IPv4 dummy address, which Python 3.11 calls global, is refused too (issue 11)
+    dummy = street.post("/v1/webhooks", json=subscription(url="http://192.0.0.8/hook"))
+    assert "not public" in assert_problem(dummy, 422, "validation_failed")["errors"][0][
+        "message"]
+    assert head_position(world.admin) == before
+
+
 def test_the_secret_is_shown_once(world: World) -> None:
     street = world.as_("street")
     headers = {"Idempotency-Key": f"subscribe-{world.code}"}

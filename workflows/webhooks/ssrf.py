@@ -3,12 +3,14 @@
 A subscriber chooses the URL, so a URL must not make the server call into its
 own network: a host is refused when any address it resolves to is private,
 loopback, link-local, multicast, reserved, unspecified (``0.0.0.0``, ``::``)
-or otherwise not public, in IPv4 or IPv6 (an IPv4-mapped IPv6 address is
+or otherwise not globally reachable (Python's ``is_global`` and IANA's
+special-purpose registries: ``NOT_GLOBAL``), in IPv4 or IPv6 (an IPv4-mapped IPv6 address is
 judged as the IPv4 address it carries), unless an operator allow-listed it
 (``NEEDLE_WEBHOOK_ALLOWED_CIDRS``; the demo and the tests allow
 ``127.0.0.0/8``).  Every address must pass, so that no answer of a
 round-robin name reaches inside; the one connected to is an address that was
-checked (``transport``), never a second resolution that might differ.
+checked (``transport``), never a second resolution that might differ.  A
+refusal names the host and why, never the address a name resolved to.
 
 The resolver is injectable: tests give names whatever addresses they need.
 """
@@ -105,7 +107,7 @@ def forbidden_because(address: IPAddress) -> str | None:
             ("multicast", judged.is_multicast),
             ("reserved", judged.is_reserved),
             ("private", judged.is_private),
-            ("not public", not judged.is_global),
+            ("not public", not globally_reachable(judged)),
         ):
             if test:
                 return reason
@@ -113,6 +115,33 @@ def forbidden_because(address: IPAddress) -> str | None:
 
 
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+NOT_GLOBAL = tuple(ipaddress.ip_network(network) for network in (
+    # IANA's special-purpose registries, the blocks marked not globally reachable
+    # (RFC 6890 and its updates).  Python 3.11's ``is_global`` misses some of them:
+    # ``192.0.0.8`` (IPv4 dummy address, RFC 7600) passed the guard (issue 11).
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
+    "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10",
+))
+GLOBAL_EXCEPTIONS = tuple(ipaddress.ip_network(network) for network in (
+    # inside those blocks, the ones the registries mark globally reachable
+    "192.0.0.9/32", "192.0.0.10/32",  # PCP and TURN anycast
+    "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:3::/32", "2001:4:112::/48",
+    "2001:20::/28", "2001:30::/28",
+))
+
+
+def globally_reachable(address: IPAddress) -> bool:
+    """Python's ``is_global``, and not in a block IANA marks not globally reachable."""
+    if not address.is_global:
+        return False
+    blocked = any(address in network for network in NOT_GLOBAL
+                  if network.version == address.version)
+    return not blocked or any(address in network for network in GLOBAL_EXCEPTIONS
+                              if network.version == address.version)
 
 
 def _judged(address: IPAddress) -> list[IPAddress]:
@@ -161,7 +190,9 @@ def check_url(
     for address in addresses:
         reason = forbidden_because(address)
         if reason is not None and not allowed(address, allowed_cidrs):
-            shown = host if str(address) == host else f"{host} resolves to {address}, which"
+            # a name's addresses are not named: the refusal must not tell a subscriber what
+            # the server's DNS answers for internal names (issue 11)
+            shown = host if str(address) == host else f"{host} resolves to an address that"
             raise ForbiddenAddress(url, f"{shown} is {reason}; only public addresses are "
                                         "called unless an operator allow-lists them")
     return CheckedTarget(
