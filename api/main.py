@@ -17,6 +17,7 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.problems import install_problem_handlers
 from api.rate_limits import RateLimitMiddleware, RateLimits
 from api.routes import api_router
+from api.ui import install_dashboard
 from workflows.bootstrap import Services, bootstrap
 from workflows.settings import Settings
 
@@ -62,6 +63,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.include_router(api_router)
+    install_dashboard(app)  # the web dashboard under /ui/ (api/ui)
     # Added last, so it runs first: metrics see every answer, including the 429s and 413s;
     # a client over its rate limit is refused before its body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)

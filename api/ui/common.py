@@ -1,0 +1,59 @@
+"""What every dashboard route shares: the session dependency, checked forms, the router."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from api.deps import wake_after_commands
+from api.ui.render import CsrfRefused, SignInNeeded, UiRoute, services_of
+from api.ui.session import COOKIE, Session, csrf_matches, session_of
+from workflows import views
+
+MAX_FORM_FIELDS = 200
+
+
+def ui_router() -> APIRouter:
+    """A router of dashboard routes: refusals are pages, and commands wake the projections
+    as the API's do (``wake_after_commands``)."""
+    return APIRouter(route_class=UiRoute, include_in_schema=False,
+                     dependencies=[Depends(wake_after_commands, scope="function")])
+
+
+def current_session(request: Request) -> Session:
+    session = session_of(services_of(request), request.cookies.get(COOKIE))
+    if session is None:
+        raise SignInNeeded
+    return session
+
+
+SessionDep = Annotated[Session, Depends(current_session)]
+
+
+async def checked_form(request: Request, session: Session) -> FormData:
+    """The posted form, once it carries the session's CSRF token (403 page otherwise)."""
+    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+    token = form.get("csrf")
+    if not isinstance(token, str) or not csrf_matches(session, token):
+        raise CsrfRefused
+    return form
+
+
+def text_field(form: FormData, name: str, limit: int = 4000) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+async def projection_position(request: Request) -> int:
+    client = services_of(request).redis
+    if client is None:
+        return 0
+    return await run_in_threadpool(views.read_position, client)
+
+
+def threaded(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``run_in_threadpool`` spelled short, for the application's blocking reads."""
+    return run_in_threadpool(function, *args, **kwargs)

@@ -1,0 +1,250 @@
+"""Signing in and out, the language switch, an organisation's directives, webhooks, operations.
+
+Webhook pages call what ``api/routes/webhooks.py`` calls (``subscription`` for
+the ownership rule, the outbox for deliveries and redelivery); operations call
+``workflows.projection_control`` as ``api/routes/admin.py`` does, with the same
+role checks (``api.deps.get_overseer`` / ``get_admin``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api.deps import get_admin, get_overseer
+from api.live_views import Freshness, LiveViews
+from api.routes.webhooks import outbox_of
+from api.ui.common import SessionDep, checked_form, text_field, threaded, ui_router
+from api.ui.render import SECURITY_HEADERS, language_of, organisation_names, page, services_of
+from api.ui.session import (
+    COOKIE,
+    LANG_COOKIE,
+    SESSION_SECONDS,
+    Session,
+    login_token,
+    login_token_valid,
+    session_of,
+    sign_in,
+    sign_out,
+)
+from domain.errors import NotFound
+from domain.organisations import Role
+from domain.webhooks import Message
+from workflows.bootstrap import Services
+from workflows.i18n import LANGUAGES
+from workflows.projection_control import projection_statuses, request_rebuild, wake_webhooks
+
+router = ui_router()
+
+TEST_MESSAGE_TYPE = "webhook.test"
+TEST_LANE = "00000000-0000-0000-0000-000000000000"
+"""Test messages travel in a lane of their own, so they never take a contract's sequence."""
+DELIVERY_PAGE = 100
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this dashboard: never another site (no open redirect)."""
+    if not target or not target.startswith("/ui/") or target.startswith("//"):
+        return "/ui/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return "/ui/"
+    return target
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> Response:
+    return RedirectResponse("/ui/", status_code=307)
+
+
+@router.get("/ui", include_in_schema=False)
+async def ui_root() -> Response:
+    return RedirectResponse("/ui/", status_code=307)
+
+
+@router.get("/ui/login", response_class=HTMLResponse)
+async def login_page(request: Request,
+                     next: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    services = services_of(request)
+    token = await threaded(login_token, services)
+    return page(request, "login.html", None, login_token=token, next=_safe_next(next),
+                failed=False, names={})
+
+
+@router.post("/ui/login", response_class=HTMLResponse)
+async def login(request: Request, key: Annotated[str, Form(max_length=300)] = "",
+                csrf: Annotated[str, Form(max_length=300)] = "",
+                next: Annotated[str, Form(max_length=500)] = "/ui/") -> Response:
+    services = services_of(request)
+    if not await threaded(login_token_valid, services, csrf):
+        token = await threaded(login_token, services)
+        return page(request, "login.html", None, status_code=403, login_token=token,
+                    next=_safe_next(next), failed="csrf", names={})
+    signed = await threaded(sign_in, services, key.strip())
+    if signed is None:
+        token = await threaded(login_token, services)
+        return page(request, "login.html", None, status_code=401, login_token=token,
+                    next=_safe_next(next), failed="key", names={})
+    cookie, _session = signed
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/ui/logout")
+async def logout(request: Request, session: SessionDep) -> Response:
+    await checked_form(request, session)
+    await threaded(sign_out, services_of(request), session)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/ui/lang/{language}")
+async def switch_language(request: Request, language: str,
+                          next: Annotated[str | None, Query(max_length=500)] = None
+                          ) -> Response:
+    """Remember the language (a preference, not a secret) and go back where the person was."""
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if language in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, language, max_age=365 * 24 * 3600, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+# --- an organisation's directives -----------------------------------------------------
+
+
+def _organisation(services: Services, session: Session, org: str) -> dict[str, Any]:
+    caller = session.caller
+    if caller.role not in (Role.ADMIN, Role.SUPERVISOR):
+        org = caller.org
+    contracts = []
+    for summary in sorted(services.app.list_contracts(caller), key=lambda c: c["code"]):
+        contract = services.app.contract(caller, summary["id"])
+        mine = [d for d in contract.as_dict()["directives"] if d["issuer"] == org]
+        if mine:
+            contracts.append({"summary": summary, "directives": mine})
+    return {"org": org, "contracts": contracts, "names": organisation_names(services)}
+
+
+@router.get("/ui/organisation", response_class=HTMLResponse)
+async def organisation_page(request: Request, session: SessionDep,
+                            org: Annotated[str | None, Query(max_length=64)] = None
+                            ) -> Response:
+    services = services_of(request)
+    context = await threaded(_organisation, services, session, org or session.caller.org)
+    live = LiveViews(services.redis)
+    for entry in context["contracts"]:
+        contract_id = entry["summary"]["id"]
+        _, ranking = await live.priorities(contract_id, Freshness())
+        _, conflicts = await live.conflicts(contract_id, "open", Freshness())
+        ranks = {p["directive_id"]: p for p in ranking["priorities"]}
+        for directive in entry["directives"]:
+            directive["ranked"] = ranks.get(directive["id"])
+            directive["in_conflicts"] = [c for c in conflicts["conflicts"]
+                                         if directive["id"] in c["members"]]
+    return page(request, "organisation.html", session, **context)
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
+@router.get("/ui/webhooks", response_class=HTMLResponse)
+async def webhooks_page(request: Request, session: SessionDep) -> Response:
+    services = services_of(request)
+    items = await threaded(services.app.list_subscriptions, session.caller)
+    names = await threaded(organisation_names, services)
+    return page(request, "webhooks.html", session, items=items, names=names)
+
+
+def _webhook(services: Services, session: Session, webhook_id: str) -> dict[str, Any]:
+    subscription = services.app.subscription(session.caller, webhook_id)
+    deliveries = outbox_of(services).deliveries(str(subscription.id), limit=DELIVERY_PAGE + 1000)
+    return {"webhook": subscription.as_dict(), "deliveries": deliveries[-DELIVERY_PAGE:][::-1],
+            "names": organisation_names(services)}
+
+
+@router.get("/ui/webhooks/{webhook_id}", response_class=HTMLResponse)
+async def webhook_page(request: Request, session: SessionDep, webhook_id: str,
+                       done: Annotated[str | None, Query(max_length=20)] = None) -> Response:
+    context = await threaded(_webhook, services_of(request), session, webhook_id[:64])
+    return page(request, "webhook.html", session, **context, done=done)
+
+
+def _redeliver(services: Services, session: Session, webhook_id: str, message_id: str) -> None:
+    subscription = services.app.subscription(session.caller, webhook_id)
+    if not outbox_of(services).redeliver(str(subscription.id), message_id,
+                                         services.app.clock()):
+        raise NotFound(f"no message {message_id} of webhook {webhook_id}")
+    wake_webhooks(services)
+
+
+@router.post("/ui/webhooks/{webhook_id}/redeliver")
+async def redeliver(request: Request, session: SessionDep, webhook_id: str) -> Response:
+    form = await checked_form(request, session)
+    await threaded(_redeliver, services_of(request), session, webhook_id[:64],
+                   text_field(form, "message_id", 128))
+    return RedirectResponse(f"/ui/webhooks/{webhook_id}?done=redelivered", status_code=303)
+
+
+def _send_test(services: Services, session: Session, webhook_id: str) -> None:
+    """Queue a ``webhook.test`` message for the subscription; the sweeper sends it as usual."""
+    from workflows.webhooks.outbox import Entry
+
+    subscription = services.app.subscription(session.caller, webhook_id)
+    now = services.app.clock()
+    message = Message(TEST_MESSAGE_TYPE, {
+        "contract_id": TEST_LANE, "subscription_id": str(subscription.id),
+        "note": "A test message from the Threadneedle dashboard 测试消息",
+        "sent_by": session.caller.org,
+    })
+    entry = Entry(subscription_id=str(subscription.id), message=message, position=0,
+                  index=secrets.randbits(31), timestamp=now.astimezone(UTC))
+    outbox_of(services).append([entry], now)
+    wake_webhooks(services)
+
+
+@router.post("/ui/webhooks/{webhook_id}/test")
+async def send_test(request: Request, session: SessionDep, webhook_id: str) -> Response:
+    await checked_form(request, session)
+    await threaded(_send_test, services_of(request), session, webhook_id[:64])
+    return RedirectResponse(f"/ui/webhooks/{webhook_id}?done=test", status_code=303)
+
+
+# --- operations -----------------------------------------------------------------------
+
+
+@router.get("/ui/operations", response_class=HTMLResponse)
+async def operations_page(request: Request, session: SessionDep,
+                          done: Annotated[str | None, Query(max_length=20)] = None
+                          ) -> Response:
+    get_overseer(session.caller)
+    services = services_of(request)
+    items = await threaded(projection_statuses, services)
+    return page(request, "operations.html", session, items=items, done=done,
+                now=datetime.now(UTC), names={})
+
+
+@router.post("/ui/operations/{name}/rebuild")
+async def rebuild(request: Request, session: SessionDep, name: str) -> Response:
+    await checked_form(request, session)
+    get_admin(session.caller)
+    await threaded(request_rebuild, services_of(request), name[:64])
+    return RedirectResponse("/ui/operations?done=rebuild", status_code=303)
+
+
+@router.get("/ui/whoami", response_class=HTMLResponse)
+async def whoami(request: Request) -> Response:
+    """Whether the browser is signed in (for scripts and tests): 200 or 401, no page."""
+    session = await threaded(session_of, services_of(request), request.cookies.get(COOKIE))
+    status = 200 if session else 401
+    language = language_of(request)
+    body = f"{session.caller.role.value} {session.caller.org} {language}" if session else ""
+    return Response(body, status_code=status, media_type="text/plain", headers=SECURITY_HEADERS)

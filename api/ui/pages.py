@@ -1,0 +1,225 @@
+"""The triage pages: the board, a contract, a conflict and its decide form.
+
+Every read and command goes through the application service with the
+signed-in caller, exactly as the API routes call it (``services.app.contract``,
+``conflict_view_at``, ``resolve_conflict``…; the live views through
+``api.live_views.LiveViews``), so the same role and object-level rules apply:
+a contract the caller may not read is a 404 page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+
+from api.live_views import Freshness, LiveViews
+from api.problems import DOMAIN_ERRORS
+from api.ui.common import (
+    SessionDep,
+    checked_form,
+    projection_position,
+    text_field,
+    threaded,
+    ui_router,
+)
+from api.ui.render import KIND_LABELS, organisation_names, page, services_of
+from api.ui.session import Session
+from api.ui.shown import authority, weekly_load
+from domain.errors import DomainError, NotFound
+from domain.resolution import Decision, Escalation
+from workflows.bootstrap import Services
+
+router = ui_router()
+
+ContractFilter = Annotated[str | None, Query(max_length=64)]
+KindFilter = Annotated[str | None, Query(max_length=40)]
+LevelFilter = Annotated[str | None, Query(max_length=3)]
+Seen = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+Id = Annotated[str, Query(max_length=64)]
+
+
+# --- the board --------------------------------------------------------------------
+
+
+def _board_context(services: Services, session: Session) -> dict[str, Any]:
+    readable = services.app.readable_contract_ids(session.caller)
+    contracts = sorted(services.app.list_contracts(session.caller), key=lambda c: c["code"])
+    return {"readable": readable, "contracts": contracts, "names": organisation_names(services)}
+
+
+async def _board(request: Request, session: Session, contract: str | None, kind: str | None,
+                 level: str | None) -> dict[str, Any]:
+    services = services_of(request)
+    context = await threaded(_board_context, services, session)
+    position, board = await LiveViews(services.redis).board(
+        context["readable"], services.app.clock(), Freshness())
+    wanted_level = int(level) if level and level.isdigit() else None
+    items = [
+        item for item in board["items"]
+        if (not contract or item["contract_id"] == contract)
+        and (not kind or item["kind"] == kind)
+        and (wanted_level is None or item["level"] == wanted_level)
+    ]
+    items.sort(key=lambda item: (-item["overdue_seconds"], item["due"]))
+    query = "&".join(f"{name}={value}" for name, value in
+                     (("contract", contract), ("kind", kind), ("level", level)) if value)
+    return {**context, "items": items, "position": position, "query": query,
+            "filters": {"contract": contract or "", "kind": kind or "", "level": level or ""},
+            "kinds": list(KIND_LABELS)}
+
+
+@router.get("/ui/", response_class=HTMLResponse)
+async def board_page(request: Request, session: SessionDep, contract: ContractFilter = None,
+                     kind: KindFilter = None, level: LevelFilter = None) -> Response:
+    context = await _board(request, session, contract, kind, level)
+    return page(request, "board.html", session, **context)
+
+
+@router.get("/ui/board/rows", response_class=HTMLResponse)
+async def board_rows(request: Request, session: SessionDep, contract: ContractFilter = None,
+                     kind: KindFilter = None, level: LevelFilter = None,
+                     seen: Seen = None) -> Response:
+    """The board's table again, when the views have moved past ``seen`` (204 otherwise)."""
+    if seen is not None and await projection_position(request) == seen:
+        return Response(status_code=204)
+    context = await _board(request, session, contract, kind, level)
+    return page(request, "_board_rows.html", session, **context)
+
+
+# --- a contract ---------------------------------------------------------------------
+
+
+def _contract_context(services: Services, session: Session, contract_id: str) -> dict[str, Any]:
+    contract = services.app.contract(session.caller, contract_id)
+    return {"contract": contract.as_dict(), "chain": contract.escalation_chain,
+            "names": organisation_names(services)}
+
+
+async def _live(request: Request, contract_id: str) -> dict[str, Any]:
+    live = LiveViews(services_of(request).redis)
+    position, conflicts = await live.conflicts(contract_id, "all", Freshness())
+    _, priorities = await live.priorities(contract_id, Freshness())
+    return {"position": position, "conflicts": conflicts["conflicts"],
+            "priorities": priorities}
+
+
+def _directive_index(contract: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["id"]: d for d in contract["directives"]}
+
+
+@router.get("/ui/contracts/{contract_id}", response_class=HTMLResponse)
+async def contract_page(request: Request, session: SessionDep, contract_id: str) -> Response:
+    context = await threaded(_contract_context, services_of(request), session, contract_id[:64])
+    live = await _live(request, str(context["contract"]["id"]))
+    contract = context["contract"]
+    load = weekly_load(contract, contract["directives"], live["conflicts"])
+    return page(request, "contract.html", session, **context, **live,
+                directives_by_id=_directive_index(contract), load=load,
+                load_json=json.dumps(load, ensure_ascii=False))
+
+
+@router.get("/ui/contracts/{contract_id}/live", response_class=HTMLResponse)
+async def contract_live(request: Request, session: SessionDep, contract_id: str,
+                        seen: Seen = None) -> Response:
+    """The contract's conflicts and ranking again, when the views have moved past ``seen``."""
+    context = await threaded(_contract_context, services_of(request), session, contract_id[:64])
+    if seen is not None and await projection_position(request) == seen:
+        return Response(status_code=204)
+    live = await _live(request, str(context["contract"]["id"]))
+    return page(request, "_contract_live.html", session, **context, **live,
+                directives_by_id=_directive_index(context["contract"]))
+
+
+# --- a conflict, and deciding it ---------------------------------------------------------
+
+
+def _conflict_context(services: Services, session: Session, contract_id: str,
+                      conflict_id: str) -> dict[str, Any]:
+    caller = session.caller
+    contract = services.app.contract(caller, contract_id)
+    view = services.app.conflict_view_at(caller, contract_id, status="all")
+    conflict = next((c for c in view["conflicts"] if c["id"] == conflict_id), None)
+    if conflict is None:
+        raise NotFound(f"contract {contract.code} has no conflict {conflict_id}")
+    shown = contract.as_dict()
+    directives = _directive_index(shown)
+    precedents = (conflict.get("details") or {}).get("precedents") or []
+    return {
+        "contract": shown, "conflict": conflict, "directives_by_id": directives,
+        "chain": contract.escalation_chain, "precedents": precedents,
+        "authority": authority(contract.escalation_chain, conflict, directives, caller),
+        "names": organisation_names(services),
+    }
+
+
+@router.get("/ui/contracts/{contract_id}/conflicts/{conflict_id}", response_class=HTMLResponse)
+async def conflict_page(request: Request, session: SessionDep, contract_id: str,
+                        conflict_id: str, done: Annotated[str | None, Query(max_length=20)]
+                        = None) -> Response:
+    context = await threaded(_conflict_context, services_of(request), session,
+                             contract_id[:64], conflict_id[:128])
+    return page(request, "conflict.html", session, **context, done=done, error=None,
+                form={})
+
+
+async def _decided(request: Request, session: Session, contract_id: str, conflict_id: str,
+                   command: str, form: dict[str, Any]) -> Response:
+    services = services_of(request)
+    try:
+        if command == "resolve":
+            decision = Decision.model_validate_json(json.dumps({
+                "outcome": form["outcome"], "upheld": form["upheld"],
+                "overridden": form["overridden"], "rationale": form["rationale"]}))
+            await threaded(services.app.resolve_conflict, session.caller, contract_id,
+                           conflict_id, decision)
+        else:
+            escalation = Escalation.model_validate_json(json.dumps({
+                "from_level": form["from_level"], "reason": form["reason"]}))
+            await threaded(services.app.escalate_conflict, session.caller, contract_id,
+                           conflict_id, escalation)
+    except ValidationError as invalid:
+        error: dict[str, Any] = {"status": 422, "code": "validation_failed", "detail": "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in invalid.errors())}
+    except DomainError as refused:
+        if isinstance(refused, NotFound):
+            raise
+        error = {"status": DOMAIN_ERRORS.get(refused.code, (400, ""))[0],
+                 "code": refused.code, "detail": refused.detail}
+    else:
+        return RedirectResponse(
+            f"/ui/contracts/{contract_id}/conflicts/{conflict_id}?done={command}",
+            status_code=303)
+    context = await threaded(_conflict_context, services, session, contract_id, conflict_id)
+    return page(request, "conflict.html", session, status_code=int(error["status"]), **context,
+                done=None, error=error, form=form)
+
+
+@router.post("/ui/contracts/{contract_id}/conflicts/{conflict_id}/resolve",
+             response_class=HTMLResponse)
+async def resolve(request: Request, session: SessionDep, contract_id: str,
+                  conflict_id: str) -> Response:
+    posted = await checked_form(request, session)
+    form = {
+        "outcome": text_field(posted, "outcome", 40),
+        "upheld": [v for v in posted.getlist("upheld") if isinstance(v, str)][:100],
+        "overridden": [v for v in posted.getlist("overridden") if isinstance(v, str)][:100],
+        "rationale": text_field(posted, "rationale"),
+    }
+    return await _decided(request, session, contract_id[:64], conflict_id[:128], "resolve",
+                          form)
+
+
+@router.post("/ui/contracts/{contract_id}/conflicts/{conflict_id}/escalate",
+             response_class=HTMLResponse)
+async def escalate(request: Request, session: SessionDep, contract_id: str,
+                   conflict_id: str) -> Response:
+    posted = await checked_form(request, session)
+    level = text_field(posted, "from_level", 4)
+    form = {"from_level": int(level) if level.isdigit() else level,
+            "reason": text_field(posted, "reason", 500)}
+    return await _decided(request, session, contract_id[:64], conflict_id[:128], "escalate",
+                          form)

@@ -1,0 +1,250 @@
+"""Rendering dashboard pages: the Jinja2 environment, labels in both languages, errors as pages.
+
+Every page is rendered with ``page(request, template, ...)``: it adds the
+language (``needle_lang`` cookie, else ``Accept-Language``, else Chinese), the
+translation function ``_``, the signed-in caller and its CSRF token, and the
+formatting helpers (times in Asia/Shanghai, ISO weeks as dates, organisations
+by name).  Labels are English in the code and translated through the Babel
+catalogue ``messages`` (``workflows/i18n.py``).
+
+``UiRoute`` turns what a page raises into a page rather than a problem
+document: no session → the sign-in page (303), a domain error → an error
+page with the status the API would give (404 for a contract the caller may
+not read), a bad query → 422.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from api.problems import DOMAIN_ERRORS
+from api.ui.session import LANG_COOKIE, Session
+from domain.errors import DomainError
+from workflows import i18n
+from workflows.bootstrap import Services
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+KIND_LABELS = {
+    "contradiction": "Contradiction",
+    "duplicate": "Duplicate",
+    "over_capacity": "Over capacity",
+    "out_of_scope": "Out of scope",
+    "rule_violation": "Rule violation",
+    "not_admitted": "Not admitted",
+    "disputed": "Disputed",
+}
+STATUS_LABELS = {
+    "open": "Open", "resolved": "Resolved", "dissolved": "Dissolved",
+    "active": "Active", "withdrawn": "Withdrawn", "overridden": "Overridden",
+    "draft": "Draft", "suspended": "Suspended", "terminated": "Terminated", "closed": "Closed",
+    "pending": "Pending", "delivered": "Delivered", "failed": "Failed",
+}
+OUTCOME_LABELS = {
+    # decisions (SPEC §6)
+    "upheld": "Upheld", "merged": "Merged", "deferred": "Deferred",
+    "rejected_all": "All rejected",
+    # schedule outcomes of the priority view (SPEC §5)
+    "scheduled": "Scheduled", "partial": "Partly scheduled", "blocked": "Blocked",
+    "contested": "Contested", "covered": "Covered",
+}
+ROLE_LABELS = {"admin": "Admin", "supervisor": "Supervisor", "stakeholder": "Stakeholder",
+               "resolver": "Resolver"}
+PROFILE_LABELS = {"contract_first": "Contract first", "client_first": "Client first"}
+COMPONENT_LABELS = {"need": "Need", "urgency": "Urgency", "indicator": "Indicator",
+                    "legitimacy": "Legitimacy", "efficiency": "Efficiency"}
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(),
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    env.filters["tojson_attr"] = lambda value: json.dumps(value, ensure_ascii=False)
+    env.filters["urlquote"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+ENV = _environment()
+
+
+def language_of(request: Request) -> str:
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in i18n.LANGUAGES:
+        return str(chosen)
+    return i18n.negotiate(request.headers.get("accept-language"))
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+class Labels:
+    """Everything a template needs to say things in one language."""
+
+    def __init__(self, language: str, names: Mapping[str, str]) -> None:
+        self.lang = language
+        self.names = names
+
+    def _(self, message: str, **values: object) -> str:
+        text = i18n.gettext(self.lang, message)
+        return text % values if values else text
+
+    def label(self, table: Mapping[str, str], value: Any) -> str:
+        if value is None:
+            return ""
+        text = table.get(str(value))
+        return self._(text) if text else str(value)
+
+    def kind(self, value: Any) -> str:
+        return self.label(KIND_LABELS, value)
+
+    def status(self, value: Any) -> str:
+        return self.label(STATUS_LABELS, value)
+
+    def outcome(self, value: Any) -> str:
+        return self.label(OUTCOME_LABELS, value)
+
+    def role(self, value: Any) -> str:
+        return self.label(ROLE_LABELS, getattr(value, "value", value))
+
+    def profile(self, value: Any) -> str:
+        return self.label(PROFILE_LABELS, value)
+
+    def component(self, value: Any) -> str:
+        return self.label(COMPONENT_LABELS, value)
+
+    def org(self, org_id: Any) -> str:
+        return self.names.get(str(org_id), str(org_id))
+
+    def orgs(self, org_ids: Any) -> str:
+        return ("、" if self.lang == "zh" else ", ").join(self.org(o) for o in org_ids or [])
+
+    def when(self, moment: Any) -> str:
+        return i18n.show_time(moment, self.lang) if moment else ""
+
+    def day(self, value: Any) -> str:
+        return i18n.show_date(value, self.lang) if value else ""
+
+    def weeks(self, first: str, last: str | None = None) -> str:
+        try:
+            return i18n.show_weeks(first, last, self.lang)
+        except ValueError:
+            return first
+
+    def explanation(self, conflict: Mapping[str, Any]) -> str:
+        explanations = conflict.get("explanations") or {}
+        return str(explanations.get(self.lang) or conflict.get("explanation") or "")
+
+    def overdue(self, seconds: float) -> str:
+        hours = int(seconds // 3600)
+        if hours >= 48:
+            return self._("%(days)s days overdue", days=hours // 24)
+        if hours >= 1:
+            return self._("%(hours)s hours overdue", hours=hours)
+        return self._("overdue")
+
+
+def organisation_names(services: Services) -> dict[str, str]:
+    """Organisation id → name, for showing organisations by name.
+
+    Names are directory data every signed-in person sees in explanations
+    anyway (SPEC §12), so they are read as the operator, not per caller.
+    """
+    from workflows.application import BOOTSTRAP_ADMIN
+
+    organisations = services.app.list_organisations(BOOTSTRAP_ADMIN)
+    return {org["id"]: org["name"] for org in organisations}
+
+
+def page(
+    request: Request,
+    template: str,
+    session: Session | None,
+    status_code: int = 200,
+    *,
+    names: Mapping[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    language = language_of(request)
+    if names is None:
+        names = organisation_names(services_of(request))
+    labels = Labels(language, names)
+    html = ENV.get_template(template).render(
+        request=request, session=session, caller=session.caller if session else None,
+        csrf=session.csrf if session else "", lang=language, t=labels, _=labels._,
+        path=request.url.path, full_path=_full_path(request), Markup=Markup, **context,
+    )
+    return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def _full_path(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+SECURITY_HEADERS = {
+    # Everything comes from this server: scripts only from its own files.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class SignInNeeded(Exception):
+    """No live session: send the browser to the sign-in page."""
+
+
+class CsrfRefused(Exception):
+    """A form came without its session's CSRF token."""
+
+
+class UiRoute(APIRoute):
+    """A dashboard route: its refusals are pages, not problem documents."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInNeeded:
+                target = "/ui/login"
+                if request.method == "GET" and request.url.path != "/ui/login":
+                    target += "?next=" + quote(_full_path(request), safe="")
+                if request.headers.get("hx-request"):
+                    return Response(status_code=204, headers={"HX-Redirect": target})
+                return RedirectResponse(target, status_code=303)
+            except CsrfRefused:
+                return error_page(request, 403, "forbidden",
+                                  "The form's security token is missing or wrong; "
+                                  "reload the page and try again.")
+            except DomainError as error:
+                status, _title = DOMAIN_ERRORS.get(error.code, (400, ""))
+                return error_page(request, status, error.code, error.detail)
+            except RequestValidationError as error:
+                fields = "; ".join(
+                    ".".join(str(p) for p in e.get("loc", ())[1:]) + ": " + str(e.get("msg"))
+                    for e in error.errors())
+                return error_page(request, 422, "validation_failed", fields)
+
+        return handle
+
+
+def error_page(request: Request, status: int, code: str, detail: str) -> HTMLResponse:
+    return page(request, "error.html", None, status_code=status, error_status=status,
+                code=code, detail=detail)
