@@ -34,7 +34,7 @@ from domain.values import Profile
 from workflows.application import BOOTSTRAP_ADMIN, DIRECTORY_ID, Threadneedle, contract_id_for
 from workflows.audit import audit_aggregate, every_contract
 from workflows.bootstrap import Services, bootstrap
-from workflows.demo import KEYS_FILE, DemoLoad, load_demo, open_conflicts
+from workflows.demo import KEYS_FILE, DemoKey, DemoLoad, load_demo, open_conflicts
 from workflows.projection_control import (
     contract_views,
     projection_statuses,
@@ -172,8 +172,15 @@ def _print_ready(stack: Stack, loaded: DemoLoad | None) -> None:
         for k in loaded.keys:
             keys.add_row(k.role, k.org, k.key)
         console().print(keys, soft_wrap=True)
+        first: dict[str, DemoKey] = {}  # one demo key per role, to sign in to the dashboard
+        for k in loaded.keys:
+            first.setdefault(k.role, k)
+        console().print(f"[bold]Dashboard:[/] {stack.base_url}/ui/  sign in with a key, e.g. "
+                        + "; ".join(f"{role} ({k.org}): {k.key}" for role, k in first.items()),
+                        highlight=False, soft_wrap=True)
     console().print(f"[bold green]Threadneedle is ready:[/] {stack.base_url}/docs  "
-                  f"(API {stack.base_url}/v1, Ctrl-C to stop)", highlight=False, soft_wrap=True)
+                  f"(API {stack.base_url}/v1, dashboard {stack.base_url}/ui/, Ctrl-C to stop)",
+                  highlight=False, soft_wrap=True)
 
 
 def _print_demo_conflicts(settings: Settings, redis_url: str, loaded: DemoLoad) -> None:
