@@ -30,6 +30,8 @@ from api.schemas import (
 from domain.errors import NotFound
 from domain.values import EmptyBody, SubscriptionPatch, SubscriptionSpec
 from workflows.bootstrap import Services
+from workflows.idempotency import IdempotentRequest
+from workflows.webhooks.idempotent import once
 
 if TYPE_CHECKING:
     from workflows.webhooks.outbox import Outbox
@@ -128,13 +130,22 @@ def redeliver(
     message_id: MessageId,
     caller: CallerDep,
     services: ServicesDep,
+    request: IdempotencyDep,
     body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
 ) -> dict[str, Any]:
-    """Send one message again, with its original webhook-id, as soon as the sweeper runs."""
+    """Send one message again, with its original webhook-id, as soon as the sweeper runs.
+
+    With an `Idempotency-Key`, a repeat answers as the first time and changes nothing.
+    """
     subscription = services.app.subscription(caller, webhook_id)
-    if not outbox_of(services).redeliver(str(subscription.id), message_id, services.app.clock()):
-        raise NotFound(f"no message {message_id} of webhook {webhook_id}")
-    return {"id": message_id, "status": "pending"}
+
+    def run() -> dict[str, Any]:
+        if not outbox_of(services).redeliver(str(subscription.id), message_id,
+                                             services.app.clock()):
+            raise NotFound(f"no message {message_id} of webhook {webhook_id}")
+        return {"id": message_id, "status": "pending"}
+
+    return once(services.app, caller, request, subscription, run)
 
 
 @router.post("/{webhook_id}/recover", response_model=Recovered)
@@ -142,11 +153,23 @@ def recover(
     webhook_id: WebhookId,
     caller: CallerDep,
     services: ServicesDep,
+    request: IdempotencyDep,
     since: Annotated[datetime, Query(description="Failed messages created since (ISO 8601)")],
     body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
 ) -> dict[str, Any]:
-    """Send again every failed message created since ``since``, each with its webhook-id."""
+    """Send again every failed message created since ``since``, each with its webhook-id.
+
+    With an `Idempotency-Key`, a repeat answers the first count and sends nothing
+    again; the same key with another `since` is 422.
+    """
     subscription = services.app.subscription(caller, webhook_id)
     moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
-    count = outbox_of(services).recover(str(subscription.id), moment, services.app.clock())
-    return {"recovered": count, "since": moment.isoformat()}
+    if request is not None:  # the query is part of what the key stands for here
+        request = IdempotentRequest.of(request.key, "POST", f"recover?since={moment.isoformat()}",
+                                       request.fingerprint.encode())
+
+    def run() -> dict[str, Any]:
+        count = outbox_of(services).recover(str(subscription.id), moment, services.app.clock())
+        return {"recovered": count, "since": moment.isoformat()}
+
+    return once(services.app, caller, request, subscription, run)

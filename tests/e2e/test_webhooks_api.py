@@ -301,3 +301,55 @@ def test_deliveries_redeliver_and_recover(world: World, live_server: LiveServer)
     assert recovered["recovered"] == 2
     assert street.ok("GET", f"{path}/deliveries", params={"status": "failed"})["items"] == []
     assert street.ok("POST", f"{path}/recover", params={"since": since})["recovered"] == 0
+
+
+def test_redeliver_and_recover_honour_an_idempotency_key(
+    world: World, live_server: LiveServer,
+) -> None:
+    street = world.as_("street")
+    created = street.ok("POST", "/v1/webhooks", 201, json=subscription())
+    path = f"/v1/webhooks/{created['id']}"
+    outbox = Outbox(live_server.services.app)
+    made = datetime.now(UTC) - timedelta(hours=1)
+    entries = [Entry(created["id"], Message("directive.issued", {"contract_id": world.contract_id,
+                                                                 "summary": f"重发第{n}条"}),
+                     position=20_000_000 + n, index=0, timestamp=made, status="failed")
+               for n in range(2)]
+    outbox.append(entries, made)
+
+    def statuses() -> list[str]:
+        return [item["status"] for item in street.ok("GET", f"{path}/deliveries")["items"]]
+
+    def fail_again() -> None:  # as if the endpoint had refused them again meanwhile
+        outbox.fail_pending(created["id"], "endpoint refused again", datetime.now(UTC))
+
+    since = (made - timedelta(minutes=1)).isoformat()
+    key = {"Idempotency-Key": f"recover-{world.code}"}
+    # Given a recover sent with an Idempotency-Key, and its messages failed again since
+    first = street.ok("POST", f"{path}/recover", params={"since": since}, headers=key)
+    assert first["recovered"] == 2 and statuses() == ["pending", "pending"]
+    fail_again()
+    before = head_position(world.admin)
+    # When it is repeated with the same key and request
+    repeat = street.ok("POST", f"{path}/recover", params={"since": since}, headers=key)
+    # Then it answers the first answer, and sends nothing again, records nothing
+    assert repeat == first
+    assert statuses() == ["failed", "failed"] and head_position(world.admin) == before
+    # And the same key with another ``since`` is refused, and changes nothing
+    other = (made - timedelta(minutes=2)).isoformat()
+    assert_problem(street.post(f"{path}/recover", params={"since": other}, headers=key), 422)
+    assert statuses() == ["failed", "failed"] and head_position(world.admin) == before
+
+    # Given a redeliver sent with another key, its message failed again since
+    key = {"Idempotency-Key": f"redeliver-{world.code}"}
+    message = f"{path}/deliveries/{entries[0].id}/redeliver"
+    assert street.ok("POST", message, headers=key) == {"id": entries[0].id, "status": "pending"}
+    fail_again()
+    before = head_position(world.admin)
+    # When it is repeated: the first answer, and the message stays failed
+    assert street.ok("POST", message, headers=key) == {"id": entries[0].id, "status": "pending"}
+    assert statuses() == ["failed", "failed"] and head_position(world.admin) == before
+    # And the key on the other message, or with a body, is refused and changes nothing
+    assert_problem(street.post(f"{path}/deliveries/{entries[1].id}/redeliver", headers=key), 422)
+    assert_problem(street.post(message, json={}, headers=key), 422)
+    assert statuses() == ["failed", "failed"] and head_position(world.admin) == before
