@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from domain.access import EVERYTHING, can_read
+from domain.access import can_read
 from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
 from domain.diff import conflict_changes, field_changes
 from domain.errors import ValidationFailed
-from domain.organisations import Caller, Role
+from domain.organisations import Caller
 
 CONTRACT_CREATED, CONTRACT_UPDATED = "contract.created", "contract.updated"
 DIRECTIVE_ISSUED, DIRECTIVE_AMENDED = "directive.issued", "directive.amended"
@@ -193,16 +193,15 @@ def type_matches(pattern: str, event_type: str) -> bool:
 
 
 def organisation_may_read(owner: Caller, contract: ServiceContract) -> bool:
-    """Whether the subscribing organisation may read ``contract``.
+    """Whether the subscription's owner may read ``contract``: the API's own rule
+    (``access.can_read``) for the organisation *and role* of the key that subscribed.
 
-    Admins and supervisors read everything.  Any other organisation reads a
-    contract it is a stakeholder of, or whose escalation chain it is in: what
-    its stakeholder or resolver keys may read.
+    A stakeholder key reads the contracts its organisation is a stakeholder of
+    (SPEC §3), so its subscription hears of those only; an organisation that is
+    only in a contract's escalation chain gets 404 on it and no webhook of it
+    (issue 11; ``docs/decisions.md``).  Admins and supervisors read everything.
     """
-    if owner.role in EVERYTHING:
-        return True
-    return any(can_read(replace(owner, role=role), contract)
-               for role in (Role.STAKEHOLDER, Role.RESOLVER))
+    return can_read(owner, contract)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from uuid import uuid5
 
 import pytest
 
+from domain.access import can_read
 from domain.contract import ServiceContract
 from domain.errors import ValidationFailed
 from domain.organisations import Role
@@ -318,12 +319,30 @@ def test_an_organisation_receives_nothing_of_a_contract_it_may_not_read(
     assert not stranger.receives("directive.issued", active_contract)
 
 
-def test_an_organisation_in_the_escalation_chain_receives_as_it_may_read(
+def test_an_organisation_only_in_the_escalation_chain_receives_what_its_key_may_read(
     active_contract: ServiceContract,
 ) -> None:
-    # 启创 is the provider, in the chain though not a listed stakeholder
-    provider = SubscriptionFilter(caller(PROVIDER, Role.STAKEHOLDER), ("*",))
-    assert provider.receives("conflict.escalated", active_contract)
+    # Given 启创, in the chain though not a listed stakeholder: its stakeholder key gets 404
+    # on the contract (SPEC §3), so its all-contracts subscription hears nothing of it
+    # either (issue 11: it used to receive every event of the contract)
+    assert PROVIDER in active_contract.escalation_chain
+    assert PROVIDER not in active_contract.stakeholder_orgs
+    provider = caller(PROVIDER, Role.STAKEHOLDER)
+    assert not can_read(provider, active_contract)
+    assert not SubscriptionFilter(provider, ("*",)).receives("conflict.escalated",
+                                                              active_contract)
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("org", ["haichuang-street", PROVIDER, "liwan-street", "threadneedle"])
+def test_the_fan_out_and_the_api_agree_on_who_may_read(
+    active_contract: ServiceContract, org: str, role: Role,
+) -> None:
+    # Whatever the organisation and role of the key that subscribed, it is told of a
+    # contract exactly when that key may read the contract through the API
+    owner = caller(org, role)
+    assert SubscriptionFilter(owner, ("*",)).receives("directive.issued", active_contract) \
+        == can_read(owner, active_contract)
 
 
 def test_admins_and_supervisors_receive_every_contract(active_contract: ServiceContract) -> None:
