@@ -10,11 +10,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, so that a change to the code alone reuses this layer.
+# The slim image has no libpq: psycopg[binary]'s wheel bundles its own, and the build
+# fails here if psycopg would fall back to its pure-Python implementation.
 COPY pyproject.toml README.md ./
 RUN mkdir -p domain workflows api workers cli \
     && touch domain/__init__.py workflows/__init__.py api/__init__.py workers/__init__.py cli/__init__.py \
     && pip install . \
-    && pip uninstall -y threadneedle
+    && pip uninstall -y threadneedle \
+    && python -c "import psycopg; assert psycopg.pq.__impl__ == 'binary', psycopg.pq.__impl__; print('psycopg', psycopg.pq.__impl__, 'libpq', psycopg.pq.version())"
 
 COPY domain ./domain
 COPY workflows ./workflows
