@@ -45,6 +45,8 @@ TEST_MESSAGE_TYPE = "webhook.test"
 TEST_LANE = "00000000-0000-0000-0000-000000000000"
 """Test messages travel in a lane of their own, so they never take a contract's sequence."""
 DELIVERY_PAGE = 100
+DELIVERY_SCAN_PAGES = 20
+"""At most this many pages of 1,000 messages are read to find a subscription's newest ones."""
 
 
 def _safe_next(target: str | None) -> str:
@@ -166,8 +168,16 @@ async def webhooks_page(request: Request, session: SessionDep) -> Response:
 
 def _webhook(services: Services, session: Session, webhook_id: str) -> dict[str, Any]:
     subscription = services.app.subscription(session.caller, webhook_id)
-    deliveries = outbox_of(services).deliveries(str(subscription.id), limit=DELIVERY_PAGE + 1000)
-    return {"webhook": subscription.as_dict(), "deliveries": deliveries[-DELIVERY_PAGE:][::-1],
+    outbox = outbox_of(services)
+    kept: list[dict[str, Any]] = []
+    after = None
+    for _ in range(DELIVERY_SCAN_PAGES):  # the log is oldest first: keep its newest page
+        page_of = outbox.deliveries(str(subscription.id), limit=1000, after=after)
+        kept = (kept + page_of)[-DELIVERY_PAGE:]
+        if len(page_of) < 1000:
+            break
+        after = page_of[-1]["id"]
+    return {"webhook": subscription.as_dict(), "deliveries": kept[::-1],
             "names": organisation_names(services)}
 
 

@@ -1,0 +1,332 @@
+"""The dashboard in a real browser (Debian's Chromium) against a real ``needle up --demo``.
+
+What the pages show is checked against what the API answers for the same key,
+so a test fails when a page shows something else than the application says.
+The test that decides a conflict runs last: it changes the demo's state.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from workflows.application import contract_id_for
+
+from .conftest import NARROW, DemoStack, screenshot, sign_in
+
+pytestmark = pytest.mark.stack
+
+YOUTH = str(contract_id_for("HZ-YOUTH-2008"))
+JNZ = str(contract_id_for("HZ-JNZ-ELDER-2012"))
+BUREAU = "海珠区民政局"  # haizhu-civil-affairs, level 2 of the youth contract's chain
+Contexts = Callable[..., BrowserContext]
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(el => el.type !== 'hidden' && !el.hidden)
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
+def assert_accessible_basics(page: Page) -> None:
+    """Every control has a label (or a name of its own) and the page does not scroll sideways."""
+    assert page.evaluate(UNLABELLED_CONTROLS) == []
+    width = page.viewport_size["width"] if page.viewport_size else 1280
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+
+
+def open_board_conflicts(stack: DemoStack, role: str, org: str) -> list[dict[str, object]]:
+    with stack.api(role, org) as client:
+        items: list[dict[str, object]] = client.get("/v1/conflicts").json()["items"]
+    return items
+
+
+@pytest.mark.parametrize(("role", "org"), [
+    ("supervisor", "gz-swa"),
+    ("resolver", "qichuang"),
+    ("stakeholder", "haizhu-civil-affairs"),
+    ("admin", "threadneedle"),
+])
+def test_each_role_sees_its_open_conflicts_in_chinese_then_in_english(
+    demo_stack: DemoStack, contexts: Contexts, role: str, org: str,
+) -> None:
+    # given the open conflicts this key may read, as the API lists them
+    expected = open_board_conflicts(demo_stack, role, org)
+    assert expected
+
+    # when the person signs in (a Chinese browser) and looks at the board
+    page = sign_in(contexts(), demo_stack.key(role, org))
+
+    # then the board lists exactly those conflicts, labelled in Chinese
+    rows = page.locator("#board-live tbody tr")
+    expect(rows).to_have_count(len(expected))
+    expect(page.locator("h1")).to_have_text("未决冲突")
+    shown_codes = sorted(rows.locator("td:first-child").all_inner_texts())
+    assert shown_codes == sorted(str(item["contract_code"]) for item in expected)
+    if any(item["kind"] == "contradiction" for item in expected):
+        expect(page.locator("#board-live")).to_contain_text("要求矛盾")
+    assert_accessible_basics(page)
+    if role == "supervisor":
+        screenshot(page, "board-zh")
+
+    # and the language switch turns the same board into English
+    page.get_by_role("link", name="English").click()
+    expect(page.locator("h1")).to_have_text("Open conflicts")
+    expect(page.locator("#board-live tbody tr")).to_have_count(len(expected))
+    if any(item["kind"] == "contradiction" for item in expected):
+        expect(page.locator("#board-live")).to_contain_text("Contradiction")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_an_english_browser_gets_english_and_a_narrow_screen_gets_a_usable_board(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given a phone-sized browser that prefers English
+    context = contexts(viewport=NARROW, locale="en-GB")
+
+    # when its user signs in with the keyboard only
+    page = context.new_page()
+    page.goto("/ui/")
+    page.keyboard.press("Tab")  # the skip link first
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.id") == "key":
+            break
+    page.keyboard.type(demo_stack.key("supervisor", "gz-swa"))
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/ui/login" not in url)
+
+    # then the board is in English, fits 390 px and keeps every control labelled
+    expect(page.locator("h1")).to_have_text("Open conflicts")
+    expect(page.locator("#board-live tbody tr").first).to_be_visible()
+    assert_accessible_basics(page)
+    screenshot(page, "board-390-en")
+
+
+def test_the_version_slider_shows_the_conflicts_of_that_version(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given a version of the youth contract whose conflicts differ from the latest's
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        latest = client.get(f"/v1/contracts/{YOUTH}").json()["version"]
+
+        def conflicts_at(version: int) -> set[str]:
+            answer = client.get(f"/v1/contracts/{YOUTH}/conflicts",
+                                params={"version": version, "status": "all"})
+            return {c["id"] for c in answer.json()["conflicts"]}
+
+        now = conflicts_at(latest)
+        earlier = next(v for v in range(latest - 1, 0, -1) if conflicts_at(v) != now)
+        wanted = conflicts_at(earlier)
+
+    # when a supervisor opens its history and moves the slider there with the keyboard
+    page = sign_in(contexts(), demo_stack.key("supervisor", "gz-swa"),
+                   f"/ui/contracts/{YOUTH}/history")
+    expect(page.locator("#at-version")).to_have_attribute("data-version", str(latest))
+    slider = page.get_by_role("slider", name=re.compile("版本"))
+    slider.focus()
+    for _ in range(latest - earlier):
+        page.keyboard.press("ArrowLeft")
+
+    # then the panel shows that version and exactly its conflicts
+    expect(page.locator("#at-version")).to_have_attribute("data-version", str(earlier),
+                                                          timeout=15_000)
+    shown = set(page.locator("#at-version [data-conflict]").evaluate_all(
+        "els => els.map(e => e.dataset.conflict)"))
+    assert shown == wanted
+    expect(page.locator("#version-shown")).to_have_text(str(earlier))
+    assert_accessible_basics(page)
+    screenshot(page, "history-slider-zh")
+
+
+def test_a_diff_of_two_versions_lists_what_the_api_lists(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given what the API says changed between version 1 and the latest
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        latest = client.get(f"/v1/contracts/{YOUTH}").json()["version"]
+        diff = client.get(f"/v1/contracts/{YOUTH}/diff",
+                          params={"from_version": 1, "to_version": latest}).json()
+
+    # when the supervisor asks the history page for that diff
+    page = sign_in(contexts(), demo_stack.key("supervisor", "gz-swa"),
+                   f"/ui/contracts/{YOUTH}/history")
+    page.get_by_label("起始版本").fill("1")
+    page.get_by_label("结束版本").fill(str(latest))
+    page.get_by_role("button", name="显示对比").click()
+
+    # then the diff page lists as many added directives and opened conflicts as the API
+    expect(page.locator("h1")).to_contain_text(f"从第 1 版到第 {latest} 版的变化")
+    expect(page.locator("#diff .diff-added li")).to_have_count(
+        len(diff["directives"].get("added", [])))
+    expect(page.locator("#diff .diff-opened li")).to_have_count(
+        len(diff["conflicts"].get("opened", [])))
+    assert_accessible_basics(page)
+    screenshot(page, "diff-zh")
+
+
+def test_flipping_the_profile_changes_the_jiangnanzhong_ranking(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given the Jiangnanzhong ranking under the contract's policy and under client_first
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        policy = client.get(f"/v1/contracts/{JNZ}/priorities").json()
+        what_if = client.get(f"/v1/contracts/{JNZ}/priorities",
+                             params={"profile": "client_first"}).json()
+    first, flipped = policy["priorities"][0]["issuer"], what_if["priorities"][0]["issuer"]
+    assert first != flipped  # the demo's point: the residents come first under client_first
+
+    # when the supervisor opens the history and picks 服务对象优先 (client first)
+    page = sign_in(contexts(), demo_stack.key("supervisor", "gz-swa"),
+                   f"/ui/contracts/{JNZ}/history")
+    ranking = page.locator("#at-version table.ranking tbody tr")
+    expect(ranking.first).to_have_attribute("data-issuer", first)
+    page.get_by_label(re.compile("服务对象优先")).check()
+
+    # then the first-ranked directive is now the residents' one, shown as a what-if
+    expect(page.locator("#at-version")).to_have_attribute("data-profile", "client_first")
+    expect(ranking.first).to_have_attribute("data-issuer", flipped)
+    expect(page.locator("#at-version")).to_contain_text("假设推演")
+    screenshot(page, "what-if-zh")
+
+
+def test_an_admin_redelivers_a_webhook_message_and_sends_a_test_message(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given the demo's subscription (the printing receiver) and a delivered message of it
+    page = sign_in(contexts(), demo_stack.key("admin", "threadneedle"), "/ui/webhooks")
+    page.locator("table a").first.click()
+    delivered = page.locator("tr[data-status=delivered]").first
+    expect(delivered).to_be_visible(timeout=30_000)
+    message_id = delivered.get_attribute("data-message")
+    attempts_before = page.locator(f"tr[data-message='{message_id}'] ol.attempts li").count()
+
+    # when the admin redelivers it
+    page.locator(f"tr[data-message='{message_id}']").get_by_role("button").click()
+
+    # then the page says so, and the message is sent again: one more attempt in the log
+    expect(page.get_by_role("status")).to_contain_text("重新发送")
+    deadline = time.monotonic() + 45
+    while True:
+        attempts = page.locator(f"tr[data-message='{message_id}'] ol.attempts li").count()
+        status = page.locator(f"tr[data-message='{message_id}']").get_attribute("data-status")
+        if attempts > attempts_before and status == "delivered":
+            break
+        assert time.monotonic() < deadline, "the redelivered message was never sent again"
+        time.sleep(1)
+        page.reload()
+    screenshot(page, "webhook-log-zh")
+
+    # and a test message goes out through the same outbox
+    page.get_by_role("button", name="发送测试消息").click()
+    expect(page.get_by_role("status")).to_contain_text("测试消息")
+    test_row = page.locator("tr", has_text="webhook.test").first
+    expect(test_row).to_be_visible()
+    deadline = time.monotonic() + 45
+    while page.locator("tr", has_text="webhook.test").first.get_attribute(
+            "data-status") != "delivered":
+        assert time.monotonic() < deadline, "the test message was never delivered"
+        time.sleep(1)
+        page.reload()
+
+
+def test_security_basics_hold(demo_stack: DemoStack, contexts: Contexts) -> None:
+    # given a Liwan street's stakeholder key, which may not read the Haizhu contract
+    context = contexts()
+    page = sign_in(context, demo_stack.key("stakeholder", "jinhua-street"))
+
+    # then the session cookie is HttpOnly and SameSite=Strict
+    cookie = next(c for c in context.cookies() if c["name"] == "needle_session")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+
+    # and a page about the contract it may not read is a 404, as in the API
+    answer = page.goto(f"/ui/contracts/{YOUTH}")
+    assert answer is not None and answer.status == 404
+    answer = page.goto(f"/ui/contracts/{YOUTH}/history")
+    assert answer is not None and answer.status == 404
+
+    # and, signed in as the right resolver, a decision posted without its CSRF token is
+    # refused and records nothing
+    resolver = contexts()
+    page = sign_in(resolver, demo_stack.key("resolver", "haizhu-youth-league"))
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        version = client.get(f"/v1/contracts/{YOUTH}").json()["version"]
+        conflict = next(c for c in client.get(f"/v1/contracts/{YOUTH}/conflicts").json()[
+            "conflicts"] if c["status"] == "open")
+        refused = page.request.post(
+            f"/ui/contracts/{YOUTH}/conflicts/{conflict['id']}/resolve",
+            form={"outcome": "deferred", "rationale": "没有令牌"}, max_redirects=0)
+        assert refused.status == 403
+        assert client.get(f"/v1/contracts/{YOUTH}").json()["version"] == version
+
+    # and signing out ends the session: the board asks for a key again
+    page.get_by_role("button", name="退出登录").click()
+    page.wait_for_url(lambda url: "/ui/login" in url)
+    page.goto("/ui/")
+    assert "/ui/login" in page.url
+
+
+def test_the_right_resolver_decides_and_the_wrong_one_is_refused(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given the youth contract's contradiction, escalated to level 1 (the Youth League)
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        conflict = next(c for c in client.get(f"/v1/contracts/{YOUTH}/conflicts").json()[
+            "conflicts"] if c["kind"] == "contradiction" and c["status"] == "open")
+        version = client.get(f"/v1/contracts/{YOUTH}").json()["version"]
+    assert conflict["level"] == 1
+    url = f"/ui/contracts/{YOUTH}/conflicts/{conflict['id']}"
+
+    # when the provider (level 0) tries to decide it from the conflict's page
+    page = sign_in(contexts(), demo_stack.key("resolver", "qichuang"), url)
+    expect(page.locator(".decide .warning")).to_be_visible()
+    page.get_by_label("结果", exact=True).select_option("deferred")
+    page.get_by_label("理由", exact=True).fill("先暂缓，等团区委协调")
+    with page.expect_response(lambda r: r.url.endswith("/resolve")) as posted:
+        page.get_by_role("button", name="记录决定").click()
+
+    # then it is refused (403) and nothing is recorded
+    assert posted.value.status == 403
+    expect(page.get_by_role("alert")).to_be_visible()
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        assert client.get(f"/v1/contracts/{YOUTH}").json()["version"] == version
+
+    # when the Youth League opens it: the page shows beforehand whom it may override
+    page = sign_in(contexts(), demo_stack.key("resolver", "haizhu-youth-league"), url)
+    bureau = page.locator("table.authority tr[data-issuer=haizhu-civil-affairs]")
+    expect(bureau.locator("td.no")).to_have_text("不能推翻")
+    street = page.locator("table.authority tr[data-issuer=haichuang-street]")
+    expect(street.locator("td.yes")).to_have_text("可以推翻")
+    screenshot(page, "decide-zh")
+
+    # and it overrides the bureau's directive anyway: refused for lack of authority
+    decide = page.locator("form.resolve")
+    decide.get_by_label("结果", exact=True).select_option("upheld")
+    decide.get_by_role("group", name="维持").get_by_label(re.compile("海幢街道办事处")).check()
+    decide.get_by_role("group", name="推翻").get_by_label(re.compile(BUREAU)).check()
+    decide.get_by_label("理由", exact=True).fill("按街道模板报送")
+    with page.expect_response(lambda r: r.url.endswith("/resolve")) as posted:
+        decide.get_by_role("button", name="记录决定").click()
+    assert posted.value.status == 403
+    expect(page.get_by_role("alert")).to_be_visible()
+
+    # and when it upholds the bureau and overrides the street's template, it is recorded
+    page.goto(url)
+    decide = page.locator("form.resolve")
+    decide.get_by_label("结果", exact=True).select_option("upheld")
+    decide.get_by_role("group", name="维持").get_by_label(re.compile(BUREAU)).check()
+    decide.get_by_role("group", name="推翻").get_by_label(re.compile("海幢街道办事处")).check()
+    decide.get_by_label("理由", exact=True).fill("统一使用民政统计报表，街道模板数据另行抄送。")
+    decide.get_by_role("button", name="记录决定").click()
+    expect(page.get_by_role("status")).to_have_text("决定已记录。")
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        after = client.get(f"/v1/contracts/{YOUTH}/conflicts",
+                           params={"version": version + 1, "status": "all"}).json()
+    decided = next(c for c in after["conflicts"] if c["id"] == conflict["id"])
+    assert decided["status"] == "resolved"
+    assert decided["resolution"]["resolver"] == "haizhu-youth-league"
