@@ -6,8 +6,16 @@ types it wants (as ``check_event_types`` stores them), the contracts it names
 (``None``: every contract its organisation may read), a description, whether it
 is enabled, and its signing secrets.
 
-Signing needs the secret itself, so the secret is stored (not a hash); it is
-shown to the caller once, by the application, and ``as_dict`` never shows it.
+Signing needs the secret itself, so the secret is kept (not a hash), but
+never in clear: the application seals it (``workflows.webhooks.vault``:
+encrypted under a data key of its own, which is destroyed when the secret is
+retired) and the events hold only the sealed form, which this module treats
+as opaque.  Events recorded before sealing existed hold the secret as a
+plain string: ``sealed`` reads them as ``{"clear": …}`` (a read-time upcast,
+in ``apply``; not the library's ``upcast_v1_v2`` hooks, which would change
+``data`` and break the hash chain, which covers ``data`` as recorded).  The
+secret is shown to the caller once, by the application; ``as_dict`` never
+shows it.
 A rotation keeps the previous secret for ``ROTATION_OVERLAP`` so that both
 sign meanwhile and a receiver can switch without losing a message.
 
@@ -39,6 +47,15 @@ DISABLED_REASONS = frozenset({GONE, FAILING, BY_OWNER})
 ROTATION_OVERLAP = timedelta(hours=24)
 """How long the previous secret still signs after a rotation (SPEC §8)."""
 EDITABLE = ("url", "event_types", "contracts", "description")
+CLEAR = "clear"
+Sealed = Mapping[str, str]
+"""A sealed secret (``{"key", "nonce", "sealed"}``), or ``{"clear": …}`` read from an event
+recorded before secrets were sealed."""
+
+
+def sealed(recorded: str | Mapping[str, str]) -> dict[str, str]:
+    """A secret as an event recorded it: sealed as is, an old clear string as ``{"clear"}``."""
+    return {CLEAR: recorded} if isinstance(recorded, str) else dict(recorded)
 
 
 def normalised_contracts(contracts: Iterable[str] | None) -> list[str] | None:
@@ -68,18 +85,18 @@ class Subscription(ChainedAggregate):
         event_types: list[str]
         contracts: list[str] | None
         description: str
-        secret: str
+        secret: dict[str, str]
 
     def __init__(self) -> None:
         self.status = ENABLED
         self.disabled_reason: str | None = None
-        self.previous_secret: str | None = None
+        self.previous_secret: dict[str, str] | None = None
         self.previous_secret_until: str | None = None
 
     class Subscribed(ChainedAggregate.Created):
         def apply(self, subscription: Subscription) -> None:
             subscription.owner = dict(self.data["owner"])
-            subscription.secret = self.data["secret"]
+            subscription.secret = sealed(self.data["secret"])
             for name in EDITABLE:
                 setattr(subscription, name, self.data[name])
 
@@ -102,7 +119,7 @@ class Subscription(ChainedAggregate):
         def apply(self, subscription: Subscription) -> None:
             subscription.previous_secret = subscription.secret
             subscription.previous_secret_until = self.data["previous_secret_until"]
-            subscription.secret = self.data["secret"]
+            subscription.secret = sealed(self.data["secret"])
 
     class Deleted(ChainedAggregate.Event):
         def apply(self, subscription: Subscription) -> None:
@@ -120,20 +137,23 @@ class Subscription(ChainedAggregate):
         event_types: Iterable[str],
         contracts: Iterable[str] | None,
         description: str,
-        secret: str,
+        secret: Sealed,
         actor: Actor,
         at: datetime,
     ) -> Subscription:
-        """A new, enabled subscription; ``event_types`` unknown to §8 are refused."""
-        if not secret:
-            raise ValueError("a subscription needs a signing secret")
+        """A new, enabled subscription; ``event_types`` unknown to §8 are refused.
+
+        ``secret`` is sealed (``workflows.webhooks.vault``); a clear string is refused, so
+        that no new event holds a secret in clear.
+        """
+        _require_sealed(secret)
         data = {
             "owner": {"org": owner.org, "role": owner.role.value},
             "url": url,
             "event_types": check_event_types(event_types),
             "contracts": normalised_contracts(contracts),
             "description": description,
-            "secret": secret,
+            "secret": dict(secret),
         }
         subscription: Subscription = cls._start(
             cls.Subscribed, id=subscription_id, actor=actor, at=at, data=data
@@ -173,17 +193,19 @@ class Subscription(ChainedAggregate):
         if self.status == DISABLED:
             self._record(self.Enabled, actor=actor, at=at, data={})
 
-    def rotate_secret(self, new_secret: str, *, actor: Actor, at: datetime) -> None:
-        """Sign with ``new_secret`` from now on, and with the current one too for a day.
+    def rotate_secret(self, new_secret: Sealed, *, actor: Actor, at: datetime) -> None:
+        """Sign with ``new_secret`` (sealed) from now on, and with the current one too for a
+        day.
 
         A second rotation within the overlap drops the oldest secret: at most two sign.
         """
         self._require_live()
-        if not new_secret or new_secret == self.secret:
+        _require_sealed(new_secret)
+        if dict(new_secret) == self.secret:
             raise ValueError("a rotation needs a new secret")
         until = (at + ROTATION_OVERLAP).isoformat()
         self._record(self.SecretRotated, actor=actor, at=at,
-                     data={"secret": new_secret, "previous_secret_until": until})
+                     data={"secret": dict(new_secret), "previous_secret_until": until})
 
     def delete(self, *, actor: Actor, at: datetime) -> None:
         self._require_live()
@@ -199,9 +221,9 @@ class Subscription(ChainedAggregate):
     def deleted(self) -> bool:
         return self.status == DELETED
 
-    def signing_secrets(self, now: datetime) -> list[str]:
-        """The secrets that sign a message sent at ``now``: current first, then the previous
-        one while the rotation's overlap lasts."""
+    def signing_secrets(self, now: datetime) -> list[dict[str, str]]:
+        """The (sealed) secrets that sign a message sent at ``now``: current first, then the
+        previous one while the rotation's overlap lasts."""
         secrets = [self.secret]
         if self.previous_secret and self.previous_secret_until \
                 and now < datetime.fromisoformat(self.previous_secret_until):
@@ -238,6 +260,12 @@ class Subscription(ChainedAggregate):
     def _require_live(self) -> None:
         if self.deleted:
             raise NotFound(f"no webhook subscription {self.id}")
+
+
+def _require_sealed(secret: Sealed) -> None:
+    if isinstance(secret, str) or not secret or CLEAR in secret \
+            or not {"key", "nonce", "sealed"} <= set(secret):
+        raise ValueError("a subscription's signing secret must be sealed, never in clear")
 
 
 class SubscriptionRegistry(ChainedAggregate):

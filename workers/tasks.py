@@ -145,5 +145,6 @@ def sweep_webhooks() -> int:
     current = services()
     report = webhook_dispatcher().run(budget_seconds=DISPATCH_BUDGET_SECONDS)
     delivery = webhook_delivery()
+    delivery.vault.destroy_expired(delivery.clock())  # retired secrets' keys (once a minute)
     lanes = delivery.outbox.due_lanes(delivery.clock(), cap=delivery.concurrency)
     return request_deliveries(current, dict.fromkeys([*report.lanes, *lanes]))

@@ -77,6 +77,7 @@ from workflows.webhooks.ssrf import (
     parse_allowed_cidrs,
     system_resolver,
 )
+from workflows.webhooks.vault import vault_of
 
 NAMESPACE = UUID("2b0f6c3e-5a71-4d8e-b3c9-0d4e5f6a7b8c")
 DIRECTORY_ID = uuid5(NAMESPACE, "directory")
@@ -672,7 +673,8 @@ class Threadneedle(Application):
             subscription = Subscription.subscribe(
                 subscription_id=subscription_id, owner=caller, url=spec.url,
                 event_types=spec.event_types, contracts=spec.contracts,
-                description=spec.description, secret=secret, actor=caller.actor, at=at,
+                description=spec.description, actor=caller.actor, at=at,
+                secret=vault_of(self).seal(secret, str(subscription_id)),  # never in clear
             )
             registry = self._subscription_registry(caller)
             registry.add(subscription, actor=caller.actor, at=at)
@@ -735,7 +737,10 @@ class Threadneedle(Application):
             registry.remove(subscription.id, actor=caller.actor, at=at)
             return Change([subscription, registry], subscription, str(subscription.id))
 
-        return self._execute(caller, None, attempt, serial_key=str(SUBSCRIPTION_REGISTRY_ID))
+        result = self._execute(caller, None, attempt, serial_key=str(SUBSCRIPTION_REGISTRY_ID))
+        deleted = self.load_subscription(result.id)  # its secrets are destroyed with it
+        vault_of(self).destroy([deleted.secret, deleted.previous_secret], self.clock())
+        return result
 
     def rotate_secret(
         self, caller: Caller, subscription_id: str, request: IdempotentRequest | None = None
@@ -744,12 +749,21 @@ class Threadneedle(Application):
         self._require_webhook_role(caller)
         shown: dict[str, str] = {}
 
+        retired: dict[str, Any] = {}
+
         def act(subscription: Subscription) -> None:
             secret = secret_from_bytes(secrets.token_bytes(32))
-            subscription.rotate_secret(secret, actor=caller.actor, at=self.clock())
+            retired.update(current=subscription.secret, older=subscription.previous_secret)
+            subscription.rotate_secret(vault_of(self).seal(secret, str(subscription.id)),
+                                       actor=caller.actor, at=self.clock())
+            retired["until"] = subscription.previous_secret_until
             shown["secret"] = secret
 
         result = self._on_subscription(caller, subscription_id, act, request=request)
+        if retired and not result.replayed:  # saved: the retired secrets' keys are destroyed
+            vault_of(self).destroy([retired["older"]], self.clock())
+            vault_of(self).destroy_after(retired["current"],
+                                         datetime.fromisoformat(retired["until"]))
         secret = None if result.replayed else shown.get("secret")
         return replace(result, extra={**(result.extra or {}), "secret": secret})
 

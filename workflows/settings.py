@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     """An endpoint failing without a success for this long is disabled (``failing``)."""
     webhook_endpoint_concurrency: int = Field(default=4, ge=1)
     """At most this many lanes of one subscription are delivered at once."""
+    webhook_secret_key: SecretStr | None = None
+    """The key that wraps webhook signing secrets' data keys (32+ characters; production
+    needs it).  Unset in development: a key generated once in ``<var_dir>/webhook-secrets.key``."""
     webhook_timeout_seconds: float = Field(default=DELIVERY_TIMEOUT_SECONDS, gt=0, le=60)
     """The whole of one webhook attempt (connect, send, read), however the receiver trickles."""
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
@@ -114,6 +117,10 @@ class Settings(BaseSettings):
             key = self.admin_key.get_secret_value() if self.admin_key else ""
             if key and len(key) < 32:
                 raise ValueError("production needs NEEDLE_ADMIN_KEY of 32 characters or more")
+            secret_key = self.webhook_secret_key
+            if secret_key is None or len(secret_key.get_secret_value()) < 32:
+                raise ValueError(
+                    "production needs NEEDLE_WEBHOOK_SECRET_KEY of 32 characters or more")
             if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds:
                 # a run renews its lane's lease when half is gone, before each send: the
                 # half left must outlast a POST, or another run may take the lane mid-send

@@ -22,6 +22,7 @@ from workflows.bootstrap import bootstrap
 from workflows.settings import Settings
 from workflows.webhooks.outbox import Entry, Outbox
 from workflows.webhooks.signing import sign
+from workflows.webhooks.vault import vault_of
 
 from .client import Needle, World
 from .conftest import LiveServer
@@ -219,15 +220,16 @@ def test_rotating_the_secret_keeps_the_old_one_signing_for_a_day(
     assert rotated["secret"] not in str(shown)
     # And a message signed now verifies with both secrets (Standard Webhooks' own library)
     now = datetime.now(UTC)
-    signing = live_server.services.app.load_subscription(created["id"]).signing_secrets(now)
+    app = live_server.services.app
+    signing = vault_of(app).signing_secrets(app.load_subscription(created["id"]), now)
     body = b'{"type":"directive.issued","timestamp":"2008-06-02T09:00:00+08:00","data":{}}'
     headers = sign(signing, "msg_rotation", int(now.timestamp()), body)
     for secret in (rotated["secret"], created["secret"]):
         assert Webhook(secret).verify(body, headers) is not None
     # And after a day only the new one signs
     assert signing[0] == rotated["secret"]
-    assert live_server.services.app.load_subscription(created["id"]).signing_secrets(
-        until) == [rotated["secret"]]
+    assert vault_of(app).signing_secrets(app.load_subscription(created["id"]), until) == [
+        rotated["secret"]]
 
 
 def test_disable_and_re_enable_by_patch(world: World) -> None:

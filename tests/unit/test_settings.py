@@ -13,6 +13,7 @@ PRODUCTION = {
     "redis_url": "redis://127.0.0.1:6379/0",
     "admin_key": "广州-海珠区-admin-key-of-32-characters-or-more",
     "chain_key": "广州-chain-anchor-key-of-32-characters-or-more",
+    "webhook_secret_key": "广州-webhook-secret-key-of-32-characters-or-more",
 }
 
 
@@ -28,6 +29,8 @@ def test_a_complete_production_profile_is_accepted() -> None:
     ({"admin_key": "short-but-16-chars"}, "NEEDLE_ADMIN_KEY"),
     ({"chain_key": None}, "NEEDLE_CHAIN_KEY"),
     ({"chain_key": "short-chain-key"}, "NEEDLE_CHAIN_KEY"),
+    ({"webhook_secret_key": None}, "NEEDLE_WEBHOOK_SECRET_KEY"),
+    ({"webhook_secret_key": "short-webhook-key"}, "NEEDLE_WEBHOOK_SECRET_KEY"),
     ({"webhook_lease_seconds": 29.0}, "NEEDLE_WEBHOOK_LEASE_SECONDS of at least 30"),
 ])
 def test_production_refuses_an_unsafe_setting(changed: dict[str, object], named: str) -> None:

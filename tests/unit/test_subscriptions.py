@@ -29,7 +29,14 @@ from .givens import TEST_NAMESPACE, actor_of, caller, moment
 SUBSCRIPTION_ID = uuid5(TEST_NAMESPACE, "subscription")
 CONTRACT = str(uuid5(TEST_NAMESPACE, "HZ-YOUTH-2008"))
 STREET = caller("jiangnan-street", Role.STAKEHOLDER)
-FIRST_SECRET, SECOND_SECRET, THIRD_SECRET = "whsec_Zmlyc3Q=", "whsec_c2Vjb25k", "whsec_dGhpcmQ="
+
+
+def sealed_secret(key: str) -> dict[str, str]:
+    """A sealed secret as ``workflows.webhooks.vault`` makes one (opaque to the domain)."""
+    return {"key": key, "nonce": "bm9uY2Utbm9uY2U=", "sealed": f"c2VhbGVk-{key}"}
+
+
+FIRST_SECRET, SECOND_SECRET, THIRD_SECRET = (sealed_secret(k) for k in ("k1", "k2", "k3"))
 
 
 def chained(subscription: Subscription) -> list[ChainedAggregate.Event]:
@@ -58,7 +65,7 @@ def test_a_subscription_starts_enabled_and_shows_no_secret() -> None:
     assert shown["description"] == "江南中街的冲突通知 conflicts for the street office"
     assert shown["contracts"] is None
     # And no secret appears anywhere in what it shows
-    assert FIRST_SECRET not in repr(shown) and "secret" not in shown
+    assert FIRST_SECRET["sealed"] not in repr(shown) and "secret" not in shown
 
 
 def test_unknown_event_types_are_refused() -> None:
@@ -147,7 +154,7 @@ def test_after_a_rotation_both_secrets_sign_for_a_day() -> None:
     # And the secret never shows, though the rotation's end does
     assert subscription.as_dict()["previous_secret_until"] == \
         (rotated_at + timedelta(hours=1) + ROTATION_OVERLAP).isoformat()
-    assert SECOND_SECRET not in repr(subscription.as_dict())
+    assert SECOND_SECRET["sealed"] not in repr(subscription.as_dict())
 
 
 def test_a_deleted_subscription_accepts_no_command() -> None:
@@ -215,3 +222,39 @@ def test_webhook_settings_are_checked_at_start_up() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         Settings(webhook_endpoint_concurrency=0)
     assert Settings(webhook_allowed_cidrs="127.0.0.0/8, ::1/128").webhook_allowed_cidrs
+
+
+def test_a_secret_in_clear_is_refused_so_that_no_event_holds_one() -> None:
+    # Given the secret a caller is shown (issue 11: events kept it in clear)
+    for clear in ("whsec_Zmlyc3Q=", {"clear": "whsec_Zmlyc3Q="}, {}, {"key": "k1"}):
+        with pytest.raises(ValueError, match="sealed"):
+            subscribe(secret=clear)
+    subscription = subscribe()
+    with pytest.raises(ValueError, match="sealed"):
+        subscription.rotate_secret("whsec_c2Vjb25k", actor=actor_of("jiangnan-street"),
+                                   at=moment("2008-06-03"))
+    with pytest.raises(ValueError, match="new secret"):
+        subscription.rotate_secret(dict(FIRST_SECRET), actor=actor_of("jiangnan-street"),
+                                   at=moment("2008-06-03"))
+    # And what the events record is the sealed form only
+    recorded = [event.data.get("secret") for event in chained(subscription)]
+    assert recorded == [FIRST_SECRET]
+
+
+def test_an_event_recorded_before_sealing_is_read_as_a_clear_secret() -> None:
+    # Given events as recorded before issue 11: the secret in clear, in data
+    subscription = subscribe()
+    rotated_at = moment("2008-06-10", 15)
+    subscription.rotate_secret(SECOND_SECRET, actor=actor_of("jiangnan-street"), at=rotated_at)
+    events = chained(subscription)
+    events[0].data["secret"] = "whsec_b2xkLWZpcnN0"
+    events[1].data["secret"] = "whsec_b2xkLXNlY29uZA=="
+    # When they are replayed
+    replayed: Any = None
+    for event in events:
+        replayed = event.mutate(replayed)
+    # Then the clear secrets read as {"clear": ...} (the vault opens those as they are),
+    # and the data the chain hashed is as recorded
+    assert replayed.signing_secrets(rotated_at) == [
+        {"clear": "whsec_b2xkLXNlY29uZA=="}, {"clear": "whsec_b2xkLWZpcnN0"}]
+    assert events[0].data["secret"] == "whsec_b2xkLWZpcnN0"

@@ -7,8 +7,9 @@ holds it, or while the subscription already holds
 ``NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY`` lanes), then loops over the lane's
 pending messages: the first one not yet due ends the run; otherwise it is
 signed at the attempt's time with every current secret of the subscription
-(two during a rotation), POSTed through the one shared ``WebhookClient``,
-and the attempt recorded with the message's new state in one transaction:
+(two during a rotation; opened from their sealed form by ``vault``), POSTed
+through the one shared ``WebhookClient``, and the attempt recorded with the
+message's new state in one transaction:
 
 - 2xx → ``delivered``, on to the next message;
 - 410 → the subscription is disabled (``gone``) and its pending messages
@@ -78,7 +79,8 @@ from workflows.webhooks.retries import (
     parse_schedule,
 )
 from workflows.webhooks.signing import sign
-from workflows.webhooks.transport import WebhookClient, post_message
+from workflows.webhooks.transport import AttemptResult, WebhookClient, post_message
+from workflows.webhooks.vault import vault_of
 
 if TYPE_CHECKING:
     from workflows.bootstrap import Services
@@ -128,6 +130,7 @@ class Delivery:
 
     def __post_init__(self) -> None:
         self.recorder = GroupRecorder(self.outbox)
+        self.vault = vault_of(self.app)
         if self.lease_seconds < self.attempt_seconds:
             log.warning("webhook lease of %g s is shorter than an attempt (%g s): a lane may "
                         "be taken over while a message is in flight", self.lease_seconds,
@@ -297,9 +300,12 @@ class _Run:
         """One attempt; whether the lane goes on to its next message."""
         started = self.d.clock()
         body = stored.body
-        headers = sign(subscription.signing_secrets(started), stored.id,
-                       int(started.timestamp()), body)
-        result = post_message(self.d.client, subscription.url, body, headers)
+        secrets = self.d.vault.signing_secrets(subscription, started)
+        if secrets:
+            headers = sign(secrets, stored.id, int(started.timestamp()), body)
+            result = post_message(self.d.client, subscription.url, body, headers)
+        else:  # never sent unsigned: retried, and it fails if the secret stays unreadable
+            result = AttemptResult(None, 0.0, "refused: the signing secret is unreadable", "")
         finished = self.d.clock()
         verdict = classify(result.status_code, result.error)
         round_attempts = stored.round_attempts + 1

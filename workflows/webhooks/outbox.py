@@ -102,9 +102,15 @@ TABLES = (
     """CREATE TABLE IF NOT EXISTS {webhook_endpoints} (
         subscription_id TEXT PRIMARY KEY,
         failing_since DOUBLE PRECISION)""",
+    # the data keys of sealed signing secrets (workflows/webhooks/vault.py)
+    """CREATE TABLE IF NOT EXISTS {webhook_secret_keys} (
+        key_id TEXT PRIMARY KEY,
+        subscription_id TEXT NOT NULL,
+        wrapped {blob} NOT NULL,
+        destroy_after DOUBLE PRECISION)""",
 )
 TABLE_NAMES = ("webhook_dispatch", "webhook_lanes", "webhook_messages",
-               "webhook_attempts", "webhook_endpoints")
+               "webhook_attempts", "webhook_endpoints", "webhook_secret_keys")
 
 
 def message_id(subscription_id: str, position: int, index: int) -> str:
