@@ -65,6 +65,7 @@ from domain.values import (
 from workflows import anchoring, group_commit
 from workflows.audit import audit_aggregate
 from workflows.explanations import explained
+from workflows.fail_fast import limit_store_retries
 from workflows.idempotency import IdempotencyRecord, IdempotentRequest
 from workflows.settings import Settings
 from workflows.store import position_of, schema_lock
@@ -221,6 +222,7 @@ class Threadneedle(Application):
         }
         self.chain_key = anchoring.chain_key(settings)
         if settings.uses_postgres:
+            limit_store_retries(settings.store_attempts)  # an outage is a prompt 503
             with schema_lock(settings.event_store):
                 super().__init__(env=anchoring.anchored_env(settings))
                 anchoring.adopt_existing(self, self.chain_key)

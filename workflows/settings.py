@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     """Requests per API key (``limits`` notation, ``;``-separated; empty: no limit): 429."""
     rate_limit_anonymous: str = "300/second;6000/minute"
     """Requests without an API key, per client address (``/healthz``, probes, bad keys)."""
+    store_attempts: int = Field(default=3, ge=1, le=10)
+    """PostgreSQL only: tries of one store read or write before it fails (the library's 10
+    made an outage a 503 after ~12 s; 3 make it ~3.5 s: ``workflows/fail_fast.py``)."""
     readiness_max_lag_events: int = Field(default=100_000, ge=0)
     """``/readyz`` is not ready while a projection is more than this many events behind
     (0: lag is reported but never makes it unready)."""
