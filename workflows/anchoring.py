@@ -292,6 +292,14 @@ class SealedSnapshotStore(EventStore[UUID]):
                 log.warning("ignored snapshot %s v%d: its seal does not match its content",
                             originator_id, snapshot.originator_version)
 
-    def all_unverified(self, originator_id: UUID) -> list[Any]:
-        """Every stored snapshot of one aggregate, sealed or not (for the audit)."""
-        return list(super().get(originator_id))
+    def latest_unverified(self, originator_id: UUID) -> Any | None:
+        """The latest stored snapshot of one aggregate, sealed or not (for the audit)."""
+        return next(iter(super().get(originator_id, desc=True, limit=1)), None)
+
+    def versions(self, originator_id: UUID) -> list[int]:
+        """The versions of every stored snapshot of one aggregate, without reading them."""
+        sql = _Sql(self.recorder)
+        table = sql.table(self.recorder.events_table_name)
+        rows = sql.run(f"SELECT originator_version FROM {table} WHERE originator_id = ?",
+                       (sql.key(originator_id),))
+        return sorted(int(version) for (version,) in rows)
