@@ -14,6 +14,11 @@
 2. Isolation: the time to deliver M messages to healthy endpoints, with and
    without one more endpoint (with messages on several contracts) that
    answers only after 10 s.  Bar: the healthy deliveries slowed by < 10 %.
+3. Sharing (``--webhook-workers N``, issue 15): N thread-pool webhook worker
+   processes share the lanes through their leases.  After the runs the
+   delivery log is checked: every healthy message was attempted exactly once
+   (never in flight twice), and per lane each attempt began after the previous
+   message's attempt had ended (order kept, one message in flight per lane).
 
 The receivers are one asyncio process (``bench/webhook_receivers.py``) so
 that, on a small machine, they cost little beside the senders.  Uses
@@ -153,17 +158,19 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def workers(settings: Settings, log: Path, threads: int) -> Iterator[None]:
-    """The two worker processes ``needle up`` runs: the prefork one on the main queue
-    (dispatch, sweep) and the thread-pool one on ``<queue>.webhooks`` (deliveries)."""
+def workers(settings: Settings, log: Path, threads: int, webhook_workers: int = 1,
+            ) -> Iterator[None]:
+    """The worker processes ``needle up`` runs: the prefork one on the main queue
+    (dispatch, sweep) and the thread-pool one on ``<queue>.webhooks`` (deliveries), or
+    ``webhook_workers`` of those sharing the lanes."""
     celery = [sys.executable, "-m", "celery", "-A", "workers.main", "worker",
               "--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
     commands = [
         [*celery, "--concurrency", "1", "-Q", settings.celery_queue,
          "--hostname", f"main-{uuid.uuid4().hex[:6]}@%h"],
-        [*celery, "--pool", "threads", "--concurrency", str(threads),
-         "-Q", f"{settings.celery_queue}.webhooks",
-         "--hostname", f"hooks-{uuid.uuid4().hex[:6]}@%h"],
+        *([*celery, "--pool", "threads", "--concurrency", str(threads),
+           "-Q", f"{settings.celery_queue}.webhooks",
+           "--hostname", f"hooks-{uuid.uuid4().hex[:6]}@%h"] for _ in range(webhook_workers)),
     ]
     started = []
     with log.open("ab") as output:
@@ -302,6 +309,32 @@ def retried(outbox: Outbox, subscriptions: list[str]) -> dict[str, int]:
     return {str(row["error"] or row["status_code"]): int(row["n"]) for row in rows}
 
 
+def sharing_check(outbox: Outbox, subscriptions: list[str]) -> dict[str, int]:
+    """What the delivery log says of the lanes the workers shared: messages, the most
+    attempts of one message, and lanes where an attempt began before the previous
+    message's attempt had ended (two in flight at once, or out of order)."""
+    marks = ", ".join("?" for _ in subscriptions)
+    with outbox._read() as cursor:
+        rows = outbox._execute(
+            cursor, "SELECT m.subscription_id, m.contract_id, m.sequence, a.attempt, a.at, "
+                    "a.duration_ms FROM {webhook_messages} m JOIN {webhook_attempts} a "
+                    "ON a.message_id = m.id WHERE m.subscription_id IN (" + marks + ") "
+                    "ORDER BY m.subscription_id, m.contract_id, m.sequence, a.attempt",
+            subscriptions).fetchall()
+    attempts: dict[tuple[str, str, int], int] = {}
+    overlapping, previous_end, previous_lane = 0, 0.0, None
+    for row in rows:
+        lane = (row["subscription_id"], row["contract_id"])
+        key = (*lane, int(row["sequence"]))
+        attempts[key] = attempts.get(key, 0) + 1
+        began = float(row["at"])
+        if lane == previous_lane and began < previous_end - 0.001:  # clocks: one machine
+            overlapping += 1
+        previous_lane, previous_end = lane, began + float(row["duration_ms"]) / 1000
+    return {"messages": len(attempts), "most_attempts": max(attempts.values(), default=0),
+            "overlapping_attempts": overlapping}
+
+
 def baseline(bodies: list[tuple[int, bytes]], threads: int) -> float:
     """Plain ``httpx`` POSTs of the same bodies to the same ports: deliveries per second."""
 
@@ -364,6 +397,9 @@ class Results:
     slowdown: float
     failed_attempts: dict[str, int]
     """Attempts to the healthy endpoints that did not deliver (there should be none)."""
+    webhook_workers: int
+    sharing: dict[str, int]
+    """``sharing_check`` over every healthy message of the run."""
     throughput_met: bool
     isolation_met: bool
     commit: str
@@ -383,7 +419,8 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
     delays = [0.0] * args.receivers + [SLOW_SECONDS]
     try:
         with receivers(delays, folder) as ports, \
-                workers(settings, folder / "workers.log", args.threads), \
+                workers(settings, folder / "workers.log", args.threads,
+                        args.webhook_workers), \
                 sweeping(services, settings.webhook_sweep_seconds):
             healthy = subscribe(services, ports[:-1])
             per = args.messages // len(healthy)
@@ -430,6 +467,8 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
                     while outbox.counts(slow[0])["pending"] and time.monotonic() < deadline:
                         time.sleep(0.2)
             failures = retried(outbox, healthy)
+            sharing = sharing_check(outbox, healthy)
+            print(f"  {args.webhook_workers} webhook worker(s): {sharing}", flush=True)
             print(f"  attempts to healthy endpoints that failed: {failures or 'none'}")
             print(f"  isolation: {iso * len(healthy)} healthy deliveries in "
                   f"{', '.join(f'{x:.2f}' for x in alone)}s alone, "
@@ -450,7 +489,8 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
         urllib3_baseline=statistics.median(plain_rates), isolation_messages=iso * len(healthy),
         isolation_alone_runs=alone, isolation_with_slow_runs=with_slow,
         isolation_alone=alone_s, isolation_with_slow=slow_s, slowdown=slowdown,
-        failed_attempts=failures, throughput_met=throughput >= THROUGHPUT_BAR,
+        failed_attempts=failures, webhook_workers=args.webhook_workers, sharing=sharing,
+        throughput_met=throughput >= THROUGHPUT_BAR,
         isolation_met=slowdown < ISOLATION_BAR,
         commit=commit(), machine=f"{os.cpu_count()} CPUs, {platform.platform()}",
         load_before=load_before, load_after=os.getloadavg()[0],
@@ -487,8 +527,8 @@ def section(results: Results, quick: bool) -> str:
     return f"""## Webhooks (`bench/webhooks.py{' --quick' if quick else ''}`)
 
 Machine: {r.machine}; load average {r.load_before:.1f} before, {r.load_after:.1f} after;
-commit `{r.commit}`; event store {r.store}; a thread-pool webhook worker of
-{r.worker_threads} threads.  Medians of {r.repeats} run(s).
+commit `{r.commit}`; event store {r.store}; {r.webhook_workers} thread-pool webhook
+worker process(es) of {r.worker_threads} threads.  Medians of {r.repeats} run(s).
 
 {table}
 
@@ -497,7 +537,10 @@ httpx {', '.join(f'{x:,.0f}' for x in r.baseline_runs)} /s, urllib3
 {', '.join(f'{x:,.0f}' for x in r.urllib3_runs)} /s; isolation alone
 {', '.join(f'{x:.2f}' for x in r.isolation_alone_runs)} s, beside the slow endpoint
 {', '.join(f'{x:.2f}' for x in r.isolation_with_slow_runs)} s.  Attempts to the healthy
-endpoints that failed: {r.failed_attempts or 'none'}.
+endpoints that failed: {r.failed_attempts or 'none'}.  Shared lanes, from the delivery
+log: {r.sharing['messages']:,} healthy messages, at most {r.sharing['most_attempts']}
+attempt(s) of one (1: none was sent twice), {r.sharing['overlapping_attempts']} attempts
+begun before their lane's previous one ended (0: order kept, never two in flight).
 
 {NOTES}"""
 
@@ -511,6 +554,8 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=4)
     parser.add_argument("--contracts", type=int, default=3, help="lanes per receiver")
     parser.add_argument("--threads", type=int, default=16, help="webhook worker threads")
+    parser.add_argument("--webhook-workers", type=int, default=1,
+                        help="thread-pool webhook worker processes sharing the lanes")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--out", type=Path, help="write the Markdown section into this file")
     args = parser.parse_args()
