@@ -61,9 +61,9 @@ class Settings(BaseSettings):
     """A request's headers must all arrive within this of its first byte (408 beyond)."""
     max_connections: int = Field(default=1000, ge=1)
     """Open HTTP connections one API process holds; a new one beyond is answered 503."""
-    rate_limit: str = "3000/second;60000/minute"
+    rate_limit: str = "2500/second"
     """Requests per API key (``limits`` notation, ``;``-separated; empty: no limit): 429."""
-    rate_limit_anonymous: str = "300/second;6000/minute"
+    rate_limit_anonymous: str = "300/second"
     """Requests without an API key, per client address (``/healthz``, probes, bad keys)."""
     store_attempts: int = Field(default=3, ge=1, le=10)
     """PostgreSQL only: tries of one store read or write before it fails (the library's 10
