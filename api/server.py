@@ -17,8 +17,12 @@ parse with a ``text/plain`` 400.  ``GuardedProtocol`` is that protocol with:
 
 Run it with ``uvicorn --http api.server:GuardedProtocol`` (``needle up`` and
 docker-compose do); the limits come from ``Settings`` (read once per process).
-What still answers in plain text: nothing this protocol parses; a TLS or
-HTTP/2 preface sent to this plain HTTP/1.1 port is answered 400 as garbage.
+A request asking to upgrade to WebSocket is answered as plain HTTP (the API has
+no WebSockets; uvicorn's WebSocket protocol would answer its own ``text/plain``
+403).  What uvicorn still answers by itself: a 500 in plain text if the app
+failed before starting a response (the app's handlers answer every exception
+with a problem document first).  TLS or HTTP/2 bytes sent to this plain
+HTTP/1.1 port are answered with the 400 problem document.
 """
 
 from __future__ import annotations
@@ -79,6 +83,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._head_timer: asyncio.TimerHandle | None = None
+
+    def _should_upgrade_to_ws(self) -> bool:
+        return False  # the API has no WebSockets: an Upgrade request is answered as HTTP
 
     # --- connections -----------------------------------------------------------
 

@@ -185,6 +185,14 @@ def test_requests_the_server_cannot_parse_are_problem_documents(server: str) -> 
         assert_problem_answer(exchange(server, garbage), 400)
 
 
+def test_an_upgrade_to_websocket_is_answered_as_http(server: str) -> None:
+    status, headers, body = exchange(server, b"GET /v1/contracts HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                                     b"Sec-WebSocket-Version: 13\r\n"
+                                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert_problem_answer((status, headers, body), 401)
+
+
 def test_each_key_is_rate_limited_on_its_own(server: str) -> None:
     admin = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     admin.post("/v1/organizations", json={"id": "limited-street", "name": "江南中街街道办事处",
