@@ -1,5 +1,10 @@
 """The webhook outbox: messages, lanes, attempts and the dispatcher's position, in the event store.
 
+(Longer than our usual 400 lines, on purpose: every SQL statement on these
+tables is here, so that the ones that must agree with each other — the
+dispatcher's compare-and-set, the leases and their fence, the attempt
+numbering, the sweeper's due lanes — are read and changed together.)
+
 Redis only wakes things up; everything a delivery needs to survive a killed
 worker or an emptied Redis is a row here, in the event store's own database
 (the SQLite file, or the PostgreSQL schema ``NEEDLE_EVENT_STORE_SCHEMA``),
