@@ -159,3 +159,13 @@ def test_without_a_configured_key_development_makes_one_under_var(
     stranger = SecretVault(Outbox(app), master_key(other))
     with pytest.raises(SecretUnreadable):
         stranger.open(sealed, datetime.now(UTC))
+
+
+def test_secrets_recorded_before_sealing_still_sign(app: Threadneedle) -> None:
+    # Given secrets as an event, or a snapshot, recorded before issue 11 hold them
+    vault, now = vault_of(app), datetime.now(UTC)
+    for legacy in ({"clear": "whsec_b2xkLXNlY3JldA=="}, "whsec_b2xkLXNlY3JldA=="):
+        # Then they open as they are, and there is no data key of theirs to destroy
+        assert vault.open(legacy, now) == "whsec_b2xkLXNlY3JldA=="
+        vault.destroy([legacy], now)
+        assert vault.readable([legacy], now) == ["whsec_b2xkLXNlY3JldA=="]

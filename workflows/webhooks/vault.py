@@ -134,8 +134,10 @@ class SecretVault:
         sealed = AESGCM(data_key).encrypt(nonce, secret.encode(), key_id.encode())
         return {"key": key_id, "nonce": _b64(nonce), "sealed": _b64(sealed)}
 
-    def open(self, sealed: Sealed, now: datetime) -> str:
+    def open(self, sealed: Sealed | str, now: datetime) -> str:
         """The secret in clear; ``SecretUnreadable`` once its data key is destroyed."""
+        if isinstance(sealed, str):  # a snapshot taken before secrets were sealed
+            return sealed
         if CLEAR in sealed:  # recorded before secrets were sealed (see the module's note)
             return str(sealed[CLEAR])
         key_id = str(sealed["key"])
@@ -146,7 +148,7 @@ class SecretVault:
         except InvalidTag:
             raise SecretUnreadable(f"secret {key_id} does not open with its key") from None
 
-    def readable(self, sealed: Iterable[Sealed], now: datetime) -> list[str]:
+    def readable(self, sealed: Iterable[Sealed | str], now: datetime) -> list[str]:
         """The secrets of ``sealed`` that still open, in order (the others are left out)."""
         opened = []
         for one in sealed:
@@ -162,10 +164,10 @@ class SecretVault:
 
     # --- destroying ---------------------------------------------------------------
 
-    def destroy_after(self, sealed: Sealed | None, at: datetime) -> None:
+    def destroy_after(self, sealed: Sealed | str | None, at: datetime) -> None:
         """The secret becomes unreadable at ``at`` (never later than already set)."""
-        if sealed is None or CLEAR in sealed:
-            return
+        if sealed is None or isinstance(sealed, str) or CLEAR in sealed:
+            return  # a clear secret of an old event: nothing to destroy
         when = epoch(at)
         with self.outbox._write() as cursor:
             self.outbox._execute(
@@ -175,7 +177,7 @@ class SecretVault:
         with self._lock:
             self._cache.pop(str(sealed["key"]), None)
 
-    def destroy(self, sealed: Iterable[Sealed | None], now: datetime) -> None:
+    def destroy(self, sealed: Iterable[Sealed | str | None], now: datetime) -> None:
         """Destroy these secrets' data keys now."""
         for one in sealed:
             self.destroy_after(one, now)
