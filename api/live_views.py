@@ -81,10 +81,12 @@ class LiveViews:
         return read.position, {**document, "position": read.position}
 
     async def board(
-        self, readable: Collection[str], now: datetime, freshness: Freshness
+        self, readable: Collection[str], now: datetime, freshness: Freshness,
+        start: int = 0, stop: int = -1,
     ) -> tuple[int, dict[str, Any]]:
-        """Open conflicts of the ``readable`` contracts, most overdue first."""
-        read = await self._fresh(lambda: views.read_board(self.client), freshness)
+        """Open conflicts of the ``readable`` contracts, most overdue first (of the board's
+        ranks ``start``..``stop``: the dashboard pages through it)."""
+        read = await self._fresh(lambda: views.read_board(self.client, start, stop), freshness)
         at = now.timestamp()
         items = [
             {**item, "overdue_seconds": max(0.0, at - datetime.fromisoformat(item["due"])

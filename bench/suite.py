@@ -55,7 +55,7 @@ def main() -> None:
                         help="the Markdown file (default docs/benchmarks.md; "
                              "var/bench/benchmarks-quick.md with --quick)")
     parser.add_argument("--only", nargs="*", help="some of: command projections detection "
-                                                  "webhooks")
+                                                  "webhooks pages")
     args = parser.parse_args()
     out = args.out or (ROOT / "var" / "bench" / "benchmarks-quick.md" if args.quick
                        else ROOT / "docs" / "benchmarks.md")
@@ -100,7 +100,7 @@ def main() -> None:
 
 
 SCRIPTS = {"command": "command_path.py", "projections": "projections.py",
-           "detection": "detection.py", "webhooks": "webhooks.py"}
+           "detection": "detection.py", "webhooks": "webhooks.py", "pages": "pages.py"}
 
 
 FULL_ARGS = {  # full sizes, trimmed so the suite stays near 15 minutes on 2 busy cores
@@ -190,6 +190,7 @@ STEPS: dict[str, Any] = {
     "projections": script_rows("projection"),
     "detection": script_rows("detection / replay"),
     "webhooks": webhook_rows,
+    "pages": script_rows("dashboard"),
 }
 
 

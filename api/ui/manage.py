@@ -45,6 +45,8 @@ TEST_MESSAGE_TYPE = "webhook.test"
 TEST_LANE = "00000000-0000-0000-0000-000000000000"
 """Test messages travel in a lane of their own, so they never take a contract's sequence."""
 DELIVERY_PAGE = 100
+ORGANISATION_PAGE = 20
+"""Contracts on one page of an organisation's directives."""
 DELIVERY_SCAN_PAGES = 20
 """At most this many pages of 1,000 messages are read to find a subscription's newest ones."""
 
@@ -123,25 +125,37 @@ async def switch_language(request: Request, language: str,
 # --- an organisation's directives -----------------------------------------------------
 
 
-def _organisation(services: Services, session: Session, org: str) -> dict[str, Any]:
+def _organisation(services: Services, session: Session, org: str, page: int
+                  ) -> dict[str, Any]:
     caller = session.caller
     if caller.role not in (Role.ADMIN, Role.SUPERVISOR):
         org = caller.org
-    contracts = []
-    for summary in sorted(services.app.list_contracts(caller), key=lambda c: c["code"]):
-        contract = services.app.contract(caller, summary["id"])
-        mine = [d for d in contract.as_dict()["directives"] if d["issuer"] == org]
+    contracts: list[dict[str, Any]] = []
+    for contract_id in services.app.readable_contract_ids(caller):
+        contract = services.app.contract(caller, contract_id)
+        mine = [d for d in contract.directives.values() if d["issuer"] == org]
         if mine:
+            summary = {"id": contract_id, "code": contract.code,
+                       "title": contract.terms.get("title", "")}
             contracts.append({"summary": summary, "directives": mine})
-    return {"org": org, "contracts": contracts, "names": organisation_names(services)}
+    contracts.sort(key=lambda entry: entry["summary"]["code"])
+    pages = max(1, -(-len(contracts) // ORGANISATION_PAGE))
+    number = min(page, pages)
+    shown = contracts[(number - 1) * ORGANISATION_PAGE: number * ORGANISATION_PAGE]
+    for entry in shown:  # copies: the page adds its rank and conflicts to each
+        entry["directives"] = [dict(d) for d in entry["directives"]]
+    return {"org": org, "contracts": shown, "page": number, "pages": pages,
+            "names": organisation_names(services)}
 
 
 @router.get("/ui/organisation", response_class=HTMLResponse)
 async def organisation_page(request: Request, session: SessionDep,
-                            org: Annotated[str | None, Query(max_length=64)] = None
+                            org: Annotated[str | None, Query(max_length=64)] = None,
+                            number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1
                             ) -> Response:
     services = services_of(request)
-    context = await threaded(_organisation, services, session, org or session.caller.org)
+    context = await threaded(_organisation, services, session, org or session.caller.org,
+                             number)
     live = LiveViews(services.redis)
     for entry in context["contracts"]:
         contract_id = entry["summary"]["id"]

@@ -10,7 +10,10 @@ a contract the caller may not read is a 404 page.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
+from weakref import WeakKeyDictionary
 
 from fastapi import Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -29,6 +32,7 @@ from api.ui.common import (
 from api.ui.render import KIND_LABELS, organisation_names, page, services_of
 from api.ui.session import Session
 from api.ui.shown import authority, weekly_load
+from domain import access
 from domain.errors import DomainError, NotFound
 from domain.resolution import Decision, Escalation
 from workflows.bootstrap import Services
@@ -39,54 +43,106 @@ ContractFilter = Annotated[str | None, Query(max_length=64)]
 KindFilter = Annotated[str | None, Query(max_length=40)]
 LevelFilter = Annotated[str | None, Query(max_length=3)]
 Seen = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
-Id = Annotated[str, Query(max_length=64)]
+PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
+BOARD_PAGE = 100
+"""Rows of the board on one page: the most overdue first, the rest on the next pages."""
 
 
 # --- the board --------------------------------------------------------------------
 
 
+_CONTRACT_LABELS: WeakKeyDictionary[Any, dict[str, tuple[str, str]]] = WeakKeyDictionary()
+"""Per application: contract id → (code, title), which never change once drafted."""
+
+
+def contract_labels(services: Services, session: Session,
+                    readable: frozenset[str]) -> list[dict[str, str]]:
+    """The readable contracts' codes and titles (for the board's filter), sorted by code."""
+    known = _CONTRACT_LABELS.setdefault(services.app, {})
+    for contract_id in readable - known.keys():
+        contract = services.app.contract(session.caller, contract_id)
+        known[contract_id] = (contract.code, str(contract.terms.get("title", "")))
+    return sorted(({"id": contract_id, "code": known[contract_id][0],
+                    "title": known[contract_id][1]} for contract_id in readable),
+                  key=lambda label: label["code"])
+
+
 def _board_context(services: Services, session: Session) -> dict[str, Any]:
     readable = services.app.readable_contract_ids(session.caller)
-    contracts = sorted(services.app.list_contracts(session.caller), key=lambda c: c["code"])
-    return {"readable": readable, "contracts": contracts, "names": organisation_names(services)}
+    return {"readable": readable, "contracts": contract_labels(services, session, readable),
+            "names": organisation_names(services)}
+
+
+def _overdue(conflict: dict[str, Any], now: float) -> float:
+    return max(0.0, now - datetime.fromisoformat(conflict["due"]).timestamp())
 
 
 async def _board(request: Request, session: Session, contract: str | None, kind: str | None,
-                 level: str | None) -> dict[str, Any]:
+                 level: str | None, wanted_page: int) -> dict[str, Any]:
+    """One page of the board.  Unfiltered, a reader of every contract gets the board's ranks
+    of that page straight from the view; a filter by contract reads that contract's view; any
+    other filter (or a key that reads only some contracts) filters the whole board."""
     services = services_of(request)
     context = await threaded(_board_context, services, session)
-    position, board = await LiveViews(services.redis).board(
-        context["readable"], services.app.clock(), Freshness())
+    live, now = LiveViews(services.redis), services.app.clock()
     wanted_level = int(level) if level and level.isdigit() else None
-    items = [
-        item for item in board["items"]
-        if (not contract or item["contract_id"] == contract)
-        and (not kind or item["kind"] == kind)
-        and (wanted_level is None or item["level"] == wanted_level)
-    ]
-    items.sort(key=lambda item: (-item["overdue_seconds"], item["due"]))
-    query = "&".join(f"{name}={value}" for name, value in
+    first = (wanted_page - 1) * BOARD_PAGE
+    total: int | None
+    if contract:
+        labels = {c["id"]: c["code"] for c in context["contracts"]}
+        if contract in context["readable"]:
+            position, view = await live.conflicts(contract, "open", Freshness())
+            items = [{**c, "contract_id": contract, "contract_code": labels.get(contract, ""),
+                      "overdue_seconds": _overdue(c, now.timestamp())}
+                     for c in view["conflicts"]]
+            items.sort(key=lambda item: item["due"])
+        else:
+            position, items = await projection_position(request), []
+    elif session.caller.role in access.EVERYTHING and not kind and wanted_level is None:
+        position, board = await live.board(context["readable"], now, Freshness(),
+                                           first, first + BOARD_PAGE)
+        items = board["items"]
+        total = None if len(items) > BOARD_PAGE or wanted_page > 1 else len(items)
+        return _board_page(context, items[:BOARD_PAGE], wanted_page,
+                           len(items) > BOARD_PAGE, total, position, contract, kind, level)
+    else:
+        position, board = await live.board(context["readable"], now, Freshness())
+        items = board["items"]
+    items = [item for item in items
+             if (not kind or item["kind"] == kind)
+             and (wanted_level is None or item["level"] == wanted_level)]
+    total = len(items)
+    return _board_page(context, items[first:first + BOARD_PAGE], wanted_page,
+                       total > first + BOARD_PAGE, total, position, contract, kind, level)
+
+
+def _board_page(context: dict[str, Any], items: list[dict[str, Any]], number: int,
+                more: bool, total: int | None, position: int, contract: str | None,
+                kind: str | None, level: str | None) -> dict[str, Any]:
+    query = "&".join(f"{name}={quote(str(value), safe='')}" for name, value in
                      (("contract", contract), ("kind", kind), ("level", level)) if value)
-    return {**context, "items": items, "position": position, "query": query,
+    return {**context, "items": items, "total": total, "page": number, "more": more,
+            "position": position, "query": query,
             "filters": {"contract": contract or "", "kind": kind or "", "level": level or ""},
             "kinds": list(KIND_LABELS)}
 
 
 @router.get("/ui/", response_class=HTMLResponse)
 async def board_page(request: Request, session: SessionDep, contract: ContractFilter = None,
-                     kind: KindFilter = None, level: LevelFilter = None) -> Response:
-    context = await _board(request, session, contract, kind, level)
+                     kind: KindFilter = None, level: LevelFilter = None,
+                     number: PageNumber = 1) -> Response:
+    context = await _board(request, session, contract, kind, level, number)
     return page(request, "board.html", session, **context)
 
 
 @router.get("/ui/board/rows", response_class=HTMLResponse)
 async def board_rows(request: Request, session: SessionDep, contract: ContractFilter = None,
                      kind: KindFilter = None, level: LevelFilter = None,
-                     seen: Seen = None) -> Response:
+                     number: PageNumber = 1, seen: Seen = None) -> Response:
     """The board's table again, when the views have moved past ``seen`` (204 otherwise)."""
     if seen is not None and await projection_position(request) == seen:
         return Response(status_code=204)
-    context = await _board(request, session, contract, kind, level)
+    context = await _board(request, session, contract, kind, level, number)
     return page(request, "_board_rows.html", session, **context)
 
 
