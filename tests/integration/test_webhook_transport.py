@@ -228,6 +228,25 @@ def test_a_receiver_that_trickles_its_answer_holds_an_attempt_no_longer_than_the
     assert classify(result.status_code, result.error).outcome is Outcome.RETRY
 
 
+def test_a_name_whose_dns_answer_hangs_holds_an_attempt_no_longer_than_the_timeout(
+    receiver: Receiver,
+) -> None:
+    # Given a resolver that answers the receiver's name only after 8 s (a hung DNS server)
+    def slow_dns(host: str, port: int) -> list[str]:
+        time.sleep(8)
+        return ["127.0.0.1"]
+
+    started = time.monotonic()
+    with WebhookClient(LOOPBACK, slow_dns, timeout=1.0) as client:
+        result = post_message(client, receiver.url(host=RECEIVER_NAME), b"{}", {})
+    took = time.monotonic() - started
+
+    # Then the attempt ends at its deadline, a timeout to retry, and nothing was sent
+    assert (result.status_code, result.error) == (None, "timeout")
+    assert took < 3.0, took
+    assert receiver.received == []
+
+
 def test_a_client_whose_attempts_were_cut_off_still_delivers_to_a_prompt_receiver() -> None:
     # Given attempts cut off by the deadline on one thread (their connections closed) ...
     with Receiver([Answer(200, trickle=0.5)]).running() as slow, \

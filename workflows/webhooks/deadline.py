@@ -14,10 +14,14 @@ shuts that attempt's socket down.  The read blocked on it returns at once
 (urllib3 raises, or the body ends short) and the attempt is reported as a
 ``timeout``.  The connection is then closed, never reused.
 
+Resolving the host name happens before the first socket: ``resolving_within``
+asks the resolver on a small shared thread pool and waits only for what is
+left of the attempt (a resolver that hangs keeps a pool thread until the
+system resolver's own timeouts end it, never the delivery).
+
 Cost: a heap push per attempt and no extra thread per attempt; an attempt
 that ends in time is dropped from the heap lazily, when its deadline comes
-up.  What the deadline cannot cut short: resolving the host name (the system
-resolver's own timeouts apply), which happens before the first socket.
+up.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
 
@@ -131,6 +137,36 @@ def attempt_within(seconds: float, watchdog: Watchdog = WATCHDOG) -> Iterator[At
     finally:
         _current.attempt = None
         attempt.finish()
+
+
+_resolvers: ThreadPoolExecutor | None = None
+_resolvers_pid: int | None = None
+_resolvers_lock = threading.Lock()
+RESOLVER_THREADS = 8
+
+
+def resolving_within(resolver: Callable[[str, int], Iterable[str]],
+                     attempt: Attempt) -> Callable[[str, int], list[str]]:
+    """``resolver``, answering within what is left of ``attempt`` or raising ``TimeoutError``
+    (an ``OSError``: the SSRF guard reports the host as unresolvable)."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        future = _resolver_pool().submit(lambda: list(resolver(host, port)))
+        try:
+            return future.result(timeout=attempt.remaining())
+        except FutureTimeout:
+            raise TimeoutError(f"no answer within the attempt's deadline for {host}") from None
+
+    return resolve
+
+
+def _resolver_pool() -> ThreadPoolExecutor:
+    global _resolvers, _resolvers_pid
+    with _resolvers_lock:
+        if _resolvers is None or _resolvers_pid != os.getpid():
+            _resolvers = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="webhook-dns")
+            _resolvers_pid = os.getpid()
+        return _resolvers
 
 
 def current() -> Attempt | None:

@@ -45,6 +45,7 @@ from workflows.webhooks import deadline
 from workflows.webhooks.ssrf import (
     IPNetwork,
     Resolver,
+    UnresolvableHost,
     UnsafeUrl,
     check_url,
     system_resolver,
@@ -128,8 +129,15 @@ class WebhookClient:
         Raises ``UnsafeUrl`` when the guard refuses the URL, and urllib3's
         errors when the endpoint cannot be reached.
         """
-        target = check_url(url, self.allowed_cidrs, self.resolver)  # every time: DNS changes
         attempt = deadline.current()
+        resolver = self.resolver if attempt is None else deadline.resolving_within(
+            self.resolver, attempt)
+        try:
+            target = check_url(url, self.allowed_cidrs, resolver)  # every time: DNS changes
+        except UnresolvableHost:
+            if attempt is not None and attempt.remaining() <= 0:
+                raise TransportTimeout("no DNS answer within the attempt's deadline") from None
+            raise
         left = self.timeout_seconds if attempt is None else attempt.remaining()
         if left <= 0:
             raise TransportTimeout("the attempt's deadline passed before connecting")
