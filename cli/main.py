@@ -10,12 +10,20 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Annotated
 from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from cli.stack import (
@@ -27,7 +35,7 @@ from cli.stack import (
     raise_on_signals,
     redacted,
 )
-from cli.timeline import timeline_table
+from cli.timeline import TABLE_MIN_WIDTH, timeline_json, timeline_list, timeline_table
 from domain.chain import ChainReport
 from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
@@ -73,6 +81,22 @@ def contract_ref(reference: str) -> str:
         return str(UUID(reference))
     except ValueError:
         return str(contract_id_for(reference))
+
+
+UtcOption = Annotated[bool, typer.Option("--utc", help="Show times in UTC, not Asia/Shanghai.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the data as JSON instead.")]
+
+
+def print_json(data: object) -> None:
+    """Data for scripts: JSON on stdout, Chinese kept as it is."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress() -> Progress:
+    """A progress bar on stderr (stdout may be data), drawn only on a terminal."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -240,10 +264,13 @@ class ProjectionSession:
 
 
 @projections_app.command("status")
-def projections_status() -> None:
+def projections_status(as_json: JsonOption = False) -> None:
     """Each projection: position, head of the log, lag in events and seconds, status."""
     with ProjectionSession() as services:
         items = projection_statuses(services)
+    if as_json:
+        print_json(items)
+        return
     table = Table(title="Projections", title_justify="left")
     for column in ("name", "position", "head", "lag events", "lag seconds", "status",
                    "generation"):
@@ -276,8 +303,11 @@ def projections_rebuild(
             require_projection(name)
             views = contract_views(services)
             generation = views.store.start_rebuild()
-            while views.store.building() == generation:
-                views.run()
+            with progress() as bar:
+                task = bar.add_task(f"rebuild {name}", total=None)
+                while views.store.building() == generation:
+                    views.run()
+                    _show_rebuild(bar, task, services)
             console().print(f"[green]✓[/] {name}: switched to {generation}", highlight=False)
             return
         generation = request_rebuild(services, name)
@@ -286,13 +316,27 @@ def projections_rebuild(
             return
         views = contract_views(services)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if views.store.current() == generation:
-                console().print(f"[green]✓[/] {name}: switched to {generation}",
-                                highlight=False)
-                return
-            time.sleep(0.5)
+        with progress() as bar:
+            task = bar.add_task(f"rebuild {name}", total=None)
+            while time.monotonic() < deadline:
+                if views.store.current() == generation:
+                    bar.update(task, completed=bar.tasks[0].total or 0)
+                    break
+                _show_rebuild(bar, task, services)
+                time.sleep(0.5)
+        if views.store.current() == generation:
+            console().print(f"[green]✓[/] {name}: switched to {generation}", highlight=False)
+            return
     raise fail(f"{name}: not switched within {wait:g}s (is a worker running?)")
+
+
+def _show_rebuild(bar: Progress, task: TaskID, services: Services) -> None:
+    """Move the bar to the rebuilding generation's position out of the log's head."""
+    for item in projection_statuses(services):
+        rebuild = item.get("rebuild")
+        if rebuild:
+            bar.update(task, total=max(1, int(rebuild["head"])),
+                       completed=int(rebuild["position"]))
 
 
 # --- keys -----------------------------------------------------------------------
@@ -302,11 +346,16 @@ def projections_rebuild(
 def keys_create(
     org: Annotated[str, typer.Option(help="The organisation the key acts for.")],
     role: Annotated[Role, typer.Option(help="admin, stakeholder, resolver or supervisor.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
     with Session() as needle:
         result = needle.create_key(BOOTSTRAP_ADMIN, KeySpec(org=org, role=role))
     assert result.extra is not None
+    if as_json:
+        print_json({"id": result.id, "org": org, "role": role.value,
+                    "key": result.extra["key"]})
+        return
     console().print(f"key id: {result.id}  org: {org}  role: {role.value}", highlight=False)
     console().print("[yellow]Store this key now; it will not be shown again:[/]")
     console().print(result.extra["key"], highlight=False, soft_wrap=True)
@@ -325,16 +374,28 @@ def replay(
     what_if: Annotated[Profile | None, typer.Option(
         "--what-if", help="Rank the whole past under this profile instead of the policy.",
     )] = None,
+    utc: UtcOption = False,
+    as_json: JsonOption = False,
+    layout: Annotated[str, typer.Option(
+        help="table, list, or auto: a table on terminals of 140 columns or more, "
+             "else a list (pipes are 80 columns).")] = "auto",
 ) -> None:
     """A timeline of a contract's events: who did what, and how the open conflicts and
     the top of the ranking changed; then its state at the end of it."""
     if to_version is not None and as_of is not None:
         raise fail("give --to-version or --as-of, not both", 2)
+    if layout not in ("auto", "table", "list"):
+        raise fail(f"--layout: {layout!r} is not one of auto, table, list", 2)
     moment = _iso_time(as_of) if as_of is not None else None
     with Session() as needle:
         story = timeline(needle, BOOTSTRAP_ADMIN, contract_ref(contract), version=to_version,
                          as_of=moment, profile=what_if.value if what_if else None)
-    console().print(timeline_table(story))
+    if as_json:
+        print_json(timeline_json(story))
+        return
+    out = console()
+    wide = layout == "table" or (layout == "auto" and out.width >= TABLE_MIN_WIDTH)
+    out.print(timeline_table(story, utc) if wide else timeline_list(story, utc))
     state = story.contract
     active = len(state.active_directives())
     open_now = sum(1 for c in state.conflicts.values() if c["status"] == "open")
@@ -408,10 +469,19 @@ def _verify_all() -> None:
 
 @app.command()
 def export(contract: ContractArg) -> None:
-    """The contract's whole history as JSON Lines on stdout."""
+    """The contract's whole history as JSON Lines on stdout (progress on stderr)."""
     with Session() as needle:
-        for record in needle.export(BOOTSTRAP_ADMIN, contract_ref(contract)):
-            sys.stdout.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        reference = contract_ref(contract)
+        records = needle.export(BOOTSTRAP_ADMIN, reference)
+        first = next(records, None)  # the access check runs before the bar is drawn
+        total = needle.contract(BOOTSTRAP_ADMIN, reference).version
+        with progress() as bar:
+            task = bar.add_task(f"export {contract}", total=total)
+            if first is not None:
+                for record in chain([first], records):
+                    sys.stdout.write(json.dumps(record, ensure_ascii=False, sort_keys=True)
+                                     + "\n")
+                    bar.advance(task)
     sys.stdout.flush()
 
 

@@ -1,24 +1,36 @@
-"""The replay timeline as a person reads it: one row per event, what it did and what it moved.
+"""The replay timeline as a person reads it: one entry per event, what it did and what it moved.
 
-Each row says who did what (the actor's organisation, the event, a one-line
+Each entry says who did what (the actor's organisation, the event, a one-line
 summary in the language it was written in), how the open conflicts changed
 (``+`` opened, ``−`` dissolved, ``✓`` resolved, ``↑`` escalated) and how the
 top of the ranking changed (or ``unchanged``).
+
+Two layouts: a table with a column each (``timeline_table``) for terminals of
+``TABLE_MIN_WIDTH`` columns or more, and a list (``timeline_list``), one block
+per event with its parts on indented lines, for narrower terminals and pipes
+(a pipe is 80 columns), where seven columns would leave each a few characters.
+Times are Asia/Shanghai unless asked for in UTC; ``timeline_json`` is the same
+timeline as data.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from datetime import UTC
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from workflows.i18n import SHANGHAI
 from workflows.replay import Step, Timeline
 
 WIDTH = 90
+TABLE_MIN_WIDTH = 140
+"""Below this many columns the timeline is a list: the table's seven columns would fold."""
 
 
 def _short(value: Any, width: int = 40) -> str:
@@ -126,11 +138,20 @@ def ranking_moves(step: Step) -> Text:
     return text
 
 
-def timeline_table(timeline: Timeline) -> Table:
+def shown_time(moment: datetime, utc: bool = False) -> str:
+    """``2008-06-12 17:00:05`` in Asia/Shanghai (or UTC)."""
+    return moment.astimezone(UTC if utc else SHANGHAI).isoformat()[:19].replace("T", " ")
+
+
+def zone_label(utc: bool) -> str:
+    return "UTC" if utc else "Asia/Shanghai"
+
+
+def timeline_table(timeline: Timeline, utc: bool = False) -> Table:
     contract = timeline.contract
     table = Table(title=f"{contract.code} · {contract.terms['title']}", title_justify="left")
     table.add_column("v", justify="right")
-    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column(f"time ({zone_label(utc)})", no_wrap=True)
     table.add_column("actor", max_width=20, no_wrap=True, overflow="ellipsis")
     table.add_column("event", no_wrap=True)
     # fold: Chinese text has no spaces to wrap at, and must not be cut short
@@ -139,9 +160,61 @@ def timeline_table(timeline: Timeline) -> Table:
     table.add_column(f"top 3 ({timeline.profile})", ratio=2, overflow="fold")
     for step in timeline.steps:
         table.add_row(
-            str(step.version), step.recorded_at.astimezone(UTC).isoformat()[:19].replace("T", " "),
+            str(step.version), shown_time(step.recorded_at, utc),
             step.actor.get("org", ""), short_type(step.type),
             summarise(step.type, dict(step.data), width=160),
             conflict_moves(step), ranking_moves(step),
         )
     return table
+
+
+def timeline_list(timeline: Timeline, utc: bool = False) -> Group:
+    """The narrow layout: a heading line per event, its parts indented under it."""
+    contract = timeline.contract
+    parts: list[RenderableType] = [
+        Text(f"{contract.code} · {contract.terms['title']}", style="bold"),
+        Text(f"times in {zone_label(utc)}; top 3 under {timeline.profile}", style="dim"),
+    ]
+    for step in timeline.steps:
+        parts.append(Text.assemble(
+            (f"v{step.version}", "bold"), "  ", shown_time(step.recorded_at, utc), "  ",
+            (step.actor.get("org", ""), "cyan"), "  ", (short_type(step.type), "bold")))
+        parts.extend(Padding(part, (0, 0, 0, 4), expand=False) for part in _step_lines(step))
+    return Group(*parts)
+
+
+def _step_lines(step: Step) -> Iterator[Text]:
+    summary = summarise(step.type, dict(step.data), width=160)
+    if summary:
+        yield Text(summary, overflow="fold")
+    moves = conflict_moves(step)
+    if moves:
+        *moved, count = moves.split("\n")
+        yield Text(f"conflicts: {'; '.join(moved)} {count}", overflow="fold")
+    if step.top_changed:
+        yield Text("top 3: " + ("; ".join(entry_label(e) for e in step.top_after)
+                                or "(nothing ranked)"), overflow="fold")
+        if step.top_before:
+            yield Text("was: " + "; ".join(f"{e['rank']} {e['subject']}"
+                                           for e in step.top_before),
+                       style="dim", overflow="fold")
+    else:
+        yield Text("top 3: unchanged", style="dim")
+
+
+def timeline_json(timeline: Timeline) -> dict[str, Any]:
+    """The timeline as data (``needle replay --json``): times in UTC, ISO 8601."""
+    contract = timeline.contract
+    return {
+        "contract_id": str(contract.id), "code": contract.code,
+        "title": contract.terms.get("title"), "profile": timeline.profile,
+        "what_if": timeline.what_if, "version": contract.version,
+        "steps": [{
+            "version": step.version, "recorded_at": step.recorded_at.astimezone(UTC).isoformat(),
+            "type": step.type, "actor": dict(step.actor), "data": dict(step.data),
+            "summary": summarise(step.type, dict(step.data), width=400),
+            "conflicts": {kind: list(items) for kind, items in step.conflicts.items()},
+            "open_conflicts": step.open_conflicts, "top_before": step.top_before,
+            "top_after": step.top_after, "top_changed": step.top_changed,
+        } for step in timeline.steps],
+    }
