@@ -93,6 +93,7 @@ class Stack:
             NEEDLE_WEBHOOK_ALLOWED_CIDRS=self.settings.webhook_allowed_cidrs,
             NEEDLE_WEBHOOK_RETRY_SCHEDULE=self.settings.webhook_retry_schedule,
             NEEDLE_WEBHOOK_LEASE_SECONDS=str(self.settings.webhook_lease_seconds),
+            NEEDLE_WEBHOOK_TIMEOUT_SECONDS=str(self.settings.webhook_timeout_seconds),
             NEEDLE_WEBHOOK_SWEEP_SECONDS=str(self.settings.webhook_sweep_seconds),
         )
         with self.log.open("ab") as output:

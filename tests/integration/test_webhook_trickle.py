@@ -5,7 +5,9 @@ timeout, and no message is ever in flight twice at once": a real receiver
 that sends its answer one byte at a time, two delivery threads competing for
 its lane as a worker's threads do, and the timeout compressed from 15 s to
 1.5 s.  And every attempt is in the delivery log, including one made by a run
-whose lease had lapsed (it used to be lost to an ``IntegrityError``).
+whose lease had lapsed (it used to be lost to an ``IntegrityError``).  The
+last test does the same with a real Celery thread-pool worker process, whose
+tasks Celery's time limits would not have stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +38,7 @@ from workflows.webhooks.outbox import (
 from workflows.webhooks.ssrf import parse_allowed_cidrs
 from workflows.webhooks.transport import WebhookClient
 
+from .test_webhook_faults import fault_settings, running_stack, wait_until
 from .webhook_receiver import Answer, Receiver
 
 TIMEOUT = 1.5
@@ -133,3 +137,42 @@ def test_an_attempt_of_a_run_that_lost_its_lease_is_logged_without_setting_the_s
     assert [(a["attempt"], a["status_code"], a["error"]) for a in logged["attempts"]] == [
         (1, 204, None), (2, None, "timeout")]
     assert logged["status"] == DELIVERED
+
+
+@pytest.mark.stack
+def test_a_thread_pool_worker_gives_up_on_a_trickling_endpoint_and_serves_the_others(
+    tmp_path: Path,
+) -> None:
+    # Given a real thread-pool worker process, the timeout compressed to 1.5 s and a
+    # 4 s lease, one receiver that trickles its answers and one that answers at once
+    settings = fault_settings(tmp_path, webhook_timeout_seconds=TIMEOUT,
+                              webhook_lease_seconds=4.0, webhook_retry_schedule="0.3,0.3")
+    slow_answer = Answer(200, body="收到".encode() * 30, trickle=0.1)  # ~25 s in all
+    with Receiver([slow_answer]).running() as trickling, \
+            Receiver([Answer(204)]).running() as prompt, \
+            running_stack(settings, tmp_path / "worker.log") as stack:
+        slow_id, _ = stack.subscribe(trickling)
+        prompt_id, _ = stack.subscribe(prompt)
+        now = datetime.now(UTC)
+        for subscription in (slow_id, prompt_id):
+            stack.outbox.append([Entry(subscription, Message("directive.issued", {
+                "contract_id": CONTRACT, "contract_version": version, "id": f"指令-{version}",
+                "summary": "每周报送服务记录"}), version, 0, now) for version in (1, 2)], now)
+
+        # When the sweeper starts the deliveries: the prompt receiver has both at once
+        wait_until(lambda: stack.counts(prompt_id)[DELIVERED] == 2, 30, "prompt delivered",
+                   lambda: stack.counts(prompt_id))
+        # and the trickling one's messages fail after three attempts each
+        wait_until(lambda: stack.counts(slow_id)[FAILED] == 2, 60, "trickling failed",
+                   lambda: stack.counts(slow_id))
+        log = stack.deliveries(slow_id)
+        received = len(trickling.received)
+        most_at_once = dict(trickling.most_at_once)
+
+    # Then every attempt ended at the timeout, none was twice in flight, all are logged
+    attempts = [a for message in log for a in message["attempts"]]
+    assert len(attempts) == 6 == received
+    assert all(a["error"] == "timeout" for a in attempts)
+    assert all(a["duration_ms"] < TIMEOUT * 1000 + 3000 for a in attempts), \
+        [a["duration_ms"] for a in attempts]
+    assert set(most_at_once.values()) == {1}
