@@ -29,7 +29,14 @@ from api.ui.common import (
     threaded,
     ui_router,
 )
-from api.ui.render import KIND_LABELS, organisation_names, page, services_of
+from api.ui.render import (
+    KIND_LABELS,
+    Labels,
+    language_of,
+    organisation_names,
+    page,
+    services_of,
+)
 from api.ui.session import Session
 from api.ui.shown import authority, weekly_load
 from domain import access
@@ -173,6 +180,8 @@ async def contract_page(request: Request, session: SessionDep, contract_id: str)
     live = await _live(request, str(context["contract"]["id"]))
     contract = context["contract"]
     load = weekly_load(contract, contract["directives"], live["conflicts"])
+    labels = Labels(language_of(request), {})
+    load["ranges"] = [labels.weeks(week) for week in load["weeks"]]  # weeks as dates
     return page(request, "contract.html", session, **context, **live,
                 directives_by_id=_directive_index(contract), load=load,
                 load_json=json.dumps(load, ensure_ascii=False))

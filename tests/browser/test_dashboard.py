@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from workflows.application import contract_id_for
+from workflows.i18n import show_weeks
 
 from .conftest import NARROW, DemoStack, screenshot, sign_in
 
@@ -271,13 +272,61 @@ def test_security_basics_hold(demo_stack: DemoStack, contexts: Contexts) -> None
     assert "/ui/login" in page.url
 
 
+def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given the youth contract's open over-capacity run, as the API tells it
+    with demo_stack.api("supervisor", "gz-swa") as client:
+        runs = [c["details"]["weeks"] for c in client.get(
+            f"/v1/contracts/{YOUTH}/conflicts").json()["conflicts"]
+            if c["kind"] == "over_capacity" and c["status"] == "open"]
+    assert runs
+
+    # when the supervisor opens the contract
+    page = sign_in(contexts(), demo_stack.key("supervisor", "gz-swa"), f"/ui/contracts/{YOUTH}")
+
+    # then ECharts (served by the server) draws the chart, and the run is named by its dates
+    expect(page.locator("#load-chart svg")).to_be_visible()
+    load = page.locator("section[aria-labelledby=h-load]")
+    for weeks in runs:
+        expect(load).to_contain_text(show_weeks(weeks[0], weeks[-1], "zh"))
+    assert_accessible_basics(page)
+    page.locator("section[aria-labelledby=h-load]").scroll_into_view_if_needed()
+    screenshot(page, "contract-load-zh")
+
+
+def test_the_board_updates_by_itself_when_a_conflict_opens(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given a supervisor looking at the board
+    page = sign_in(contexts(), demo_stack.key("supervisor", "gz-swa"))
+    rows = page.locator("#board-live tbody tr")
+    before = rows.count()
+    page.evaluate("window.stillTheSamePage = true")
+
+    # when two street offices ask for different closing times of the youth zone
+    for street, time_asked in (("haichuang-street", "21:00"), ("chigang-street", "22:00")):
+        with demo_stack.api("stakeholder", street) as client:
+            answer = client.post(f"/v1/contracts/{YOUTH}/directives", json={
+                "subject": "youth_zone.closing_time", "value": time_asked,
+                "summary": f"青年地带{time_asked}关门", "basis": "purchaser_request",
+                "hours_per_week": 0, "people_affected": 40, "vulnerability": 0.2})
+            assert answer.status_code == 201, answer.text
+
+    # then the new contradiction appears on the board without the page being reloaded
+    expect(rows).to_have_count(before + 1, timeout=30_000)
+    expect(page.locator("#board-live")).to_contain_text("21:00")
+    assert page.evaluate("window.stillTheSamePage") is True
+
+
 def test_the_right_resolver_decides_and_the_wrong_one_is_refused(
     demo_stack: DemoStack, contexts: Contexts,
 ) -> None:
     # given the youth contract's contradiction, escalated to level 1 (the Youth League)
     with demo_stack.api("supervisor", "gz-swa") as client:
         conflict = next(c for c in client.get(f"/v1/contracts/{YOUTH}/conflicts").json()[
-            "conflicts"] if c["kind"] == "contradiction" and c["status"] == "open")
+            "conflicts"] if c["kind"] == "contradiction" and c["status"] == "open"
+            and c["details"].get("subject") == "reporting.weekly")
         version = client.get(f"/v1/contracts/{YOUTH}").json()["version"]
     assert conflict["level"] == 1
     url = f"/ui/contracts/{YOUTH}/conflicts/{conflict['id']}"

@@ -17,9 +17,17 @@
     });
     chart.setOption({
       animation: false,
-      tooltip: { trigger: "axis" },
-      legend: { data: [element.dataset.labelAsked, element.dataset.labelCapacity] },
-      grid: { left: 48, right: 16, top: 40, bottom: 48 },
+      tooltip: {
+        trigger: "axis",
+        formatter: function (items) {
+          var i = items[0].dataIndex;
+          return [load.weeks[i] + " · " + load.ranges[i]].concat(items.map(function (item) {
+            return item.marker + item.seriesName + ": " + item.value + " h";
+          })).join("<br>");
+        }
+      },
+      legend: { top: 0, data: [element.dataset.labelAsked, element.dataset.labelCapacity] },
+      grid: { left: 48, right: 16, top: 48, bottom: 56 },
       xAxis: { type: "category", data: load.weeks },
       yAxis: { type: "value", name: "h" },
       dataZoom: [{ type: "inside" }, { type: "slider", height: 16, bottom: 8 }],
