@@ -212,7 +212,14 @@ def marker_problem(recorder: Any, key: bytes) -> str | None:
 def adopt_existing(app: Any, key: bytes) -> int:
     """Anchor what was recorded before anchoring existed, once per store; the count adopted."""
     recorder = app.recorder
-    if read_anchor(recorder, MARKER_ID) is not None:
+    marker = read_anchor(recorder, MARKER_ID)
+    if marker is not None:
+        if not secrets.compare_digest(marker.seal, adoption_seal(key, marker.version)):
+            # another key (a process without NEEDLE_CHAIN_KEY generated its own), or an
+            # altered marker: writing anchors under this key would break every audit
+            raise RuntimeError("this event store was anchored under another chain key: set "
+                               "NEEDLE_CHAIN_KEY (or NEEDLE_VAR_DIR) to the one it was "
+                               "written with")
         return 0
     sql = _Sql(recorder)
     events = sql.table(recorder.events_table_name)

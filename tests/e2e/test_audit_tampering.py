@@ -23,6 +23,7 @@ from integration.tampering import (
     forget_anchoring,
     rewrite_history,
 )
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from cli.main import app as needle
@@ -201,3 +202,10 @@ def test_needle_verify_all_checks_every_contract_and_names_the_broken_one(
 def needle_cli(settings: Settings, *args: str) -> Any:
     env = settings_env(settings, COLUMNS="200")
     return CliRunner().invoke(needle, list(args), env=env, catch_exceptions=False)
+
+
+def test_a_process_with_another_chain_key_refuses_to_open_the_store(served: Served) -> None:
+    # (as a CLI run without NEEDLE_CHAIN_KEY would generate a key of its own)
+    other = served.settings.model_copy(update={"chain_key": SecretStr("另一把钥匙-" + "k" * 40)})
+    with pytest.raises(RuntimeError, match="another chain key"):
+        Threadneedle(other)
