@@ -20,7 +20,7 @@ from api.deps import get_admin, get_overseer
 from api.live_views import Freshness, LiveViews
 from api.routes.webhooks import outbox_of
 from api.ui.common import SessionDep, checked_form, text_field, threaded, ui_router
-from api.ui.render import SECURITY_HEADERS, language_of, organisation_names, page, services_of
+from api.ui.render import organisation_names, page, services_of
 from api.ui.session import (
     COOKIE,
     LANG_COOKIE,
@@ -28,7 +28,6 @@ from api.ui.session import (
     Session,
     login_token,
     login_token_valid,
-    session_of,
     sign_in,
     sign_out,
 )
@@ -262,13 +261,3 @@ async def rebuild(request: Request, session: SessionDep, name: str) -> Response:
     get_admin(session.caller)
     await threaded(request_rebuild, services_of(request), name[:64])
     return RedirectResponse("/ui/operations?done=rebuild", status_code=303)
-
-
-@router.get("/ui/whoami", response_class=HTMLResponse)
-async def whoami(request: Request) -> Response:
-    """Whether the browser is signed in (for scripts and tests): 200 or 401, no page."""
-    session = await threaded(session_of, services_of(request), request.cookies.get(COOKIE))
-    status = 200 if session else 401
-    language = language_of(request)
-    body = f"{session.caller.role.value} {session.caller.org} {language}" if session else ""
-    return Response(body, status_code=status, media_type="text/plain", headers=SECURITY_HEADERS)

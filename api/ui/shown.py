@@ -121,19 +121,3 @@ def weekly_load(
                  if hours > weekly_capacity],
         "runs": runs,
     }
-
-
-def over_runs(weeks: Sequence[str], over: Iterable[str]) -> list[tuple[str, str]]:
-    """Consecutive weeks of ``over`` as (first, last) pairs, in the order of ``weeks``."""
-    marked = set(over)
-    runs: list[tuple[str, str]] = []
-    current: list[str] = []
-    for week in weeks:
-        if week in marked:
-            current.append(week)
-        elif current:
-            runs.append((current[0], current[-1]))
-            current = []
-    if current:
-        runs.append((current[0], current[-1]))
-    return runs
