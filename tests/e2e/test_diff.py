@@ -37,7 +37,8 @@ def reporting_story(world: World) -> dict[str, str]:
         "basis": "purchaser_request", "hours_per_week": 20})["id"]
     provider = world.as_("provider").ok("POST", f"{world.path}/directives", 201, json={
         "subject": REPORT, "value": BUREAU_FORM, "summary": "每周按民政统计报表报送",
-        "basis": "contract", "hours_per_week": 12})["id"]
+        "basis": "contract", "citation": "服务合同 第三条",
+        "hours_per_week": 12})["id"]
     evenings = world.as_("residents").ok("POST", f"{world.path}/directives", 201, json={
         "subject": "youth_zone.evening_sessions", "value": {"evenings_per_week": 3},
         "summary": "居民联名请求增加三个晚间青少年活动时段", "basis": "petition",
@@ -124,7 +125,8 @@ def test_a_version_with_itself_is_an_empty_diff(world: World) -> None:
     same = diff(world.admin, world, 4, 4)
 
     assert same["directives"] == {"added": [], "changed": [], "withdrawn": [], "overridden": []}
-    assert same["conflicts"] == {"opened": [], "resolved": [], "dissolved": [], "escalated": []}
+    assert same["conflicts"] == {"opened": [], "updated": [], "resolved": [], "dissolved": [],
+                                 "escalated": []}
     assert same["ranks"] == []
 
 
@@ -215,9 +217,11 @@ def test_a_diff_shows_a_resolution_its_overridden_directive_and_an_escalation(
     conflicts = told["conflicts"]
     assert ids(conflicts["resolved"]) == [duplicate["id"]]
     assert conflicts["resolved"][0]["resolution"]["rationale"] == "两份相同的街道模板周报合并为一份"
-    [dissolved] = conflicts["dissolved"]
-    assert (dissolved["kind"], len(dissolved["members"])) == ("contradiction", 3)
-    assert ids(conflicts["opened"]) == [left["id"]]
+    # the contradiction of three goes on as the same episode, the provider's report gone
+    assert conflicts["dissolved"] == conflicts["opened"] == []
+    [updated] = conflicts["updated"]
+    assert updated["id"] == left["id"]
+    assert updated["member_changes"][-1] == {"version": 6, "joined": [], "left": [provider]}
     [escalated] = conflicts["escalated"]
     assert (escalated["id"], escalated["from_level"], escalated["to_level"]) == (
         left["id"], 0, 1)

@@ -26,7 +26,7 @@ def test_a_non_party_stakeholder_s_basis_is_recorded_as_non_party(world: World) 
     assert amended["basis"] == "non_party"
     # While a party's basis is kept as given
     world.as_("street").ok("POST", f"{world.path}/directives", 201,
-                           json=directive(basis="statute"))
+                           json=directive(basis="statute", citation="《中华人民共和国未成年人保护法》第四十四条"))
     bases = {d["issuer"]: d["basis"] for d in world.admin.contract(world.contract_id)["directives"]}
     assert bases[world.street] == "statute"
 

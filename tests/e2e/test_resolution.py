@@ -116,13 +116,14 @@ def until(probe: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 def disagreement(world: World, contract_id: str) -> dict[str, str]:
     """The street wants the youth zone open till 21:00 (100 h a week), the provider till
-    17:30 (10 h), and casework takes 60 h: a contradiction, and 170 h over 160 h free."""
+    17:30 (10 h), and casework takes 70 h: a contradiction (only its larger side, 100 h,
+    counts as load), and 170 h over 160 h free."""
     late = issue(world.as_("street"), contract_id, value="09:00-21:00", hours_per_week=100)
     early = issue(world.as_("provider"), contract_id, value="09:00-17:30", basis="contract",
-                  hours_per_week=10)
+                  citation="服务合同 第三条", hours_per_week=10)
     casework = issue(world.as_("provider"), contract_id, subject="casework.home_visits",
-                     value={"cases": 40}, basis="contract", hours_per_week=60,
-                     summary="个案家访 home visits")
+                     value={"cases": 40}, basis="contract", citation="服务合同 第三条",
+                     hours_per_week=70, summary="个案家访 home visits")
     view = live_conflicts(world.as_("street"), contract_id, casework["position"])
     by_kind = {c["kind"]: c["id"] for c in view.values() if c["status"] == "open"}
     return {"late": late["id"], "early": early["id"], "casework": casework["id"],

@@ -129,7 +129,8 @@ def contradiction(world: World, contract_id: str | None = None) -> tuple[str, st
     """The street office and the provider set different opening hours: (a, b, position)."""
     contract_id = contract_id or world.contract_id
     a = issue(world.as_("street"), contract_id, value="09:00-21:00")
-    b = issue(world.as_("provider"), contract_id, value="09:00-17:30", basis="contract")
+    b = issue(world.as_("provider"), contract_id, value="09:00-17:30", basis="contract",
+              citation="服务合同 第三条")
     return a["id"], b["id"], b["position"]
 
 
@@ -222,7 +223,7 @@ def test_reporting_contradiction_duplicate_and_june_overload_appear(world: World
     #   street and residents: weekly report on the street template, 20 h each, all year
     #   provider: weekly report on the bureau form, 12 h, all year
     #   provider: training, 45 h, 2–29 June (W23–W26)
-    #   street: inspection support, 80 h, 9–22 June (W24–W25)
+    #   street: inspection support, 100 h, 9–22 June (W24–W25)
     street, provider, residents = (world.as_(w) for w in ("street", "provider", "residents"))
     template, form = {"format": "street-template-v2"}, {"format": "bureau-statistics-form"}
     d1 = issue(street, world.contract_id, subject="reporting.weekly", value=template,
@@ -234,7 +235,7 @@ def test_reporting_contradiction_duplicate_and_june_overload_appear(world: World
     d4 = issue(provider, world.contract_id, subject="training.ethics", value={"hours": 2},
                hours_per_week=45, window={"from": "2008-06-02", "to": "2008-06-29"})["id"]
     last = issue(street, world.contract_id, subject="campaign.inspection", value={"staff": 2},
-                 hours_per_week=80, window={"from": "2008-06-09", "to": "2008-06-22"})
+                 hours_per_week=100, window={"from": "2008-06-09", "to": "2008-06-22"})
     d5 = last["id"]
 
     # when the conflict view is read
@@ -248,11 +249,16 @@ def test_reporting_contradiction_duplicate_and_june_overload_appear(world: World
         [form, template], key=str)
     # … the same template demanded twice is a duplicate of the street and the residents …
     assert sorted(found["duplicate"]["members"]) == sorted([d1, d3])
-    # … and June is over capacity: W24 and W25 carry 20 + 12 + 20 + 45 + 80 = 177 h, 17 over
+    # … and June is over capacity.  Only one weekly report can be written while the
+    # contradiction is open, so the largest (20 h) counts: W24 and W25 carry
+    # 20 + 45 + 100 = 165 h, 5 over
     overload = found["over_capacity"]
     assert set(overload["members"]) == {d1, d2, d3, d4, d5}
     assert overload["details"]["weeks"] == ["2008-W24", "2008-W25"]
-    assert overload["details"]["excess_hours"] == 17.0
+    assert overload["details"]["excess_hours"] == 5.0
+    assert "5 h" in overload["explanation"]
+    assert "5小时" in overload["explanations"]["zh"]
+    assert "9 Jun 2008 – 22 Jun 2008" in overload["explanations"]["en"]
     for conflict in found.values():
         assert set(conflict) >= CONFLICT_FIELDS
         assert conflict["status"] == "open"

@@ -59,7 +59,8 @@ def jiangnanzhong(world: World) -> tuple[str, str, str, dict[str, Any]]:
                basis="petition", hours_per_week=13, people_affected=120, vulnerability=0.6,
                target_groups=["elderly"], locations=["江南中街"])
     d2 = issue(world.as_("street"), contract_id, subject=CLOSING, value="17:30",
-               basis="contract", hours_per_week=0, people_affected=0, vulnerability=0)
+               basis="contract", citation="服务合同 第三条", hours_per_week=0, people_affected=0,
+               vulnerability=0)
     return contract_id, d1["id"], d2["id"], d2
 
 
@@ -100,9 +101,10 @@ def test_the_live_priority_view_ranks_from_1_with_every_component_shown(world: W
         total = sum(part["contribution"] for part in entry["components"].values())
         assert entry["score"] == pytest.approx(100 * total)
     assert second["components"]["need"]["value"] == pytest.approx(0.8)
-    # both fit in the 70 free hours
+    # they contradict (17:30 against 20:00), so only the better-ranked one is carried out:
+    # the elders' 13 h are contested, left free, until the conflict is decided
     assert first["schedule"] == {"outcome": "scheduled", "hours_granted": 0.0}
-    assert second["schedule"] == {"outcome": "scheduled", "hours_granted": 13.0}
+    assert second["schedule"] == {"outcome": "contested", "hours_granted": 0.0}
 
 
 def test_the_ranking_flips_between_contract_first_and_client_first(world: World) -> None:
@@ -145,7 +147,7 @@ def test_replayed_priorities_use_the_date_of_the_replayed_time(world: World) -> 
     # given the contract, and a directive due 5 July 2099
     contract_id, d1, d2, _ = jiangnanzhong(world)
     due = issue(world.as_("street"), contract_id, subject="reporting.annual", value="report",
-                basis="contract", hours_per_week=1, due="2099-07-05")
+                basis="contract", citation="服务合同 第三条", hours_per_week=1, due="2099-07-05")
     path = f"/v1/contracts/{contract_id}/priorities"
     street = world.as_("street")
 
