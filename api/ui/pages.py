@@ -81,7 +81,8 @@ def _board_context(services: Services, session: Session) -> dict[str, Any]:
 
 
 def _overdue(conflict: dict[str, Any], now: float) -> float:
-    return max(0.0, now - datetime.fromisoformat(conflict["due"]).timestamp())
+    due = conflict.get("due")
+    return max(0.0, now - datetime.fromisoformat(due).timestamp()) if due else 0.0
 
 
 async def _board(request: Request, session: Session, contract: str | None, kind: str | None,
@@ -102,7 +103,7 @@ async def _board(request: Request, session: Session, contract: str | None, kind:
             items = [{**c, "contract_id": contract, "contract_code": labels.get(contract, ""),
                       "overdue_seconds": _overdue(c, now.timestamp())}
                      for c in view["conflicts"]]
-            items.sort(key=lambda item: item["due"])
+            items.sort(key=lambda item: item.get("due") or "")
         else:
             position, items = await projection_position(request), []
     elif session.caller.role in access.EVERYTHING and not kind and wanted_level is None:
