@@ -95,8 +95,8 @@ def random_fields(
         "target_groups": rng.sample(GROUPS, rng.randint(0, 2)),
     }
     if data["basis"] in ("statute", "contract"):
-        data["citation"] = "《中华人民共和国未成年人保护法》第四十四条" if data["basis"] == "statute" \
-            else "服务合同 第三条（示例）"
+        data["citation"] = ("《中华人民共和国未成年人保护法》第四十四条"
+                            if data["basis"] == "statute" else "服务合同 第三条（示例）")
     if rng.random() < 0.3:
         data["due"] = (PERIOD_START + timedelta(days=rng.randrange(7 * PERIOD_WEEKS))).isoformat()
     if rng.random() < 0.3:
