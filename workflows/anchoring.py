@@ -305,8 +305,9 @@ class SealedSnapshotStore(EventStore[UUID]):
 
     def versions(self, originator_id: UUID) -> list[int]:
         """The versions of every stored snapshot of one aggregate, without reading them."""
-        sql = _Sql(self.recorder)
-        table = sql.table(self.recorder.events_table_name)
+        recorder: Any = self.recorder  # both SQL recorders name their table
+        sql = _Sql(recorder)
+        table = sql.table(recorder.events_table_name)
         rows = sql.run(f"SELECT originator_version FROM {table} WHERE originator_id = ?",
                        (sql.key(originator_id),))
         return sorted(int(version) for (version,) in rows)
