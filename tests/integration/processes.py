@@ -25,6 +25,8 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         env["NEEDLE_ADMIN_KEY"] = settings.admin_key.get_secret_value()
     if settings.redis_url:
         env["NEEDLE_REDIS_URL"] = settings.redis_url
+    if settings.chain_key is not None:  # else the children read <var_dir>/chain.key
+        env["NEEDLE_CHAIN_KEY"] = settings.chain_key.get_secret_value()
     env.update(extra)
     return env
 
