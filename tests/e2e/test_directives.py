@@ -26,7 +26,8 @@ def test_a_non_party_stakeholder_s_basis_is_recorded_as_non_party(world: World) 
     assert amended["basis"] == "non_party"
     # While a party's basis is kept as given
     world.as_("street").ok("POST", f"{world.path}/directives", 201,
-                           json=directive(basis="statute", citation="《中华人民共和国未成年人保护法》第四十四条"))
+                           json=directive(basis="statute",
+                                          citation="《中华人民共和国未成年人保护法》第四十四条"))
     bases = {d["issuer"]: d["basis"] for d in world.admin.contract(world.contract_id)["directives"]}
     assert bases[world.street] == "statute"
 
@@ -115,3 +116,20 @@ def test_a_concurrent_burst_on_one_contract_loses_nothing(world: World) -> None:
     history = world.admin.history(world.contract_id)
     assert [e["version"] for e in history] == list(range(1, start + total + 1))
     assert world.admin.ok("GET", f"{world.path}/audit")["verified"] is True
+
+
+def test_a_statute_or_contract_basis_needs_a_citation(world: World) -> None:
+    # When the street claims a statute, or the contract, without saying which article
+    for basis in ("statute", "contract"):
+        refused = world.as_("street").post(f"{world.path}/directives",
+                                           json=directive(basis=basis))
+        # Then it is refused, naming the citation, and nothing is recorded
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["citation"]
+    assert world.admin.contract(world.contract_id)["directives"] == []
+    # While with one it is recorded as sent
+    cited = world.as_("street").ok("POST", f"{world.path}/directives", 201, json=directive(
+        basis="statute", citation="《中华人民共和国未成年人保护法》第四十四条"))
+    [recorded] = world.admin.contract(world.contract_id)["directives"]
+    assert recorded["id"] == cited["id"]
+    assert recorded["citation"] == "《中华人民共和国未成年人保护法》第四十四条"

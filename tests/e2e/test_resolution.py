@@ -325,3 +325,105 @@ def test_decisions_that_do_not_fit_the_conflict_are_refused(world: World) -> Non
 
     # Then it is accepted
     assert decided.status_code == 200, decided.text
+
+
+# --- episodes and authority (SPEC §4, §6) -------------------------------------------
+
+
+def three_level_world(admin: Needle) -> tuple[World, str]:
+    """The chain provider → street → bureau, every one of them a party that may ask."""
+    world = World.build(admin, activate=False)
+    for who, org, role in (("provider_resolver", world.provider, "resolver"),
+                           ("street_resolver", world.street, "resolver"),
+                           ("bureau", world.bureau, "stakeholder")):
+        world.keys[who] = admin.new_key(org, role)
+    terms = contract_terms(
+        unique("HZ-EPISODE").upper(), world.street, world.provider,
+        stakeholders=[{"org": world.street, "standing": "party"},
+                      {"org": world.provider, "standing": "party"},
+                      {"org": world.bureau, "standing": "party"},
+                      {"org": world.residents, "standing": "non_party"}],
+        escalation_chain=[world.provider, world.street, world.bureau],
+    )
+    contract_id = admin.ok("POST", "/v1/contracts", 201, json=terms)["id"]
+    admin.ok("POST", f"/v1/contracts/{contract_id}/activate")
+    return world, contract_id
+
+
+def test_adding_a_directive_never_resets_an_escalated_conflict(admin: Needle) -> None:
+    # Given the street and the provider disagree on opening hours, and the provider's
+    # resolver escalated the contradiction to the street office (level 1)
+    world, contract_id = three_level_world(admin)
+    conflicts = disagreement(world, contract_id)
+    key, overload = conflicts["contradiction"], conflicts["over_capacity"]
+    escalated = escalate(world.as_("provider_resolver"), contract_id, key,
+                         from_level=0, reason="无法协商一致，提交街道")
+    assert escalated.status_code == 200, escalated.text
+    before = live_conflicts(admin, contract_id, escalated.json()["position"])[key]
+    assert before["level"] == 1
+
+    # When a stakeholder adds one more directive to that contradiction (and to the
+    # over-capacity it feeds)
+    joined = issue(world.as_("street"), contract_id, value="09:00-23:00", hours_per_week=5)
+
+    # Then it is the same conflict: same id, level and due, the newcomer among its members
+    after = live_conflicts(admin, contract_id, joined["position"])
+    now = after[key]
+    assert (now["status"], now["level"], now["due"]) == ("open", 1, before["due"])
+    assert now["opened_version"] == before["opened_version"]
+    assert joined["id"] in now["members"] and len(now["members"]) == 3
+    assert now["member_changes"][-1] == {"version": joined["version"],
+                                         "joined": [joined["id"]], "left": []}
+    assert after[overload]["status"] == "open"
+    assert joined["id"] in after[overload]["members"]
+    # And nothing new opened at level 0 in its place
+    assert [c["id"] for c in after.values() if c["kind"] == "contradiction"] == [key]
+
+
+def test_a_decision_may_not_overrule_an_issuer_above_the_decider(admin: Needle) -> None:
+    # Given the bureau (level 2) and the provider (level 0) ask for different report forms
+    world, contract_id = three_level_world(admin)
+    form = issue(world.as_("bureau"), contract_id, subject="reporting.weekly",
+                 value={"format": "民政统计报表"}, basis="supervisor_request")
+    template = issue(world.as_("provider"), contract_id, subject="reporting.weekly",
+                     value={"format": "机构模板"})
+    key = next(c["id"] for c in live_conflicts(admin, contract_id, template["position"]).values()
+               if c["kind"] == "contradiction")
+    overrule = {"outcome": "upheld", "upheld": [template["id"]], "overridden": [form["id"]],
+                "rationale": "机构模板更省时"}
+
+    # When the provider's resolver tries to overrule the bureau
+    refused = decide(world.as_("provider_resolver"), contract_id, key, **overrule)
+
+    # Then it is refused, naming the directive and the level its override needs
+    assert problem(refused, 403) == "insufficient_authority"
+    assert refused.json()["directive_id"] == form["id"]
+    assert refused.json()["level_needed"] == 2
+    # and a hand escalation may not claim the timer's reason
+    assert problem(escalate(world.as_("provider_resolver"), contract_id, key, from_level=0,
+                            reason="sla_expired"), 422) == "validation_failed"
+
+    # When it escalates instead, and the street office (level 1) tries the same
+    assert escalate(world.as_("provider_resolver"), contract_id, key, from_level=0,
+                    reason="须由上级裁定").status_code == 200
+    assert problem(decide(world.as_("street_resolver"), contract_id, key, **overrule),
+                   403) == "insufficient_authority"
+    assert escalate(world.as_("street_resolver"), contract_id, key, from_level=1,
+                    reason="须由民政局裁定").status_code == 200
+
+    # Then the bureau decides, and may overrule anyone below it
+    decided = decide(world.as_("resolver"), contract_id, key, outcome="upheld",
+                     upheld=[form["id"]], overridden=[template["id"]],
+                     rationale="统一使用民政统计报表")
+    assert decided.status_code == 200, decided.text
+    # While the provider may always concede: overriding its own directive needs no one above
+    world2, contract2 = three_level_world(admin)
+    mine = issue(world2.as_("provider"), contract2, subject="reporting.weekly",
+                 value={"format": "机构模板"})
+    theirs = issue(world2.as_("bureau"), contract2, subject="reporting.weekly",
+                   value={"format": "民政统计报表"}, basis="supervisor_request")
+    key2 = next(c["id"] for c in live_conflicts(admin, contract2, theirs["position"]).values()
+                if c["kind"] == "contradiction")
+    conceded = decide(world2.as_("provider_resolver"), contract2, key2, outcome="upheld",
+                      upheld=[theirs["id"]], overridden=[mine["id"]], rationale="服从民政局要求")
+    assert conceded.status_code == 200, conceded.text

@@ -444,3 +444,27 @@ def test_readers_see_the_views_others_get_404_and_no_key_401(
         assert anonymous.get(path, params=params).status_code == 401
     assert world.as_("street").get(
         "/v1/contracts/00000000-0000-0000-0000-000000000000/conflicts").status_code == 404
+
+
+def test_explanations_name_organisations_in_chinese_and_english(world: World) -> None:
+    # Given the street office and the provider set different opening hours
+    _, _, position = contradiction(world)
+    path = f"{world.path}/conflicts"
+
+    # When the conflict view is read in English (the default) and in Chinese
+    english = live(world.as_("street"), path, position).json()["conflicts"][0]
+    chinese = world.as_("street").get(path, params={"min_position": position, "wait": 20},
+                                      headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    [zh] = chinese.json()["conflicts"]
+
+    # Then both carry both explanations, and `explanation` follows Accept-Language
+    assert english["explanation"] == english["explanations"]["en"]
+    assert zh["explanation"] == zh["explanations"]["zh"] == english["explanations"]["zh"]
+    assert "相互矛盾" in zh["explanation"] and "Contradictory" in english["explanation"]
+    # with organisations by name, never by their ids
+    for text in english["explanations"].values():
+        assert "江南中街街道办事处" in text and "启智社会工作服务中心" in text
+        assert world.street not in text and world.provider not in text
+    # and the same explanations are what replay shows
+    replayed = world.as_("street").ok("GET", path, params={"version": world.version()})
+    assert replayed["conflicts"][0]["explanations"] == english["explanations"]
