@@ -2,7 +2,8 @@
 
 Each entry says who did what (the actor's organisation, the event, a one-line
 summary in the language it was written in), how the open conflicts changed
-(``+`` opened, ``−`` dissolved, ``✓`` resolved, ``↑`` escalated) and how the
+(``+`` opened, ``~`` its members changed, ``−`` dissolved, ``✓`` resolved,
+``↑`` escalated) and how the
 top of the ranking changed (or ``unchanged``).
 
 Two layouts: a table with a column each (``timeline_table``) for terminals of
@@ -117,6 +118,7 @@ def conflict_moves(step: Step) -> str:
     lines += [f"↑{conflict_label(c)} level {c['from_level']}→{c['to_level']}"
               for c in moved["escalated"]]
     lines += [f"−{conflict_label(c)} dissolved" for c in moved["dissolved"]]
+    lines += [f"~{conflict_label(c)} members changed" for c in moved.get("updated", ())]
     lines += [f"+{conflict_label(c)}" for c in moved["opened"] if c["status"] == "open"]
     if not lines:
         return ""

@@ -84,12 +84,13 @@ def test_replay_tells_how_conflicts_and_the_top_of_the_ranking_moved(
     assert "(3 open)" in by_version[9]
 
     # and qichuang merges the duplicate at level 0, with its rationale in Chinese: the
-    # three-way contradiction dissolves and a two-way one opens
+    # contradiction (one episode since issue 10) loses the overridden member, three to two
+    assert "~contradiction reporting.weekly ×3 members changed" in by_version[9]
     resolved = by_version[10]
     assert "qichuang" in resolved and "ConflictResolved" in resolved
     assert "✓duplicate reporting.weekly ×2 merged" in resolved
-    assert "−contradiction reporting.weekly ×3 dissolved" in resolved
-    assert "+contradiction reporting.weekly ×2" in resolved
+    assert "~contradiction reporting.weekly ×2 members changed" in resolved
+    assert "+contradiction" not in resolved and "dissolved" not in resolved
     assert "合并为一份" in resolved.replace(" ", "")
 
     # and qichuang escalates the remaining contradiction to the Youth League (level 1)
