@@ -34,8 +34,9 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from domain.contract import ServiceContract
-from domain.webhooks import SubscriptionFilter, messages_for
+from domain.webhooks import Message, SubscriptionFilter, messages_for
 from workflows.application import Threadneedle, utc_now
+from workflows.explanations import explained
 from workflows.projections import contract_topics
 from workflows.store import position_of
 from workflows.webhooks.outbox import FAILED, PENDING, Entry, Lane, Outbox
@@ -155,7 +156,11 @@ class Dispatcher:
         event: Any = self.app.mapper.to_domain_event(notification)
         before, after = self._advance(notification, event)
         entries: list[Entry] = []
+        names: dict[str, str] | None = None
         for index, message in enumerate(messages_for(event, before, after)):
+            if message.type.startswith("conflict."):  # explained as the views explain it
+                names = self.app.organisation_names() if names is None else names
+                message = Message(message.type, explained(message.data, names))
             entries.extend(
                 Entry(subscriber.id, message, notification.id, index, event.timestamp,
                       status=PENDING if subscriber.enabled else FAILED)
