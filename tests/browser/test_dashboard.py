@@ -17,7 +17,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from workflows.application import contract_id_for
 from workflows.i18n import show_weeks
 
-from .conftest import NARROW, DemoStack, screenshot, sign_in
+from .conftest import NARROW, WIDE, DemoStack, screenshot, sign_in
 
 pytestmark = pytest.mark.stack
 
@@ -220,6 +220,7 @@ def test_an_admin_redelivers_a_webhook_message_and_sends_a_test_message(
         assert time.monotonic() < deadline, "the redelivered message was never sent again"
         time.sleep(1)
         page.reload()
+    assert_accessible_basics(page)
     screenshot(page, "webhook-log-zh")
 
     # and a test message goes out through the same outbox
@@ -351,7 +352,11 @@ def test_the_right_resolver_decides_and_the_wrong_one_is_refused(
     expect(bureau.locator("td.no")).to_have_text("不能推翻")
     street = page.locator("table.authority tr[data-issuer=haichuang-street]")
     expect(street.locator("td.yes")).to_have_text("可以推翻")
+    assert_accessible_basics(page)
     screenshot(page, "decide-zh")
+    page.set_viewport_size(NARROW)  # the decide form works on a phone too
+    assert_accessible_basics(page)
+    page.set_viewport_size(WIDE)
 
     # and it overrides the bureau's directive anyway: refused for lack of authority
     decide = page.locator("form.resolve")
