@@ -8,8 +8,10 @@ Three measurements, each the median of many runs, all in one process:
     is 100 ms;
 (b) issuing one more directive into that contract through the aggregate:
     the command, its event and the incremental conflict fold (well under 1 ms);
-(c) loading a 10,000-event contract as of a random version from an in-memory
-    ``eventsourcing`` application that snapshots every 100 events (≤ 50 ms).
+(c) a 10,000-event contract as of a random version from an in-memory
+    ``eventsourcing`` application that snapshots every 100 events: its state
+    and conflicts (loaded: a snapshot and the events after it) and its
+    priorities (ranked with its conflict view) (≤ 50 ms).
 
 Replay is measured twice over the same stored events: with the application's
 transcoder (``workflows.transcoding.FastJSONTranscoder``) and, as the
@@ -49,7 +51,7 @@ from report import write_section
 from domain.conflicts import find_conflicts
 from domain.contract import ServiceContract
 from domain.contract_state import ContractState
-from domain.priorities import priority_view_of
+from domain.priorities import priority_view, priority_view_of
 from domain.values import ContractTerms, DirectiveFields, DirectivePatch
 from workflows.transcoding import FastJSONTranscoder
 
@@ -95,11 +97,13 @@ def directive_body(rng: random.Random, subject: str) -> dict[str, Any]:
     first = rng.randrange(0, PERIOD_DAYS - 7)
     length = rng.choice([7, 14, 28, 30, 60, 90, 180])
     hours = rng.choices([0, 0.5, 1, 2, 4], weights=[70, 10, 10, 6, 4])[0]
+    basis = rng.choice(BASES)
     return {
         "subject": subject,
         "value": rng.choice(["weekly", "monthly", {"format": "表格"}, {"format": "street"}]),
         "summary": "基准指令",
-        "basis": rng.choice(BASES),
+        "basis": basis,
+        "citation": "服务合同 第三条（示例）" if basis in ("statute", "contract") else None,
         "hours_per_week": hours,
         "window": {"from": day(first), "to": day(min(PERIOD_DAYS, first + length))},
         "due": day(rng.randrange(0, PERIOD_DAYS)) if rng.random() < 0.5 else None,
@@ -169,7 +173,8 @@ def median_ms(action: Callable[[], Any], repeat: int) -> float:
 def detection_and_ranking(contract: ServiceContract) -> tuple[int, int]:
     state = ContractState(contract.terms, contract.directives.values())
     found = find_conflicts(state)
-    view = priority_view_of(state, REFERENCE)
+    view = priority_view_of(state, REFERENCE, conflicts=[
+        {"kind": conflict.kind, "members": conflict.members} for conflict in found])
     return len(found), len(view["priorities"])
 
 
@@ -282,6 +287,8 @@ def measure_replay(repeat: int, events: int) -> dict[str, Any]:
         for version in versions:
             started = time.perf_counter()
             loaded: Any = app.repository.get(contract.id, version=version)
+            priority_view(loaded.terms, loaded.active_directives(), REFERENCE,
+                          conflicts=loaded.conflicts)
             times.append(time.perf_counter() - started)
             assert loaded.version == version
         medians[name] = statistics.median(times) * 1000
@@ -338,10 +345,14 @@ def main() -> None:
          f"{detected['full'] / detected['baseline']:.1f} × the baseline"),
         ("one more directive into the 5,000-directive contract (command + fold)",
          f"{issued['median']:.2f} ms", "", f"{issued['small']:.2f} ms on 200 directives"),
-        (f"load a {replayed['events']:,}-event contract as of a random version "
-         f"(snapshots every 100; last snapshot {replayed['snapshot_mb']:.1f} MB)",
+        (f"state, conflicts and priorities of a {replayed['events']:,}-event contract as of a "
+         f"random version (snapshots every 100)",
          f"{replayed['fast']:.1f} ms", "≤ 50 ms (10,000 events)",
          verdict(replayed["fast"] <= 50) if replayed["events"] >= 10_000
+         else "not the bar's size"),
+        (f"that contract's last snapshot ({replayed['active']:,} active directives, "
+         f"{replayed['conflicts']:,} conflicts)", f"{replayed['snapshot_mb']:.2f} MB",
+         "≤ 5 MB", verdict(replayed["snapshot_mb"] <= 5) if replayed["events"] >= 10_000
          else "not the bar's size"),
         ("baseline: the same loads with `eventsourcing`'s `JSONTranscoder`",
          f"{replayed['baseline']:.1f} ms", "",

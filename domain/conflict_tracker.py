@@ -115,7 +115,7 @@ class ConflictTracker:
         load.__dict__.update(self.load.__dict__)
         load.free, load.count = list(self.load.free), list(self.load.count)
         load.shared_max = list(self.load.shared_max)
-        load.shared = {subject: {week: tally.copy() for week, tally in weeks.items()}
+        load.shared = {subject: {week: list(tally) for week, tally in weeks.items()}
                        for subject, weeks in self.load.shared.items()}
         load.bearing = dict(self.load.bearing)
         twin.open_on_subject = {key: set(ids) for key, ids in self.open_on_subject.items()}

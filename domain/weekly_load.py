@@ -16,7 +16,6 @@ covers.  Hours are whole micro-hours, so sums are exact in any order.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,8 @@ class WeeklyLoad:
         self.free = [0] * size
         self.count = [0] * size
         self.shared_max = [0] * size
-        self.shared: dict[str, dict[int, Counter[int]]] = {}
+        self.shared: dict[str, dict[int, list[int]]] = {}
+        """Subject → week index → the micro-hours of its shared members covering the week."""
         self.bearing: dict[str, tuple[Directive, int, int, int, int]] = {}
         """Directive id → (directive, first week, last week, micro-hours, mode)."""
 
@@ -68,11 +68,22 @@ class WeeklyLoad:
         size = len(self.free)
         free_delta, count_delta = [0] * (size + 1), [0] * (size + 1)
         base = self.first_week
+        shared = self.shared
         for directive, weeks, hours, mode in entries:
             if hours <= 0 or not weeks or mode == NONE:
                 continue
             if mode == SHARED:
-                self.bear(directive, weeks, hours, SHARED)
+                by_week = shared.get(directive["subject"])
+                if by_week is None:
+                    by_week = shared[directive["subject"]] = {}
+                for week in range(weeks.start - base, weeks.stop - base):
+                    tally = by_week.get(week)
+                    if tally is None:
+                        by_week[week] = [hours]
+                    else:
+                        tally.append(hours)
+                self.bearing[directive["id"]] = (directive, weeks.start, weeks.stop - 1, hours,
+                                                 SHARED)
                 continue
             start, stop = weeks.start - base, weeks.stop - base
             free_delta[start] += hours
@@ -86,6 +97,10 @@ class WeeklyLoad:
             count += count_delta[week]
             self.free[week] += free
             self.count[week] += count
+        for by_week in shared.values():
+            for week, tally in by_week.items():
+                self.shared_max[week] += max(tally)
+                self.count[week] += len(tally)
 
     # --- changes ----------------------------------------------------------------
 
@@ -130,11 +145,12 @@ class WeeklyLoad:
         for week in range(first - base, last - base + 1):
             tally = by_week.get(week)
             if tally is None:
-                tally = by_week[week] = Counter()
+                tally = by_week[week] = []
             before = max(tally) if tally else 0
-            tally[hours] += sign
-            if tally[hours] <= 0:
-                del tally[hours]
+            if sign > 0:
+                tally.append(hours)
+            else:
+                tally.remove(hours)
             after = max(tally) if tally else 0
             if not tally:
                 del by_week[week]
