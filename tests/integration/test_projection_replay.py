@@ -9,6 +9,7 @@ from uuid import UUID
 import redis
 
 from workflows.bootstrap import bootstrap
+from workflows.explanations import explained
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
 from workflows.views import conflicts_key
@@ -42,9 +43,12 @@ def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
             seen.append(version)
 
             # then after each version the live view equals the view replayed to that version
+            # (explanations included, written from the replayed records as the view writes them)
             replayed = services.app.repository.get(UUID(handle.id), version=version)
             live = {conflict["id"]: conflict for conflict in document["conflicts"]}
-            assert live == replayed.conflicts, f"version {version}"
+            names = services.app.organisation_names()
+            assert live == {key: explained(record, names)
+                            for key, record in replayed.conflicts.items()}, f"version {version}"
 
         # and every version of the contract was seen, in order
         assert seen == list(range(1, final.version + 1))
