@@ -236,11 +236,13 @@ class ConflictTracker:
             candidates = overlapping[record["id"]]
             if not candidates:
                 continue
+            if len(candidates) == 1:
+                home[record["id"]] = candidates[0]
+                continue
             present = {m for i in candidates for m in found[i].members}
-            remaining = sorted((m for m in record["members"] if m in present),
-                               key=self._issue_order)
+            remaining = [m for m in record["members"] if m in present]
             if remaining:
-                first = remaining[0]
+                first = min(remaining, key=self._issue_order)
                 home[record["id"]] = next(i for i in candidates if first in found[i].members)
             else:
                 home[record["id"]] = candidates[0]
@@ -320,10 +322,22 @@ class ConflictTracker:
 
     def _replace(self, view: View, record: Record, moved: set[str]) -> None:
         previous = view.get(record["id"])
+        view[record["id"]] = record
+        if (previous is not None and previous["status"] == record["status"] == OPEN
+                and previous["details"].get("weeks") == record["details"].get("weeks")
+                and previous["details"].get("subject") == record["details"].get("subject")):
+            # an open conflict whose members changed: re-index only those that did
+            before, after = set(previous["members"]), set(record["members"])
+            kind, conflict = record["kind"], record["id"]
+            for member in before - after:
+                self.open_of_member.get(member, {}).pop(conflict, None)
+            for member in after - before:
+                self.open_of_member.setdefault(member, {})[conflict] = kind
+            moved.update(before ^ after)
+            return
         if previous is not None:
             self._index(previous, -1)
             moved.update(previous["members"])
-        view[record["id"]] = record
         self._index(record, +1)
         moved.update(record["members"])
 

@@ -32,6 +32,7 @@ order, and weekly load is kept per week.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -279,6 +280,18 @@ def rule_violations_of(facts: DirectiveFacts, directive: Directive) -> list[Dete
 # --- over_capacity: runs of weeks whose load exceeds capacity ----------------------
 
 
+def _heaviest(involved: list[tuple[Directive, int]]) -> list[tuple[Directive, int]]:
+    """The ``MENTIONED_AT_MOST`` largest demands, ties by id: the threshold is found on the
+    hours alone, so only the few entries at or above it are sorted."""
+    if len(involved) <= MENTIONED_AT_MOST:
+        chosen = involved
+    else:
+        least = heapq.nlargest(MENTIONED_AT_MOST, (hours for _, hours in involved))[-1]
+        chosen = [entry for entry in involved if entry[1] >= least]
+    return sorted(chosen, key=lambda entry: (-entry[1], entry[0]["id"]))[:MENTIONED_AT_MOST]
+
+
+
 @conflict_kind("over_capacity", locality=WEEKS)
 def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]:
     """The maximal runs of over-capacity weeks from week ``first`` to ``last`` (week numbers).
@@ -292,7 +305,7 @@ def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]
         weeks = [week_label(week) for week in range(run[0], run[1] + 1)]
         excess = {week: load.excess(week) for week in range(run[0], run[1] + 1)}
         peak = max(excess, key=lambda week: (excess[week], -week))
-        heaviest = sorted(involved, key=lambda entry: (-entry[1], str(entry[0]["id"])))
+        heaviest = _heaviest(involved)
         found.append(Detection(
             kind="over_capacity",
             members=tuple(sorted(d["id"] for d, _ in involved)),
@@ -307,7 +320,7 @@ def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]
                 "heaviest": [
                     {"directive": d["id"], "issuer": d["issuer"], "subject": d["subject"],
                      "hours": from_micro(hours)}
-                    for d, hours in heaviest[:MENTIONED_AT_MOST]
+                    for d, hours in heaviest
                 ],
             },
             key=run,
