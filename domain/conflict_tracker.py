@@ -93,6 +93,8 @@ class ConflictTracker:
         self.resolved_of_member: dict[str, set[str]] = {}
         self.resolved_on_subject: dict[str, set[str]] = {}
         self._opening = (0, 0)
+        self._windows: dict[tuple[str, str], Span] = {}
+        """Spans by window ends: directives repeat a few windows (the period, its months)."""
         self._cited: dict[str, dict[str, Any]] = {}
         """Resolved conflict id → how later conflicts cite it (``precedent``)."""
         for directive in directives:
@@ -368,6 +370,9 @@ class ConflictTracker:
     def _load_of(self, key: str) -> tuple[Directive, range, int, int]:
         """An active directive's weeks, micro-hours, and how its open conflicts count it."""
         directive = self.active[key]
+        hours = to_micro(directive.get("hours_per_week") or 0)
+        if hours <= 0:
+            return directive, range(0), 0, NONE
         kinds = self.open_of_member.get(key, {}).values()
         if any(KINDS[kind].blocks for kind in kinds):
             mode = NONE
@@ -375,7 +380,6 @@ class ConflictTracker:
             mode = SHARED
         else:
             mode = FREE
-        hours = to_micro(directive.get("hours_per_week") or 0)
         return directive, covered_weeks(self.spans[key], self.period), hours, mode
 
     # --- directives ----------------------------------------------------------------------
@@ -384,7 +388,14 @@ class ConflictTracker:
         key = directive["id"]
         self.active[key] = directive
         window = directive.get("window")
-        self.spans[key] = Span.of(window) if window else self.period
+        if window:
+            ends = (window["from"], window["to"])
+            span = self._windows.get(ends)
+            if span is None:
+                span = self._windows[ends] = Span.of(window)
+        else:
+            span = self.period
+        self.spans[key] = span
         self.by_subject.setdefault(directive["subject"], set()).add(key)
 
     def _remove(self, directive: Directive) -> None:
