@@ -54,6 +54,18 @@ def test_failures_name_the_check_but_not_its_error(tmp_path: Path) -> None:
         assert secret not in response.text, response.text
 
 
+def test_requests_are_not_refused_when_the_rate_counters_are_gone(tmp_path: Path) -> None:
+    # Given an API whose Redis (where requests are counted) cannot be reached
+    with api_with(tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                  rate_limit="1/minute") as (base_url, _):
+        admin = Needle(base_url, ADMIN_KEY)
+        # Then requests that need no Redis are still served, uncounted
+        for _ in range(3):
+            admin.ok("POST", "/v1/organizations", 201, json={
+                "id": f"street-{free_port()}", "name": "江南中街街道办事处",
+                "kind": "street_office"})
+
+
 def test_a_projection_behind_the_threshold_is_not_ready(tmp_path: Path) -> None:
     # Given an API whose projection may lag 5 events, and no worker projecting
     with api_with(tmp_path, readiness_max_lag_events=5) as (base_url, _):
