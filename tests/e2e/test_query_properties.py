@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from .client import Needle, World, directive
 from .conftest import LiveServer
 
-EXAMPLES = 40
+EXAMPLES = 80
 MAX_WAIT = 0.05
 
 HUGE_INTEGERS = st.one_of(
