@@ -49,6 +49,8 @@ DOMAIN_ERRORS: dict[str, tuple[int, str]] = {
     "level_mismatch": (409, "Conflict not at that level"),
     "no_higher_level": (409, "No higher level"),
     "not_lapsed": (409, "Conflict not lapsed"),
+    "proposal_pending": (409, "Decision awaiting joint approval"),
+    "no_pending_proposal": (409, "No decision awaiting approval"),
     "version_mismatch": (412, "Version mismatch"),
     "idempotency_key_reused": (422, "Idempotency key reused"),
     "contention": (503, "Too much contention"),

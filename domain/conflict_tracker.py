@@ -146,6 +146,9 @@ class ConflictTracker:
     def rules_broken_by(self, directive: Directive) -> list[Mapping[str, Any]]:
         return self.scope.broken_rules(directive)
 
+    def unadmitted_by(self, directive: Directive) -> list[str] | None:
+        return self.scope.unadmitted(directive)
+
     # --- the fold -------------------------------------------------------------------
 
     def directives_changed(
@@ -194,6 +197,25 @@ class ConflictTracker:
             for key in sorted(touched):
                 directive = self.active.get(key)
                 found = kind.find(self, directive) if directive is not None else []
+                records = [view[c] for c, k in self.open_of_member.get(key, {}).items()
+                           if k == kind.name]
+                for group_key in sorted({d.key for d in found} | {_rule_key(r) for r in records}):
+                    moved |= self._reconcile(
+                        view, kind.name, [d for d in found if d.key == group_key],
+                        [r for r in records if _rule_key(r) == group_key], version, at)
+        self._loads_moved(view, moved, version, at)
+
+    def terms_changed(
+        self, view: View, terms: Mapping[str, Any], *, version: int, at: datetime,
+    ) -> None:
+        """New terms (an admission list): re-detect the directive kinds of every active
+        directive against them, and move the load of those whose conflicts changed."""
+        self.terms = terms
+        self.scope = ContractScope(terms)
+        moved: set[str] = set()
+        for kind in kinds_at(DIRECTIVE):
+            for key in sorted(self.active):
+                found = kind.find(self, self.active[key])
                 records = [view[c] for c, k in self.open_of_member.get(key, {}).items()
                            if k == kind.name]
                 for group_key in sorted({d.key for d in found} | {_rule_key(r) for r in records}):
@@ -448,7 +470,8 @@ def _toggle(index: dict[str, set[str]], key: str, conflict: str, sign: int) -> N
 
 
 def _rule_key(record: Mapping[str, Any]) -> tuple[str, str]:
-    return record["members"][0], record["details"].get("rule") or ""
+    details = record["details"]
+    return record["members"][0], details.get("rule") or details.get("dispute") or ""
 
 
 def _week(label: str) -> int:

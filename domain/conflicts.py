@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from domain.contract_state import ContractState
-from domain.scope import Outside
+from domain.scope import OPEN_DISPUTE, Outside, task_type_of
 from domain.weekly_load import WeeklyLoad
 from domain.windows import Span, from_micro, overlap_groups, runs, week_label
 
@@ -73,6 +73,8 @@ class DirectiveFacts(Protocol):
     def outside_of(self, directive: Directive) -> Outside | None: ...
 
     def rules_broken_by(self, directive: Directive) -> list[Mapping[str, Any]]: ...
+
+    def unadmitted_by(self, directive: Directive) -> list[str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,7 @@ def out_of_scope_of(facts: DirectiveFacts, directive: Directive) -> list[Detecti
             "outside": outside.listed,
             "outside_target_groups": list(outside.target_groups),
             "outside_locations": list(outside.locations),
-            "served_target_groups": list(facts.terms.get("target_groups") or ()),
+            "outside_task_types": list(outside.task_types),
         },
         key=(directive["id"], ""),
     )]
@@ -275,6 +277,47 @@ def rule_violations_of(facts: DirectiveFacts, directive: Directive) -> list[Dete
         },
         key=(directive["id"], rule["id"]),
     ) for rule in facts.rules_broken_by(directive)]
+
+
+# --- not_admitted and disputed (SPEC §13): one directive against the contract --------
+
+
+@conflict_kind("not_admitted", locality=DIRECTIVE, blocks=True)
+def not_admitted_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
+    """A directive from an organisation the admission list does not admit for its kind of
+    work (or, naming no kind, not admitted for any)."""
+    admitted = facts.unadmitted_by(directive)
+    if admitted is None:
+        return []
+    return [Detection(
+        kind="not_admitted",
+        members=(directive["id"],),
+        details={
+            "subject": directive["subject"],
+            "issuer": directive["issuer"],
+            "task_type": task_type_of(directive),
+            "admitted_task_types": admitted,
+        },
+        key=(directive["id"], ""),
+    )]
+
+
+@conflict_kind("disputed", locality=DIRECTIVE)
+def disputes_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
+    """One conflict per open dispute of the directive (it keeps its rank while disputed)."""
+    return [Detection(
+        kind="disputed",
+        members=(directive["id"],),
+        details={
+            "subject": directive["subject"],
+            "issuer": directive["issuer"],
+            "dispute": dispute["id"],
+            "disputed_by": dispute["by"],
+            "fields": list(dispute["fields"]),
+            "reason": dispute["reason"],
+        },
+        key=(directive["id"], dispute["id"]),
+    ) for dispute in directive.get("disputes") or () if dispute.get("status") == OPEN_DISPUTE]
 
 
 # --- over_capacity: runs of weeks whose load exceeds capacity ----------------------

@@ -4,6 +4,12 @@ Commands check their invariants first and raise named errors before anything
 changes; events carry everything replay needs (state is JSON-native so that
 snapshots and the hash chain see exactly what was stored).  Time comes in as
 an argument: the domain never reads a clock.
+
+Why this module is long (~800 lines): the aggregate's events and the commands
+that record them must live on one class (the event classes nest in it, and
+replay finds them there); the rules themselves live beside it (conflicts,
+scope, resolution, values).  Section 13's commands (admission, classification,
+disputes, joint decisions) are short methods here for the same reason.
 """
 
 from __future__ import annotations
@@ -28,17 +34,23 @@ from domain.errors import (
     InsufficientAuthority,
     LevelMismatch,
     NoHigherLevel,
+    NoPendingProposal,
     NotFound,
     NotLapsed,
+    ProposalPending,
     ValidationFailed,
 )
-from domain.resolution import SLA_EXPIRED, Decision, Escalation, settled
+from domain.resolution import SLA_EXPIRED, Decision, Escalation, Outcome, settled
+from domain.scope import OPEN_DISPUTE
 from domain.values import (
     CONFIDENTIALITY_RULE,
+    Admission,
     Basis,
+    Classification,
     ContractTerms,
     DirectiveFields,
     DirectivePatch,
+    Dispute,
     Policy,
     StakeholderSpec,
     Standing,
@@ -61,6 +73,11 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 
 WITHDRAWN, OVERRIDDEN = "withdrawn", "overridden"
+PENDING = "pending"
+PROPOSED_FIELDS = ("outcome", "upheld", "overridden", "rationale", "corrections",
+                   "resolver", "resolver_level", "level")
+# Terms added after the first contracts were recorded (SPEC §13): absent means no restriction.
+NEW_TERMS: dict[str, Any] = {"service_types": [], "admission": [], "joint_decision": []}
 CITED_BASES = frozenset({Basis.STATUTE.value, Basis.CONTRACT.value})
 
 # Attributes derived from stored state: rebuilt when first needed, never
@@ -189,6 +206,80 @@ class ServiceContract(ChainedAggregate):
             directive["status"] = WITHDRAWN
             contract._directives_changed([directive], self.originator_version, self.timestamp)
 
+    class AdmissionChanged(ChainedAggregate.Event):
+        """A new admission list (SPEC §13): every active directive is checked against it."""
+
+        def apply(self, contract: ServiceContract) -> None:
+            tracker = contract._conflict_tracker()
+            contract.terms["admission"] = list(self.data["admission"])
+            tracker.terms_changed(contract.conflicts, contract.terms,
+                                  version=self.originator_version, at=self.timestamp)
+
+    class DirectiveClassified(ChainedAggregate.Event):
+        """The provider's classification: a kind of work and tags added, the issuer's kept."""
+
+        def apply(self, contract: ServiceContract) -> None:
+            directive = dict(contract.directives[self.data["id"]])
+            earlier = directive.get("classification") or {}
+            directive["classification"] = {
+                "task_type": self.data.get("task_type") or earlier.get("task_type"),
+                "tags": list(dict.fromkeys([*earlier.get("tags", []),
+                                            *self.data.get("add_tags", [])])),
+                "note": self.data["note"],
+                "by": self.actor["org"],
+                "version": self.originator_version,
+            }
+            contract._directives_changed([directive], self.originator_version, self.timestamp)
+
+    class DirectiveDisputed(ChainedAggregate.Event):
+        """A party's dispute of some fields of a directive: it opens a ``disputed`` conflict."""
+
+        def apply(self, contract: ServiceContract) -> None:
+            directive = dict(contract.directives[self.data["id"]])
+            dispute = {**self.data["dispute"], "status": OPEN_DISPUTE,
+                       "version": self.originator_version, "at": self.timestamp.isoformat()}
+            directive["disputes"] = [*directive.get("disputes", []), dispute]
+            contract._directives_changed([directive], self.originator_version, self.timestamp)
+
+    class DirectiveCorrected(ChainedAggregate.Event):
+        """A ``corrected`` decision's new values, recorded with the resolver as actor."""
+
+        def apply(self, contract: ServiceContract) -> None:
+            directive = dict(contract.directives[self.data["id"]])
+            directive.update(self.data["changes"])
+            directive["corrected_version"] = self.originator_version
+            contract._directives_changed([directive], self.originator_version, self.timestamp)
+
+    class DecisionProposed(ChainedAggregate.Event):
+        """A decision awaiting the approval of the contract's ``joint_decision`` organisations."""
+
+        def apply(self, contract: ServiceContract) -> None:
+            record = contract.conflicts[self.data["conflict_id"]]
+            proposal = {key: value for key, value in self.data.items() if key != "conflict_id"}
+            proposal.update(status=PENDING, approvals=[], proposed_version=self.originator_version,
+                            proposed_at=self.timestamp.isoformat(), proposed_by=self.actor["org"])
+            contract._conflict_changed({**record, "proposal": proposal},
+                                       self.originator_version, self.timestamp)
+
+    class DecisionApproved(ChainedAggregate.Event):
+        def apply(self, contract: ServiceContract) -> None:
+            record = contract.conflicts[self.data["conflict_id"]]
+            proposal = dict(record["proposal"])
+            proposal["approvals"] = [*proposal["approvals"], {
+                "org": self.data["org"], "approve": True, "note": self.data["note"],
+                "version": self.originator_version}]
+            contract._conflict_changed({**record, "proposal": proposal},
+                                       self.originator_version, self.timestamp)
+
+    class DecisionRejected(ChainedAggregate.Event):
+        """A listed organisation's rejection: the conflict is open again, the proposal kept."""
+
+        def apply(self, contract: ServiceContract) -> None:
+            record = contract.conflicts[self.data["conflict_id"]]
+            contract._conflict_changed(_proposal_closed(record, "rejected", {
+                "org": self.data["org"], "approve": False, "note": self.data["note"],
+                "version": self.originator_version}), self.originator_version, self.timestamp)
+
     class ConflictResolved(ChainedAggregate.Event):
         """A resolver's decision: the conflict is resolved; its overridden members leave.
 
@@ -201,6 +292,8 @@ class ServiceContract(ChainedAggregate):
             version, at = self.originator_version, self.timestamp
             record = contract._recorded_conflict(self.data["conflict_id"])
             decision = {key: value for key, value in self.data.items() if key != "conflict_id"}
+            if record is not None and record.get("proposal"):
+                record = {**record, "proposal": {**record["proposal"], "status": "approved"}}
             if record is not None:
                 contract._conflict_changed(resolved(record, decision, version=version, at=at),
                                            version, at)
@@ -212,6 +305,8 @@ class ServiceContract(ChainedAggregate):
             ]
             if overridden:
                 contract._directives_changed(overridden, version, at)
+            if record is not None and record["kind"] == "disputed":
+                contract._dispute_closed(record, self.data["outcome"], version, at)
 
     class ConflictEscalated(ChainedAggregate.Event):
         """One level up the escalation chain, due ``resolution_sla_hours`` after this event."""
@@ -220,6 +315,8 @@ class ServiceContract(ChainedAggregate):
             record = contract._recorded_conflict(self.data["conflict_id"])
             if record is None:
                 return  # recorded under the first fold, on a run it no longer finds
+            if (record.get("proposal") or {}).get("status") == PENDING:
+                record = _proposal_closed(record, "withdrawn", None)
             contract._conflict_changed(escalated(
                 record, to_level=self.data["to_level"], reason=self.data["reason"],
                 by=self.actor["org"], version=self.originator_version, at=self.timestamp,
@@ -239,6 +336,17 @@ class ServiceContract(ChainedAggregate):
         for directive in updated:
             self.directives[directive["id"]] = directive
         tracker.directives_changed(self.conflicts, changes, version=version, at=at)
+
+    def _dispute_closed(self, record: Mapping[str, Any], outcome: str, version: int,
+                        at: datetime) -> None:
+        """A decided dispute is closed on its directive (still active: not overridden)."""
+        directive = self.directives.get(record["members"][0])
+        if directive is None or directive["status"] != "active":
+            return
+        dispute_id = record["details"]["dispute"]
+        disputes = [{**d, "status": "decided", "outcome": outcome, "decided_version": version}
+                    if d["id"] == dispute_id else d for d in directive.get("disputes", [])]
+        self._directives_changed([{**directive, "disputes": disputes}], version, at)
 
     def _conflict_changed(self, record: dict[str, Any], version: int, at: datetime) -> None:
         """Store a conflict record a resolution or escalation event changed."""
@@ -368,17 +476,125 @@ class ServiceContract(ChainedAggregate):
     def resolve_conflict(
         self, conflict_id: str, decision: Decision, *, resolver: str, actor: Actor, at: datetime,
     ) -> None:
-        """Record ``resolver``'s decision on an open conflict (its overridden members leave)."""
+        """Record ``resolver``'s decision on an open conflict (its overridden members leave).
+
+        On a contract with ``joint_decision`` organisations the decision is only
+        proposed: it takes effect when all of them approve (``answer_proposal``).
+        """
         self._require_active("resolve a conflict")
         record = self._open_conflict(conflict_id, "decided")
+        if (record.get("proposal") or {}).get("status") == PENDING:
+            raise ProposalPending(f"conflict {conflict_id} has a decision awaiting approval by "
+                                  f"{', '.join(self.joint_deciders)}; escalate to withdraw it")
         resolver_level = self._authority(resolver, record, "decide")
         outcome = settled(decision, record["members"])
-        for directive_id in outcome["overridden"]:
-            self._may_override(resolver, resolver_level, directive_id)
+        self._check_decision(record, outcome, resolver, resolver_level)
         data = {"conflict_id": conflict_id, **outcome,
                 "resolver": resolver, "resolver_level": resolver_level,
                 "level": record["level"]}
+        if set(self.joint_deciders) - {resolver}:
+            self._record(self.DecisionProposed, actor=actor, at=at, data=data)
+        else:
+            self._decide(data, actor=actor, at=at)
+
+    def answer_proposal(
+        self, conflict_id: str, *, org: str, approve: bool, note: str, actor: Actor, at: datetime,
+    ) -> None:
+        """A ``joint_decision`` organisation approves or rejects a proposed decision; the last
+        approval makes it take effect (recorded with the approver as actor)."""
+        self._require_active("answer a proposed decision")
+        if org not in self.joint_deciders:
+            raise Forbidden(f"{org} is not among the organisations whose approval decisions on "
+                            f"{self.code} need ({', '.join(self.joint_deciders) or 'none'})")
+        record = self._open_conflict(conflict_id, "decided")
+        proposal = record.get("proposal") or {}
+        if proposal.get("status") != PENDING:
+            raise NoPendingProposal(f"conflict {conflict_id} has no decision awaiting approval")
+        if org == proposal["resolver"] or any(a["org"] == org for a in proposal["approvals"]):
+            raise AlreadyExists(f"{org} has already approved this proposal")
+        data = {"conflict_id": conflict_id, "org": org, "note": note}
+        if not approve:
+            self._record(self.DecisionRejected, actor=actor, at=at, data=data)
+            return
+        decided = {key: proposal[key] for key in PROPOSED_FIELDS if key in proposal}
+        approved = {a["org"] for a in proposal["approvals"]} | {org, proposal["resolver"]}
+        if approved >= set(self.joint_deciders):
+            members = set(record["members"])
+            gone = [key for key in (*decided["upheld"], *decided["overridden"])
+                    if key not in members]
+            if gone:
+                raise ValidationFailed([("approve", f"{', '.join(gone)} left the conflict since "
+                                                    "the proposal; reject it and decide again")])
+        self._record(self.DecisionApproved, actor=actor, at=at, data=data)
+        if approved >= set(self.joint_deciders):
+            self._decide({"conflict_id": conflict_id, **decided,
+                          "approved_by": sorted(approved & set(self.joint_deciders))},
+                         actor=actor, at=at)
+
+    def _check_decision(self, record: Mapping[str, Any], outcome: Mapping[str, Any],
+                        resolver: str, resolver_level: int) -> None:
+        """Authority (SPEC §6) over what is overridden, endorsed or corrected (SPEC §13)."""
+        for directive_id in outcome["overridden"]:
+            self._may_override(resolver, resolver_level, directive_id)
+        if record["kind"] == "not_admitted":
+            for directive_id in outcome["upheld"]:  # an endorsement
+                self._may_override(resolver, resolver_level, directive_id, verb="endorse")
+        if outcome["outcome"] == Outcome.CORRECTED.value:
+            if record["kind"] != "disputed":
+                raise ValidationFailed([("outcome", "only a disputed conflict can be corrected")])
+            fields = set(record["details"]["fields"])
+            undisputed = sorted(set(outcome["corrections"]) - fields)
+            if undisputed:
+                raise ValidationFailed([("corrections", f"{', '.join(undisputed)} not disputed "
+                                                        f"(disputed: {', '.join(sorted(fields))})",
+                                         )])
+            directive_id = record["members"][0]
+            self._may_override(resolver, resolver_level, directive_id, verb="correct")
+            self._check_citation({**self.directives[directive_id], **outcome["corrections"]})
+
+    def _decide(self, data: dict[str, Any], *, actor: Actor, at: datetime) -> None:
+        """The decision takes effect; a correction is recorded after it, by the same actor."""
         self._record(self.ConflictResolved, actor=actor, at=at, data=data)
+        if data["outcome"] == Outcome.CORRECTED.value:
+            record = self.conflicts[data["conflict_id"]]
+            self._record(self.DirectiveCorrected, actor=actor, at=at, data={
+                "id": record["members"][0], "changes": data["corrections"],
+                "conflict_id": data["conflict_id"]})
+
+    def change_admission(self, admission: Admission, *, actor: Actor, at: datetime) -> None:
+        self._refuse_if_finished()
+        self._record(self.AdmissionChanged, actor=actor, at=at,
+                     data=admission.model_dump(mode="json"))
+
+    def classify_directive(
+        self, directive_id: str, classification: Classification, *, actor: Actor, at: datetime,
+    ) -> None:
+        """The provider's classification of a directive (its kind of work, tags it adds)."""
+        self._require_active("classify a directive")
+        if actor["org"] != self.terms["provider"]:
+            raise Forbidden(f"only the provider ({self.terms['provider']}) classifies directives")
+        self._active_directive(directive_id, "classified")
+        self._record(self.DirectiveClassified, actor=actor, at=at,
+                     data={"id": directive_id, **classification.model_dump(mode="json")})
+
+    def dispute_directive(
+        self, directive_id: str, dispute: Dispute, *, by: str, actor: Actor, at: datetime,
+    ) -> None:
+        """A party stakeholder disputes fields of another organisation's directive."""
+        self._require_active("dispute a directive")
+        if self.standing_of(by) != Standing.PARTY:
+            raise Forbidden(f"only a party stakeholder of {self.code} may dispute a directive")
+        directive = self._active_directive(directive_id, "disputed")
+        if directive["issuer"] == by:
+            raise Forbidden("an organisation does not dispute its own directive: amend it")
+        if any(d["by"] == by and d["status"] == OPEN_DISPUTE
+               for d in directive.get("disputes", [])):
+            raise AlreadyExists(f"{by} already has an open dispute of directive {directive_id}")
+        data = dispute.model_dump(mode="json")
+        self._record(self.DirectiveDisputed, actor=actor, at=at, data={
+            "id": directive_id,
+            "dispute": {"id": str(self.version + 1), "by": by, **data},
+        })
 
     def escalate_conflict(
         self,
@@ -430,6 +646,11 @@ class ServiceContract(ChainedAggregate):
         return [s["org"] for s in self.terms["stakeholders"]]
 
     @property
+    def joint_deciders(self) -> list[str]:
+        """The organisations whose approval every decision needs (SPEC §13)."""
+        return list(self.terms.get("joint_decision") or ())
+
+    @property
     def escalation_chain(self) -> list[str]:
         return list(self.terms["escalation_chain"])
 
@@ -452,6 +673,7 @@ class ServiceContract(ChainedAggregate):
         """The contract as the API shows it: every term, its status and its directives."""
         return {
             "id": str(self.id),
+            **NEW_TERMS,
             **self.terms,
             "status": self.status,
             "version": self.version,
@@ -501,7 +723,8 @@ class ServiceContract(ChainedAggregate):
             )
         return level
 
-    def _may_override(self, resolver: str, resolver_level: int, directive_id: str) -> None:
+    def _may_override(self, resolver: str, resolver_level: int, directive_id: str,
+                      verb: str = "override") -> None:
         """SPEC §6: override only a directive whose issuer sits at or below the decider in the
         chain; an issuer outside the chain may be overridden at any level the decider may decide."""
         issuer = self.directives[directive_id]["issuer"]
@@ -510,7 +733,7 @@ class ServiceContract(ChainedAggregate):
             return
         needed = chain.index(issuer)
         raise InsufficientAuthority(
-            f"{resolver} (level {resolver_level}) may not override directive {directive_id} "
+            f"{resolver} (level {resolver_level}) may not {verb} directive {directive_id} "
             f"of {issuer}: that needs level {needed} ({issuer}) or above; escalate instead",
             directive_id=directive_id, level_needed=needed, org_needed=issuer,
         )
@@ -532,6 +755,17 @@ class ServiceContract(ChainedAggregate):
                 "window",
                 f"must lie within the contract period {period['start']} to {period['end']}",
             )])
+
+
+def _proposal_closed(record: Mapping[str, Any], status: str,
+                     answer: dict[str, Any] | None) -> dict[str, Any]:
+    """The conflict with its pending proposal closed (rejected or withdrawn) and kept."""
+    proposal = dict(record["proposal"])
+    proposal["status"] = status
+    if answer is not None:
+        proposal["approvals"] = [*proposal["approvals"], answer]
+    return {**record, "proposal": None,
+            "proposals": [*record.get("proposals", []), proposal]}
 
 
 LIFECYCLE_EVENTS: dict[str, type[ChainedAggregate.Event]] = {

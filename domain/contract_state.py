@@ -19,7 +19,7 @@ from functools import cached_property
 from operator import itemgetter
 from typing import Any
 
-from domain.scope import ContractScope, Outside
+from domain.scope import ContractScope, Outside, disputed_fields, tags_of, task_type_of
 from domain.windows import MICRO, Span, period_span
 
 Directive = Mapping[str, Any]
@@ -59,6 +59,8 @@ class ContractState:
         what lies outside."""
         self.broken_rules: dict[str, list[Mapping[str, Any]]] = {}
         """For each directive some contract rule blocks, those rules in the contract's order."""
+        self.unadmitted: dict[str, list[str]] = {}
+        """For each directive the admission list does not admit, the kinds its issuer may ask."""
         self._prepare()
 
     def _prepare(self) -> None:
@@ -71,7 +73,8 @@ class ContractState:
         whole = (period, range(first_week, last_week + 1))
         scoped: dict[tuple[Any, ...], Outside | None] = {}
         ruled: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-        groups_in, area_in = scope.target_groups, scope.service_area
+        groups_in, admission = scope.target_groups, bool(scope.admission)
+        unadmitted = self.unadmitted
         untagged_rules = scope.untagged_match
         for directive in self.directives:
             key = directive["id"]
@@ -94,16 +97,22 @@ class ContractState:
             hours_of[key] = round(asked * MICRO) if asked else 0
             named_groups = directive.get("target_groups") or ()
             named_places = directive.get("locations") or ()
-            if not (groups_in.issuperset(named_groups) and area_in.issuperset(named_places)):
-                scope_key = (tuple(named_groups), tuple(named_places))
+            kind = task_type_of(directive)
+            if named_places or kind or not groups_in.issuperset(named_groups):
+                scope_key = (tuple(named_groups), tuple(named_places), kind)
                 if scope_key not in scoped:
                     scoped[scope_key] = scope.outside(directive)
                 found = scoped[scope_key]
                 if found is not None:
                     outside[key] = found
-            tags = directive.get("tags")
+            if admission:
+                gap = scope.unadmitted(directive)
+                if gap is not None:
+                    unadmitted[key] = gap
+            tags = tags_of(directive)
             if tags or untagged_rules:
-                rule_key = (tuple(tags or ()), directive.get("basis"))
+                rule_key = (tags, directive.get("basis"),
+                            "tags" in disputed_fields(directive))
                 broken = ruled.get(rule_key)
                 if broken is None:
                     broken = ruled[rule_key] = scope.broken_rules(directive)
@@ -159,10 +168,13 @@ class ContractState:
     def rules_broken_by(self, directive: Directive) -> list[Mapping[str, Any]]:
         return self.broken_rules.get(directive["id"], [])
 
+    def unadmitted_by(self, directive: Directive) -> list[str] | None:
+        return self.unadmitted.get(directive["id"])
+
     def unschedulable(self, directive: Directive) -> bool:
-        """Out of scope or blocked by a rule: ranked in tier 5, never given hours."""
+        """Out of scope, blocked by a rule or not admitted: tier 5, never given hours."""
         key = directive["id"]
-        return key in self.outside or key in self.broken_rules
+        return key in self.outside or key in self.broken_rules or key in self.unadmitted
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

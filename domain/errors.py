@@ -98,3 +98,15 @@ class InsufficientAuthority(DomainError):
         super().__init__(detail)
         self.extra = {"directive_id": directive_id, "level_needed": level_needed,
                       "org_needed": org_needed}
+
+
+class ProposalPending(DomainError):
+    """A decision is awaiting joint approval (SPEC §13): answer it, or escalate to withdraw it."""
+
+    code = "proposal_pending"
+
+
+class NoPendingProposal(DomainError):
+    """An approval or rejection of a conflict that has no decision awaiting approval."""
+
+    code = "no_pending_proposal"

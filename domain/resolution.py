@@ -9,6 +9,9 @@ A decision names an ``outcome`` and sorts members of the conflict into
 - ``deferred``: the matter is settled as "not now": nothing is overridden.
 - ``rejected_all``: every member is overridden and none upheld; ``overridden``
   may be left empty (it then means every member) or list every member.
+- ``corrected`` (a ``disputed`` conflict, SPEC §13): the member stands with
+  ``corrections``, new values of the disputed fields only (the contract checks
+  which); nothing is overridden.
 
 In every outcome ``upheld`` and ``overridden`` name members only, each at
 most once, never one directive in both.  These are pure rules over a
@@ -24,7 +27,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 from domain.errors import ValidationFailed
-from domain.values import Strict, WholeNumber
+from domain.values import Correction, Strict, WholeNumber
 
 SLA_EXPIRED = "sla_expired"
 """The reason the timer gives when it escalates a conflict whose due time passed."""
@@ -38,6 +41,7 @@ class Outcome(StrEnum):
     MERGED = "merged"
     DEFERRED = "deferred"
     REJECTED_ALL = "rejected_all"
+    CORRECTED = "corrected"
 
 
 class Decision(Strict):
@@ -47,6 +51,8 @@ class Decision(Strict):
     upheld: DirectiveIds = Field(default_factory=list)
     overridden: DirectiveIds = Field(default_factory=list)
     rationale: str = Field(min_length=1, max_length=4000)
+    corrections: Correction | None = None
+    """For ``corrected`` (a ``disputed`` conflict only): new values of disputed fields."""
 
     @field_validator("rationale")
     @classmethod
@@ -94,6 +100,11 @@ def settled(decision: Decision, members: Sequence[str]) -> dict[str, Any]:
         case Outcome.DEFERRED:
             if decision.overridden:
                 errors.append(("overridden", "a deferred conflict overrides nothing"))
+        case Outcome.CORRECTED:
+            if decision.overridden:
+                errors.append(("overridden", "a correction overrides nothing"))
+            if decision.corrections is None:
+                errors.append(("corrections", "a corrected outcome gives the corrections"))
         case Outcome.REJECTED_ALL:
             if decision.upheld:
                 errors.append(("upheld", "rejected_all upholds nothing"))
@@ -101,8 +112,18 @@ def settled(decision: Decision, members: Sequence[str]) -> dict[str, Any]:
                 errors.append(("overridden", "rejected_all overrides every member: "
                                              "list them all or none"))
             overridden = list(members)
+    if decision.corrections is not None and decision.outcome is not Outcome.CORRECTED:
+        errors.append(("corrections", "only a corrected outcome gives corrections"))
     if errors:
         raise ValidationFailed(errors)
+    if decision.outcome is Outcome.CORRECTED:
+        return {
+            "outcome": decision.outcome.value,
+            "upheld": list(decision.upheld) or list(members),
+            "overridden": [],
+            "rationale": decision.rationale,
+            "corrections": decision.corrections.changes() if decision.corrections else {},
+        }
     return {
         "outcome": decision.outcome.value,
         "upheld": list(decision.upheld),

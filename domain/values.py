@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from domain.work_kinds import AdmittedKind, WorkKind
+
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 ORG_ID = r"^[a-z0-9-]{2,64}$"
 SUBJECT = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
@@ -225,6 +227,39 @@ CONFIDENTIALITY_RULE = Rule(
 )
 
 
+class ServicePlace(Strict):
+    """A ``service_area`` entry that goes by other names too (SPEC §13): 海幢街 / 海幢街道."""
+
+    name: Label
+    aliases: list[Label] = Field(default_factory=list, max_length=20)
+
+
+class AdmissionEntry(Strict):
+    """One line of the admission list (准入): an organisation and the kinds of work it may
+    assign to the provider (``["*"]`` for any)."""
+
+    org: OrgId
+    task_types: list[AdmittedKind] = Field(min_length=1, max_length=50)
+
+
+AdmissionList = Annotated[list[AdmissionEntry], Field(max_length=200)]
+
+
+def _unique_admission(entries: list[AdmissionEntry]) -> None:
+    _unique("admission", [entry.org for entry in entries])
+
+
+class Admission(Strict):
+    """The body of ``PUT /v1/contracts/{id}/admission``: the whole new list."""
+
+    admission: AdmissionList
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Admission:
+        _unique_admission(self.admission)
+        return self
+
+
 class ContractTerms(Strict):
     """The body of ``POST /v1/contracts``: every field of a contract a purchaser sets."""
 
@@ -234,7 +269,7 @@ class ContractTerms(Strict):
     provider: OrgId
     budget: Money
     period: Period
-    service_area: list[Label] = Field(default_factory=list, max_length=200)
+    service_area: list[Label | ServicePlace] = Field(default_factory=list, max_length=200)
     target_groups: list[Slug] = Field(default_factory=list, max_length=50)
     capacity: Capacity
     indicators: list[Indicator] = Field(default_factory=list, max_length=100)
@@ -243,6 +278,9 @@ class ContractTerms(Strict):
     resolution_sla_hours: Number = Field(default=72, gt=0, le=24 * 365)
     policy: Policy = Field(default_factory=Policy)
     rules: list[Rule] = Field(default_factory=list, max_length=100)
+    service_types: list[WorkKind] = Field(default_factory=list, max_length=50)
+    admission: AdmissionList = Field(default_factory=list)
+    joint_decision: list[OrgId] = Field(default_factory=list, max_length=20)
     notes: str | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
@@ -251,6 +289,15 @@ class ContractTerms(Strict):
         _unique("stakeholders", [s.org for s in self.stakeholders])
         _unique("escalation_chain", self.escalation_chain)
         _unique("rules", [CONFIDENTIALITY_RULE.id, *(r.id for r in self.rules)])
+        _unique("service_types", self.service_types)
+        _unique_admission(self.admission)
+        _unique("joint_decision", self.joint_decision)
+        known = {*(s.org for s in self.stakeholders), *self.escalation_chain,
+                 self.purchaser, self.provider}
+        strangers = [org for org in self.joint_decision if org not in known]
+        if strangers:
+            raise ValueError(f"joint_decision: {', '.join(strangers)} must be a stakeholder, "
+                             "in the escalation chain, the purchaser or the provider")
         return self
 
 
@@ -279,6 +326,7 @@ class DirectiveFields(Strict):
     locations: list[Label] = Field(default_factory=list, max_length=50)
     indicator: Slug | None = None
     tags: list[Slug] = Field(default_factory=list, max_length=50)
+    task_type: WorkKind | None = None
 
 
 NOT_CLEARABLE = ("subject", "summary", "basis", "hours_per_week", "people_affected",
@@ -319,6 +367,7 @@ class DirectivePatch(Strict):
     locations: list[Label] | None = Field(default=None, max_length=50)
     indicator: Slug | None = None
     tags: list[Slug] | None = Field(default=None, max_length=50)
+    task_type: WorkKind | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> DirectivePatch:
@@ -333,6 +382,57 @@ class DirectivePatch(Strict):
         """The fields the caller set, as JSON-ready values."""
         dumped = self.model_dump(mode="json", by_alias=True)
         return {name: dumped[name] for name in self.model_fields_set}
+
+
+class Classification(Strict):
+    """``POST …/directives/{did}/classification``: the provider sets the kind of work and
+    adds tags the issuer left out (never removes any), and says why."""
+
+    task_type: WorkKind | None = None
+    add_tags: list[Slug] = Field(default_factory=list, max_length=50)
+    note: Text
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Classification:
+        if self.task_type is None and not self.add_tags:
+            raise ValueError("a classification sets task_type or adds tags")
+        return self
+
+
+class DisputedField(StrEnum):
+    BASIS = "basis"
+    CITATION = "citation"
+    PEOPLE_AFFECTED = "people_affected"
+    VULNERABILITY = "vulnerability"
+    HOURS_PER_WEEK = "hours_per_week"
+    DUE = "due"
+    TAGS = "tags"
+
+
+class Dispute(Strict):
+    """``POST …/directives/{did}/disputes``: which of the directive's claims are disputed."""
+
+    fields: list[DisputedField] = Field(min_length=1, max_length=7)
+    reason: Text
+
+    @model_validator(mode="after")
+    def _once_each(self) -> Dispute:
+        _unique("fields", list(self.fields))
+        return self
+
+
+class Correction(DirectivePatch):
+    """A ``corrected`` decision's new values: disputed fields only (checked by the contract)."""
+
+    model_config = ConfigDict(json_schema_extra=_document_not_nullable)
+
+    @model_validator(mode="after")
+    def _disputable_only(self) -> Correction:
+        other = self.model_fields_set - {f.value for f in DisputedField}
+        if other:
+            raise ValueError("only disputable fields can be corrected, not "
+                             f"{', '.join(sorted(other))}")
+        return self
 
 
 class EmptyBody(Strict):
@@ -419,11 +519,17 @@ class SubscriptionPatch(Strict):
 
 __all__ = [
     "CONFIDENTIALITY_RULE",
+    "Admission",
+    "AdmissionEntry",
     "Basis",
     "Capacity",
+    "Classification",
     "ContractTerms",
+    "Correction",
     "DirectiveFields",
     "DirectivePatch",
+    "Dispute",
+    "DisputedField",
     "EmptyBody",
     "Indicator",
     "Money",
@@ -431,6 +537,7 @@ __all__ = [
     "Policy",
     "Profile",
     "Rule",
+    "ServicePlace",
     "StakeholderSpec",
     "Standing",
     "SubscriptionPatch",

@@ -52,7 +52,7 @@ def test_every_field_of_the_table_is_accepted() -> None:
     # then each field reads back as sent, dates as dates
     dumped = directive.model_dump(mode="json", by_alias=True)
     assert dumped == {**LOW_INCOME_VISITS, "hours_per_week": 45.0, "tags": ["home_visit"],
-                      "locations": [], "citation": None}
+                      "locations": [], "citation": None, "task_type": None}
     assert directive.due == date(2008, 6, 29)
 
 

@@ -57,6 +57,7 @@ def test_an_issued_directive_records_every_field_and_its_issuer(
         "hours_per_week": 45.0,
         "locations": [],
         "tags": [],
+        "task_type": None,
         "status": "active",
         "issued_version": 3,
         "issued_at": moment("2008-06-02").isoformat(),
@@ -311,4 +312,5 @@ def test_the_directive_fields_model_is_what_the_contract_records() -> None:
     assert expected == {
         "subject", "value", "summary", "basis", "citation", "hours_per_week", "window", "due",
         "people_affected", "vulnerability", "target_groups", "locations", "indicator", "tags",
+        "task_type",
     }
