@@ -185,7 +185,7 @@ async def contract_page(request: Request, session: SessionDep, contract_id: str)
     load["ranges"] = [labels.weeks(week) for week in load["weeks"]]  # weeks as dates
     return page(request, "contract.html", session, **context, **live,
                 directives_by_id=_directive_index(contract), load=load,
-                load_json=json.dumps(load, ensure_ascii=False))
+                load_json=json.dumps(load, ensure_ascii=False).replace("<", "\\u003c"))
 
 
 @router.get("/ui/contracts/{contract_id}/live", response_class=HTMLResponse)

@@ -1,9 +1,10 @@
 """One real ``needle up --demo`` stack for every browser test, and Chromium from Debian.
 
 The stack (embedded Redis, Celery worker and beat, the API, the printing
-webhook receiver) starts once per session on a fresh store; each test gets a
-fresh browser context (no cookies) and signs in with a demo key read from
-``var/demo-keys.json``.  Every request any page makes is recorded, and a test
+webhook receiver) starts once for this package's tests on a fresh store and
+stops when they are done, so it takes no CPU from the rest of the suite.  Each
+test gets a fresh browser context (no cookies) and signs in with a demo key
+read from ``var/demo-keys.json``.  Every request any page makes is recorded, and a test
 fails if one went anywhere but the stack (no CDN, no external font).
 
 Chromium is Debian's (``apt-get install chromium fonts-noto-cjk``), launched
@@ -82,7 +83,7 @@ def _wait_projected(stack: DemoStack, timeout: float) -> None:
     pytest.fail("the demo's conflicts never reached the live views")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     folder = tmp_path_factory.mktemp("browser")
     settings = Settings(var_dir=folder / "var", admin_key=ADMIN_KEY, redis_url=None,
@@ -104,7 +105,7 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
         stop_tree(process, grace=15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
