@@ -20,6 +20,7 @@ from api.deps import get_admin, get_overseer
 from api.live_views import Freshness, LiveViews
 from api.routes.webhooks import outbox_of
 from api.ui.common import SessionDep, checked_form, text_field, threaded, ui_router
+from api.ui.pages import contract_labels
 from api.ui.render import organisation_names, page, services_of
 from api.ui.session import (
     COOKIE,
@@ -190,7 +191,11 @@ def _webhook(services: Services, session: Session, webhook_id: str) -> dict[str,
         if len(page_of) < 1000:
             break
         after = page_of[-1]["id"]
-    return {"webhook": subscription.as_dict(), "deliveries": kept[::-1],
+    shown = subscription.as_dict()
+    readable = services.app.readable_contract_ids(session.caller)
+    named = frozenset(shown.get("contracts") or ()) & readable
+    codes = {c["id"]: c["code"] for c in contract_labels(services, session, named)}
+    return {"webhook": shown, "deliveries": kept[::-1], "codes": codes,
             "names": organisation_names(services)}
 
 

@@ -11,6 +11,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from conftest import ADMIN_KEY
 
 from .client import Needle, World, directive
 from .conftest import LiveServer
@@ -177,3 +178,20 @@ def test_the_board_redraws_only_when_the_views_have_moved(
     assert unchanged.status_code == 204
     moved = client.get("/ui/board/rows", params={"seen": int(position.group(1)) + 10**6})
     assert moved.status_code == 200 and 'id="board-live"' in moved.text
+
+
+def test_operations_are_for_admins_and_supervisors_and_only_admins_rebuild(
+    live_server: LiveServer, world: World,
+) -> None:
+    supervisor = signed_in(live_server, world.keys["supervisor"])
+    page = supervisor.get("/ui/operations")
+    assert page.status_code == 200 and "contracts" in page.text
+    assert "/rebuild" not in page.text
+    # a supervisor's rebuild is refused like the API's (403), before anything starts
+    token = form_token(supervisor, "/ui/operations")
+    assert supervisor.post("/ui/operations/contracts/rebuild",
+                           data={"csrf": token}).status_code == 403
+    assert signed_in(live_server, world.keys["street"]).get(
+        "/ui/operations").status_code == 403
+    admin = signed_in(live_server, ADMIN_KEY)
+    assert "/ui/operations/contracts/rebuild" in admin.get("/ui/operations").text
