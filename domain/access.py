@@ -69,6 +69,26 @@ def require_resolver(caller: Caller, contract: ServiceContract) -> None:
                         "may decide or escalate conflicts")
 
 
+ORGANISATION_KEYS = frozenset({Role.STAKEHOLDER, Role.RESOLVER})
+
+
+def require_provider(caller: Caller, contract: ServiceContract) -> None:
+    """Classifying directives (SPEC §13): a stakeholder or resolver key of the provider."""
+    require_read(caller, contract)
+    if caller.role not in ORGANISATION_KEYS or caller.org != contract.terms["provider"]:
+        raise Forbidden(f"only a stakeholder or resolver key of the provider "
+                        f"({contract.terms['provider']}) may classify directives")
+
+
+def require_joint_decider(caller: Caller, contract: ServiceContract) -> None:
+    """Approving proposed decisions (SPEC §13): a stakeholder or resolver key of an
+    organisation listed in the contract's ``joint_decision``."""
+    require_read(caller, contract)
+    if caller.role not in ORGANISATION_KEYS or caller.org not in contract.joint_deciders:
+        raise Forbidden("only a stakeholder or resolver key of an organisation listed in "
+                        "joint_decision may approve or reject a proposed decision")
+
+
 def require_history(caller: Caller, contract: ServiceContract) -> None:
     """History and diffs: supervisors, admins, the contract's stakeholders and resolvers."""
     require_read(caller, contract)

@@ -666,6 +666,14 @@ class ServiceContract(ChainedAggregate):
         except KeyError:
             raise NotFound(f"contract {self.code} has no directive {directive_id}") from None
 
+    def dispute_conflict(self, directive_id: str, dispute_id: str) -> str:
+        """The id of the ``disputed`` conflict a dispute of the directive opened."""
+        for record in self.conflicts.values():
+            if (record["kind"] == "disputed" and record["members"] == [directive_id]
+                    and record["details"].get("dispute") == dispute_id):
+                return str(record["id"])
+        raise NotFound(f"no dispute {dispute_id} of directive {directive_id}")
+
     def active_directives(self) -> list[dict[str, Any]]:
         return [d for d in self.directives.values() if d["status"] == "active"]
 

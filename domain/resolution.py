@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from domain.errors import ValidationFailed
 from domain.values import Correction, Strict, WholeNumber
@@ -67,6 +67,14 @@ class Escalation(Strict):
 
     from_level: WholeNumber = Field(ge=0, le=100)  # 1.0 is an integer in JSON Schema
     reason: str = Field(min_length=1, max_length=500)
+
+
+class Approval(Strict):
+    """``POST …/conflicts/{cid}/resolution/approvals``: a listed organisation's answer to a
+    proposed decision (SPEC §13)."""
+
+    approve: StrictBool
+    note: str = Field(default="", max_length=2000)
 
 
 def settled(decision: Decision, members: Sequence[str]) -> dict[str, Any]:
@@ -132,4 +140,4 @@ def settled(decision: Decision, members: Sequence[str]) -> dict[str, Any]:
     }
 
 
-__all__ = ["SLA_EXPIRED", "Decision", "Escalation", "Outcome", "settled"]
+__all__ = ["SLA_EXPIRED", "Approval", "Decision", "Escalation", "Outcome", "settled"]

@@ -39,11 +39,14 @@ DIRECTIVE_WITHDRAWN, DIRECTIVE_OVERRIDDEN = "directive.withdrawn", "directive.ov
 CONFLICT_OPENED, CONFLICT_ESCALATED = "conflict.opened", "conflict.escalated"
 CONFLICT_UPDATED = "conflict.updated"
 CONFLICT_RESOLVED, CONFLICT_DISSOLVED = "conflict.resolved", "conflict.dissolved"
+DIRECTIVE_CLASSIFIED, DIRECTIVE_CORRECTED = "directive.classified", "directive.corrected"
+CONFLICT_PROPOSED = "conflict.proposed"
 
 EVENT_TYPES: tuple[str, ...] = (
     CONTRACT_CREATED, CONTRACT_UPDATED,
     DIRECTIVE_ISSUED, DIRECTIVE_AMENDED, DIRECTIVE_WITHDRAWN, DIRECTIVE_OVERRIDDEN,
-    CONFLICT_OPENED, CONFLICT_UPDATED, CONFLICT_ESCALATED, CONFLICT_RESOLVED,
+    DIRECTIVE_CLASSIFIED, DIRECTIVE_CORRECTED,
+    CONFLICT_OPENED, CONFLICT_UPDATED, CONFLICT_ESCALATED, CONFLICT_PROPOSED, CONFLICT_RESOLVED,
     CONFLICT_DISSOLVED,
 )
 EVERY_TYPE = "*"
@@ -57,11 +60,14 @@ CONTRACT_CHANGES: dict[type[ChainedAggregate.Event], str] = {
     ServiceContract.Suspended: "suspended",
     ServiceContract.Terminated: "terminated",
     ServiceContract.Closed: "closed",
+    ServiceContract.AdmissionChanged: "admission_changed",
 }
 DIRECTIVE_EVENTS: dict[type[ChainedAggregate.Event], str] = {
     ServiceContract.DirectiveIssued: DIRECTIVE_ISSUED,
     ServiceContract.DirectiveAmended: DIRECTIVE_AMENDED,
     ServiceContract.DirectiveWithdrawn: DIRECTIVE_WITHDRAWN,
+    ServiceContract.DirectiveClassified: DIRECTIVE_CLASSIFIED,
+    ServiceContract.DirectiveCorrected: DIRECTIVE_CORRECTED,
 }
 
 
@@ -103,10 +109,14 @@ def messages_for(
     elif type(event) in DIRECTIVE_EVENTS:
         directive_id = str(event.data["id"])
         record: dict[str, Any] = {**context, **after.directives[directive_id]}
-        if isinstance(event, ServiceContract.DirectiveAmended) and before is not None:
+        if (isinstance(event, ServiceContract.DirectiveAmended | ServiceContract.DirectiveCorrected)
+                and before is not None):
             record["changes"] = field_changes(before.directives[directive_id],
                                               after.directives[directive_id])
         own.append(Message(DIRECTIVE_EVENTS[type(event)], record))
+    elif isinstance(event, ServiceContract.DecisionProposed):
+        record = after.conflicts[str(event.data["conflict_id"])]
+        own.append(Message(CONFLICT_PROPOSED, {**context, **record}))
     elif isinstance(event, ServiceContract.ConflictResolved):
         own.extend(
             Message(DIRECTIVE_OVERRIDDEN, {**context, **after.directives[str(directive_id)]})

@@ -46,7 +46,7 @@ from domain.organisations import (
     key_matches,
 )
 from domain.priorities import priority_view
-from domain.resolution import SLA_EXPIRED, Decision, Escalation
+from domain.resolution import SLA_EXPIRED, Approval, Decision, Escalation
 from domain.subscriptions import (
     BY_OWNER,
     Subscription,
@@ -54,9 +54,12 @@ from domain.subscriptions import (
     normalised_contracts,
 )
 from domain.values import (
+    Admission,
+    Classification,
     ContractTerms,
     DirectiveFields,
     DirectivePatch,
+    Dispute,
     Policy,
     StakeholderSpec,
     SubscriptionPatch,
@@ -618,6 +621,64 @@ class Threadneedle(Application):
             access.require_resolver(caller, contract)
             contract.escalate_conflict(conflict_id, escalation, escalator=caller.org,
                                        actor=caller.actor, at=self.clock())
+            return conflict_id
+
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
+
+    # --- who may ask, who decides (SPEC §13) --------------------------------------
+
+    def change_admission(
+        self, caller: Caller, contract_id: str, admission: Admission, *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def act(contract: ServiceContract) -> str:
+            access.require_admin(caller, "change the admission list")
+            contract.change_admission(admission, actor=caller.actor, at=self.clock())
+            return str(contract.id)
+
+        return self._on_contract(caller, contract_id, act, expected_version=expected_version)
+
+    def classify_directive(
+        self, caller: Caller, contract_id: str, directive_id: str,
+        classification: Classification, *, request: IdempotentRequest | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        def act(contract: ServiceContract) -> str:
+            access.require_provider(caller, contract)
+            contract.classify_directive(directive_id, classification, actor=caller.actor,
+                                        at=self.clock())
+            return directive_id
+
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
+
+    def dispute_directive(
+        self, caller: Caller, contract_id: str, directive_id: str, dispute: Dispute, *,
+        request: IdempotentRequest | None = None, expected_version: int | None = None,
+    ) -> CommandResult:
+        """Answers the id of the ``disputed`` conflict the dispute opened."""
+
+        def act(contract: ServiceContract) -> str:
+            access.require_stakeholder(caller, contract)
+            contract.dispute_directive(directive_id, dispute, by=caller.org,
+                                       actor=caller.actor, at=self.clock())
+            return contract.dispute_conflict(directive_id, str(contract.version))
+
+        return self._on_contract(
+            caller, contract_id, act, request=request, expected_version=expected_version
+        )
+
+    def answer_proposal(
+        self, caller: Caller, contract_id: str, conflict_id: str, answer: Approval, *,
+        request: IdempotentRequest | None = None, expected_version: int | None = None,
+    ) -> CommandResult:
+        def act(contract: ServiceContract) -> str:
+            access.require_joint_decider(caller, contract)
+            contract.answer_proposal(conflict_id, org=caller.org, approve=answer.approve,
+                                     note=answer.note, actor=caller.actor, at=self.clock())
             return conflict_id
 
         return self._on_contract(

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from domain import work_kinds
 from workflows.i18n import LANGUAGES, gettext, show_date, show_weeks
 
 Names = Mapping[str, str]
@@ -101,6 +102,10 @@ class _Words:
     def basis(self, basis: str | None) -> str:
         return self(basis or "none")
 
+    def kind(self, kind: str) -> str:
+        """A kind of work by its label (``domain.work_kinds``)."""
+        return work_kinds.label(kind, self.language)
+
 
 def _contradiction(details: Mapping[str, Any], t: _Words) -> str:
     sides = [
@@ -140,7 +145,7 @@ def _over_capacity(details: Mapping[str, Any], t: _Words) -> str:
 
 def _out_of_scope(details: Mapping[str, Any], t: _Words) -> str:
     outside = [*details.get("outside_target_groups", []), *details.get("outside_locations", []),
-               *details.get("outside_task_types", [])]
+               *(t.kind(kind) for kind in details.get("outside_task_types", []))]
     return t("Out of scope: %(org)s's directive on %(subject)s names %(outside)s, which the "
              "contract does not cover.", org=t.org(details.get("issuer", "")),
              subject=details["subject"], outside=t.join(outside or details.get("outside", [])))
@@ -157,12 +162,33 @@ def _rule_violation(details: Mapping[str, Any], t: _Words) -> str:
              citation=details.get("citation") or "")
 
 
+def _not_admitted(details: Mapping[str, Any], t: _Words) -> str:
+    kind = details.get("task_type")
+    asked = t.kind(kind) if kind else t("no named kind of work")
+    admitted = details.get("admitted_task_types") or []
+    allowed = (t("it is admitted only for %(kinds)s", kinds=t.join([t.kind(k) for k in admitted]))
+               if admitted else t("it is not on the admission list"))
+    return t("Not admitted: %(org)s's directive on %(subject)s asks for %(kind)s, but %(allowed)s;"
+             " it waits for an endorsement or an override.", org=t.org(details.get("issuer", "")),
+             subject=details["subject"], kind=asked, allowed=allowed)
+
+
+def _disputed(details: Mapping[str, Any], t: _Words) -> str:
+    return t("Disputed: %(by)s disputes the %(fields)s of %(org)s's directive on %(subject)s "
+             "(%(reason)s).", by=t.org(details.get("disputed_by", "")),
+             fields=t.join([t(field) for field in details.get("fields") or []]),
+             org=t.org(details.get("issuer", "")), subject=details["subject"],
+             reason=details.get("reason") or "")
+
+
 WRITERS: dict[str, Callable[[Mapping[str, Any], _Words], str]] = {
     "contradiction": _contradiction,
     "duplicate": _duplicate,
     "over_capacity": _over_capacity,
     "out_of_scope": _out_of_scope,
     "rule_violation": _rule_violation,
+    "not_admitted": _not_admitted,
+    "disputed": _disputed,
 }
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from api.deps import wake_after_commands
 from api.routes import (
     admin,
+    admission,
     conflicts,
     contracts,
     diff,
@@ -21,8 +22,8 @@ from api.routes import (
 
 # Every successful command wakes the projections, here and nowhere else.
 api_router = APIRouter(dependencies=[Depends(wake_after_commands, scope="function")])
-for module in (organizations, keys, contracts, directives, conflicts, views, history, diff,
-               webhooks, admin, health):
+for module in (organizations, keys, contracts, directives, conflicts, admission, views, history,
+               diff, webhooks, admin, health):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]
