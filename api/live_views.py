@@ -61,6 +61,7 @@ class LiveViews:
         listed({}, status)  # refuses a bad status before waiting for anything
         read = await self._fresh(
             lambda: views.read_contract_view(self.client, "conflicts", contract_id), freshness,
+            views.contract_partition(contract_id),
         )
         document = read.value or {"contract_id": contract_id, "version": None, "conflicts": []}
         records = {record["id"]: record for record in document["conflicts"]}
@@ -73,6 +74,7 @@ class LiveViews:
     ) -> tuple[int, dict[str, Any]]:
         read = await self._fresh(
             lambda: views.read_contract_view(self.client, "priorities", contract_id), freshness,
+            views.contract_partition(contract_id),
         )
         document = read.value or {
             "contract_id": contract_id, "version": None, "profile": None, "weights": None,
@@ -95,18 +97,21 @@ class LiveViews:
         ]
         return read.position, {"items": items}
 
-    async def _fresh(self, read: Callable[[], T], freshness: Freshness) -> T:
+    async def _fresh(self, read: Callable[[], T], freshness: Freshness,
+                     partition: str | None = None) -> T:
+        """``partition``: a contract's view waits for its own partition only; the board
+        waits for every partition."""
         if self.client is None:
             raise ViewsUnavailable("live views need Redis; ask with ?version= or ?as_of=")
         if freshness.min_position is not None:
-            await self._reach(freshness.min_position, freshness.wait)
+            await self._reach(freshness.min_position, freshness.wait, partition)
         return await to_thread.run_sync(read)
 
-    async def _reach(self, wanted: int, wait: float) -> None:
+    async def _reach(self, wanted: int, wait: float, partition: str | None = None) -> None:
         deadline = time.monotonic() + wait
         pause = FIRST_POLL_SECONDS
         while True:
-            position = await to_thread.run_sync(views.read_position, self.client)
+            position = await to_thread.run_sync(views.read_position, self.client, partition)
             if position >= wanted:
                 return
             left = deadline - time.monotonic()

@@ -45,10 +45,10 @@ from workflows.audit import audit_aggregate, every_contract
 from workflows.bootstrap import Services, bootstrap
 from workflows.demo import KEYS_FILE, DemoKey, DemoLoad, load_demo, open_conflicts
 from workflows.projection_control import (
+    chosen_partitions,
     contract_views,
     projection_statuses,
     request_rebuild,
-    require_projection,
     wake_projections,
 )
 from workflows.replay import timeline
@@ -300,12 +300,11 @@ def projections_rebuild(
     """Rebuild a projection beside the live one; reads go on until it switches."""
     with ProjectionSession() as services:
         if here:
-            require_projection(name)
-            views = contract_views(services)
-            generation = views.store.start_rebuild()
+            views, indexes = contract_views(services), chosen_partitions(services, name)
+            generation = views.start_rebuild(indexes)
             with progress() as bar:
                 task = bar.add_task(f"rebuild {name}", total=None)
-                while views.store.building() == generation:
+                while views.rebuilding(indexes):
                     views.run()
                     _show_rebuild(bar, task, services)
             console().print(f"[green]✓[/] {name}: switched to {generation}", highlight=False)
@@ -314,17 +313,17 @@ def projections_rebuild(
         console().print(f"{name}: rebuilding into {generation}", highlight=False)
         if not wait:
             return
-        views = contract_views(services)
+        views, indexes = contract_views(services), chosen_partitions(services, name)
         deadline = time.monotonic() + wait
         with progress() as bar:
             task = bar.add_task(f"rebuild {name}", total=None)
             while time.monotonic() < deadline:
-                if views.store.current() == generation:
+                if views.current(indexes) == generation:
                     bar.update(task, completed=bar.tasks[0].total or 0)
                     break
                 _show_rebuild(bar, task, services)
                 time.sleep(0.5)
-        if views.store.current() == generation:
+        if views.current(indexes) == generation:
             console().print(f"[green]✓[/] {name}: switched to {generation}", highlight=False)
             return
     raise fail(f"{name}: not switched within {wait:g}s (is a worker running?)")

@@ -13,8 +13,7 @@ import threading
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from workflows.bootstrap import Services, bootstrap
-from workflows.projection_control import contract_views
-from workflows.projections import ContractViews
+from workflows.projection_control import PartitionedViews, contract_views
 from workflows.webhooks.delivery import Delivery
 from workflows.webhooks.dispatch import Dispatcher
 from workflows.webhooks.outbox import Outbox
@@ -23,7 +22,7 @@ from workflows.webhooks.transport import WebhookClient
 
 _lock = threading.Lock()
 _services: Services | None = None
-_views: ContractViews | None = None
+_views: PartitionedViews | None = None
 _webhooks: tuple[Dispatcher, Delivery] | None = None
 
 
@@ -32,7 +31,7 @@ def services() -> Services:
         return services_unlocked()
 
 
-def projection() -> ContractViews:
+def projection() -> PartitionedViews:
     """The contract-views projector of this process: its aggregates stay warm between tasks."""
     global _views
     with _lock:

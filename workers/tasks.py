@@ -19,7 +19,7 @@ from workers.runtime import projection, services, webhook_delivery, webhook_disp
 from workflows.application import shanghai_date
 from workflows.projection_control import (
     WEBHOOKS,
-    require_projection,
+    chosen_partitions,
     wake_projections,
     wake_webhooks,
 )
@@ -49,9 +49,10 @@ def ping() -> dict[str, Any]:
 
 
 @shared_task(name="threadneedle.project", ignore_result=True, **RETRY)
-def project() -> int:
-    """Catch the views (live and any open rebuild) up with the event log."""
-    report = projection().run(budget_seconds=RUN_BUDGET_SECONDS)
+def project(partition: int | None = None) -> int:
+    """Catch the views (live and any open rebuild) up with the event log: one partition
+    (a commit's wake), or every partition this worker can lease (beat's safety net)."""
+    report = projection().run(budget_seconds=RUN_BUDGET_SECONDS, partition=partition)
     if not report.complete:
         wake_projections(services())
     return report.processed
@@ -59,26 +60,32 @@ def project() -> int:
 
 @shared_task(name="threadneedle.rebuild", ignore_result=True, **RETRY)
 def rebuild(name: str) -> int:
-    """Fill a new generation from the start of the log and switch to it when caught up."""
-    require_projection(name)
+    """Fill a new generation from the start of the log and switch to it when caught up
+    (``contracts``: every partition; ``contracts.p<i>``: that one)."""
     views = projection()
-    views.store.start_rebuild()
-    report = views.run(budget_seconds=RUN_BUDGET_SECONDS)
-    if not report.complete or views.store.building():
-        wake_projections(services())  # the project task finishes the rebuild and switches
-    return report.processed
+    processed = 0
+    for index in chosen_partitions(services(), name):
+        part = views.parts[index]
+        part.store.start_rebuild()
+        report = views.run(budget_seconds=RUN_BUDGET_SECONDS, partition=index)
+        processed += report.processed
+        if not report.complete or part.store.building():
+            wake_projections(services())  # the project task finishes the rebuild and switches
+    return processed
 
 
 @shared_task(name="threadneedle.refresh_priorities", ignore_result=True, **RETRY)
 def refresh_priorities(only_if_stale: bool = False) -> int:
     """Recompute urgency against today's date (Asia/Shanghai) in every priority view."""
-    views = projection()
-    if only_if_stale:
-        today = shanghai_date(views.clock()).isoformat()
-        stored = views.store.reference_date(views.store.current())
-        if stored is not None and stored >= today:
-            return 0
-    return views.refresh()
+    refreshed = 0
+    for part in projection().parts:
+        if only_if_stale:
+            today = shanghai_date(part.clock()).isoformat()
+            stored = part.store.reference_date(part.store.current())
+            if stored is not None and stored >= today:
+                continue
+        refreshed += part.refresh()
+    return refreshed
 
 
 @shared_task(name="threadneedle.escalate_lapsed", ignore_result=True)

@@ -40,5 +40,8 @@ class Services:
 
 def bootstrap(settings: Settings | None = None) -> Services:
     settings = settings or Settings()
+    from workflows.views import configure_partitions  # readers find a contract's partition
+
+    configure_partitions(settings.projection_partitions)
     client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
     return Services(settings=settings, app=Threadneedle(settings), redis=client)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -22,12 +25,11 @@ from domain.errors import NotFound
 from workflows import views
 from workflows.application import utc_now
 from workflows.bootstrap import Services
-from workflows.projections import NAME, ContractViews
+from workflows.projections import NAME, ContractViews, RunReport
 from workflows.views import ViewStore
 
 log = logging.getLogger(__name__)
 
-PROJECTIONS = (NAME,)
 WAKE_SECONDS = 5
 PROJECT_TASK = "threadneedle.project"
 REBUILD_TASK = "threadneedle.rebuild"
@@ -35,25 +37,57 @@ WEBHOOKS = "webhooks"
 WEBHOOK_DISPATCH_TASK = "threadneedle.webhooks.dispatch"
 
 
-def contract_views(services: Services) -> ContractViews:
+def contract_views(services: Services, partition: int | None = None) -> PartitionedViews:
+    """Every partition's projector (``partition``: that one alone, still in the wrapper)."""
     if services.redis is None:
         raise RuntimeError("the projections need Redis: set NEEDLE_REDIS_URL")
     settings = services.settings
-    return ContractViews(
-        app=services.app, store=ViewStore(services.redis, NAME), clock=utc_now,
-        batch_size=settings.projection_batch_size, lock_seconds=settings.projection_lock_seconds,
-    )
+    count = settings.projection_partitions
+    views.configure_partitions(count)
+    chosen = range(count) if partition is None else [partition]
+    return PartitionedViews([
+        ContractViews(
+            app=services.app, store=ViewStore(services.redis, views.partition_name(index)),
+            clock=utc_now, batch_size=settings.projection_batch_size,
+            lock_seconds=settings.projection_lock_seconds,
+            partition=index, partitions=count,
+        ) for index in chosen
+    ])
 
 
 def wake_projections(services: Services) -> bool:
-    """After a commit: wake the projection unless a wake is already pending.  Never raises.
+    """After a commit: wake every partition whose wake is not already pending.  Never raises.
 
+    One pipeline sets each partition's flag (``SET NX EX``); a task
+    (``threadneedle.project`` with the partition's index) is sent for each flag
+    that was set, so partitions are worked on by whichever workers are free.
     A lost wake (Redis or the broker down) only delays the views until beat's
     periodic run: the log is the truth.  Every commit may concern a webhook
     too, so this wakes the webhook dispatcher as well (``wake_webhooks``).
     """
     wake_webhooks(services)
-    return _wake(services, NAME, PROJECT_TASK, services.settings.celery_queue)
+    if services.redis is None:
+        return False
+    names = views.partition_names(services.settings.projection_partitions)
+    try:
+        pipe = services.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.set(views.wake_key(name), 1, nx=True, ex=WAKE_SECONDS)
+        woken = [index for index, was_set in enumerate(pipe.execute()) if was_set]
+    except redis.RedisError as error:
+        log.warning("projection wake skipped: %s", error)
+        return False
+    sent = False
+    for index in woken:
+        try:
+            services.celery.send_task(PROJECT_TASK, args=[index],
+                                      queue=services.settings.celery_queue)
+            sent = True
+        except (BrokerUnavailable, redis.RedisError, OSError) as error:
+            log.warning("projection %s wake not sent: %s", names[index], error)
+            with contextlib.suppress(redis.RedisError):
+                services.redis.delete(views.wake_key(names[index]))
+    return sent
 
 
 def wake_webhooks(services: Services) -> bool:
@@ -86,19 +120,149 @@ def _wake(services: Services, name: str, task: str, queue: str) -> bool:
     return True
 
 
-def require_projection(name: str) -> None:
-    if name not in PROJECTIONS:
+def projection_names(services: Services) -> list[str]:
+    """What ``GET /v1/admin/projections`` lists and ``rebuild`` takes: ``contracts`` (every
+    partition) and each partition's own name."""
+    return [NAME, *views.partition_names(services.settings.projection_partitions)]
+
+
+def require_projection(name: str, services: Services | None = None) -> None:
+    names = projection_names(services) if services is not None else None
+    if names is None:
+        known = name == NAME or (name.startswith(f"{NAME}.p") and name[len(NAME) + 2:].isdigit())
+    else:
+        known = name in names
+    if not known:
         raise NotFound(f"no projection named {name!r}")
 
 
+def chosen_partitions(services: Services, name: str) -> list[int]:
+    """The partition indexes a projection name means (``contracts``: all of them)."""
+    require_projection(name, services)
+    if name == NAME:
+        return list(range(services.settings.projection_partitions))
+    return [int(name[len(NAME) + 2:])]
+
+
 def request_rebuild(services: Services, name: str = NAME) -> str:
-    """Open a generation beside the live one and have a worker fill and switch it."""
-    require_projection(name)
-    generation = contract_views(services).store.start_rebuild()
-    services.celery.send_task(REBUILD_TASK, args=[name], queue=services.settings.celery_queue)
-    return generation
+    """Open a generation beside each chosen partition's live one and have workers fill and
+    switch them (one task per partition); answers the generations, comma-joined."""
+    indexes = chosen_partitions(services, name)
+    generations = contract_views(services).start_rebuild(indexes)
+    for index in indexes:
+        services.celery.send_task(REBUILD_TASK, args=[views.partition_name(index)],
+                                  queue=services.settings.celery_queue)
+    return generations
 
 
 def projection_statuses(services: Services) -> list[dict[str, Any]]:
-    """``GET /v1/admin/projections`` items: name, position, head, lag, status."""
-    return [contract_views(services).status()]
+    """``GET /v1/admin/projections`` items: ``contracts`` (every partition together: the
+    lowest position, the largest lag) then each partition: name, position, head, lag, status."""
+    projector = contract_views(services)
+    parts = [part.status() for part in projector.parts]
+    return [projector.summary(parts), *parts]
+
+
+@dataclass
+class PartitionedViews:
+    """The partitions' projectors, driven together (a worker runs those it can lease)."""
+
+    parts: list[ContractViews]
+
+    @property
+    def clock(self) -> Any:
+        return self.parts[0].clock
+
+    def run(self, budget_seconds: float | None = None,
+            partition: int | None = None) -> RunReport:
+        """Run each partition this process can lease (from a random one, so two workers
+        woken together start on different partitions), or just ``partition``."""
+        chosen = [part for part in self.parts if partition is None or part.partition == partition]
+        offset = random.randrange(len(chosen)) if chosen else 0
+        chosen = chosen[offset:] + chosen[:offset]
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+        processed, complete = 0, True
+        for part in chosen:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            report = part.run(budget_seconds=left)
+            processed += report.processed
+            complete = complete and report.complete
+        return RunReport(processed, complete)
+
+    def refresh(self) -> int:
+        return sum(part.refresh() for part in self.parts)
+
+    def start_rebuild(self, indexes: list[int]) -> str:
+        """Open a rebuild in each chosen partition; their generations, comma-joined."""
+        return ",".join(self.parts[index].store.start_rebuild() for index in indexes)
+
+    def rebuilding(self, indexes: list[int]) -> bool:
+        return any(self.parts[index].store.building() for index in indexes)
+
+    def current(self, indexes: list[int]) -> str:
+        """The chosen partitions' live generations, comma-joined (as ``start_rebuild``)."""
+        return ",".join(self.parts[index].store.current() for index in indexes)
+
+    def catch_up_fresh(self) -> tuple[dict[str, str], int]:
+        """Fill a new generation of every partition from the whole log (lease not taken):
+        for tests and benchmarks.  Answers the generations by partition and events read."""
+        generations, processed = {}, 0
+        for part in self.parts:
+            generation = part.store.new_generation()
+            done, _ = part.catch_up(generation)
+            generations[part.name] = generation
+            processed += done
+        return generations, processed
+
+    def caught_up(self) -> bool:
+        """Every partition's live position at the head, and no rebuild open."""
+        head = self.parts[0].app.head_position()
+        return all(part.store.position(part.store.current()) >= head
+                   and part.store.building() is None for part in self.parts)
+
+    def position(self) -> int:
+        return min(part.store.position(part.store.current()) for part in self.parts)
+
+    def dump(self, generations: dict[str, str] | None = None) -> dict[str, Any]:
+        """Every partition's views (the live generations, or ``generations``), by partition."""
+        return {
+            part.name: part.store.dump((generations or {}).get(part.name)
+                                       or part.store.current())
+            for part in self.parts
+        }
+
+    def drop(self, generations: dict[str, str]) -> None:
+        for part in self.parts:
+            if part.name in generations:
+                part.store.drop(generations[part.name])
+
+    def status(self) -> dict[str, Any]:
+        return self.summary([part.status() for part in self.parts])
+
+    @staticmethod
+    def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": NAME,
+            "position": min(p["position"] for p in parts),
+            "head": max(p["head"] for p in parts),
+            "lag_events": max(p["lag_events"] for p in parts),
+            "lag_seconds": max(p["lag_seconds"] for p in parts),
+            "status": "live",
+            "generation": ",".join(p["generation"] for p in parts),
+            "partitions": [p["name"] for p in parts],
+        }
+        if any(p["status"] == "catching_up" for p in parts):
+            entry["status"] = "catching_up"
+        rebuilds = [p for p in parts if "rebuild" in p]
+        if rebuilds:
+            entry["status"] = "rebuilding"
+            entry["rebuild"] = {
+                "generation": ",".join(p["rebuild"]["generation"] for p in rebuilds),
+                "position": min(p["rebuild"]["position"] for p in rebuilds),
+                "head": entry["head"],
+                "lag_events": max(p["rebuild"]["lag_events"] for p in rebuilds),
+                "lag_seconds": max(p["rebuild"]["lag_seconds"] for p in rebuilds),
+                "status": "catching_up",
+                "partitions": [p["name"] for p in rebuilds],
+            }
+        return entry

@@ -110,8 +110,14 @@ class ContractViews:
     cache_size: int = 2000
     lock_seconds: float = 30.0
     topics: list[str] = field(default_factory=contract_topics)
+    partition: int = 0
+    partitions: int = 1
+    """This projector keeps the contracts whose ``views.partition_of`` is ``partition``; the
+    store's projection is that partition's (``contracts.p<partition>``)."""
 
     def __post_init__(self) -> None:
+        self.name = self.store.projection
+        self._partition_of: dict[Any, int] = {}
         self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
         self._explain = Explainer()
         self._lease_token: str | None = None
@@ -135,13 +141,13 @@ class ContractViews:
                 return RunReport(processed, complete=False)
             # A commit that set the flag while we were leaving found the lease still
             # taken and its task left: look once more now that the lease is free.
-            if not self.store.client.exists(views.wake_key(NAME)):
+            if not self.store.client.exists(views.wake_key(self.name)):
                 return RunReport(processed, complete=True)
 
     def _run_held(self, deadline: float | None) -> tuple[int, bool]:
         processed = 0
         while True:
-            self.store.client.delete(views.wake_key(NAME))
+            self.store.client.delete(views.wake_key(self.name))
             live = self.store.current()
             done, complete = self.catch_up(live, deadline=deadline)
             processed += done
@@ -162,7 +168,7 @@ class ContractViews:
                 if _past(deadline):
                     return processed, False
                 continue
-            if not self.store.client.exists(views.wake_key(NAME)):
+            if not self.store.client.exists(views.wake_key(self.name)):
                 return processed, True
             if _past(deadline):
                 return processed, False
@@ -206,6 +212,8 @@ class ContractViews:
         cache = self._caches.setdefault(generation, OrderedDict())
         touched: dict[UUID, tuple[ServiceContract, int]] = {}
         for notification in notifications:
+            if self.partitions > 1 and self._partition(notification) != self.partition:
+                continue
             contract = self._advance(cache, notification)
             touched[contract.id] = (contract, notification.id)
         reference = shanghai_date(self.clock())
@@ -214,12 +222,22 @@ class ContractViews:
         for contract, event_position in touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position))
         if position == 0:
-            ops.append(["set", views.reference_key(NAME, generation), reference.isoformat()])
+            ops.append(["set", views.reference_key(self.name, generation), reference.isoformat()])
         if not self.store.commit(generation, position, new_position, ops) \
                 and not self.store.exists(generation):
             self._caches.pop(generation, None)
             return None  # dropped, or Redis was emptied: the caller starts again from current
         return len(notifications)
+
+    def _partition(self, notification: Notification) -> int:
+        originator = notification.originator_id
+        found = self._partition_of.get(originator)
+        if found is None:
+            found = views.partition_of(originator, self.partitions)
+            if len(self._partition_of) > 100_000:
+                self._partition_of.clear()
+            self._partition_of[originator] = found
+        return found
 
     def refresh(self) -> int:
         """Recompute every priority view against today's date (urgency changes daily)."""
@@ -253,7 +271,7 @@ class ContractViews:
             contract = self._at(cache, UUID(contract_id), current["version"])
             document = priority_document(contract, reference, current["position"])
             ops.append(["set", views.priorities_key(generation, contract_id), _json(document)])
-        ops.append(["set", views.reference_key(NAME, generation), reference.isoformat()])
+        ops.append(["set", views.reference_key(self.name, generation), reference.isoformat()])
         self.store.commit(generation, position, position, ops)
         return len(ops) - 1
 
@@ -314,7 +332,7 @@ class ContractViews:
 
     @contextmanager
     def _lease(self) -> Iterator[bool]:
-        client, key, token = self.store.client, views.lock_key(NAME), secrets.token_hex(8)
+        client, key, token = self.store.client, views.lock_key(self.name), secrets.token_hex(8)
         held = bool(client.set(key, token, nx=True, px=int(self.lock_seconds * 1000)))
         self._lease_token = token if held else None
         try:
@@ -328,7 +346,7 @@ class ContractViews:
         if self._lease_token is None:  # driven directly (tests, tools): no lease to keep
             return
         renewed = self.store.client.eval(
-            _RENEW, 1, views.lock_key(NAME), self._lease_token, int(self.lock_seconds * 1000),
+            _RENEW, 1, views.lock_key(self.name), self._lease_token, int(self.lock_seconds * 1000),
         )
         if not renewed:
             raise LeaseLost
@@ -340,7 +358,7 @@ class ContractViews:
         head = self.app.head_position()
         generation = self.store.current()
         building = self.store.building()
-        entry = {"name": NAME, **self._generation_status(generation, head),
+        entry = {"name": self.name, **self._generation_status(generation, head),
                  "generation": generation}
         if building:
             entry["status"] = "rebuilding"

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     """Notifications read and committed to Redis in one atomic step."""
     projection_lock_seconds: float = 30.0
     """Lease of the one-consumer lock, renewed after every batch; a dead holder's lapses."""
+    projection_partitions: int = Field(default=4, ge=1, le=256)
+    """Partitions of the contracts projection (by contract id), each with its own position,
+    lease and generations, shared among the workers.  Changing it needs a rebuild."""
 
     @field_validator("admin_key")
     @classmethod

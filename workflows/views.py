@@ -22,53 +22,98 @@ a view with the wrong position or a dropped generation.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import json
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
 PREFIX = "tn"
 CONTRACTS = "contracts"
-"""The one projection there is: per-contract conflicts and priorities, and the board."""
+"""The projection there is: per-contract conflicts and priorities, and the board, split into
+partitions by contract id (``contracts.p0`` … ``contracts.p<N-1>``), each one a projection
+of its own here: its own generations, position, lease and wake flag."""
+DEFAULT_PARTITIONS = 4
+_partitions = DEFAULT_PARTITIONS
+
+
+def configure_partitions(count: int) -> None:
+    """Set this process's partition count (``NEEDLE_PROJECTION_PARTITIONS``, at bootstrap)."""
+    global _partitions
+    _partitions = max(1, int(count))
+
+
+def partition_count(partitions: int | None = None) -> int:
+    return _partitions if partitions is None else partitions
+
+
+def partition_name(index: int) -> str:
+    return f"{CONTRACTS}.p{index}"
+
+
+def partition_names(partitions: int | None = None) -> list[str]:
+    return [partition_name(i) for i in range(partition_count(partitions))]
+
+
+def partition_of(contract_id: Any, partitions: int | None = None) -> int:
+    """The partition a contract's views live in: CRC-32 of its canonical id, modulo N."""
+    text = str(contract_id)
+    with contextlib.suppress(ValueError):
+        text = str(UUID(text))
+    return zlib.crc32(text.encode()) % partition_count(partitions)
+
+
+def contract_partition(contract_id: Any, partitions: int | None = None) -> str:
+    return partition_name(partition_of(contract_id, partitions))
+
+
+def _tag(projection: str) -> str:
+    """A projection's keys carry its name as a Redis Cluster hash tag: one slot per partition,
+    so the Lua scripts (which touch a partition's position and its views together) run there."""
+    return "{" + projection + "}"
 
 
 def current_key(projection: str) -> str:
-    return f"{PREFIX}:proj:{projection}:current"
+    return f"{PREFIX}:proj:{_tag(projection)}:current"
 
 
 def building_key(projection: str) -> str:
-    return f"{PREFIX}:proj:{projection}:building"
+    return f"{PREFIX}:proj:{_tag(projection)}:building"
 
 
 def position_key(projection: str, generation: str) -> str:
-    return f"{PREFIX}:proj:{projection}:{generation}:position"
+    return f"{PREFIX}:proj:{_tag(projection)}:{generation}:position"
 
 
 def updated_key(projection: str, generation: str) -> str:
-    return f"{PREFIX}:proj:{projection}:{generation}:updated_at"
+    return f"{PREFIX}:proj:{_tag(projection)}:{generation}:updated_at"
 
 
 def reference_key(projection: str, generation: str) -> str:
     """The date every priority view of the generation was computed against (ISO date)."""
-    return f"{PREFIX}:proj:{projection}:{generation}:reference_date"
+    return f"{PREFIX}:proj:{_tag(projection)}:{generation}:reference_date"
 
 
 def wake_key(projection: str) -> str:
-    return f"{PREFIX}:wake:{projection}"
+    return f"{PREFIX}:wake:{_tag(projection)}"
 
 
 def lock_key(projection: str) -> str:
-    return f"{PREFIX}:lock:{projection}"
+    return f"{PREFIX}:lock:{_tag(projection)}"
 
 
 def counter_key(projection: str) -> str:
-    return f"{PREFIX}:proj:{projection}:generation_counter"
+    return f"{PREFIX}:proj:{_tag(projection)}:generation_counter"
 
 
 def generations_key(projection: str) -> str:
     """The set of the projection's existing generations (live, building, scratch)."""
-    return f"{PREFIX}:proj:{projection}:generations"
+    return f"{PREFIX}:proj:{_tag(projection)}:generations"
 
 
 def conflicts_key(generation: str, contract_id: str) -> str:
@@ -177,14 +222,16 @@ class LiveRead:
 
 
 def _position_prefix(projection: str) -> str:
-    return f"{PREFIX}:proj:{projection}:"
+    return f"{PREFIX}:proj:{_tag(projection)}:"
 
 
 def read_contract_view(
     client: Any, kind: Literal["conflicts", "priorities"], contract_id: str,
-    projection: str = CONTRACTS,
+    projection: str | None = None, partitions: int | None = None,
 ) -> LiveRead:
-    """A contract's live conflict or priority document (``value`` None if not projected yet)."""
+    """A contract's live conflict or priority document (``value`` None if not projected yet),
+    with the position of the contract's partition."""
+    projection = projection or contract_partition(contract_id, partitions)
     generation, position, raw = client.eval(
         _READ_VIEW, 1, current_key(projection), _position_prefix(projection),
         f"{kind}:{contract_id}",
@@ -194,19 +241,43 @@ def read_contract_view(
 
 
 def read_board(
-    client: Any, start: int = 0, stop: int = -1, projection: str = CONTRACTS,
+    client: Any, start: int = 0, stop: int = -1, partitions: int | None = None,
 ) -> LiveRead:
-    """Open conflicts across contracts, earliest due first (ranks ``start``..``stop``)."""
-    generation, position, items = client.eval(
-        _READ_BOARD, 1, current_key(projection), _position_prefix(projection), start, stop,
-    )
-    return LiveRead(_text_or_none(generation), int(position),
-                    [json.loads(item) for item in items if item])
+    """Open conflicts across contracts, earliest due first (ranks ``start``..``stop``),
+    merged from every partition's board.  Each partition is read atomically with its
+    position; the position answered is the lowest of them (every event at or below it
+    is on the board).  ``generation`` joins the partitions' generations."""
+    fetch = -1 if stop < 0 else stop
+    pipe = client.pipeline(transaction=False)
+    for projection in partition_names(partitions):
+        pipe.eval(_READ_BOARD, 1, current_key(projection), _position_prefix(projection),
+                  0, fetch)
+    generations, positions, merged = [], [], []
+    for generation, position, items in pipe.execute():
+        generations.append(_text_or_none(generation) or "")
+        positions.append(int(position))
+        merged.append([json.loads(item) for item in items if item])
+    ordered = list(heapq.merge(*merged, key=_due_order))
+    ordered = ordered[start:] if stop < 0 else ordered[start:stop + 1]
+    joined = ",".join(generations) if any(generations) else None
+    return LiveRead(joined, min(positions, default=0), ordered)
 
 
-def read_position(client: Any, projection: str = CONTRACTS) -> int:
-    """The live generation's position: every event at or below it is in the views."""
-    return read_contract_view(client, "conflicts", "", projection).position
+def _due_order(item: dict[str, Any]) -> tuple[float, str]:
+    """The board's order (its sorted sets score by due epoch; ties by member name)."""
+    due = datetime.fromisoformat(item["due"]).timestamp()
+    return due, f"{item['contract_id']}:{item.get('id', '')}"
+
+
+def read_position(client: Any, projection: str | None = None,
+                  partitions: int | None = None) -> int:
+    """The live position: every event at or below it is in the views.  With ``projection``
+    (one partition) that partition's; else the lowest of every partition's."""
+    names = [projection] if projection else partition_names(partitions)
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.eval(_READ_VIEW, 1, current_key(name), _position_prefix(name), "")
+    return min(int(position) for _, position, _ in pipe.execute())
 
 
 @dataclass
@@ -266,7 +337,9 @@ class ViewStore:
         return bool(self.client.sismember(generations_key(self.projection), generation))
 
     def new_generation(self) -> str:
-        generation = f"g{self.client.incr(counter_key(self.projection))}"
+        # the generation's name carries the partition's hash tag, so its view keys
+        # (``tn:view:{contracts.p0}g3:…``) share the slot of the partition's position
+        generation = f"{_tag(self.projection)}g{self.client.incr(counter_key(self.projection))}"
         self.client.sadd(generations_key(self.projection), generation)
         return generation
 

@@ -28,7 +28,7 @@ from integration.processes import stop_tree
 from integration.projection_support import clean_rebuild, live_views
 
 from workflows.settings import Settings
-from workflows.views import ViewStore
+from workflows.views import read_position
 
 from .support import ApiProcess, Burst, RedisServer, wait_until
 
@@ -97,8 +97,7 @@ def test_a_redis_crash_loses_no_view_and_the_worker_rebuilds_them_by_itself(
         assert live.status_code == 200, (live.text, api.log_tail())
         assert worker.poll() is None
         client = redis.Redis.from_url(drill_redis.url)
-        store = ViewStore(client)
-        wait_until(lambda: store.position(store.current()) >= position, 30,
+        wait_until(lambda: read_position(client) >= position, 30,
                    "the projection reaches the head")
         rebuilt = clean_rebuild(settings)
         assert live_views(client) == rebuilt

@@ -202,14 +202,20 @@ def test_admins_and_supervisors_see_each_projections_position_and_lag(world: Wor
         # when the projections are listed
         items = who.ok("GET", "/v1/admin/projections")["items"]
 
-        # then each has its position, the head of the log and the lag
-        [entry] = items
-        assert {"name", "position", "head", "lag_events", "lag_seconds", "status"} <= set(entry)
+        # then each has its position, the head of the log and the lag: ``contracts``
+        # (every partition: the lowest position) and then each partition
+        entry, *parts = items
         assert entry["name"] == "contracts"
-        assert entry["head"] >= entry["position"] >= position
-        assert entry["lag_events"] == entry["head"] - entry["position"]
-        assert entry["lag_seconds"] >= 0
-        assert entry["status"] in {"live", "catching_up", "rebuilding"}
+        assert [part["name"] for part in parts] == entry["partitions"]
+        assert [part["name"] for part in parts] == [f"contracts.p{i}" for i in range(4)]
+        for item in items:
+            assert {"name", "position", "head", "lag_events", "lag_seconds",
+                    "status"} <= set(item)
+            assert item["head"] >= item["position"] >= position
+            assert item["lag_events"] == item["head"] - item["position"]
+            assert item["lag_seconds"] >= 0
+            assert item["status"] in {"live", "catching_up", "rebuilding"}
+        assert entry["position"] == min(part["position"] for part in parts)
 
 
 def test_only_admins_and_supervisors_see_projections_and_only_admins_rebuild(
@@ -222,9 +228,35 @@ def test_only_admins_and_supervisors_see_projections_and_only_admins_rebuild(
         "/v1/admin/projections/contracts/rebuild").status_code == 403
     assert anonymous.get("/v1/admin/projections").status_code == 401
     assert anonymous.post("/v1/admin/projections/contracts/rebuild").status_code == 401
-    unknown = world.admin.post("/v1/admin/projections/webhooks/rebuild")
-    assert unknown.status_code == 404, unknown.text
-    assert unknown.json()["code"] == "not_found"
+    for name in ("webhooks", "contracts.p4", "contracts.p", "contracts.px"):
+        unknown = world.admin.post(f"/v1/admin/projections/{name}/rebuild")
+        assert unknown.status_code == 404, unknown.text
+        assert unknown.json()["code"] == "not_found"
+
+
+def test_one_partition_rebuilds_by_the_name_the_list_gives_it(world: World) -> None:
+    # given the listed partitions
+    _, _, position = contradiction(world)
+    live(world.as_("street"), f"{world.path}/conflicts", position)
+    before = {item["name"]: item for item in world.admin.ok("GET", "/v1/admin/projections")[
+        "items"]}
+
+    # when the admin rebuilds one of them by its listed name
+    started = world.admin.ok("POST", "/v1/admin/projections/contracts.p2/rebuild", 202)
+
+    # then that partition alone switches to a fresh generation
+    assert started["name"] == "contracts.p2" and "," not in started["generation"]
+    deadline = time.monotonic() + 60
+    while True:
+        after = {item["name"]: item for item in world.admin.ok(
+            "GET", "/v1/admin/projections")["items"]}
+        if after["contracts.p2"]["generation"] == started["generation"]:
+            break
+        assert time.monotonic() < deadline, after
+        time.sleep(0.05)
+    assert after["contracts.p2"]["generation"] != before["contracts.p2"]["generation"]
+    for other in ("contracts.p0", "contracts.p1", "contracts.p3"):
+        assert after[other]["generation"] == before[other]["generation"]
 
 
 def test_a_rebuild_switches_to_a_fresh_generation_while_reads_keep_working(
@@ -251,7 +283,7 @@ def test_a_rebuild_switches_to_a_fresh_generation_while_reads_keep_working(
         assert response.json()["conflicts"] == before
         assert int(response.headers[POSITION]) >= seen
         seen = int(response.headers[POSITION])
-        [entry] = world.admin.ok("GET", "/v1/admin/projections")["items"]
+        entry, *_ = world.admin.ok("GET", "/v1/admin/projections")["items"]
         if entry["status"] != "rebuilding" and entry.get("generation") == started["generation"]:
             break
         assert time.monotonic() < deadline, entry

@@ -16,7 +16,7 @@ import redis
 from workflows.bootstrap import Services, bootstrap
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.views import ViewStore
+from workflows.views import ViewStore, partition_names
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
 
@@ -87,12 +87,11 @@ def send_project(services: Services) -> None:
 def wait_caught_up(services: Services, timeout: float = 60.0, nudge_every: float = 1.0) -> None:
     """Wait until the live views reach the head with no rebuild open, sending ``project``
     now and then as beat would."""
-    store = contract_views(services).store
+    projector = contract_views(services)
     deadline = time.monotonic() + timeout
     nudged = 0.0
     while time.monotonic() < deadline:
-        live = store.current()
-        if store.position(live) >= services.app.head_position() and store.building() is None:
+        if projector.caught_up():
             return
         if time.monotonic() - nudged > nudge_every:
             send_project(services)
@@ -102,9 +101,13 @@ def wait_caught_up(services: Services, timeout: float = 60.0, nudge_every: float
                          f"{contract_views(services).status()}")
 
 
-def live_views(client: redis.Redis) -> dict[str, Any]:
-    store = ViewStore(client)
-    return store.dump(store.current())
+def live_views(client: redis.Redis, partitions: int | None = None) -> dict[str, Any]:
+    """Every partition's live views, by partition."""
+    dumped = {}
+    for name in partition_names(partitions):
+        store = ViewStore(client, name)
+        dumped[name] = store.dump(store.current())
+    return dumped
 
 
 def clean_rebuild(settings: Settings) -> dict[str, Any]:
@@ -112,10 +115,9 @@ def clean_rebuild(settings: Settings) -> dict[str, Any]:
     services = bootstrap(settings)
     try:
         projector = contract_views(services)
-        generation = projector.store.new_generation()
-        projector.catch_up(generation)
-        dumped = projector.store.dump(generation)
-        projector.store.drop(generation)
+        generations, _ = projector.catch_up_fresh()
+        dumped = projector.dump(generations)
+        projector.drop(generations)
         return dumped
     finally:
         services.close()

@@ -106,7 +106,8 @@ def test_projections_status_json_lists_each_projection(demo_settings: Settings) 
     result = run(demo_settings, "projections", "status", "--json")
     assert result.exit_code == 0, result.output
     items = json.loads(result.stdout)
-    assert [item["name"] for item in items] == ["contracts"]
+    assert [item["name"] for item in items] == ["contracts", *items[0]["partitions"]]
+    assert items[0]["partitions"] == [f"contracts.p{i}" for i in range(4)]
     assert {"position", "head", "lag_events", "status"} <= items[0].keys()
 
 

@@ -56,7 +56,7 @@ def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clea
     try:
         bulk_history(services, contracts=12, rounds=2, per_round=50)
         head = services.app.head_position()
-        store = contract_views(services).store
+        projector = contract_views(services)  # (positions: the lowest of the partitions')
         log = tmp_path / "worker.log"
 
         # when a worker is killed with SIGKILL twice while it is half way through the log
@@ -65,16 +65,16 @@ def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clea
             with workers(settings, log) as (worker,):
                 # (nudged like beat would, since the killed worker's lease must lapse first)
                 deadline = time.monotonic() + 60
-                start = store.position(store.current())
+                start = projector.position()
                 nudged = 0.0
-                while store.position(store.current()) <= start and time.monotonic() < deadline:
+                while projector.position() <= start and time.monotonic() < deadline:
                     if time.monotonic() - nudged > 0.5:
                         send_project(services)
                         nudged = time.monotonic()
                     time.sleep(0.01)
                 time.sleep(random.uniform(0.01, 0.08))
                 kill_tree(worker)
-                kills.append(store.position(store.current()))
+                kills.append(projector.position())
         assert all(0 < position < head for position in kills), (kills, head)
 
         # and a new worker takes over once the dead one's lease lapses
@@ -151,14 +151,15 @@ def test_two_projectors_racing_without_the_lease_commit_each_batch_once(
         for _ in range(90):
             random_command(services.app, rng.choice(handles), rng)
         first, second = contract_views(services), contract_views(services)
-        generation = first.store.current()
+        generations = [part.store.current() for part in first.parts]
 
         # when both catch the same generation up at the same time, batch against batch
         errors: list[BaseException] = []
 
         def drive(projector: object) -> None:
             try:
-                projector.catch_up(generation)  # type: ignore[attr-defined]
+                for part, generation in zip(projector.parts, generations, strict=True):  # type: ignore[attr-defined]
+                    part.catch_up(generation)
             except BaseException as error:  # pragma: no cover - reported below
                 errors.append(error)
 
@@ -170,7 +171,7 @@ def test_two_projectors_racing_without_the_lease_commit_each_batch_once(
 
         # then nothing was applied twice: the views equal a clean rebuild
         assert errors == []
-        assert first.store.position(generation) == services.app.head_position()
+        assert first.position() == services.app.head_position()
         assert live_views(client) == clean_rebuild(settings)
     finally:
         services.close()

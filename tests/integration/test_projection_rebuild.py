@@ -14,7 +14,7 @@ from conftest import TEST_REDIS_URL
 from workflows.bootstrap import bootstrap
 from workflows.projection_control import contract_views, request_rebuild, wake_projections
 from workflows.settings import Settings
-from workflows.views import read_board, read_contract_view
+from workflows.views import partition_of, read_board, read_contract_view
 from workflows.workload import (
     LIGHT_HOURS,
     SPARSE_SUBJECTS,
@@ -48,7 +48,10 @@ def test_a_rebuild_switches_atomically_while_reads_keep_answering(
                 issue_in_bulk(services.app, handle, 60, rng, SPARSE_SUBJECTS, LIGHT_HOURS)
         projector = contract_views(services)
         projector.run()
-        old = projector.store.current()
+        every = list(range(len(projector.parts)))
+        olds = projector.current(every)
+        part = projector.parts[partition_of(handles[0].id)]  # the read contract's partition
+        old = part.store.current()
 
         # and a reader that keeps reading a contract's view and the board
         reads: list[tuple[str | None, int, bool, bool]] = []
@@ -60,7 +63,8 @@ def test_a_rebuild_switches_atomically_while_reads_keep_answering(
                 view = read_contract_view(reader, "conflicts", handles[0].id)
                 board = read_board(reader)
                 reads.append((view.generation, view.position, view.value is not None,
-                              board.generation == view.generation or board.value != []))
+                              view.generation in (board.generation or "").split(",")
+                              or board.value != []))
             reader.close()
 
         thread = threading.Thread(target=keep_reading)
@@ -70,6 +74,7 @@ def test_a_rebuild_switches_atomically_while_reads_keep_answering(
                 # when a rebuild is asked for while commands keep arriving
                 fresh = request_rebuild(services, "contracts")
                 assert projector.status()["status"] == "rebuilding"
+                assert len(fresh.split(",")) == len(projector.parts)
                 for _ in range(30):
                     random_command(services.app, rng.choice(handles), rng)
                     wake_projections(services)
@@ -79,9 +84,14 @@ def test_a_rebuild_switches_atomically_while_reads_keep_answering(
             thread.join()
 
         # then the live generation is the rebuilt one and the old one is gone
-        store = projector.store
-        assert store.current() == fresh != old
-        assert not store.exists(old) and store.dump(old) == {}
+        # (in every partition)
+        assert projector.current(every) == fresh
+        assert set(fresh.split(",")).isdisjoint(olds.split(","))
+        for stale in olds.split(","):
+            assert all(not p.store.exists(stale) and p.store.dump(stale) == {}
+                       for p in projector.parts)
+        store = part.store
+        assert store.current() in fresh.split(",") and store.current() != old
 
         # and every read answered a whole view, and positions never went backwards
         assert reads and all(found for _, _, found, _ in reads)

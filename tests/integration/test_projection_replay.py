@@ -12,7 +12,7 @@ from workflows.bootstrap import bootstrap
 from workflows.explanations import explained
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.views import conflicts_key
+from workflows.views import conflicts_key, partition_of
 from workflows.workload import open_contracts, random_command
 
 
@@ -31,7 +31,7 @@ def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
         assert final.version >= 200
 
         # when the projector is driven one event at a time
-        projector = contract_views(services)
+        projector = contract_views(services, partition_of(handle.id)).parts[0]
         projector.batch_size = 1
         generation = projector.store.current()
         seen = []
