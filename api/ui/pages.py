@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
+from uuid import UUID
 from weakref import WeakKeyDictionary
 
 from fastapi import Query, Request, Response
@@ -42,6 +43,7 @@ from api.ui.shown import authority, weekly_load
 from domain import access
 from domain.errors import DomainError, NotFound
 from domain.resolution import Decision, Escalation
+from workflows.application import contract_id_for
 from workflows.bootstrap import Services
 
 router = ui_router()
@@ -177,6 +179,12 @@ def _directive_index(contract: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @router.get("/ui/contracts/{contract_id}", response_class=HTMLResponse)
 async def contract_page(request: Request, session: SessionDep, contract_id: str) -> Response:
+    """A contract by its UUID; ``/ui/contracts/HZ-YOUTH-2008`` (its code) redirects there."""
+    try:
+        UUID(contract_id[:64])
+    except ValueError:
+        return RedirectResponse(f"/ui/contracts/{contract_id_for(contract_id[:64])}",
+                                status_code=303)
     context = await threaded(_contract_context, services_of(request), session, contract_id[:64])
     live = await _live(request, str(context["contract"]["id"]))
     contract = context["contract"]

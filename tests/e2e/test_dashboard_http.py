@@ -104,9 +104,13 @@ def test_pages_about_a_contract_the_key_may_not_read_are_404(
     for path in (base, f"{base}/live", f"{base}/history", f"{base}/at?version=1",
                  f"{base}/diff?from_version=1&to_version=2", f"{base}/conflicts/anything"):
         assert client.get(path).status_code == 404, path
-    # while a party of the contract sees it
+    # and naming it by its code only redirects to the same 404
+    by_code = client.get(f"/ui/contracts/{world.code}")
+    assert by_code.status_code == 303 and by_code.headers["location"] == base
+    # while a party of the contract sees it, by its code too
     party = signed_in(live_server, world.keys["street"])
     assert party.get(base).status_code == 200
+    assert party.get(f"/ui/contracts/{world.code}", follow_redirects=True).status_code == 200
     assert party.get(f"{base}/history").status_code == 200
 
 
