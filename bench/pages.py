@@ -241,7 +241,9 @@ def section(results: list[dict[str, Any]], quick: bool) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     text = [f"## Dashboard pages (`bench/pages.py{' --quick' if quick else ''}`)", "",
-            f"Commit `{commit}`, {os.cpu_count()} cores.  One signed-in supervisor asks for "
+            f"Commit `{commit}`, {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} at the end (the machine is shared).  "
+            "One signed-in supervisor asks for "
             "each page in turn (one request at a time) from a separate process; medians "
             "and p95 over the repeats.  The baseline is `GET /healthz` on the same server.",
             ""]
