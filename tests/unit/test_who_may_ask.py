@@ -3,6 +3,7 @@ joint decisions, each rule on the Haizhu youth contract built in memory."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from domain.priorities import rank_directives
 from domain.resolution import Decision, Escalation
 from domain.scope import ContractScope, place_key
 from domain.values import Admission, Classification, ContractTerms, Dispute
+from domain.webhooks import EVENT_TYPES, messages_for
 
 from .givens import ADMIN_ACTOR, HAIZHU_YOUTH, actor_of, moment
 
@@ -311,3 +313,43 @@ def test_a_rejection_reopens_and_an_escalation_withdraws(contract, issue: Issue)
     record = joint.conflicts[disputed["id"]]
     assert record["proposal"] is None and record["level"] == 1
     assert [p["status"] for p in record["proposals"]] == ["rejected", "withdrawn"]
+
+
+# --- webhook messages -------------------------------------------------------------------
+
+
+def messages_of_last(contract: ServiceContract, log: list[Any], count: int = 1) -> list[str]:
+    """The §8 message types the last ``count`` events give, replayed from the events
+    (``log`` keeps every event collected so far)."""
+    log += contract.collect_events()
+    events = log
+    state: Any = None
+    for event in events[:-count]:
+        state = event.mutate(state)
+    types: list[str] = []
+    for event in events[-count:]:
+        before = copy.deepcopy(state)
+        state = event.mutate(state)
+        types += [message.type for message in messages_for(event, before, state)]
+    assert set(types) <= set(EVENT_TYPES)
+    return types
+
+
+def test_section_13_events_give_their_webhook_messages(contract, issue: Issue):
+    joint = contract(**JOINT)
+    log: list[Any] = []
+    key = issue(joint, "haichuang-street", CASEWORK)
+    joint.classify_directive(key, Classification(task_type="census", note="普查"),
+                             actor=actor_of("qichuang"), at=moment("2008-06-04"))
+    assert messages_of_last(joint, log) == ["directive.classified"]
+    joint.change_admission(Admission.model_validate({"admission": ADMITTED}),
+                           actor=ADMIN_ACTOR, at=moment("2008-06-04"))
+    assert messages_of_last(joint, log) == ["contract.updated", "conflict.opened"]
+    dispute(joint, key, "chigang-street", "people_affected")
+    assert messages_of_last(joint, log) == ["conflict.opened"]
+    disputed = kinds(joint)["disputed"][0]
+    decide(joint, "qichuang", disputed, outcome="corrected", corrections={"people_affected": 3})
+    assert messages_of_last(joint, log) == ["conflict.proposed"]
+    answer(joint, "haizhu-youth-league", disputed, True)
+    answer(joint, "haizhu-civil-affairs", disputed, True)
+    assert messages_of_last(joint, log, 3) == ["conflict.resolved", "directive.corrected"]
