@@ -153,8 +153,8 @@ def time_pages(base_url: str, key: str, contract_id: str, repeats: int) -> dict[
     assert token is not None
     signed = client.post("/ui/login", data={"key": key, "csrf": token.group(1)})
     assert signed.status_code == 303, signed.text
-    position = re.search(r'data-position="(\d+)"', client.get("/ui/").text)
-    pages = {name: path.replace("{position}", position.group(1) if position else "0")
+    token = re.search(r'data-token="([0-9.]+)"', client.get("/ui/").text)
+    pages = {name: path.replace("{position}", token.group(1) if token else "0")
              for name, path in pages_of(client, contract_id).items()}
     pages = {"baseline: GET /healthz": "/healthz", **pages}
     results: dict[str, Any] = {}

@@ -54,6 +54,22 @@ async def projection_position(request: Request) -> int:
     return await run_in_threadpool(views.read_position, client)
 
 
+async def views_token(request: Request, contract_id: str | None = None) -> str:
+    """Where the views are: every partition's position (``"12.9.30.4"``), or only the
+    partition of ``contract_id``.  A page part drawn at one token is drawn again only when
+    the token has changed (one partition may move while the lowest position stays put)."""
+    client = services_of(request).redis
+    if client is None:
+        return "0"
+
+    def read() -> str:
+        names = ([views.contract_partition(contract_id)] if contract_id
+                 else views.partition_names())
+        return ".".join(str(views.read_position(client, name)) for name in names)
+
+    return await run_in_threadpool(read)
+
+
 def threaded(function: Any, *args: Any, **kwargs: Any) -> Any:
     """``run_in_threadpool`` spelled short, for the application's blocking reads."""
     return run_in_threadpool(function, *args, **kwargs)

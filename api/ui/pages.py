@@ -29,6 +29,7 @@ from api.ui.common import (
     text_field,
     threaded,
     ui_router,
+    views_token,
 )
 from api.ui.render import (
     KIND_LABELS,
@@ -51,7 +52,7 @@ router = ui_router()
 ContractFilter = Annotated[str | None, Query(max_length=64)]
 KindFilter = Annotated[str | None, Query(max_length=40)]
 LevelFilter = Annotated[str | None, Query(max_length=3)]
-Seen = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+Seen = Annotated[str | None, Query(max_length=400, pattern=r"^[0-9.]+$")]
 PageNumber = Annotated[int, Query(alias="page", ge=1, le=100_000)]
 BOARD_PAGE = 100
 """Rows of the board on one page: the most overdue first, the rest on the next pages."""
@@ -93,7 +94,8 @@ async def _board(request: Request, session: Session, contract: str | None, kind:
     of that page straight from the view; a filter by contract reads that contract's view; any
     other filter (or a key that reads only some contracts) filters the whole board."""
     services = services_of(request)
-    context = await threaded(_board_context, services, session)
+    token = await views_token(request)  # before the read: a later move redraws the board
+    context = {**await threaded(_board_context, services, session), "token": token}
     live, now = LiveViews(services.redis), services.app.clock()
     wanted_level = int(level) if level and level.isdigit() else None
     first = (wanted_page - 1) * BOARD_PAGE
@@ -149,8 +151,8 @@ async def board_page(request: Request, session: SessionDep, contract: ContractFi
 async def board_rows(request: Request, session: SessionDep, contract: ContractFilter = None,
                      kind: KindFilter = None, level: LevelFilter = None,
                      number: PageNumber = 1, seen: Seen = None) -> Response:
-    """The board's table again, when the views have moved past ``seen`` (204 otherwise)."""
-    if seen is not None and await projection_position(request) == seen:
+    """The board's table again, when the views have moved since ``seen`` (204 otherwise)."""
+    if seen is not None and await views_token(request) == seen:
         return Response(status_code=204)
     context = await _board(request, session, contract, kind, level, number)
     return page(request, "_board_rows.html", session, **context)
@@ -166,10 +168,11 @@ def _contract_context(services: Services, session: Session, contract_id: str) ->
 
 
 async def _live(request: Request, contract_id: str) -> dict[str, Any]:
+    token = await views_token(request, contract_id)
     live = LiveViews(services_of(request).redis)
     position, conflicts = await live.conflicts(contract_id, "all", Freshness())
     _, priorities = await live.priorities(contract_id, Freshness())
-    return {"position": position, "conflicts": conflicts["conflicts"],
+    return {"position": position, "token": token, "conflicts": conflicts["conflicts"],
             "priorities": priorities}
 
 
@@ -199,9 +202,9 @@ async def contract_page(request: Request, session: SessionDep, contract_id: str)
 @router.get("/ui/contracts/{contract_id}/live", response_class=HTMLResponse)
 async def contract_live(request: Request, session: SessionDep, contract_id: str,
                         seen: Seen = None) -> Response:
-    """The contract's conflicts and ranking again, when the views have moved past ``seen``."""
+    """The contract's conflicts and ranking again, when its views have moved since ``seen``."""
     context = await threaded(_contract_context, services_of(request), session, contract_id[:64])
-    if seen is not None and await projection_position(request) == seen:
+    if seen is not None and await views_token(request, str(context["contract"]["id"])) == seen:
         return Response(status_code=204)
     live = await _live(request, str(context["contract"]["id"]))
     return page(request, "_contract_live.html", session, **context, **live,

@@ -169,6 +169,7 @@ def test_bad_query_input_is_a_422_page(live_server: LiveServer, world: World) ->
     assert client.get(f"{base}/history", params={"profile": "bogus"}).status_code == 422
     assert client.get(f"{base}/diff", params={"from_version": "0"}).status_code == 422
     assert client.get("/ui/board/rows", params={"seen": "-1"}).status_code == 422
+    assert client.get("/ui/board/rows", params={"seen": "1" * 500}).status_code == 422
 
 
 def test_the_board_redraws_only_when_the_views_have_moved(
@@ -176,12 +177,19 @@ def test_the_board_redraws_only_when_the_views_have_moved(
 ) -> None:
     client = signed_in(live_server, world.keys["supervisor"])
     board = client.get("/ui/").text
-    position = re.search(r'data-position="(\d+)"', board)
-    assert position is not None
-    unchanged = client.get("/ui/board/rows", params={"seen": position.group(1)})
+    token = re.search(r'data-token="([0-9.]+)"', board)
+    assert token is not None
+    unchanged = client.get("/ui/board/rows", params={"seen": token.group(1)})
     assert unchanged.status_code == 204
-    moved = client.get("/ui/board/rows", params={"seen": int(position.group(1)) + 10**6})
+    moved = client.get("/ui/board/rows", params={"seen": token.group(1) + "9"})
     assert moved.status_code == 200 and 'id="board-live"' in moved.text
+    # and so does a contract's live part, by its own partition's position
+    contract = client.get(f"/ui/contracts/{world.contract_id}").text
+    mine = re.search(r'id="contract-live"[^>]*data-token="([0-9.]+)"', contract)
+    assert mine is not None
+    path = f"/ui/contracts/{world.contract_id}/live"
+    assert client.get(path, params={"seen": mine.group(1)}).status_code == 204
+    assert client.get(path, params={"seen": "0.0"}).status_code == 200
 
 
 def test_operations_are_for_admins_and_supervisors_and_only_admins_rebuild(
