@@ -44,7 +44,11 @@ from report import write_section  # noqa: E402  (bench/, beside this script)
 
 from workflows.application import shanghai_date, utc_now  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
-from workflows.projection_control import contract_views, wake_projections  # noqa: E402
+from workflows.projection_control import (  # noqa: E402
+    contract_views,
+    request_rebuild,
+    wake_projections,
+)
 from workflows.projections import ContractViews  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
 from workflows.views import ViewStore, read_position  # noqa: E402
@@ -90,18 +94,50 @@ def fill_log(services: Services, events: int, contracts: int = 100) -> None:
 
 
 def catch_up_once(services: Services) -> tuple[int, float]:
+    """Every partition filled in this process, a batch of each in turn (the log read once)."""
     projector = contract_views(services)  # a fresh projector: nothing cached
-    generation = projector.store.new_generation()
     began = time.perf_counter()
-    processed, _ = projector.catch_up(generation)
+    generations, processed = projector.catch_up_fresh()
     elapsed = time.perf_counter() - began
-    projector.store.drop(generation)
+    projector.drop(generations)
     return processed, elapsed
+
+
+def scale_once(services: Services, workers: int, folder: Path) -> tuple[int, float]:
+    """A rebuild of every partition by ``workers`` worker processes (concurrency 1 each),
+    from the request to the last partition's switch: events of the log per second."""
+    started = [start_worker(services.settings, folder / f"scale-{i}.log")
+               for i in range(workers)]
+    try:
+        for _ in range(workers):  # each worker up (a ping answered) before the clock starts
+            services.celery.send_task("threadneedle.ping",
+                                      queue=services.settings.celery_queue).get(timeout=60)
+        projector = contract_views(services)
+        every = list(range(len(projector.parts)))
+        began = time.perf_counter()
+        generations = request_rebuild(services, "contracts")
+        while projector.current(every) != generations:
+            if time.perf_counter() - began > 600:
+                raise RuntimeError(f"rebuild not switched: {projector.status()}")
+            time.sleep(0.02)
+        return services.app.head_position(), time.perf_counter() - began
+    finally:
+        for worker in started:
+            stop_worker(worker)
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, 9)
+        worker.wait()
 
 
 def baseline_once(services: Services, count: int) -> tuple[int, float]:
     """One Celery task per event, each projecting its event's contract (run in-process)."""
-    projector = contract_views(services)
+    projector = contract_views(services, 0).parts[0]
     store: ViewStore = projector.store
     generation = store.new_generation()
     celery = Celery("baseline", set_as_current=False)
@@ -141,6 +177,7 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "NEEDLE_REDIS_URL": settings.redis_url or "",
         "NEEDLE_VAR_DIR": str(settings.var_dir),
         "NEEDLE_CELERY_QUEUE": settings.celery_queue,
+        "NEEDLE_PROJECTION_PARTITIONS": str(settings.projection_partitions),
     })
     with log.open("ab") as output:
         return subprocess.Popen(
@@ -242,6 +279,9 @@ def main() -> None:
     parser.add_argument("--lag-seconds", type=float)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--hot", type=int, help="directives into the one hot contract")
+    parser.add_argument("--partitions", type=int, help="NEEDLE_PROJECTION_PARTITIONS")
+    parser.add_argument("--only-catch-up", action="store_true",
+                        help="catch-up and scale-out only (no baseline, no freshness runs)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -253,7 +293,8 @@ def main() -> None:
 
     redis_url = os.environ.get("NEEDLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
     with tempfile.TemporaryDirectory() as folder:
-        settings = settings_for(redis_url, Path(folder))
+        overrides = {"projection_partitions": args.partitions} if args.partitions else {}
+        settings = settings_for(redis_url, Path(folder), **overrides)
         services = bootstrap(settings)
         assert services.redis is not None
         services.redis.flushdb()
@@ -265,6 +306,18 @@ def main() -> None:
             runs = [catch_up_once(services) for _ in range(repeats)]
             rates = [count / elapsed for count, elapsed in runs]
             print(f"  catch-up: {[f'{r:.0f}' for r in rates]} events/s", flush=True)
+            scale: dict[int, list[float]] = {}
+            for _ in range(repeats):
+                for count in (1, 2):
+                    done, elapsed = scale_once(services, count, Path(folder))
+                    scale.setdefault(count, []).append(done / elapsed)
+                    print(f"  rebuild by {count} worker(s): {done / elapsed:.0f} events/s",
+                          flush=True)
+            if args.only_catch_up:
+                for count, values in scale.items():
+                    print(f"median, {count} worker(s): {statistics.median(values):.0f}")
+                print(f"ratio: {statistics.median(scale[2]) / statistics.median(scale[1]):.2f}")
+                return
             base = [baseline_once(services, baseline_events) for _ in range(repeats)]
             base_rates = [count / elapsed for count, elapsed in base]
             print(f"  baseline: {[f'{r:.0f}' for r in base_rates]} events/s", flush=True)
@@ -287,6 +340,7 @@ def main() -> None:
             services.close()
 
     catch_up, baseline = statistics.median(rates), statistics.median(base_rates)
+    one, two = statistics.median(scale[1]), statistics.median(scale[2])
     p50 = statistics.median(percentile(run, 0.50) * 1000 for run in lag_runs)
     p99 = statistics.median(percentile(run, 0.99) * 1000 for run in lag_runs)
     info = machine()
@@ -296,6 +350,11 @@ def main() -> None:
     rows = [
         (f"catch-up from an empty view, {runs[0][0]:,} contract events on 100 contracts",
          f"{catch_up:,.0f} events/s", "≥ 10,000 events/s", verdict(catch_up >= 10_000)),
+        (f"rebuild of all {settings.projection_partitions} partitions by one worker process",
+         f"{one:,.0f} events/s", "", ""),
+        ("the same by two worker processes", f"{two:,.0f} events/s", "≥ 10,000 events/s",
+         verdict(two >= 10_000)),
+        ("two workers ÷ one", f"{two / one:,.2f} ×", "≥ 1.5 ×", verdict(two / one >= 1.5)),
         (f"baseline: one Celery task per event (`Task.apply` in-process), {base[0][0]:,} events",
          f"{baseline:,.0f} events/s", "", ""),
         ("catch-up ÷ baseline", f"{catch_up / baseline:,.1f} ×", "≥ 20 ×",
@@ -320,7 +379,9 @@ Machine: {info['nproc']} cores, `{info['uname']}`, Python {info['python']}, comm
 
 {table}
 
-Per run: catch-up {', '.join(f'{r:,.0f}' for r in rates)} events/s; baseline
+Per run: catch-up {', '.join(f'{r:,.0f}' for r in rates)} events/s; rebuild by one
+worker {', '.join(f'{r:,.0f}' for r in scale[1])}, by two
+{', '.join(f'{r:,.0f}' for r in scale[2])} events/s; baseline
 {', '.join(f'{r:,.0f}' for r in base_rates)} events/s; lag p50/p99
 {', '.join(f'{percentile(r, .5) * 1000:.1f}/{percentile(r, .99) * 1000:.1f}' for r in lag_runs)} ms.
 Batch size {settings.projection_batch_size} (`NEEDLE_PROJECTION_BATCH_SIZE`).

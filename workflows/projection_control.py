@@ -25,7 +25,7 @@ from domain.errors import NotFound
 from workflows import views
 from workflows.application import utc_now
 from workflows.bootstrap import Services
-from workflows.projections import NAME, ContractViews, RunReport
+from workflows.projections import NAME, ContractViews, RunReport, SharedBatch
 from workflows.views import ViewStore
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,11 @@ class PartitionedViews:
 
     parts: list[ContractViews]
 
+    def __post_init__(self) -> None:
+        shared = SharedBatch()
+        for part in self.parts:
+            part.shared = shared
+
     @property
     def clock(self) -> Any:
         return self.parts[0].clock
@@ -206,12 +211,15 @@ class PartitionedViews:
     def catch_up_fresh(self) -> tuple[dict[str, str], int]:
         """Fill a new generation of every partition from the whole log (lease not taken):
         for tests and benchmarks.  Answers the generations by partition and events read."""
-        generations, processed = {}, 0
-        for part in self.parts:
-            generation = part.store.new_generation()
-            done, _ = part.catch_up(generation)
-            generations[part.name] = generation
-            processed += done
+        generations = {part.name: part.store.new_generation() for part in self.parts}
+        processed, going = 0, list(self.parts)
+        while going:  # a batch of each in turn: the log is read once (``SharedBatch``)
+            for part in list(going):
+                done = part.project_batch(generations[part.name])
+                if done is None:
+                    going.remove(part)
+                else:
+                    processed = max(processed, part.store.position(generations[part.name]))
         return generations, processed
 
     def caught_up(self) -> bool:

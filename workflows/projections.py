@@ -96,6 +96,16 @@ class RunReport:
 
 
 @dataclass
+class SharedBatch:
+    """The last batch one process read, split by partition (see ``ContractViews._read``)."""
+
+    key: tuple[int, int, int] | None = None
+    count: int = 0
+    last: int | None = None
+    parts: dict[int, list[Notification]] = field(default_factory=dict)
+
+
+@dataclass
 class ContractViews:
     """Keeps the per-contract conflict and priority views and the open-conflict board."""
 
@@ -114,6 +124,9 @@ class ContractViews:
     partitions: int = 1
     """This projector keeps the contracts whose ``views.partition_of`` is ``partition``; the
     store's projection is that partition's (``contracts.p<partition>``)."""
+
+    shared: SharedBatch | None = None
+    """Set by ``PartitionedViews`` on the partitions it drives together."""
 
     def __post_init__(self) -> None:
         self.name = self.store.projection
@@ -203,17 +216,15 @@ class ContractViews:
         if head <= position:
             return None
         limit = self.batch_size
-        if head - position > self.bulk_batch_size:
-            limit = max(limit, self.bulk_batch_size)
-        notifications = self.app.recorder.select_notifications(
-            start=position + 1, limit=limit, stop=head, topics=self.topics,
-        )
-        new_position = notifications[-1].id if len(notifications) == limit else head
+        behind = head - position
+        if behind > max(self.batch_size, self.bulk_batch_size // 5):
+            # catching up: take what is left (up to bulk), not a bulk batch and a small tail
+            limit = max(limit, min(self.bulk_batch_size, behind))
+        count, last, notifications = self._read(position + 1, limit, head)
+        new_position = last if count == limit and last is not None else head
         cache = self._caches.setdefault(generation, OrderedDict())
         touched: dict[UUID, tuple[ServiceContract, int]] = {}
         for notification in notifications:
-            if self.partitions > 1 and self._partition(notification) != self.partition:
-                continue
             contract = self._advance(cache, notification)
             touched[contract.id] = (contract, notification.id)
         reference = shanghai_date(self.clock())
@@ -227,7 +238,30 @@ class ContractViews:
                 and not self.store.exists(generation):
             self._caches.pop(generation, None)
             return None  # dropped, or Redis was emptied: the caller starts again from current
-        return len(notifications)
+        return count
+
+    def _read(self, start: int, limit: int, stop: int) -> tuple[int, int | None,
+                                                                 list[Notification]]:
+        """This partition's notifications of a batch: (how many the batch read, the last
+        one's id, ours).  Partitions driven side by side in one process (``shared``) read
+        a batch once: the next partition at the same place takes its share from memory."""
+        key = (start, limit, stop)
+        shared = self.shared
+        if shared is not None and shared.key == key:
+            return shared.count, shared.last, shared.parts.get(self.partition, [])
+        notifications = self.app.recorder.select_notifications(
+            start=start, limit=limit, stop=stop, topics=self.topics,
+        )
+        last = notifications[-1].id if notifications else None
+        if self.partitions == 1:
+            return len(notifications), last, list(notifications)
+        parts: dict[int, list[Notification]] = {}
+        for notification in notifications:
+            parts.setdefault(self._partition(notification), []).append(notification)
+        if shared is not None:
+            shared.key, shared.count, shared.last, shared.parts = key, len(notifications), \
+                last, parts
+        return len(notifications), last, parts.get(self.partition, [])
 
     def _partition(self, notification: Notification) -> int:
         originator = notification.originator_id
