@@ -5,7 +5,10 @@ drafted or active, or a directive already issued (same issuer, subject and
 summary) is left as it is, so loading twice records nothing new.  The
 scenario's ``story`` then settles one conflict and escalates another, so that
 replaying HZ-YOUTH-2008 tells how its reporting demands were sorted out; a
-step whose conflict is no longer open at the level it names is already done.  The demo
+step whose conflict is no longer open at the level it names is already done.
+Its last steps are SPEC §13's on LW-PILOT-2008: the admission list, the
+provider's classification of a census dressed as a community activity, and
+the residents' dispute of the bureau's head count (each skipped when done).  The demo
 keys are kept in ``<var_dir>/demo-keys.json`` (mode 0600) so that a restart
 shows the same keys; a key that no longer authenticates (a new event store)
 is replaced.
@@ -30,7 +33,15 @@ from domain.contract import DRAFT, ServiceContract
 from domain.errors import NotFound
 from domain.organisations import Caller, KeySpec, OrganisationSpec, Role
 from domain.resolution import Decision, Escalation
-from domain.values import ContractTerms, DirectiveFields, SubscriptionPatch, SubscriptionSpec
+from domain.values import (
+    Admission,
+    Classification,
+    ContractTerms,
+    DirectiveFields,
+    Dispute,
+    SubscriptionPatch,
+    SubscriptionSpec,
+)
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
 
 DEMO_FILE = "guangzhou-demo.json"
@@ -131,7 +142,7 @@ def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = No
             app.issue_directive(callers[(issuer, Role.STAKEHOLDER.value)], contract_id, fields)
             recorded += 1
     for step in data.get("story", []):
-        recorded += _tell(app, step, callers)
+        recorded += _tell(app, step, callers) if "conflict" in step else _ask(app, step, callers)
     for code in (c["code"] for c in data["contracts"]):
         contract_id = str(contract_id_for(code))
         current = app.contract(admin, contract_id)
@@ -212,6 +223,38 @@ def _tell(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str]
         return 0
     escalation = Escalation(from_level=step["from_level"], reason=step["reason"])
     app.escalate_conflict(resolver, contract_id, conflict["id"], escalation)
+    return 1
+
+
+def _ask(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str], Caller]) -> int:
+    """A step of section 13 (who may ask for what), unless it is done: the admin replaces
+    an admission list, the provider classifies a directive, a party disputes one.
+
+    Directives are named by issuer and subject.  Answers how many commands it recorded.
+    """
+    contract_id = str(contract_id_for(step["contract"]))
+    contract = app.contract(BOOTSTRAP_ADMIN, contract_id)
+    if step["action"] == "admission":
+        admission = Admission.model_validate({"admission": step["admission"]})
+        if contract.terms.get("admission") == admission.model_dump(mode="json")["admission"]:
+            return 0
+        app.change_admission(BOOTSTRAP_ADMIN, contract_id, admission)
+        return 1
+    named = step["directive"]
+    directive = next(d for d in contract.directives.values()
+                     if (d["issuer"], d["subject"]) == (named["issuer"], named["subject"]))
+    if step["action"] == "classify":
+        if directive.get("classification"):
+            return 0
+        provider = callers[(step["by"], Role.RESOLVER.value)]
+        app.classify_directive(provider, contract_id, directive["id"], Classification(
+            task_type=step["task_type"], add_tags=step["add_tags"], note=step["note"]))
+        return 1
+    if any(d["by"] == step["by"] for d in directive.get("disputes", [])):
+        return 0
+    party = callers[(step["by"], Role.STAKEHOLDER.value)]
+    app.dispute_directive(party, contract_id, directive["id"], Dispute.model_validate(
+        {"fields": step["fields"], "reason": step["reason"]}))
     return 1
 
 
