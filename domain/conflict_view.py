@@ -81,14 +81,20 @@ def opened(
         "opened_at": at.isoformat(),
         "due": due or (at + timedelta(hours=sla_hours)).isoformat(),
         "details": details,
-        "member_changes": [],
-        "escalations": [],
-        "dissolved_version": None,
-        "dissolved_at": None,
-        "resolution": None,
-        "resolved_version": None,
-        "resolved_at": None,
     }
+
+
+SHOWN_EMPTY: dict[str, Any] = {
+    "member_changes": [], "escalations": [], "dissolved_version": None, "dissolved_at": None,
+    "resolution": None, "resolved_version": None, "resolved_at": None,
+}
+"""Fields a record holds only once they say something (a snapshot of a contract with
+thousands of conflicts stays small); ``shown`` puts them back for readers."""
+
+
+def shown(record: Record) -> dict[str, Any]:
+    """The record as the API and webhooks show it: every field, empty ones included."""
+    return {**SHOWN_EMPTY, **record}
 
 
 def continued(
@@ -104,7 +110,7 @@ def continued(
     members kept; ``level`` and ``due`` only ever rise and fall, respectively (a merge)."""
     before = set(record["members"])
     after = set(members)
-    changes = record["member_changes"]
+    changes = record.get("member_changes", [])
     if before != after:
         changes = [*changes, {"version": version, "joined": sorted(after - before),
                               "left": sorted(before - after)}]
@@ -112,7 +118,7 @@ def continued(
         **record,
         "members": members,
         "details": details,
-        "member_changes": changes,
+        **({"member_changes": changes} if changes else {}),
         "level": max(record["level"], level if level is not None else record["level"]),
         "due": min(record["due"], due, key=_moment) if due else record["due"],
     }
@@ -160,10 +166,10 @@ def escalated(
 
 def precedent(record: Record) -> dict[str, Any]:
     """A resolved conflict as a later conflict cites it (``details.precedents``)."""
-    decision = record["resolution"] or {}
+    decision = record.get("resolution") or {}
     return {"conflict_id": record["id"], "outcome": decision.get("outcome"),
             "rationale": decision.get("rationale"), "decided_by": decision.get("resolver"),
-            "version": record["resolved_version"]}
+            "version": record.get("resolved_version")}
 
 
 def lapsed(record: Record, now: datetime) -> bool:
@@ -190,7 +196,7 @@ def listed(view: Mapping[str, Record], status: str | None = None) -> list[dict[s
     else:
         raise ValidationFailed([("status", f"must be one of {', '.join((*STATUSES, 'all'))}")])
     return [
-        dict(record)
+        shown(record)
         for record in sorted(view.values(), key=lambda r: (r["opened_version"], r["id"]))
         if record["status"] in wanted
     ]

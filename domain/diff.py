@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.conflict_view import shown
 from domain.values import DirectivePatch
 
 Record = Mapping[str, Any]
@@ -132,18 +133,18 @@ def conflict_changes(
         earlier = before.get(conflict["id"])
         reopened = conflict["opened_version"] > from_version
         if earlier is None or reopened:
-            opened.append(dict(conflict))
+            opened.append(shown(conflict))
         elif len(conflict.get("member_changes") or ()) > len(earlier.get("member_changes") or ()):
-            updated.append(dict(conflict))
+            updated.append(shown(conflict))
         was = None if earlier is None or reopened else earlier["status"]
         if conflict["status"] == RESOLVED and was != RESOLVED:
-            resolved.append(dict(conflict))
+            resolved.append(shown(conflict))
         if conflict["status"] == DISSOLVED and was != DISSOLVED:
-            dissolved.append(dict(conflict))
+            dissolved.append(shown(conflict))
         from_level = 0 if earlier is None or reopened else int(earlier.get("level") or 0)
         to_level = int(conflict.get("level") or 0)
         if to_level > from_level:
-            escalated.append({**conflict, "from_level": from_level, "to_level": to_level})
+            escalated.append({**shown(conflict), "from_level": from_level, "to_level": to_level})
     return {"opened": opened, "updated": updated, "resolved": resolved,
             "dissolved": dissolved, "escalated": escalated}
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from domain import work_kinds
+from domain.conflict_view import shown
 from workflows.i18n import LANGUAGES, gettext, show_date, show_weeks
 
 Names = Mapping[str, str]
@@ -34,7 +35,7 @@ def explanations(record: Mapping[str, Any], names: Names) -> dict[str, str]:
 def explained(record: Mapping[str, Any], names: Names) -> dict[str, Any]:
     """The record with ``explanations`` and its English ``explanation``."""
     texts = explanations(record, names)
-    return {**record, "explanation": texts["en"], "explanations": texts}
+    return {**shown(record), "explanation": texts["en"], "explanations": texts}
 
 
 def in_language(record: dict[str, Any], language: str) -> dict[str, Any]:
