@@ -10,6 +10,7 @@ a contract the caller may not read is a 404 page.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -118,14 +119,47 @@ async def _board(request: Request, session: Session, contract: str | None, kind:
         return _board_page(context, items[:BOARD_PAGE], wanted_page,
                            len(items) > BOARD_PAGE, total, position, contract, kind, level)
     else:
-        position, board = await live.board(context["readable"], now, Freshness())
-        items = board["items"]
+        position, items = await _whole_board(services, token, now)
+        readable = context["readable"]
+        items = [item for item in items if item["contract_id"] in readable]
     items = [item for item in items
              if (not kind or item["kind"] == kind)
              and (wanted_level is None or item["level"] == wanted_level)]
     total = len(items)
-    return _board_page(context, items[first:first + BOARD_PAGE], wanted_page,
-                       total > first + BOARD_PAGE, total, position, contract, kind, level)
+    shown = [{**item, "overdue_seconds": _overdue(item, now.timestamp())}
+             for item in items[first:first + BOARD_PAGE]]
+    return _board_page(context, shown, wanted_page, total > first + BOARD_PAGE, total,
+                       position, contract, kind, level)
+
+
+class _Every(Collection[str]):
+    """Every contract: the whole board is read once per views token, then filtered per key."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_WHOLE_BOARDS: WeakKeyDictionary[Any, tuple[str, int, list[dict[str, Any]]]] = \
+    WeakKeyDictionary()
+"""Per application: the last whole board read, with the views token it was read at.  The
+board at one set of partition positions does not change, so a filtered board reads Redis
+only when the views have moved."""
+
+
+async def _whole_board(services: Services, token: str, now: datetime
+                       ) -> tuple[int, list[dict[str, Any]]]:
+    cached = _WHOLE_BOARDS.get(services.app)
+    if cached is not None and cached[0] == token:
+        return cached[1], cached[2]
+    position, board = await LiveViews(services.redis).board(_Every(), now, Freshness())
+    _WHOLE_BOARDS[services.app] = (token, position, board["items"])
+    return position, board["items"]
 
 
 def _board_page(context: dict[str, Any], items: list[dict[str, Any]], number: int,

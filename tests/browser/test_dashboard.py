@@ -73,6 +73,17 @@ def test_each_role_sees_its_open_conflicts_in_chinese_then_in_english(
     assert_accessible_basics(page)
     if role == "supervisor":
         screenshot(page, "board-zh")
+        # and the kind filter keeps exactly the contradictions
+        page.get_by_label("类型").select_option("contradiction")
+        page.get_by_role("button", name="筛选").click()
+        contradictions = [i for i in expected if i["kind"] == "contradiction"]
+        expect(rows).to_have_count(len(contradictions))
+        assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.kind)")) == {"contradiction"}
+        page.get_by_label("类型").select_option("")
+        page.get_by_label("层级").select_option("1")
+        page.get_by_role("button", name="筛选").click()
+        expect(rows).to_have_count(len([i for i in expected if i["level"] == 1]))
+        page.goto("/ui/")
 
     # and the language switch turns the same board into English
     page.get_by_role("link", name="English").click()
