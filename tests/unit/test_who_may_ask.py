@@ -353,3 +353,21 @@ def test_section_13_events_give_their_webhook_messages(contract, issue: Issue):
     answer(joint, "haizhu-youth-league", disputed, True)
     answer(joint, "haizhu-civil-affairs", disputed, True)
     assert messages_of_last(joint, log, 3) == ["conflict.resolved", "directive.corrected"]
+
+
+def test_contracts_recorded_before_section_13_replay_with_no_restriction(contract, issue):
+    made = contract()
+    key = issue(made, "haichuang-street", {**ROSTER, "locations": ["海幢街道"]})
+    events = list(made.collect_events())
+    for name in ("service_types", "admission", "joint_decision"):
+        del events[0].data[name]  # as a contract drafted before these terms existed
+    del events[-1].data["task_type"]
+    replayed: Any = None
+    for event in events:
+        replayed = event.mutate(replayed)
+    shown = replayed.as_dict()
+    assert (shown["service_types"], shown["admission"], shown["joint_decision"]) == ([], [], [])
+    assert "task_type" not in replayed.directive(key)
+    assert not [c for c in replayed.conflicts.values() if c["status"] == "open"]
+    dispute(replayed, key, "chigang-street", "hours_per_week")
+    assert kinds(replayed)["disputed"][0]["members"] == [key]
