@@ -421,18 +421,45 @@ class Dispute(Strict):
         return self
 
 
-class Correction(DirectivePatch):
-    """A ``corrected`` decision's new values: disputed fields only (checked by the contract)."""
+class Correction(Strict):
+    """A ``corrected`` decision's new values: disputable fields only, at least one (the
+    contract checks that each was disputed)."""
 
-    model_config = ConfigDict(json_schema_extra=_document_not_nullable)
+    model_config = ConfigDict(json_schema_extra=lambda schema: _document_correction(schema))
+
+    basis: Basis | None = None
+    citation: Citation | None = None
+    hours_per_week: Number | None = Field(default=None, ge=0, le=100_000)
+    due: IsoDate | None = None
+    people_affected: Annotated[StrictInt, Field(ge=0, le=1_000_000_000),
+                               BeforeValidator(_integral)] | None = None
+    vulnerability: Number | None = Field(default=None, ge=0, le=1)
+    tags: list[Slug] | None = Field(default=None, max_length=50)
 
     @model_validator(mode="after")
-    def _disputable_only(self) -> Correction:
-        other = self.model_fields_set - {f.value for f in DisputedField}
-        if other:
-            raise ValueError("only disputable fields can be corrected, not "
-                             f"{', '.join(sorted(other))}")
+    def _not_empty(self) -> Correction:
+        if not self.model_fields_set:
+            raise ValueError("a correction changes at least one field")
+        for name in self.model_fields_set & CORRECTION_NOT_CLEARABLE:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
         return self
+
+    def changes(self) -> dict[str, Any]:
+        dumped = self.model_dump(mode="json", by_alias=True)
+        return {name: dumped[name] for name in self.model_fields_set}
+
+
+CORRECTION_NOT_CLEARABLE = frozenset(
+    {"basis", "hours_per_week", "people_affected", "vulnerability", "tags"})
+
+
+def _document_correction(schema: dict[str, Any]) -> None:
+    schema["minProperties"] = 1
+    for name in CORRECTION_NOT_CLEARABLE:
+        field = schema["properties"][name]
+        options = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+        field.update(options[0])
 
 
 class EmptyBody(Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 ANY_KIND = "*"
 
@@ -44,7 +44,9 @@ def _known_or_any(kind: str) -> str:
     return kind if kind == ANY_KIND else _known(kind)
 
 
-WorkKind = Annotated[str, AfterValidator(_known)]
+WorkKind = Annotated[str, AfterValidator(_known),
+                     WithJsonSchema({"type": "string", "enum": list(WORK_KINDS)})]
 """A known kind of work (422 for any other)."""
-AdmittedKind = Annotated[str, AfterValidator(_known_or_any)]
+AdmittedKind = Annotated[str, AfterValidator(_known_or_any),
+                         WithJsonSchema({"type": "string", "enum": [*WORK_KINDS, ANY_KIND]})]
 """A known kind of work, or ``*`` for any."""

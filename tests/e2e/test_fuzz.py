@@ -74,6 +74,9 @@ CROSS_FIELD_RULES = re.compile("|".join((
     r"basis needs a citation",
     r"unresolvable_host",
     r"forbidden_address",
+    r"must be a stakeholder, in the escalation chain",  # joint_decision (SPEC §13)
+    r"a classification sets task_type or adds tags",
+    r"corrected outcome gives|a correction overrides nothing",
 )))
 """Refusals of schema-valid requests that JSON Schema cannot express: rules between
 fields, or facts outside the request (the contract's period, DNS, the SSRF allow-list)."""
