@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
+from api.observability import install_observability
 from api.problems import install_problem_handlers
 from api.rate_limits import RateLimitMiddleware, RateLimits
 from api.routes import api_router
@@ -69,4 +70,5 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, limits=RateLimits.of(services.settings))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    install_observability(app, services.settings, configure=owned)  # request ids, logs, traces
     return app

@@ -12,9 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import (
+    before_task_publish,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_ready,
+)
 
 from workers.schedule import beat_schedule
+from workflows import logs
 from workflows.settings import Settings
 
 # Used only when NEEDLE_REDIS_URL is unset outside ``needle up`` (which always sets it):
@@ -59,6 +67,47 @@ def create_celery(settings: Settings | None = None) -> Celery:
         beat_schedule=beat_schedule(settings),
     )
     return app
+
+
+@setup_logging.connect
+def _structured_logs(**_: object) -> None:
+    """Celery leaves logging to us (connecting here stops it configuring its own)."""
+    settings = Settings()
+    logs.configure_logging(settings.log_level, settings.log_format)
+
+
+@before_task_publish.connect
+def _carry_request_id(headers: dict[str, Any] | None = None, **_: object) -> None:
+    """A task sent while a request (or a task) has an id bound carries it along."""
+    request_id = logs.current_request_id()
+    if request_id and headers is not None:
+        headers.setdefault(logs.REQUEST_ID, request_id)
+
+
+@task_prerun.connect
+def _bind_request_id(task: Any = None, task_id: str | None = None, **_: object) -> None:
+    request = getattr(task, "request", None)
+    request_id = getattr(request, logs.REQUEST_ID, None) if request is not None else None
+    logs.bind_request_id(request_id, task=getattr(task, "name", None), task_id=task_id)
+
+
+@task_postrun.connect
+def _unbind_request_id(**_: object) -> None:
+    logs.clear()
+
+
+@worker_init.connect
+def _observability(**_: object) -> None:
+    """The worker's own ``/metrics`` port and, when on, tracing (``workers/metrics.py``)."""
+    settings = Settings()
+    if settings.tracing:
+        from workflows.tracing import start_tracing
+
+        start_tracing(settings, "threadneedle-worker")
+    if settings.worker_metrics_port:
+        from workers.metrics import serve_metrics
+
+        serve_metrics(settings.worker_metrics_port)
 
 
 @worker_ready.connect

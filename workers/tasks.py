@@ -53,6 +53,9 @@ def project(partition: int | None = None) -> int:
     """Catch the views (live and any open rebuild) up with the event log: one partition
     (a commit's wake), or every partition this worker can lease (beat's safety net)."""
     report = projection().run(budget_seconds=RUN_BUDGET_SECONDS, partition=partition)
+    if report.processed:
+        log.info("projected", extra={"partition": partition, "events": report.processed,
+                                     "complete": report.complete})
     if not report.complete:
         wake_projections(services())
     return report.processed

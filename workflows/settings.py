@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     projection_partitions: int = Field(default=4, ge=1, le=256)
     """Partitions of the contracts projection (by contract id), each with its own position,
     lease and generations, shared among the workers.  Changing it needs a rebuild."""
+    log_level: str = "INFO"
+    """Level of the structured logs (``workflows/logs.py``) of the API and the workers."""
+    log_format: Literal["json", "console"] = "json"
+    """``json``: one JSON object per line (timestamp, level, logger, event, request_id)."""
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    """A worker's Prometheus ``/metrics`` port (0: none); see ``workers/metrics.py``."""
+    tracing: bool = False
+    """OpenTelemetry traces from the API through Celery, Redis and the event store
+    (``workflows/tracing.py``; needs the ``tracing`` extra)."""
+    tracing_endpoint: str = ""
+    """OTLP/HTTP endpoint of the traces (empty: the exporter's own default and
+    ``OTEL_EXPORTER_OTLP_*`` variables)."""
 
     @field_validator("admin_key")
     @classmethod
