@@ -1,0 +1,104 @@
+"""Scale-out: two API processes and two workers on one PostgreSQL, commands on both APIs.
+
+Runs where the store is PostgreSQL (``make test-postgres``): SQLite is one machine's
+file, so several processes on one store is PostgreSQL's case.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import ADMIN_KEY, USES_POSTGRES, fresh_store
+from e2e.client import Needle, World
+from e2e.serving import start_celery
+from integration.processes import stop_tree
+from integration.projection_support import clean_rebuild, live_views
+
+from workflows.bootstrap import bootstrap
+from workflows.projection_control import contract_views
+from workflows.settings import Settings
+
+from .support import ApiProcess, Burst, all_events, check_ledger, wait_until
+
+pytestmark = pytest.mark.skipif(
+    not USES_POSTGRES, reason="one PostgreSQL for every process: runs in make test-postgres")
+
+ENV = {"NEEDLE_PROJECTION_PARTITIONS": "4", "NEEDLE_PROJECTION_LOCK_SECONDS": "5"}
+
+
+@contextmanager
+def worker(settings: Settings, log: Path) -> Iterator[None]:
+    process = start_celery(settings, log, "worker", "--concurrency", "2", "--without-mingle",
+                           "--without-gossip", "--hostname", f"scale-{uuid.uuid4().hex[:6]}@%h",
+                           **ENV)
+    try:
+        yield
+    finally:
+        stop_tree(process, grace=10)
+
+
+def test_two_apis_and_two_workers_on_one_postgresql_lose_double_and_reorder_nothing(
+    tmp_path: Path, drill_settings: Callable[..., Settings],
+    api_process: Callable[..., ApiProcess],
+) -> None:
+    # given two API processes and two workers (two pool processes each) on one PostgreSQL
+    settings = drill_settings(**fresh_store(tmp_path), projection_partitions=4)
+    apis = [api_process(settings, **ENV) for _ in range(2)]
+    for api in apis:
+        api.start()
+    admins = [Needle(api.base_url, ADMIN_KEY) for api in apis]
+    worlds = [World.build(admins[n % 2]) for n in range(4)]  # contracts over the partitions
+    before = {world.contract_id: len(all_events(admins[0], world.contract_id))
+              for world in worlds}
+    logs = [tmp_path / "worker-0.log", tmp_path / "worker-1.log"]
+    services = bootstrap(settings)
+    client = redis.Redis.from_url(settings.redis_url or "")
+    try:
+        with ExitStack() as stack:
+            for log in logs:
+                stack.enter_context(worker(settings, log))
+
+            # when clients issue directives on every contract through both APIs at once
+            bursts = [
+                Burst(apis[n % 2].base_url, world.contract_id,
+                      [world.keys["street"], world.keys["provider"]], clients=2).start()
+                for n, world in enumerate(worlds)
+            ]
+            for burst in bursts:
+                burst.wait_for_acks(12, 120, "on every contract")
+            for burst in bursts:
+                burst.stop()
+
+            # then every partition's views reach the head of the log
+            projector = contract_views(services)
+            wait_until(projector.caught_up, 60, "every partition at the head")
+
+            # and no command is lost, doubled or out of order (versions contiguous, each
+            # acknowledgement naming the event that holds it, the hash chain verified)
+            for world, burst in zip(worlds, bursts, strict=True):
+                check_ledger(admins[1], world.contract_id, burst, before[world.contract_id])
+                assert {answer.status for answer in burst.answers} == {201}
+
+            # and the views equal a clean rebuild, and each contract's live conflicts its
+            # replay at its version, read through the other API
+            assert live_views(client) == clean_rebuild(settings)
+            for n, world in enumerate(worlds):
+                reader = admins[(n + 1) % 2]
+                version = int(reader.contract(world.contract_id)["version"])
+                live = reader.ok("GET", f"{world.path}/conflicts",
+                                 params={"min_position": projector.position(), "wait": 30})
+                replayed = reader.ok("GET", f"{world.path}/conflicts",
+                                     params={"version": version})
+                assert live["conflicts"] == replayed["conflicts"]
+
+        # and both workers took a share of the partitions' work
+        for log in logs:
+            assert '"event": "projected"' in log.read_text(errors="replace"), log
+    finally:
+        client.close()
+        services.close()
