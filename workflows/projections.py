@@ -13,11 +13,19 @@ Every view document records the position of the contract's own last event it
 reflects (``position``) and its ``version``: both are facts of the log, so a
 view does not depend on how the log was cut into batches.
 
-One consumer runs at a time, under a Redis lease renewed after every batch;
-a second one leaves at once.  A commit sets a wake flag and sends a task
+The projection is split into partitions by contract id (``partition``,
+``partitions``; ``workflows.projection_control.PartitionedViews`` drives them
+together): a ``ContractViews`` keeps one partition, reading the whole log and
+skipping the other partitions' events.  One consumer runs a partition at a
+time, under that partition's Redis lease renewed after every batch; a second
+one leaves at once.  A commit sets a wake flag and sends a task
 (``workflows.projection_control.wake_projections``); the consumer deletes the
 flag before it reads the log and looks at it again before and after it lets
 the lease go, so a commit is never left waiting for the periodic safety net.
+
+Over 400 lines because reading, applying, the lease and the status of one
+partition share the projector's state (its caches and lease token); the
+partition-wide driving lives in ``projection_control``.
 """
 
 from __future__ import annotations

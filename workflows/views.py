@@ -18,6 +18,12 @@ Readers (the API) use ``read_contract_view``, ``read_board`` and
 ``read_position``: each answers the live generation's position together with
 what it read, in one atomic step, so a switch between two reads can never pair
 a view with the wrong position or a dropped generation.
+
+The contracts projection is partitioned by contract id (``partition_of``); each
+partition is a projection here, its keys tagged ``{contracts.p<i>}`` for Redis
+Cluster.  A contract's view is read from its partition; the board is merged
+from all of them.  (Just over 400 lines: the key layout, its scripts and their
+readers are kept in one place on purpose.)
 """
 
 from __future__ import annotations
