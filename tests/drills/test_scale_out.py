@@ -6,6 +6,7 @@ file, so several processes on one store is PostgreSQL's case.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,6 +19,7 @@ from e2e.client import Needle, World
 from e2e.serving import start_celery
 from integration.processes import stop_tree
 from integration.projection_support import clean_rebuild, live_views
+from integration.webhook_receiver import Answer, Receiver
 
 from workflows.bootstrap import bootstrap
 from workflows.projection_control import contract_views
@@ -28,14 +30,15 @@ from .support import ApiProcess, Burst, all_events, check_ledger, wait_until
 pytestmark = pytest.mark.skipif(
     not USES_POSTGRES, reason="one PostgreSQL for every process: runs in make test-postgres")
 
-ENV = {"NEEDLE_PROJECTION_PARTITIONS": "4", "NEEDLE_PROJECTION_LOCK_SECONDS": "5"}
+ENV = {"NEEDLE_PROJECTION_PARTITIONS": "4", "NEEDLE_PROJECTION_LOCK_SECONDS": "5",
+       "NEEDLE_WEBHOOK_ALLOWED_CIDRS": "127.0.0.0/8"}
 
 
 @contextmanager
-def worker(settings: Settings, log: Path) -> Iterator[None]:
-    process = start_celery(settings, log, "worker", "--concurrency", "2", "--without-mingle",
-                           "--without-gossip", "--hostname", f"scale-{uuid.uuid4().hex[:6]}@%h",
-                           **ENV)
+def worker(settings: Settings, log: Path, *arguments: str) -> Iterator[None]:
+    process = start_celery(settings, log, "worker", "--without-mingle", "--without-gossip",
+                           "--hostname", f"scale-{uuid.uuid4().hex[:6]}@%h",
+                           *(arguments or ("--concurrency", "2")), **ENV)
     try:
         yield
     finally:
@@ -55,13 +58,22 @@ def test_two_apis_and_two_workers_on_one_postgresql_lose_double_and_reorder_noth
     worlds = [World.build(admins[n % 2]) for n in range(4)]  # contracts over the partitions
     before = {world.contract_id: len(all_events(admins[0], world.contract_id))
               for world in worlds}
+
     logs = [tmp_path / "worker-0.log", tmp_path / "worker-1.log"]
     services = bootstrap(settings)
     client = redis.Redis.from_url(settings.redis_url or "")
     try:
         with ExitStack() as stack:
+            # (and a webhook subscription to every directive, delivered by a webhooks worker)
+            receiver = stack.enter_context(Receiver([Answer(204)]).running())
+            admins[1].ok("POST", "/v1/webhooks", 201, json={
+                "url": receiver.url("/扩容"), "event_types": ["directive.issued"],
+                "description": "扩容演练 scale-out drill"})
             for log in logs:
                 stack.enter_context(worker(settings, log))
+            stack.enter_context(worker(
+                settings, tmp_path / "webhooks.log", "--queues",
+                f"{settings.celery_queue}.webhooks", "-P", "threads", "--concurrency", "4"))
 
             # when clients issue directives on every contract through both APIs at once
             bursts = [
@@ -95,6 +107,24 @@ def test_two_apis_and_two_workers_on_one_postgresql_lose_double_and_reorder_noth
                 replayed = reader.ok("GET", f"{world.path}/conflicts",
                                      params={"version": version})
                 assert live["conflicts"] == replayed["conflicts"]
+
+            # and every directive reached the webhook once, in order per contract, no gaps
+            issued = {world.contract_id: len(burst.acked)
+                      for world, burst in zip(worlds, bursts, strict=True)}
+
+            def delivered() -> dict[str, list[int]]:
+                sequences: dict[str, list[int]] = {}
+                for request in list(receiver.received):
+                    data = json.loads(request.body)["data"]
+                    sequences.setdefault(data["contract_id"], []).append(data["sequence"])
+                return sequences
+
+            wait_until(lambda: {c: len(s) for c, s in delivered().items()} == issued, 90,
+                       f"every directive delivered once: {issued}")
+            for sequences in delivered().values():
+                assert sequences == list(range(1, len(sequences) + 1))
+            ids = [request.headers["webhook-id"] for request in receiver.received]
+            assert len(ids) == len(set(ids))
 
         # and both workers took a share of the partitions' work
         for log in logs:
