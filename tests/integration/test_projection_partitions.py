@@ -1,0 +1,76 @@
+"""The contracts projection in partitions: where each contract's views live, one Redis Cluster
+slot per partition, and a board merged across partitions in due order."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from uuid import UUID
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from workflows import views
+from workflows.bootstrap import bootstrap
+from workflows.projection_control import contract_views
+from workflows.settings import Settings
+from workflows.workload import open_contracts, random_command
+
+from .projection_support import projection_settings
+
+pytestmark = pytest.mark.stack
+
+
+def test_partitions_keep_their_own_contracts_in_one_slot_each_and_the_board_merges(
+    make_settings: Callable[..., Settings], client: redis.Redis,
+) -> None:
+    # given contracts spread over four partitions, projected
+    settings = projection_settings(make_settings(), projection_partitions=4)
+    services = bootstrap(settings)
+    try:
+        rng = random.Random(15)
+        handles = open_contracts(services.app, 12)
+        for _ in range(150):
+            random_command(services.app, rng.choice(handles), rng)
+        projector = contract_views(services)
+        assert projector.run().complete and projector.caught_up()
+
+        # then each contract's views are in its own partition and no other
+        homes = {views.partition_of(handle.id) for handle in handles}
+        assert len(homes) > 1  # the contracts really are spread
+        for handle in handles:
+            home = views.partition_of(handle.id)
+            assert views.partition_of(handle.id.upper()) == home  # any spelling of the id
+            for part in projector.parts:
+                key = views.conflicts_key(part.store.current(), handle.id)
+                assert (client.get(key) is not None) == (part.partition == home), part.name
+            read = views.read_contract_view(client, "conflicts", handle.id)
+            assert read.value is not None and read.value["contract_id"] == handle.id
+            assert read.position == projector.parts[home].store.position(
+                projector.parts[home].store.current())
+
+        # and every key of a partition (views included) hashes to that partition's one slot
+        for part in projector.parts:
+            keys = [key.decode() for key in client.scan_iter(f"*{{{part.name}}}*", count=1000)]
+            assert len(keys) > 3
+            assert {key_slot(key.encode()) for key in keys} == {
+                key_slot(views.current_key(part.name).encode())}
+
+        # and the board is every partition's open conflicts, earliest due first, pageable
+        board = views.read_board(client).value
+        expected = []
+        for part in projector.parts:
+            items = client.hgetall(views.board_items_key(part.store.current()))
+            expected += [views.json.loads(value) for value in items.values()]
+        assert sorted(board, key=views._due_order) == board
+        assert sorted(map(_member, board)) == sorted(map(_member, expected))
+        assert len({UUID(item["contract_id"]) for item in board}) > 1
+        assert views.read_board(client, 2, 5).value == board[2:6]
+        assert views.read_board(client).position == projector.position()
+    finally:
+        services.close()
+
+
+def _member(item: dict[str, object]) -> str:
+    return f"{item['contract_id']}:{item['id']}"
