@@ -97,7 +97,8 @@ class ContractState:
             hours_of[key] = round(asked * MICRO) if asked else 0
             named_groups = directive.get("target_groups") or ()
             named_places = directive.get("locations") or ()
-            kind = task_type_of(directive)
+            said = directive.get("classification") or directive.get("disputes")
+            kind = task_type_of(directive) if said else directive.get("task_type")
             if named_places or kind or not groups_in.issuperset(named_groups):
                 scope_key = (tuple(named_groups), tuple(named_places), kind)
                 if scope_key not in scoped:
@@ -109,10 +110,10 @@ class ContractState:
                 gap = scope.unadmitted(directive)
                 if gap is not None:
                     unadmitted[key] = gap
-            tags = tags_of(directive)
+            tags = tags_of(directive) if said else directive.get("tags") or ()
             if tags or untagged_rules:
-                rule_key = (tags, directive.get("basis"),
-                            "tags" in disputed_fields(directive))
+                rule_key = (tuple(tags), directive.get("basis"),
+                            bool(said) and "tags" in disputed_fields(directive))
                 broken = ruled.get(rule_key)
                 if broken is None:
                     broken = ruled[rule_key] = scope.broken_rules(directive)
