@@ -292,12 +292,13 @@ class ContractTerms(Strict):
         _unique("service_types", self.service_types)
         _unique_admission(self.admission)
         _unique("joint_decision", self.joint_decision)
-        known = {*(s.org for s in self.stakeholders), *self.escalation_chain,
-                 self.purchaser, self.provider}
-        strangers = [org for org in self.joint_decision if org not in known]
+        chain = self.escalation_chain or [self.provider, self.purchaser]  # draft's default
+        readers = {*(s.org for s in self.stakeholders), *chain}
+        strangers = [org for org in self.joint_decision if org not in readers]
         if strangers:
             raise ValueError(f"joint_decision: {', '.join(strangers)} must be a stakeholder, "
-                             "in the escalation chain, the purchaser or the provider")
+                             "in the escalation chain, or both (its keys must be able to read "
+                             "the contract)")
         return self
 
 

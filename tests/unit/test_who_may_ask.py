@@ -371,3 +371,12 @@ def test_contracts_recorded_before_section_13_replay_with_no_restriction(contrac
     assert not [c for c in replayed.conflicts.values() if c["status"] == "open"]
     dispute(replayed, key, "chigang-street", "hours_per_week")
     assert kinds(replayed)["disputed"][0]["members"] == [key]
+
+
+def test_joint_deciders_must_be_able_to_read_the_contract():
+    with pytest.raises(ValidationError, match="must be a stakeholder, in the escalation chain"):
+        ContractTerms.model_validate({**HAIZHU_YOUTH, "joint_decision": ["haizhu-gov"]})
+    without_chain = {**HAIZHU_YOUTH, "escalation_chain": [], "joint_decision": ["haizhu-gov"]}
+    assert ContractTerms.model_validate(without_chain).joint_decision == ["haizhu-gov"]
+    listed = {**HAIZHU_YOUTH, "joint_decision": ["haichuang-residents", "gz-swa"]}
+    assert ContractTerms.model_validate(listed).joint_decision == ["haichuang-residents", "gz-swa"]
