@@ -268,3 +268,13 @@ def test_decisions_on_a_contract_without_joint_decision_are_final(world: World) 
                                        json={"outcome": "upheld", "upheld": [census],
                                              "rationale": "街道已取得同意"})["version"]
     assert of_kind(world, version, "disputed", "resolved")[0]["resolution"]["outcome"] == "upheld"
+
+
+def test_a_finished_contract_takes_no_admission_list_and_no_dispute(world: World) -> None:
+    census, _ = issued(world)
+    world.admin.ok("POST", f"{world.path}/terminate")
+    problem(world.admin.put(f"{world.path}/admission", json={"admission": []}), 409)
+    problem(world.as_("provider").post(f"{world.path}/directives/{census}/disputes", json={
+        "fields": ["due"], "reason": "合同已终止"}), 409)
+    problem(world.as_("provider").post(f"{world.path}/directives/{census}/classification",
+                                       json={"task_type": "census", "note": "普查"}), 409)
