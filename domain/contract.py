@@ -550,16 +550,26 @@ class ServiceContract(ChainedAggregate):
                                          )])
             directive_id = record["members"][0]
             self._may_override(resolver, resolver_level, directive_id, verb="correct")
-            self._check_citation({**self.directives[directive_id], **outcome["corrections"]})
+            self._check_citation({**self.directives[directive_id],
+                                  **self._corrected(directive_id, outcome["corrections"])})
 
     def _decide(self, data: dict[str, Any], *, actor: Actor, at: datetime) -> None:
         """The decision takes effect; a correction is recorded after it, by the same actor."""
         self._record(self.ConflictResolved, actor=actor, at=at, data=data)
         if data["outcome"] == Outcome.CORRECTED.value:
             record = self.conflicts[data["conflict_id"]]
+            directive_id = record["members"][0]
             self._record(self.DirectiveCorrected, actor=actor, at=at, data={
-                "id": record["members"][0], "changes": data["corrections"],
+                "id": directive_id, "changes": self._corrected(directive_id, data["corrections"]),
                 "conflict_id": data["conflict_id"]})
+
+    def _corrected(self, directive_id: str, corrections: Mapping[str, Any]) -> dict[str, Any]:
+        """The changes a correction makes: a non-party's basis stays ``non_party`` (SPEC §3)."""
+        changes = dict(corrections)
+        issuer = self.directives[directive_id]["issuer"]
+        if "basis" in changes and self.standing_of(issuer) == Standing.NON_PARTY:
+            changes["basis"] = Basis.NON_PARTY.value
+        return changes
 
     def change_admission(self, admission: Admission, *, actor: Actor, at: datetime) -> None:
         self._refuse_if_finished()

@@ -380,3 +380,12 @@ def test_joint_deciders_must_be_able_to_read_the_contract():
     assert ContractTerms.model_validate(without_chain).joint_decision == ["haizhu-gov"]
     listed = {**HAIZHU_YOUTH, "joint_decision": ["haichuang-residents", "gz-swa"]}
     assert ContractTerms.model_validate(listed).joint_decision == ["haichuang-residents", "gz-swa"]
+
+
+def test_a_correction_keeps_a_non_party_basis(contract, issue: Issue):
+    made = contract()
+    key = issue(made, "haichuang-residents", {**CASEWORK, "basis": "petition"})
+    dispute(made, key, "haichuang-street", "basis")
+    [disputed] = kinds(made)["disputed"]
+    decide(made, "qichuang", disputed, outcome="corrected", corrections={"basis": "statute"})
+    assert made.directive(key)["basis"] == "non_party"
