@@ -193,8 +193,16 @@ class ConflictTracker:
                 records = [view[c] for c in self.open_on_subject.get(subject, ())
                            if view[c]["kind"] == kind.name]
                 moved |= self._reconcile(view, kind.name, found, records, version, at)
+        moved |= self._redetect_directives(view, touched, version, at)
+        self._loads_moved(view, moved, version, at)
+
+    def _redetect_directives(
+        self, view: View, keys: Iterable[str], version: int, at: datetime,
+    ) -> set[str]:
+        """Re-detect the directive kinds of these directives; answers what moved."""
+        moved: set[str] = set()
         for kind in kinds_at(DIRECTIVE):
-            for key in sorted(touched):
+            for key in sorted(keys):
                 directive = self.active.get(key)
                 found = kind.find(self, directive) if directive is not None else []
                 records = [view[c] for c, k in self.open_of_member.get(key, {}).items()
@@ -203,7 +211,7 @@ class ConflictTracker:
                     moved |= self._reconcile(
                         view, kind.name, [d for d in found if d.key == group_key],
                         [r for r in records if _rule_key(r) == group_key], version, at)
-        self._loads_moved(view, moved, version, at)
+        return moved
 
     def terms_changed(
         self, view: View, terms: Mapping[str, Any], *, version: int, at: datetime,
@@ -212,16 +220,7 @@ class ConflictTracker:
         directive against them, and move the load of those whose conflicts changed."""
         self.terms = terms
         self.scope = ContractScope(terms)
-        moved: set[str] = set()
-        for kind in kinds_at(DIRECTIVE):
-            for key in sorted(self.active):
-                found = kind.find(self, self.active[key])
-                records = [view[c] for c, k in self.open_of_member.get(key, {}).items()
-                           if k == kind.name]
-                for group_key in sorted({d.key for d in found} | {_rule_key(r) for r in records}):
-                    moved |= self._reconcile(
-                        view, kind.name, [d for d in found if d.key == group_key],
-                        [r for r in records if _rule_key(r) == group_key], version, at)
+        moved = self._redetect_directives(view, list(self.active), version, at)
         self._loads_moved(view, moved, version, at)
 
     def conflict_changed(self, view: View, record: Record, *, version: int, at: datetime) -> None:

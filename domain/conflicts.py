@@ -122,13 +122,16 @@ def detect_conflicts(terms: Mapping[str, Any], directives: Iterable[Directive]) 
     return find_conflicts(ContractState(terms, directives))
 
 
-def find_conflicts(state: ContractState) -> list[Detection]:
+def find_conflicts(
+    state: ContractState, opened: Iterable[Mapping[str, Any]] | None = None,
+) -> list[Detection]:
     """Every conflict of a prepared state, kind by kind in registration order.
 
-    This is detection without history: every conflict found counts as open,
-    so one-side conflicts share their load and blocking ones add none.  The
-    fold of a history with no decisions finds exactly these (the property tests
-    hold it to that).
+    Without ``opened`` this is detection without history: every conflict found
+    counts as open, so one-side conflicts share their load and blocking ones add
+    none (the fold of a history with no decisions finds exactly these).  With
+    ``opened`` (the open conflict records of a contract's view), the load is the
+    one those open conflicts imply, as the fold reckons it after decisions.
     """
     found: list[Detection] = []
     for kind in kinds_at(SUBJECT):
@@ -137,8 +140,15 @@ def find_conflicts(state: ContractState) -> list[Detection]:
     for kind in kinds_at(DIRECTIVE):
         for directive in state.directives:
             found += kind.find(state, directive)
-    blocked = {key for d in found if KINDS[d.kind].blocks for key in d.members}
-    sharing = [d for d in found if KINDS[d.kind].one_side]
+    sharing: Iterable[Any]
+    if opened is None:
+        blocked = {key for d in found if KINDS[d.kind].blocks for key in d.members}
+        sharing = [d for d in found if KINDS[d.kind].one_side]
+    else:
+        opened = list(opened)
+        blocked = {key for r in opened if KINDS[r["kind"]].blocks for key in r["members"]}
+        sharing = [Detection(r["kind"], tuple(r["members"]), {})
+                   for r in opened if KINDS[r["kind"]].one_side]
     load = WeeklyLoad.of_state(state, blocked=blocked, sharing=sharing)
     for kind in kinds_at(WEEKS):
         found += kind.find(load, load.first_week, load.last_week)

@@ -23,19 +23,17 @@ import copy
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.chain import ChainedAggregate
-from domain.conflicts import DIRECTIVE, KINDS, SUBJECT, WEEKS, kinds_at
+from domain.conflicts import find_conflicts
 from domain.contract import ServiceContract
 from domain.contract_state import ContractState
 from domain.resolution import Decision, Escalation
 from domain.values import Basis, DirectiveFields, DirectivePatch
-from domain.weekly_load import WeeklyLoad
 
 from .givens import ADMIN_ACTOR, GUANGZHOU, actor_of, directive_id, moment
 
@@ -131,27 +129,17 @@ def step(contract: ServiceContract, data: st.DataObject, issued: list[str]) -> N
 
 
 def assert_agrees_with_detection(contract: ServiceContract) -> None:
+    """The view against whole-state detection under the load its open conflicts imply."""
     state = ContractState(contract.terms, contract.active_directives())
     records = list(contract.conflicts.values())
     opened = [r for r in records if r["status"] == "open"]
     decided = [r for r in records if r["status"] == "resolved"]
-    found = []
-    for kind in kinds_at(SUBJECT):
-        for subject, group in state.subjects_in_common:
-            found += kind.find(state, subject, group)
-    for kind in kinds_at(DIRECTIVE):
-        for directive in state.directives:
-            found += kind.find(state, directive)
-    blocked = {m for r in opened if KINDS[r["kind"]].blocks for m in r["members"]}
-    sharing = [SimpleNamespace(members=r["members"]) for r in opened
-               if KINDS[r["kind"]].one_side]
-    load = WeeklyLoad.of_state(state, blocked=blocked, sharing=sharing)  # type: ignore[arg-type]
-    for kind in kinds_at(WEEKS):
-        found += kind.find(load, load.first_week, load.last_week)
+    found = find_conflicts(state, opened=opened)
 
     def key(kind: str, members: Any, details: dict[str, Any]) -> tuple[Any, ...]:
         where = details.get("weeks") or details.get("subject")
-        return kind, tuple(sorted(members)), str(where), details.get("rule")
+        return (kind, tuple(sorted(members)), str(where), details.get("rule"),
+                details.get("dispute"))
 
     open_keys = Counter(key(r["kind"], r["members"], r["details"]) for r in opened)
     found_keys = {key(d.kind, d.members, d.details): d for d in found}

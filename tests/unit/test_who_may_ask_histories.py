@@ -6,25 +6,27 @@ the replay from the events alone."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.chain import ChainedAggregate
-from domain.conflicts import DIRECTIVE, KINDS, SUBJECT, WEEKS, kinds_at
 from domain.contract import ServiceContract
-from domain.contract_state import ContractState
 from domain.resolution import Decision
 from domain.values import Admission, Classification, Dispute
-from domain.weekly_load import WeeklyLoad
 from domain.work_kinds import WORK_KINDS
 
 from .givens import ADMIN_ACTOR, actor_of, moment
-from .test_conflict_episodes import PROPERTY_SETTINGS, TOP, at, open_conflicts, step
+from .test_conflict_episodes import (
+    PROPERTY_SETTINGS,
+    TOP,
+    assert_agrees_with_detection,
+    at,
+    open_conflicts,
+    step,
+)
 
 KINDS_OF_WORK = [None, "casework", "census", "stability_maintenance", "community_activity"]
 PARTIES = ["haichuang-street", "chigang-street", "haizhu-youth-league", "gz-swa"]
@@ -73,42 +75,6 @@ def section_13_step(contract: ServiceContract, data: st.DataObject) -> bool:
             "outcome": "corrected", "corrections": corrections, "rationale": "核实后更正"}),
             resolver=TOP, actor=actor_of(TOP), at=when)
     return True
-
-
-def assert_agrees_with_detection(contract: ServiceContract) -> None:
-    """As in ``test_conflict_episodes``, with a dispute's id as part of its locality."""
-    state = ContractState(contract.terms, contract.active_directives())
-    records = list(contract.conflicts.values())
-    opened = [r for r in records if r["status"] == "open"]
-    decided = [r for r in records if r["status"] == "resolved"]
-    found = []
-    for kind in kinds_at(SUBJECT):
-        for subject, group in state.subjects_in_common:
-            found += kind.find(state, subject, group)
-    for kind in kinds_at(DIRECTIVE):
-        for directive in state.directives:
-            found += kind.find(state, directive)
-    blocked = {m for r in opened if KINDS[r["kind"]].blocks for m in r["members"]}
-    sharing = [SimpleNamespace(members=r["members"]) for r in opened
-               if KINDS[r["kind"]].one_side]
-    load = WeeklyLoad.of_state(state, blocked=blocked, sharing=sharing)  # type: ignore[arg-type]
-    for kind in kinds_at(WEEKS):
-        found += kind.find(load, load.first_week, load.last_week)
-
-    def key(kind: str, members: Any, details: dict[str, Any]) -> tuple[Any, ...]:
-        where = details.get("weeks") or details.get("subject")
-        return (kind, tuple(sorted(members)), str(where), details.get("rule"),
-                details.get("dispute"))
-
-    open_keys = Counter(key(r["kind"], r["members"], r["details"]) for r in opened)
-    found_keys = {key(d.kind, d.members, d.details): d for d in found}
-    assert all(count == 1 for count in open_keys.values()), "two open conflicts, one group"
-    assert set(open_keys) <= set(found_keys), "an open conflict whose condition no longer holds"
-    for group, detection in found_keys.items():
-        if group in open_keys:
-            continue
-        assert any(r["kind"] == detection.kind and set(detection.members) <= set(r["members"])
-                   for r in decided), f"a conflict found but neither open nor decided: {group}"
 
 
 @PROPERTY_SETTINGS
