@@ -63,18 +63,15 @@ def project(partition: int | None = None) -> int:
 
 @shared_task(name="threadneedle.rebuild", ignore_result=True, **RETRY)
 def rebuild(name: str) -> int:
-    """Fill a new generation from the start of the log and switch to it when caught up
-    (``contracts``: every partition; ``contracts.p<i>``: that one)."""
+    """Fill the rebuild ``request_rebuild`` opened (``contracts``: in every partition;
+    ``contracts.p<i>``: in that one) and switch to it when caught up.  The task does not
+    open one itself: a partition another task already rebuilt and switched is done."""
+    indexes = chosen_partitions(services(), name)
     views = projection()
-    processed = 0
-    for index in chosen_partitions(services(), name):
-        part = views.parts[index]
-        part.store.start_rebuild()
-        report = views.run(budget_seconds=RUN_BUDGET_SECONDS, partition=index)
-        processed += report.processed
-        if not report.complete or part.store.building():
-            wake_projections(services())  # the project task finishes the rebuild and switches
-    return processed
+    report = views.run(budget_seconds=RUN_BUDGET_SECONDS, partition=indexes[0])
+    if not report.complete or views.rebuilding(indexes):
+        wake_projections(services())  # the project task finishes the rebuild and switches
+    return report.processed
 
 
 @shared_task(name="threadneedle.refresh_priorities", ignore_result=True, **RETRY)

@@ -180,19 +180,28 @@ class PartitionedViews:
 
     def run(self, budget_seconds: float | None = None,
             partition: int | None = None) -> RunReport:
-        """Run each partition this process can lease (from a random one, so two workers
-        woken together start on different partitions), or just ``partition``."""
-        chosen = [part for part in self.parts if partition is None or part.partition == partition]
-        offset = random.randrange(len(chosen)) if chosen else 0
-        chosen = chosen[offset:] + chosen[:offset]
+        """Serve every partition this process can lease, a pass of each in turn, starting
+        from ``partition`` (the one whose wake sent the task) or a random one, until none
+        it served was woken again.  A partition whose lease another worker holds is left
+        to it (the holder looks at its wake flag before and after it lets go), so two
+        workers share the partitions, and one worker alone keeps all of them fresh: a
+        steady stream of commits to one partition cannot starve the others."""
         deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
-        processed, complete = 0, True
-        for part in chosen:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            report = part.run(budget_seconds=left)
-            processed += report.processed
-            complete = complete and report.complete
-        return RunReport(processed, complete)
+        start = partition if partition is not None else random.randrange(len(self.parts))
+        offset = next((n for n, part in enumerate(self.parts) if part.partition == start), 0)
+        pending = self.parts[offset:] + self.parts[:offset]
+        processed = 0
+        while pending:
+            again = []
+            for part in pending:
+                done, held, more = part.run_pass(deadline)
+                processed += done
+                if held and (more or part.woken()):
+                    again.append(part)
+            if again and deadline is not None and time.monotonic() >= deadline:
+                return RunReport(processed, complete=False)
+            pending = again
+        return RunReport(processed, complete=True)
 
     def refresh(self) -> int:
         return sum(part.refresh() for part in self.parts)

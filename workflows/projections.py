@@ -165,6 +165,43 @@ class ContractViews:
             if not self.store.client.exists(views.wake_key(self.name)):
                 return RunReport(processed, complete=True)
 
+    def run_pass(self, deadline: float | None) -> tuple[int, bool, bool]:
+        """One pass under the lease, if free: one batch of the live view (and, once it is
+        at the head, a few of an open rebuild), then let go, so that one worker serving
+        every partition moves them all forward in turn: a partition busy with a stream of
+        commits cannot hold the others (and so the lowest position) back.  The caller
+        (``PartitionedViews.run``) comes back while there is more or the wake flag was set
+        again.  (events, held, more); raises ``LeaseLost`` past the deadline."""
+        try:
+            with self._lease() as held:
+                if not held:
+                    return 0, False, False
+                return self._pass_held(deadline)
+        except LeaseLost:
+            return 0, True, True
+
+    def _pass_held(self, deadline: float | None) -> tuple[int, bool, bool]:
+        self.store.client.delete(views.wake_key(self.name))
+        live = self.store.current()
+        done, caught_up = self.catch_up(live, max_batches=1, deadline=deadline)
+        if not caught_up or self.store.current() != live:
+            return done, True, True
+        self.refresh_if_stale(live)
+        building = self.store.building()
+        if not (building and self.store.exists(building)):
+            return done, True, False
+        rebuilt, caught_up = self.catch_up(building, max_batches=4, deadline=deadline)
+        if caught_up and self.store.position(building) >= self.app.head_position():
+            self.refresh_if_stale(building)
+            if self.store.switch(building):
+                self._caches.pop(live, None)
+                return done + rebuilt, True, False
+        return done + rebuilt, True, True
+
+    def woken(self) -> bool:
+        """A commit has set this partition's wake flag since a run deleted it."""
+        return bool(self.store.client.exists(views.wake_key(self.name)))
+
     def _run_held(self, deadline: float | None) -> tuple[int, bool]:
         processed = 0
         while True:
@@ -236,7 +273,8 @@ class ContractViews:
             contract = self._advance(cache, notification)
             touched[contract.id] = (contract, notification.id)
         reference = shanghai_date(self.clock())
-        self._explain.use_names(self.app.organisation_names())
+        if touched:  # (a batch of other partitions' events only moves the position)
+            self._explain.use_names(self.app.organisation_names())
         ops: list[list[Any]] = []
         for contract, event_position in touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position))
