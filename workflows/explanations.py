@@ -134,7 +134,7 @@ def _over_capacity(details: Mapping[str, Any], t: _Words) -> str:
     named = [t("%(org)s on %(subject)s (%(hours)s h)", org=t.org(item["issuer"]),
                subject=item["subject"], hours=t.hours(item["hours"])) for item in heaviest]
     text = t.join(named)
-    return t("Over capacity from %(dates)s (%(count)s weeks): %(committed)s committed hours "
+    return t("Over capacity in %(dates)s (%(count)s weeks): %(committed)s committed hours "
              "a week plus the directives of %(named)s exceed the weekly capacity of "
              "%(capacity)s h by up to %(excess)s h (in the week of %(peak)s).",
              dates=show_weeks(weeks[0], weeks[-1], t.language), count=len(weeks),
