@@ -69,6 +69,9 @@ def rebuild(name: str) -> int:
     indexes = chosen_partitions(services(), name)
     views = projection()
     report = views.run(budget_seconds=RUN_BUDGET_SECONDS, partition=indexes[0])
+    if report.processed:
+        log.info("projected", extra={"partition": indexes[0], "events": report.processed,
+                                     "complete": report.complete})
     if not report.complete or views.rebuilding(indexes):
         wake_projections(services())  # the project task finishes the rebuild and switches
     return report.processed

@@ -58,9 +58,11 @@ def contract_views(services: Services, partition: int | None = None) -> Partitio
 def wake_projections(services: Services) -> bool:
     """After a commit: wake every partition whose wake is not already pending.  Never raises.
 
-    One pipeline sets each partition's flag (``SET NX EX``); a task
-    (``threadneedle.project`` with the partition's index) is sent for each flag
-    that was set, so partitions are worked on by whichever workers are free.
+    One pipeline sets each partition's flag (``SET NX EX``); when any was set,
+    one task (``threadneedle.project`` naming the first such partition) is sent:
+    a task serves every partition it can lease and comes back to any woken
+    again, and the next commit after a pass deleted a flag sends the next task,
+    which another worker takes (a partition being served is left to its holder).
     A lost wake (Redis or the broker down) only delays the views until beat's
     periodic run: the log is the truth.  Every commit may concern a webhook
     too, so this wakes the webhook dispatcher as well (``wake_webhooks``).
@@ -77,17 +79,17 @@ def wake_projections(services: Services) -> bool:
     except redis.RedisError as error:
         log.warning("projection wake skipped: %s", error)
         return False
-    sent = False
-    for index in woken:
-        try:
-            services.celery.send_task(PROJECT_TASK, args=[index],
-                                      queue=services.settings.celery_queue)
-            sent = True
-        except (BrokerUnavailable, redis.RedisError, OSError) as error:
-            log.warning("projection %s wake not sent: %s", names[index], error)
-            with contextlib.suppress(redis.RedisError):
-                services.redis.delete(views.wake_key(names[index]))
-    return sent
+    if not woken:
+        return False
+    try:  # one task: it serves every partition it can lease (``PartitionedViews.run``)
+        services.celery.send_task(PROJECT_TASK, args=[woken[0]],
+                                  queue=services.settings.celery_queue)
+    except (BrokerUnavailable, redis.RedisError, OSError) as error:
+        log.warning("projection wake not sent: %s", error)
+        with contextlib.suppress(redis.RedisError):
+            services.redis.delete(*(views.wake_key(names[index]) for index in woken))
+        return False
+    return True
 
 
 def wake_webhooks(services: Services) -> bool:
