@@ -16,9 +16,9 @@ STATIC = Path(__file__).with_name("static")
 
 
 def install_dashboard(app: FastAPI) -> None:
-    from api.ui import manage, pages, timeline
+    from api.ui import asking, manage, pages, timeline
 
-    for module in (manage, pages, timeline):
+    for module in (asking, manage, pages, timeline):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
 

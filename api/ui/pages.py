@@ -33,6 +33,7 @@ from api.ui.common import (
     views_token,
 )
 from api.ui.render import (
+    DISPUTABLE,
     KIND_LABELS,
     Labels,
     language_of,
@@ -284,7 +285,8 @@ async def _decided(request: Request, session: Session, contract_id: str, conflic
         if command == "resolve":
             decision = Decision.model_validate_json(json.dumps({
                 "outcome": form["outcome"], "upheld": form["upheld"],
-                "overridden": form["overridden"], "rationale": form["rationale"]}))
+                "overridden": form["overridden"], "rationale": form["rationale"],
+                **({"corrections": form["corrections"]} if form.get("corrections") else {})}))
             await threaded(services.app.resolve_conflict, session.caller, contract_id,
                            conflict_id, decision)
         else:
@@ -309,17 +311,39 @@ async def _decided(request: Request, session: Session, contract_id: str, conflic
                 done=None, error=error, form=form)
 
 
+def _typed(name: str, text: str) -> Any:
+    """A typed correction as JSON would carry it: numbers as numbers, tags as a list (a value
+    that does not parse stays text, so the decision's validation names it: 422)."""
+    if name == "tags":
+        return [tag for tag in text.replace("，", " ").replace(",", " ").split() if tag][:50]
+    if name in ("hours_per_week", "vulnerability", "people_affected"):
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if name == "people_affected" and number.is_integer() else number
+    return text
+
+
+def corrections(posted: Any) -> dict[str, Any]:
+    """The ``correct-<field>`` inputs of the decide form that were filled in."""
+    return {name: _typed(name, value.strip()) for name in DISPUTABLE
+            if isinstance(value := posted.get(f"correct-{name}"), str) and value.strip()}
+
+
 @router.post("/ui/contracts/{contract_id}/conflicts/{conflict_id}/resolve",
              response_class=HTMLResponse)
 async def resolve(request: Request, session: SessionDep, contract_id: str,
                   conflict_id: str) -> Response:
     posted = await checked_form(request, session)
-    form = {
+    form: dict[str, Any] = {
         "outcome": text_field(posted, "outcome", 40),
         "upheld": [v for v in posted.getlist("upheld") if isinstance(v, str)][:100],
         "overridden": [v for v in posted.getlist("overridden") if isinstance(v, str)][:100],
         "rationale": text_field(posted, "rationale"),
     }
+    if form["outcome"] == "corrected":
+        form["corrections"] = corrections(posted)
     return await _decided(request, session, contract_id[:64], conflict_id[:128], "resolve",
                           form)
 

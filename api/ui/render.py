@@ -30,7 +30,9 @@ from markupsafe import Markup
 
 from api.problems import DOMAIN_ERRORS
 from api.ui.session import LANG_COOKIE, Session
+from domain import work_kinds
 from domain.errors import DomainError
+from domain.values import Basis
 from workflows import i18n
 from workflows.bootstrap import Services
 
@@ -50,15 +52,20 @@ STATUS_LABELS = {
     "active": "Active", "withdrawn": "Withdrawn", "overridden": "Overridden",
     "draft": "Draft", "suspended": "Suspended", "terminated": "Terminated", "closed": "Closed",
     "pending": "Pending", "delivered": "Delivered", "failed": "Failed",
+    "approved": "Approved", "rejected": "Rejected", "decided": "Decided",
 }
 OUTCOME_LABELS = {
     # decisions (SPEC §6)
     "upheld": "Upheld", "merged": "Merged", "deferred": "Deferred",
-    "rejected_all": "All rejected",
+    "rejected_all": "All rejected", "corrected": "Corrected",
     # schedule outcomes of the priority view (SPEC §5)
     "scheduled": "Scheduled", "partial": "Partly scheduled", "blocked": "Blocked",
     "contested": "Contested", "covered": "Covered",
 }
+DISPUTABLE = {"basis": "Basis", "citation": "Citation", "people_affected": "People affected",
+              "vulnerability": "Vulnerability", "hours_per_week": "Hours a week",
+              "due": "Due", "tags": "Tags"}
+"""The fields a dispute may name and a correction may change (SPEC §13), with labels."""
 ROLE_LABELS = {"admin": "Admin", "supervisor": "Supervisor", "stakeholder": "Stakeholder",
                "resolver": "Resolver"}
 PROFILE_LABELS = {"contract_first": "Contract first", "client_first": "Client first"}
@@ -114,6 +121,12 @@ class Labels:
 
     def outcome(self, value: Any) -> str:
         return self.label(OUTCOME_LABELS, value)
+
+    def work(self, value: Any) -> str:
+        """A kind of work (SPEC §13) by its label; ``*`` is any kind."""
+        if value == work_kinds.ANY_KIND:
+            return self._("any kind of work")
+        return work_kinds.label(str(value), self.lang) if value else ""
 
     def role(self, value: Any) -> str:
         return self.label(ROLE_LABELS, getattr(value, "value", value))
@@ -183,7 +196,9 @@ def page(
     html = ENV.get_template(template).render(
         request=request, session=session, caller=session.caller if session else None,
         csrf=session.csrf if session else "", lang=language, t=labels, _=labels._,
-        path=request.url.path, full_path=_full_path(request), Markup=Markup, **context,
+        path=request.url.path, full_path=_full_path(request), Markup=Markup,
+        work_kinds=list(work_kinds.WORK_KINDS), any_kind=work_kinds.ANY_KIND,
+        disputable=DISPUTABLE, bases=[basis.value for basis in Basis], **context,
     )
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
