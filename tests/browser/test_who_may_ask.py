@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from workflows.application import contract_id_for
 
-from .conftest import DemoStack, sign_in
+from .conftest import NARROW, WIDE, DemoStack, sign_in
 from .test_dashboard import Contexts, assert_accessible_basics
 
 pytestmark = pytest.mark.stack
@@ -31,6 +31,9 @@ def test_a_party_disputes_a_directive_and_sees_the_disputed_conflict(
     row = page.locator("tbody tr", has_text=DEMOLITION)
     expect(row.locator(".task-type")).to_have_text("中心工作")
     assert_accessible_basics(page)
+    page.set_viewport_size(NARROW)  # the forms work on a phone too
+    assert_accessible_basics(page)
+    page.set_viewport_size(WIDE)
 
     # when they dispute the street's demolition work: its hours a week
     row.get_by_text("提出异议", exact=True).click()

@@ -365,3 +365,5 @@ def test_the_admin_edits_the_admission_list_on_the_contract_page(
         {"org": world.street, "task_types": ["casework", "community_activity"]},
         {"org": world.provider, "task_types": ["*"]}]
     assert "个案服务、社区活动" in admin.get(page).text
+    english = admin.get(page, headers={"Accept-Language": "en"}).text
+    assert "casework, community activities" in english and "any kind of work" in english
