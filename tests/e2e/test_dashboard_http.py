@@ -367,3 +367,23 @@ def test_the_admin_edits_the_admission_list_on_the_contract_page(
     assert "个案服务、社区活动" in admin.get(page).text
     english = admin.get(page, headers={"Accept-Language": "en"}).text
     assert "casework, community activities" in english and "any kind of work" in english
+
+
+def test_section_13_forms_refuse_strangers_with_404_and_a_finished_contract_with_409(
+    live_server: LiveServer, world: World,
+) -> None:
+    census = _census(world)
+    page = f"/ui/contracts/{world.contract_id}"
+    body = {"fields": ["due"], "reason": "合同已终止"}
+    outsider = signed_in(live_server, world.keys["outsider"])
+    stranger = outsider.post(f"{page}/directives/{census}/dispute",
+                             data={**body, "csrf": form_token(outsider, "/ui/")})
+    assert stranger.status_code == 404
+    provider = signed_in(live_server, world.keys["provider"])
+    token = form_token(provider, page)
+    world.admin.ok("POST", f"{world.path}/terminate")
+    version = world.version()
+    finished = provider.post(f"{page}/directives/{census}/dispute", data={**body, "csrf": token})
+    assert finished.status_code == 409 and "合同已终止" not in finished.text
+    assert f"{census}/dispute" not in provider.get(page).text
+    assert world.version() == version
