@@ -9,6 +9,7 @@ The ``threadneedle.webhooks.*`` tasks go to ``<celery_queue>.webhooks``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
@@ -107,7 +108,11 @@ def _observability(**_: object) -> None:
     if settings.worker_metrics_port:
         from workers.metrics import serve_metrics
 
-        serve_metrics(settings.worker_metrics_port)
+        try:
+            serve_metrics(settings.worker_metrics_port)
+        except OSError as error:  # the port is taken (a second worker on this machine)
+            logging.getLogger(__name__).warning(
+                "worker metrics not served on port %d: %s", settings.worker_metrics_port, error)
 
 
 @worker_ready.connect
