@@ -25,7 +25,6 @@ that this happened.  From then on a missing anchor or marker is tampering.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -49,7 +48,7 @@ from domain.chain import (
     snapshot_is_sealed,
     state_digest,
 )
-from workflows.settings import Settings
+from workflows.settings import Settings, development_key
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +63,7 @@ def chain_key(settings: Settings) -> bytes:
     """``NEEDLE_CHAIN_KEY``, else the development key file (created once, atomically)."""
     if settings.chain_key is not None:
         return settings.chain_key.get_secret_value().encode()
-    path = Path(settings.var_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48) + "\n")
-        try:
-            os.link(draft, path)  # fails if another process made one first: theirs wins
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise RuntimeError(f"{path} holds no usable chain key (32+ characters)")
-    return key.encode()
+    return development_key(Path(settings.var_dir) / KEY_FILE, "chain key").encode()
 
 
 # --- recorders that write anchors with the events -----------------------------

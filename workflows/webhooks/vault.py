@@ -74,31 +74,14 @@ class SecretUnreadable(Exception):
 def master_key(settings: Settings) -> bytes:
     """The key that wraps data keys: ``NEEDLE_WEBHOOK_SECRET_KEY`` (32+ characters), else the
     development key file, made once; stretched to 256 bits with HKDF."""
+    from workflows.settings import development_key  # settings reads webhooks' modules
+
     if settings.webhook_secret_key is not None:
         text = settings.webhook_secret_key.get_secret_value()
     else:
-        text = _development_key(Path(settings.var_dir) / KEY_FILE)
+        text = development_key(Path(settings.var_dir) / KEY_FILE, "webhook secret key")
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=b"threadneedle webhook secrets v1").derive(text.encode())
-
-
-def _development_key(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48) + "\n")
-        try:
-            os.link(draft, path)  # another process made one first: theirs wins
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise RuntimeError(f"{path} holds no usable webhook secret key (32+ characters)")
-    return key
 
 
 @dataclass(frozen=True)
