@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 from conftest import TEST_REDIS_URL
+
+from workflows.application import Threadneedle
+from workflows.demo import load_demo
+from workflows.settings import Settings
 
 
 @pytest.fixture
@@ -17,3 +21,13 @@ def client() -> Iterator[redis.Redis]:
     yield connection
     connection.flushdb()
     connection.close()
+
+
+@pytest.fixture
+def demo_settings(make_settings: Callable[..., Settings]) -> Settings:
+    """A store holding the Guangzhou demo."""
+    settings = make_settings()
+    app = Threadneedle(settings)
+    load_demo(app, settings.var_dir)
+    app.close()
+    return settings

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from cli.main import app as needle
 from workflows.application import Threadneedle, contract_id_for
-from workflows.demo import load_demo
 from workflows.settings import Settings
 
 from .processes import settings_env
 from .tampering import alter_stored_event
 
 YOUTH = "HZ-YOUTH-2008"
-
-
-@pytest.fixture
-def demo_settings(make_settings: Callable[..., Settings]) -> Settings:
-    """A store holding the Guangzhou demo."""
-    settings = make_settings()
-    app = Threadneedle(settings)
-    load_demo(app, settings.var_dir)
-    app.close()
-    return settings
 
 
 def run(settings: Settings, *args: str) -> Any:

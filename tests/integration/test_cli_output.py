@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from cli.main import app as needle
 from workflows.application import Threadneedle
-from workflows.demo import load_demo
 from workflows.settings import Settings
 
 from .processes import settings_env
 
 YOUTH = "HZ-YOUTH-2008"
-
-
-@pytest.fixture
-def demo_settings(make_settings: Callable[..., Settings]) -> Settings:
-    settings = make_settings()
-    app = Threadneedle(settings)
-    load_demo(app, settings.var_dir)
-    app.close()
-    return settings
 
 
 def run(settings: Settings, *args: str, columns: int = 240) -> Any:
