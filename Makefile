@@ -26,7 +26,7 @@ BENCH_POSTGRES ?= $(POSTGRES_URL)/postgres
 help:
 	@echo "make run            start Redis, a Celery worker and beat, and the API, with the demo loaded"
 	@echo "make test           unit, integration and end-to-end tests on SQLite (starts a Redis if none answers)"
-	@echo "make test-postgres  the application tests on a fresh PostgreSQL database at $(POSTGRES_URL)"
+	@echo "make test-postgres  integration, drills and store-dependent e2e tests on a fresh PostgreSQL database"
 	@echo "make lint           ruff and mypy"
 	@echo "make bench          every quality bar, measured (BENCH_ARGS=--quick: a few minutes)"
 	@echo "make clean          remove the virtual environment and caches (var/, the data, is kept)"
@@ -72,6 +72,14 @@ test: venv
 # the recipe exits with pytest's status.
 PG_ADMIN = $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], autocommit=True).execute(sys.argv[2])' $(POSTGRES_URL)/postgres
 
+# On PostgreSQL: the integration tests and drills, and the end-to-end tests whose
+# outcome depends on the store (anchors and audit, 64-bit bounds, versions and
+# idempotency under concurrency, timers, an outage).  The rest of the end-to-end suite
+# is store-agnostic and runs once, in `make test`, to keep CI under ten minutes.
+POSTGRES_E2E = $(addprefix tests/e2e/,test_audit_and_export.py test_audit_tampering.py \
+	test_bad_input_findings.py test_idempotency_and_versions.py test_resolution.py \
+	test_store_outage.py)
+
 test-postgres: venv
 	$(WITH_TEST_REDIS); \
 	db="needle_test_$$(date +%Y%m%d%H%M%S)_$$$$"; \
@@ -79,7 +87,7 @@ test-postgres: venv
 	trap "$$stop_redis; $(PG_ADMIN) 'DROP DATABASE IF EXISTS $$db WITH (FORCE)'" EXIT; \
 	echo "test-postgres: database $$db"; \
 	NEEDLE_EVENT_STORE="$(POSTGRES_URL)/$$db" NEEDLE_EVENT_STORE_SCHEMA= \
-		$(BIN)/pytest -q $(wildcard tests/e2e tests/integration tests/drills)
+		$(BIN)/pytest -q tests/integration tests/drills $(POSTGRES_E2E)
 
 lint: venv
 	$(BIN)/ruff check .
