@@ -330,12 +330,7 @@ def main() -> None:
                 lag_runs = [lag_run(services, lag_seconds, args.rate) for _ in range(repeats)]
                 hot_lags = lag_run(services, lag_seconds, args.rate, contracts=1, total=hot)
             finally:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.pid, 9)
-                    worker.wait()
+                stop_worker(worker)
         finally:
             services.redis.flushdb()
             services.close()

@@ -172,11 +172,6 @@ class ContractState:
     def unadmitted_by(self, directive: Directive) -> list[str] | None:
         return self.unadmitted.get(directive["id"])
 
-    def unschedulable(self, directive: Directive) -> bool:
-        """Out of scope, blocked by a rule or not admitted: tier 5, never given hours."""
-        key = directive["id"]
-        return key in self.outside or key in self.broken_rules or key in self.unadmitted
-
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _encode_string = json.encoder.encode_basestring  # what json.dumps(text, ensure_ascii=False) does

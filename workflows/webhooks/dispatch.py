@@ -125,9 +125,10 @@ class Dispatcher:
         new_position = notifications[-1].id if len(notifications) == self.batch_size else head
         subscribers = self.subscribers()
         entries: list[Entry] = []
+        names: dict[str, str] = {}  # organisations' names, read once per batch if needed
         if subscribers:
             for notification in notifications:
-                entries.extend(self.entries_for(notification, subscribers))
+                entries.extend(self.entries_for(notification, subscribers, names))
         lanes = self.outbox.write_dispatch(entries, old_position=position,
                                            new_position=new_position, now=self.clock())
         if lanes is None:  # another dispatcher wrote this batch: carry on after it
@@ -145,9 +146,12 @@ class Dispatcher:
                                     enabled=subscription.enabled))
         return found
 
-    def entries_for(self, notification: Notification,
-                    subscribers: list[Subscriber]) -> list[Entry]:
-        """The outbox rows one contract event gives (none when nobody may be told)."""
+    def entries_for(self, notification: Notification, subscribers: list[Subscriber],
+                    names: dict[str, str]) -> list[Entry]:
+        """The outbox rows one contract event gives (none when nobody may be told).
+
+        ``names`` is filled with the organisations' names the first time a conflict
+        message needs them, and shared by the rest of the batch."""
         contract_id = str(notification.originator_id)
         candidates = [s for s in subscribers if s.since < notification.id and (
             s.filter.contracts is None or contract_id in s.filter.contracts)]
@@ -156,10 +160,10 @@ class Dispatcher:
         event: Any = self.app.mapper.to_domain_event(notification)
         before, after = self._advance(notification, event)
         entries: list[Entry] = []
-        names: dict[str, str] | None = None
         for index, message in enumerate(messages_for(event, before, after)):
             if message.type.startswith("conflict."):  # explained as the views explain it
-                names = self.app.organisation_names() if names is None else names
+                if not names:
+                    names.update(self.app.organisation_names())
                 message = Message(message.type, explained(message.data, names))
             entries.extend(
                 Entry(subscriber.id, message, notification.id, index, event.timestamp,
