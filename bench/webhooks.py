@@ -27,6 +27,9 @@ URL gets a fresh schema) and ``NEEDLE_BENCH_REDIS_URL`` (default
 ``redis://127.0.0.1:6379/8``; only this run's own queues are used, nothing is
 flushed).  ``--json`` writes the numbers; ``--out`` writes the "Webhooks"
 section of a Markdown file between marker comments.
+
+Long because one script per benchmark area: its receivers, the throughput, isolation and
+multi-worker runs and the report share one set-up.
 """
 
 from __future__ import annotations

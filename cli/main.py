@@ -2,6 +2,9 @@
 
 The commands work in-process on the event store, built through the same
 composition root as the API; the operator acts as the bootstrap admin.
+
+Long because every `needle` command is a thin Typer wrapper over a use case; splitting
+the commands by module is part of issue 12.
 """
 
 from __future__ import annotations

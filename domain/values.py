@@ -3,6 +3,9 @@
 These models are the single description of each shape: the application
 builds events from them and the API uses them as request bodies, so a field
 is declared once.  Unknown fields are refused everywhere.
+
+Long because the request bodies and terms of every command validate here; moving the
+bodies beside their aggregates is part of issue 12.
 """
 
 from __future__ import annotations

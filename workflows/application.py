@@ -3,6 +3,9 @@
 Every public method takes the ``Caller`` first, checks the role table through
 ``domain.access`` and answers with plain data.  Library errors are translated
 into domain errors here, so the API maps one family of errors to HTTP.
+
+Long because the application service still holds every use case in one class; splitting
+it by resource is issue 12, not done this round.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ partition is a projection here, its keys tagged ``{contracts.p<i>}`` for Redis
 Cluster.  A contract's view is read from its partition; the board is merged
 from all of them.  (Just over 400 lines: the key layout, its scripts and their
 readers are kept in one place on purpose.)
+
+Long because the Redis keys, Lua scripts and reads of the views are one schema and
+change together.
 """
 
 from __future__ import annotations

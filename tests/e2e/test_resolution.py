@@ -6,6 +6,10 @@ sending the deadline sweep every second at once — on a fresh event store and
 a Redis database of their own (db 13)
 and a queue of their own.  A contract whose SLA is 0.0005 hours (1.8 s)
 lets a conflict lapse and climb its chain on its own within seconds.
+
+Long because one module-scoped stack (API, worker, two beats) serves the whole
+resolution story, authority and episode tests; a second module would start a second
+stack.
 """
 
 from __future__ import annotations

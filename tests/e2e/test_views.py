@@ -6,6 +6,9 @@ their own (db 14 — the integration
 tests flush db 15) and a queue of their own.  Commands wake the worker; the
 tests read the views with ``min_position`` set to the position a command
 answered, so every read sees its own writes.
+
+Long because the live views' tests share one stack and one set of helpers (issue, live,
+conflicts).
 """
 
 from __future__ import annotations

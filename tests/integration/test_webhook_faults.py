@@ -10,6 +10,8 @@ once, each verified by the Standard Webhooks reference library, in order per
 contract with ``sequence`` rising by exactly 1, the same ``webhook-id`` and
 body on every repeat; and the delivery log (``Outbox.deliveries``) says what
 happened to each message.
+
+Long because the fault drills share one receiver and one killable worker set-up.
 """
 
 from __future__ import annotations

@@ -37,6 +37,9 @@ outbox, and the sweeper sends again whatever is due and not leased).
 For tests: ``Delivery(app, outbox, client, ...)`` with a compressed
 ``schedule`` and ``deliver_lane(Lane(subscription_id, contract_id))`` or
 ``deliver_due()`` run deliveries in the test's own process.
+
+Long because the lane run (lease, fence, attempt, retry and disable rules) is one loop
+whose steps share its state.
 """
 
 from __future__ import annotations

@@ -39,6 +39,9 @@ Used by: ``workflows.webhooks.dispatch`` (``position``, ``write_dispatch``),
 ``workflows.webhooks.delivery`` (leases, ``lane_messages``,
 ``record_attempt``…), the sweeper (``due_lanes``) and the API
 (``deliveries``, ``redeliver``, ``recover``).
+
+Long because the outbox's tables, dispatcher log, leases, attempts and delivery log
+still share one class; splitting it by job is issue 12.
 """
 
 from __future__ import annotations
