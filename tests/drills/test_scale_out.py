@@ -138,8 +138,12 @@ def test_two_apis_and_two_workers_on_one_postgresql_lose_double_and_reorder_noth
             wait_until(switched, 90, "every partition rebuilt and switched")
             assert live_views(client) == clean_rebuild(settings)
 
+        # both workers took part: each projected events, or ran a partition's rebuild task
+        # (which of two idle workers gets which of the four tasks is the broker's choice,
+        # and a partition another worker already caught up has nothing left to project)
         for log in logs:
-            assert '"event": "projected"' in log.read_text(errors="replace"), log
+            text = log.read_text(errors="replace")
+            assert '"event": "projected"' in text or "'contracts.p" in text, log
     finally:
         client.close()
         services.close()
