@@ -7,12 +7,14 @@ The test that decides a conflict runs last: it changes the demo's state.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from workflows.application import contract_id_for
 from workflows.i18n import show_weeks
@@ -37,6 +39,10 @@ def assert_accessible_basics(page: Page) -> None:
     """Every control has a label (or a name of its own) and the page does not scroll sideways."""
     assert page.evaluate(UNLABELLED_CONTROLS) == []
     width = page.viewport_size["width"] if page.viewport_size else 1280
+    # after a viewport change the chart resizes on its own next frames: let layout settle
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_function(f"document.documentElement.scrollWidth <= {width + 1}",
+                               timeout=5000)
     assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
 
 
