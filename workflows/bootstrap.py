@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from workflows.application import Threadneedle
+from workflows.messaging import celery_client
 from workflows.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,9 +26,7 @@ class Services:
     def celery(self) -> Celery:
         """The Celery app tasks are sent through (by name), built on first use."""
         if self._celery is None:
-            from workers.celery_app import create_celery
-
-            self._celery = create_celery(self.settings)
+            self._celery = celery_client(self.settings)
         return self._celery
 
     def close(self) -> None:
