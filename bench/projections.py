@@ -42,7 +42,8 @@ import redis  # noqa: E402
 from celery import Celery  # noqa: E402
 from report import write_section  # noqa: E402  (bench/, beside this script)
 
-from workflows.application import shanghai_date, utc_now  # noqa: E402
+from domain.shanghai_calendar import shanghai_date  # noqa: E402
+from workflows.application import utc_now  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
 from workflows.projection_control import (  # noqa: E402
     contract_views,

@@ -26,7 +26,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from workflows.i18n import SHANGHAI
+from domain.shanghai_calendar import SHANGHAI
 from workflows.replay import Step, Timeline
 
 WIDTH = 90

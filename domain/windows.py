@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -44,6 +44,13 @@ def week_label(number: int) -> str:
 
 def week_monday(number: int) -> date:
     return date.fromordinal(number * 7 + 1)
+
+
+def week_dates(label: str) -> tuple[date, date]:
+    """The Monday and Sunday of an ISO week label such as ``2008-W24``."""
+    year, _, week = label.partition("-W")
+    monday = date.fromisocalendar(int(year), int(week), 1)
+    return monday, monday + timedelta(days=6)
 
 
 @dataclass(frozen=True, slots=True)

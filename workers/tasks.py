@@ -15,8 +15,8 @@ from typing import Any
 import redis
 from celery import shared_task
 
+from domain.shanghai_calendar import shanghai_date
 from workers.runtime import projection, services, webhook_delivery, webhook_dispatcher
-from workflows.application import shanghai_date
 from workflows.projection_control import (
     WEBHOOKS,
     chosen_partitions,

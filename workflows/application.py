@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from copy import deepcopy
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
-from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.persistence import IntegrityError, Transcoder
@@ -50,6 +49,7 @@ from domain.organisations import (
 )
 from domain.priorities import priority_view
 from domain.resolution import SLA_EXPIRED, Approval, Decision, Escalation
+from domain.shanghai_calendar import shanghai_date
 from domain.subscriptions import (
     BY_OWNER,
     Subscription,
@@ -103,8 +103,6 @@ WEBHOOK_DELIVERY = Caller(
 )
 """Who the delivery workers act as when they disable an endpoint (after a 410, or failing)."""
 KEY_PREFIX = "ndl_"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-"""Whose calendar decides urgency: "today" and replay reference dates are dates there."""
 
 
 class ContentionError(DomainError):
@@ -143,13 +141,6 @@ class Change:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def shanghai_date(moment: datetime) -> date:
-    """The calendar date in Asia/Shanghai at ``moment`` (a naive moment is taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(SHANGHAI).date()
 
 
 def conflicts_of(contract: ServiceContract) -> dict[str, dict[str, Any]]:
@@ -1199,5 +1190,5 @@ def event_record(event: ChainedAggregate.Event) -> dict[str, Any]:
 
 __all__ = [
     "SLA_TIMER", "CommandResult", "Threadneedle", "asdict", "conflicts_of", "contract_id_for",
-    "event_record", "shanghai_date",
+    "event_record",
 ]

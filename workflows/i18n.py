@@ -15,12 +15,11 @@ it spans.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from babel.core import Locale, negotiate_locale
 from babel.dates import format_date, format_datetime
@@ -28,9 +27,11 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from domain.shanghai_calendar import SHANGHAI, shanghai_time
+from domain.windows import week_dates
+
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCALE_DIR = Path(__file__).with_name("locale")
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}
 
@@ -92,20 +93,11 @@ def locale_of(language: str) -> Locale:
     return Locale.parse(_BABEL_LOCALE.get(language, _BABEL_LOCALE["en"]))
 
 
-def local_time(moment: datetime | str) -> datetime:
-    """``moment`` in Asia/Shanghai (a naive moment is taken as UTC)."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-    return moment.astimezone(SHANGHAI)
-
-
 def show_time(moment: datetime | str | None, language: str) -> str:
     """A moment as a person in Guangzhou reads it, e.g. ``2008年6月12日 17:00``."""
     if moment is None:
         return ""
-    local = local_time(moment)
+    local = shanghai_time(moment)
     if language == "zh":
         return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
     return format_datetime(local, "d MMM y HH:mm", tzinfo=SHANGHAI, locale=locale_of("en"))
@@ -117,13 +109,6 @@ def show_date(day: date | str, language: str) -> str:
     if language == "zh":
         return f"{day.year}年{day.month}月{day.day}日"
     return format_date(day, "d MMM y", locale=locale_of("en"))
-
-
-def week_dates(label: str) -> tuple[date, date]:
-    """The Monday and Sunday of an ISO week label such as ``2008-W24``."""
-    year, _, week = label.partition("-W")
-    monday = date.fromisocalendar(int(year), int(week), 1)
-    return monday, monday + timedelta(days=6)
 
 
 def show_weeks(first: str, last: str | None, language: str) -> str:

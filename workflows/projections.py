@@ -50,8 +50,9 @@ from eventsourcing.utils import get_topic
 from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
 from domain.priorities import priority_view
+from domain.shanghai_calendar import shanghai_date
 from workflows import views
-from workflows.application import Threadneedle, shanghai_date
+from workflows.application import Threadneedle
 from workflows.explanations import Explainer
 from workflows.views import ViewStore
 

@@ -28,7 +28,8 @@ from domain.diff import ContractAt, conflict_changes, contract_diff
 from domain.errors import NotFound, ValidationFailed
 from domain.organisations import Caller
 from domain.priorities import effective_policy, rank_directives
-from workflows.application import Threadneedle, shanghai_date
+from domain.shanghai_calendar import shanghai_date
+from workflows.application import Threadneedle
 
 TOP = 3
 
