@@ -9,6 +9,7 @@ from api.routes import (
     admin,
     admission,
     conflicts,
+    conflicts_and_priorities,
     contracts,
     diff,
     directives,
@@ -16,14 +17,13 @@ from api.routes import (
     history,
     keys,
     organizations,
-    views,
     webhooks,
 )
 
 # Every successful command wakes the projections, here and nowhere else.
 api_router = APIRouter(dependencies=[Depends(wake_after_commands, scope="function")])
-for module in (organizations, keys, contracts, directives, conflicts, admission, views, history,
-               diff, webhooks, admin, health):
+for module in (organizations, keys, contracts, directives, conflicts, admission,
+               conflicts_and_priorities, history, diff, webhooks, admin, health):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]
