@@ -28,13 +28,16 @@ def history(active_contract: ServiceContract, issue: Callable[..., str]) -> Even
     )
     active_contract.change_policy(
         Policy.model_validate({"profile": "client_first"}),
-        actor=ADMIN_ACTOR, at=moment("2008-03-11"),
+        actor=ADMIN_ACTOR,
+        at=moment("2008-03-11"),
     )
     report = issue(active_contract, "haichuang-street", WEEKLY_REPORT, name="report")
     visits = issue(active_contract, "haizhu-civil-affairs", LOW_INCOME_VISITS, name="visits")
     active_contract.amend_directive(
-        visits, DirectivePatch.model_validate({"hours_per_week": 30}),
-        actor=actor_of("haizhu-civil-affairs"), at=moment("2008-06-05"),
+        visits,
+        DirectivePatch.model_validate({"hours_per_week": 30}),
+        actor=actor_of("haizhu-civil-affairs"),
+        at=moment("2008-06-05"),
     )
     active_contract.withdraw_directive(
         report, actor=actor_of("haichuang-street"), at=moment("2008-06-06")
@@ -66,7 +69,9 @@ def test_every_event_carries_its_actor_and_the_previous_hash(history: Events) ->
         assert set(event.actor) == {"org", "principal"}
         assert event.hash == event.expected_hash()
     assert [e.actor["org"] for e in history[-3:]] == [
-        "haizhu-civil-affairs", "haizhu-civil-affairs", "haichuang-street",
+        "haizhu-civil-affairs",
+        "haizhu-civil-affairs",
+        "haichuang-street",
     ]
 
 
@@ -109,11 +114,19 @@ def test_rehashing_an_altered_event_breaks_the_link_from_the_next(history: Event
     # given an altered event whose own hash the forger recomputed
     original = history[4]
     data = {**original.data, "value": {"format": "forged"}}
-    forged = tampered(original, data=data, hash=record_hash(
-        type_name=original.type_name(), aggregate_id=original.originator_id,
-        version=original.originator_version, at=original.timestamp,
-        actor=original.actor, data=data, prev_hash=original.prev_hash,
-    ))
+    forged = tampered(
+        original,
+        data=data,
+        hash=record_hash(
+            type_name=original.type_name(),
+            aggregate_id=original.originator_id,
+            version=original.originator_version,
+            at=original.timestamp,
+            actor=original.actor,
+            data=data,
+            prev_hash=original.prev_hash,
+        ),
+    )
 
     # when verified, then the event after it no longer links to it
     report = verify_chain([*history[:4], forged, *history[5:]])
@@ -190,3 +203,36 @@ def test_a_snapshot_restores_the_head_hash(
 def test_an_empty_history_verifies_as_nothing() -> None:
     report = verify_chain([])
     assert (report.verified, report.events, report.head) == (True, 0, GENESIS)
+
+
+def test_a_snapshot_stores_records_once_and_restores_them_exactly(
+    active_contract: ServiceContract, history: Events
+) -> None:
+    # given a contract with two directives, when a snapshot of it is taken
+    snapshot = ServiceContract.Snapshot.take(active_contract)
+
+    # then its directive records do not repeat the ids that key them
+    stored = snapshot.state["directives"]
+    assert len(stored) == 2
+    assert all("id" not in record for record in stored.values())
+
+    # and the restored contract holds the same records, fields in the same order
+    restored = snapshot.mutate(None)
+    assert restored.directives == active_contract.directives
+    assert restored.conflicts == active_contract.conflicts
+    for key, record in active_contract.directives.items():
+        assert list(restored.directives[key]) == list(record)
+    assert restored.head_hash == history[-1].hash
+
+
+def test_a_snapshot_keeps_whole_a_record_whose_id_is_not_its_first_field(
+    active_contract: ServiceContract, history: Events
+) -> None:
+    # given a record stored with its id elsewhere than first (as no applier writes it)
+    key, record = next(iter(active_contract.directives.items()))
+    active_contract.directives[key] = {**{k: v for k, v in record.items() if k != "id"}, "id": key}
+
+    # when a snapshot is taken and restored, then that record comes back unchanged
+    snapshot = ServiceContract.Snapshot.take(active_contract)
+    assert snapshot.state["directives"][key]["id"] == key
+    assert snapshot.mutate(None).directives[key] == active_contract.directives[key]
