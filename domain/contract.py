@@ -24,7 +24,6 @@ from uuid import UUID
 from domain.chain import ChainedAggregate
 from domain.conflict_tracker import ConflictTracker
 from domain.conflict_view import OPEN, escalated, lapsed, legacy_id, resolved
-from domain.directives import Basis, Classification, DirectiveFields, DirectivePatch, Dispute
 from domain.errors import (
     AlreadyExists,
     ConflictNotOpen,
@@ -42,24 +41,26 @@ from domain.errors import (
     ProposalPending,
     ValidationFailed,
 )
-from domain.organisations import Actor
 from domain.resolution import SLA_EXPIRED, Decision, Escalation, Outcome, settled
 from domain.scope import OPEN_DISPUTE
-from domain.terms import (
+from domain.values import (
     CONFIDENTIALITY_RULE,
     Admission,
+    Basis,
+    Classification,
     ContractTerms,
+    DirectiveFields,
+    DirectivePatch,
+    Dispute,
     Policy,
     StakeholderSpec,
     Standing,
 )
 
+Actor = Mapping[str, str]
+
 DRAFT, ACTIVE, SUSPENDED, TERMINATED, CLOSED = (
-    "draft",
-    "active",
-    "suspended",
-    "terminated",
-    "closed",
+    "draft", "active", "suspended", "terminated", "closed",
 )
 FINISHED = frozenset({TERMINATED, CLOSED})
 
@@ -74,16 +75,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 
 WITHDRAWN, OVERRIDDEN = "withdrawn", "overridden"
 PENDING = "pending"
-PROPOSED_FIELDS = (
-    "outcome",
-    "upheld",
-    "overridden",
-    "rationale",
-    "corrections",
-    "resolver",
-    "resolver_level",
-    "level",
-)
+PROPOSED_FIELDS = ("outcome", "upheld", "overridden", "rationale", "corrections",
+                   "resolver", "resolver_level", "level")
 # Terms added after the first contracts were recorded (SPEC §13): absent means no restriction.
 NEW_TERMS: dict[str, Any] = {"service_types": [], "admission": [], "joint_decision": []}
 CITED_BASES = frozenset({Basis.STATUTE.value, Basis.CONTRACT.value})
@@ -160,13 +153,10 @@ class ServiceContract(ChainedAggregate):
         """
         copied = object.__new__(type(self))
         memo[id(self)] = copied
-        copied.__dict__.update(
-            {
-                name: dict(value) if name in SHARED_RECORDS else copy.deepcopy(value, memo)
-                for name, value in self.__dict__.items()
-                if name not in DERIVED
-            }
-        )
+        copied.__dict__.update({
+            name: dict(value) if name in SHARED_RECORDS else copy.deepcopy(value, memo)
+            for name, value in self.__dict__.items() if name not in DERIVED
+        })
         tracker: ConflictTracker | None = self.__dict__.get("_tracker")
         if tracker is not None:
             copied.__dict__["_tracker"] = tracker.copy(copied.terms)
@@ -231,12 +221,8 @@ class ServiceContract(ChainedAggregate):
         def apply(self, contract: ServiceContract) -> None:
             tracker = contract._conflict_tracker()
             contract.terms["admission"] = list(self.data["admission"])
-            tracker.terms_changed(
-                contract.conflicts,
-                contract.terms,
-                version=self.originator_version,
-                at=self.timestamp,
-            )
+            tracker.terms_changed(contract.conflicts, contract.terms,
+                                  version=self.originator_version, at=self.timestamp)
 
     class DirectiveClassified(ChainedAggregate.Event):
         """The provider's classification: a kind of work and tags added, the issuer's kept."""
@@ -246,9 +232,8 @@ class ServiceContract(ChainedAggregate):
             earlier = directive.get("classification") or {}
             directive["classification"] = {
                 "task_type": self.data.get("task_type") or earlier.get("task_type"),
-                "tags": list(
-                    dict.fromkeys([*earlier.get("tags", []), *self.data.get("add_tags", [])])
-                ),
+                "tags": list(dict.fromkeys([*earlier.get("tags", []),
+                                            *self.data.get("add_tags", [])])),
                 "note": self.data["note"],
                 "by": self.actor["org"],
                 "version": self.originator_version,
@@ -260,12 +245,8 @@ class ServiceContract(ChainedAggregate):
 
         def apply(self, contract: ServiceContract) -> None:
             directive = dict(contract.directives[self.data["id"]])
-            dispute = {
-                **self.data["dispute"],
-                "status": OPEN_DISPUTE,
-                "version": self.originator_version,
-                "at": self.timestamp.isoformat(),
-            }
+            dispute = {**self.data["dispute"], "status": OPEN_DISPUTE,
+                       "version": self.originator_version, "at": self.timestamp.isoformat()}
             directive["disputes"] = [*directive.get("disputes", []), dispute]
             contract._directives_changed([directive], self.originator_version, self.timestamp)
 
@@ -284,53 +265,29 @@ class ServiceContract(ChainedAggregate):
         def apply(self, contract: ServiceContract) -> None:
             record = contract.conflicts[self.data["conflict_id"]]
             proposal = {key: value for key, value in self.data.items() if key != "conflict_id"}
-            proposal.update(
-                status=PENDING,
-                approvals=[],
-                proposed_version=self.originator_version,
-                proposed_at=self.timestamp.isoformat(),
-                proposed_by=self.actor["org"],
-            )
-            contract._conflict_changed(
-                {**record, "proposal": proposal}, self.originator_version, self.timestamp
-            )
+            proposal.update(status=PENDING, approvals=[], proposed_version=self.originator_version,
+                            proposed_at=self.timestamp.isoformat(), proposed_by=self.actor["org"])
+            contract._conflict_changed({**record, "proposal": proposal},
+                                       self.originator_version, self.timestamp)
 
     class DecisionApproved(ChainedAggregate.Event):
         def apply(self, contract: ServiceContract) -> None:
             record = contract.conflicts[self.data["conflict_id"]]
             proposal = dict(record["proposal"])
-            proposal["approvals"] = [
-                *proposal["approvals"],
-                {
-                    "org": self.data["org"],
-                    "approve": True,
-                    "note": self.data["note"],
-                    "version": self.originator_version,
-                },
-            ]
-            contract._conflict_changed(
-                {**record, "proposal": proposal}, self.originator_version, self.timestamp
-            )
+            proposal["approvals"] = [*proposal["approvals"], {
+                "org": self.data["org"], "approve": True, "note": self.data["note"],
+                "version": self.originator_version}]
+            contract._conflict_changed({**record, "proposal": proposal},
+                                       self.originator_version, self.timestamp)
 
     class DecisionRejected(ChainedAggregate.Event):
         """A listed organisation's rejection: the conflict is open again, the proposal kept."""
 
         def apply(self, contract: ServiceContract) -> None:
             record = contract.conflicts[self.data["conflict_id"]]
-            contract._conflict_changed(
-                _proposal_closed(
-                    record,
-                    "rejected",
-                    {
-                        "org": self.data["org"],
-                        "approve": False,
-                        "note": self.data["note"],
-                        "version": self.originator_version,
-                    },
-                ),
-                self.originator_version,
-                self.timestamp,
-            )
+            contract._conflict_changed(_proposal_closed(record, "rejected", {
+                "org": self.data["org"], "approve": False, "note": self.data["note"],
+                "version": self.originator_version}), self.originator_version, self.timestamp)
 
     class ConflictResolved(ChainedAggregate.Event):
         """A resolver's decision: the conflict is resolved; its overridden members leave.
@@ -347,16 +304,11 @@ class ServiceContract(ChainedAggregate):
             if record is not None and record.get("proposal"):
                 record = {**record, "proposal": {**record["proposal"], "status": "approved"}}
             if record is not None:
-                contract._conflict_changed(
-                    resolved(record, decision, version=version, at=at), version, at
-                )
+                contract._conflict_changed(resolved(record, decision, version=version, at=at),
+                                           version, at)
             overridden = [
-                {
-                    **contract.directives[key],
-                    "status": OVERRIDDEN,
-                    "overridden_version": version,
-                    "overridden_by": record["id"] if record else self.data["conflict_id"],
-                }
+                {**contract.directives[key], "status": OVERRIDDEN, "overridden_version": version,
+                 "overridden_by": record["id"] if record else self.data["conflict_id"]}
                 for key in self.data["overridden"]
                 if contract.directives[key]["status"] == "active"
             ]
@@ -374,25 +326,14 @@ class ServiceContract(ChainedAggregate):
                 return  # recorded under the first fold, on a run it no longer finds
             if (record.get("proposal") or {}).get("status") == PENDING:
                 record = _proposal_closed(record, "withdrawn", None)
-            contract._conflict_changed(
-                escalated(
-                    record,
-                    to_level=self.data["to_level"],
-                    reason=self.data["reason"],
-                    by=self.actor["org"],
-                    version=self.originator_version,
-                    at=self.timestamp,
-                    sla_hours=float(contract.terms["resolution_sla_hours"]),
-                ),
-                self.originator_version,
-                self.timestamp,
-            )
+            contract._conflict_changed(escalated(
+                record, to_level=self.data["to_level"], reason=self.data["reason"],
+                by=self.actor["org"], version=self.originator_version, at=self.timestamp,
+                sla_hours=float(contract.terms["resolution_sla_hours"]),
+            ), self.originator_version, self.timestamp)
 
     def _directives_changed(
-        self,
-        updated: list[dict[str, Any]],
-        version: int,
-        at: datetime,
+        self, updated: list[dict[str, Any]], version: int, at: datetime,
     ) -> None:
         """Store new or changed directives and fold the conflicts they change at ``version``.
 
@@ -405,20 +346,15 @@ class ServiceContract(ChainedAggregate):
             self.directives[directive["id"]] = directive
         tracker.directives_changed(self.conflicts, changes, version=version, at=at)
 
-    def _dispute_closed(
-        self, record: Mapping[str, Any], outcome: str, version: int, at: datetime
-    ) -> None:
+    def _dispute_closed(self, record: Mapping[str, Any], outcome: str, version: int,
+                        at: datetime) -> None:
         """A decided dispute is closed on its directive (still active: not overridden)."""
         directive = self.directives.get(record["members"][0])
         if directive is None or directive["status"] != "active":
             return
         dispute_id = record["details"]["dispute"]
-        disputes = [
-            {**d, "status": "decided", "outcome": outcome, "decided_version": version}
-            if d["id"] == dispute_id
-            else d
-            for d in directive.get("disputes", [])
-        ]
+        disputes = [{**d, "status": "decided", "outcome": outcome, "decided_version": version}
+                    if d["id"] == dispute_id else d for d in directive.get("disputes", [])]
         self._directives_changed([{**directive, "disputes": disputes}], version, at)
 
     def _conflict_changed(self, record: dict[str, Any], version: int, at: datetime) -> None:
@@ -441,9 +377,7 @@ class ServiceContract(ChainedAggregate):
             qualifiers = (
                 [f"{details['weeks'][0]}..{details['weeks'][-1]}"]
                 if candidate["kind"] == "over_capacity"
-                else [details["rule"]]
-                if candidate["kind"] == "rule_violation"
-                else []
+                else [details["rule"]] if candidate["kind"] == "rule_violation" else []
             )
             if legacy_id(candidate["kind"], candidate["members"], *qualifiers) == conflict_id:
                 return candidate
@@ -452,9 +386,8 @@ class ServiceContract(ChainedAggregate):
     def _conflict_tracker(self) -> ConflictTracker:
         tracker: ConflictTracker | None = self.__dict__.get("_tracker")
         if tracker is None:
-            tracker = ConflictTracker(
-                str(self.id), self.terms, self.directives.values(), self.conflicts
-            )
+            tracker = ConflictTracker(str(self.id), self.terms, self.directives.values(),
+                                      self.conflicts)
             self.__dict__["_tracker"] = tracker
         return tracker
 
@@ -487,9 +420,7 @@ class ServiceContract(ChainedAggregate):
     def change_policy(self, policy: Policy, *, actor: Actor, at: datetime) -> None:
         self._refuse_if_finished()
         self._record(
-            self.PolicyChanged,
-            actor=actor,
-            at=at,
+            self.PolicyChanged, actor=actor, at=at,
             data=policy.model_dump(mode="json", exclude_none=True),
         )
 
@@ -518,8 +449,7 @@ class ServiceContract(ChainedAggregate):
             raise AlreadyExists(f"directive {key} already exists")
         data = fields.model_dump(mode="json", by_alias=True)
         data["window"] = data["window"] or {
-            "from": self.terms["period"]["start"],
-            "to": self.terms["period"]["end"],
+            "from": self.terms["period"]["start"], "to": self.terms["period"]["end"],
         }
         self._check_window(data["window"])
         if self.standing_of(issuer) == Standing.NON_PARTY:
@@ -536,17 +466,14 @@ class ServiceContract(ChainedAggregate):
         changes = patch.changes()
         if "window" in changes:
             changes["window"] = changes["window"] or {
-                "from": self.terms["period"]["start"],
-                "to": self.terms["period"]["end"],
+                "from": self.terms["period"]["start"], "to": self.terms["period"]["end"],
             }
             self._check_window(changes["window"])
         if "basis" in changes and self.standing_of(directive["issuer"]) == Standing.NON_PARTY:
             changes["basis"] = Basis.NON_PARTY.value
         self._check_citation({**directive, **changes})
         self._record(
-            self.DirectiveAmended,
-            actor=actor,
-            at=at,
+            self.DirectiveAmended, actor=actor, at=at,
             data={"id": directive_id, "changes": changes},
         )
 
@@ -556,13 +483,7 @@ class ServiceContract(ChainedAggregate):
         self._record(self.DirectiveWithdrawn, actor=actor, at=at, data={"id": directive_id})
 
     def resolve_conflict(
-        self,
-        conflict_id: str,
-        decision: Decision,
-        *,
-        resolver: str,
-        actor: Actor,
-        at: datetime,
+        self, conflict_id: str, decision: Decision, *, resolver: str, actor: Actor, at: datetime,
     ) -> None:
         """Record ``resolver``'s decision on an open conflict (its overridden members leave).
 
@@ -572,43 +493,28 @@ class ServiceContract(ChainedAggregate):
         self._require_active("resolve a conflict")
         record = self._open_conflict(conflict_id, "decided")
         if (record.get("proposal") or {}).get("status") == PENDING:
-            raise ProposalPending(
-                f"conflict {conflict_id} has a decision awaiting approval by "
-                f"{', '.join(self.joint_deciders)}; escalate to withdraw it"
-            )
+            raise ProposalPending(f"conflict {conflict_id} has a decision awaiting approval by "
+                                  f"{', '.join(self.joint_deciders)}; escalate to withdraw it")
         resolver_level = self._authority(resolver, record, "decide")
         outcome = settled(decision, record["members"])
         self._check_decision(record, outcome, resolver, resolver_level)
-        data = {
-            "conflict_id": conflict_id,
-            **outcome,
-            "resolver": resolver,
-            "resolver_level": resolver_level,
-            "level": record["level"],
-        }
+        data = {"conflict_id": conflict_id, **outcome,
+                "resolver": resolver, "resolver_level": resolver_level,
+                "level": record["level"]}
         if set(self.joint_deciders) - {resolver}:
             self._record(self.DecisionProposed, actor=actor, at=at, data=data)
         else:
             self._decide(data, actor=actor, at=at)
 
     def answer_proposal(
-        self,
-        conflict_id: str,
-        *,
-        org: str,
-        approve: bool,
-        note: str,
-        actor: Actor,
-        at: datetime,
+        self, conflict_id: str, *, org: str, approve: bool, note: str, actor: Actor, at: datetime,
     ) -> None:
         """A ``joint_decision`` organisation approves or rejects a proposed decision; the last
         approval makes it take effect (recorded with the approver as actor)."""
         self._require_active("answer a proposed decision")
         if org not in self.joint_deciders:
-            raise Forbidden(
-                f"{org} is not among the organisations whose approval decisions on "
-                f"{self.code} need ({', '.join(self.joint_deciders) or 'none'})"
-            )
+            raise Forbidden(f"{org} is not among the organisations whose approval decisions on "
+                            f"{self.code} need ({', '.join(self.joint_deciders) or 'none'})")
         record = self._open_conflict(conflict_id, "decided")
         proposal = record.get("proposal") or {}
         if proposal.get("status") != PENDING:
@@ -623,38 +529,19 @@ class ServiceContract(ChainedAggregate):
         approved = {a["org"] for a in proposal["approvals"]} | {org, proposal["resolver"]}
         if approved >= set(self.joint_deciders):
             members = set(record["members"])
-            gone = [
-                key for key in (*decided["upheld"], *decided["overridden"]) if key not in members
-            ]
+            gone = [key for key in (*decided["upheld"], *decided["overridden"])
+                    if key not in members]
             if gone:
-                raise ValidationFailed(
-                    [
-                        (
-                            "approve",
-                            f"{', '.join(gone)} left the conflict since "
-                            "the proposal; reject it and decide again",
-                        )
-                    ]
-                )
+                raise ValidationFailed([("approve", f"{', '.join(gone)} left the conflict since "
+                                                    "the proposal; reject it and decide again")])
         self._record(self.DecisionApproved, actor=actor, at=at, data=data)
         if approved >= set(self.joint_deciders):
-            self._decide(
-                {
-                    "conflict_id": conflict_id,
-                    **decided,
-                    "approved_by": sorted(approved & set(self.joint_deciders)),
-                },
-                actor=actor,
-                at=at,
-            )
+            self._decide({"conflict_id": conflict_id, **decided,
+                          "approved_by": sorted(approved & set(self.joint_deciders))},
+                         actor=actor, at=at)
 
-    def _check_decision(
-        self,
-        record: Mapping[str, Any],
-        outcome: Mapping[str, Any],
-        resolver: str,
-        resolver_level: int,
-    ) -> None:
+    def _check_decision(self, record: Mapping[str, Any], outcome: Mapping[str, Any],
+                        resolver: str, resolver_level: int) -> None:
         """Authority (SPEC §6) over what is overridden, endorsed or corrected (SPEC §13)."""
         for directive_id in outcome["overridden"]:
             self._may_override(resolver, resolver_level, directive_id)
@@ -667,23 +554,13 @@ class ServiceContract(ChainedAggregate):
             fields = set(record["details"]["fields"])
             undisputed = sorted(set(outcome["corrections"]) - fields)
             if undisputed:
-                raise ValidationFailed(
-                    [
-                        (
-                            "corrections",
-                            f"{', '.join(undisputed)} not disputed "
-                            f"(disputed: {', '.join(sorted(fields))})",
-                        )
-                    ]
-                )
+                raise ValidationFailed([("corrections", f"{', '.join(undisputed)} not disputed "
+                                                        f"(disputed: {', '.join(sorted(fields))})",
+                                         )])
             directive_id = record["members"][0]
             self._may_override(resolver, resolver_level, directive_id, verb="correct")
-            self._check_citation(
-                {
-                    **self.directives[directive_id],
-                    **self._corrected(directive_id, outcome["corrections"]),
-                }
-            )
+            self._check_citation({**self.directives[directive_id],
+                                  **self._corrected(directive_id, outcome["corrections"])})
 
     def _decide(self, data: dict[str, Any], *, actor: Actor, at: datetime) -> None:
         """The decision takes effect; a correction is recorded after it, by the same actor."""
@@ -691,16 +568,9 @@ class ServiceContract(ChainedAggregate):
         if data["outcome"] == Outcome.CORRECTED.value:
             record = self.conflicts[data["conflict_id"]]
             directive_id = record["members"][0]
-            self._record(
-                self.DirectiveCorrected,
-                actor=actor,
-                at=at,
-                data={
-                    "id": directive_id,
-                    "changes": self._corrected(directive_id, data["corrections"]),
-                    "conflict_id": data["conflict_id"],
-                },
-            )
+            self._record(self.DirectiveCorrected, actor=actor, at=at, data={
+                "id": directive_id, "changes": self._corrected(directive_id, data["corrections"]),
+                "conflict_id": data["conflict_id"]})
 
     def _corrected(self, directive_id: str, corrections: Mapping[str, Any]) -> dict[str, Any]:
         """The changes a correction makes: a non-party's basis stays ``non_party`` (SPEC §3)."""
@@ -712,38 +582,22 @@ class ServiceContract(ChainedAggregate):
 
     def change_admission(self, admission: Admission, *, actor: Actor, at: datetime) -> None:
         self._refuse_if_finished()
-        self._record(
-            self.AdmissionChanged, actor=actor, at=at, data=admission.model_dump(mode="json")
-        )
+        self._record(self.AdmissionChanged, actor=actor, at=at,
+                     data=admission.model_dump(mode="json"))
 
     def classify_directive(
-        self,
-        directive_id: str,
-        classification: Classification,
-        *,
-        actor: Actor,
-        at: datetime,
+        self, directive_id: str, classification: Classification, *, actor: Actor, at: datetime,
     ) -> None:
         """The provider's classification of a directive (its kind of work, tags it adds)."""
         self._require_active("classify a directive")
         if actor["org"] != self.terms["provider"]:
             raise Forbidden(f"only the provider ({self.terms['provider']}) classifies directives")
         self._active_directive(directive_id, "classified")
-        self._record(
-            self.DirectiveClassified,
-            actor=actor,
-            at=at,
-            data={"id": directive_id, **classification.model_dump(mode="json")},
-        )
+        self._record(self.DirectiveClassified, actor=actor, at=at,
+                     data={"id": directive_id, **classification.model_dump(mode="json")})
 
     def dispute_directive(
-        self,
-        directive_id: str,
-        dispute: Dispute,
-        *,
-        by: str,
-        actor: Actor,
-        at: datetime,
+        self, directive_id: str, dispute: Dispute, *, by: str, actor: Actor, at: datetime,
     ) -> None:
         """A party stakeholder disputes fields of another organisation's directive."""
         self._require_active("dispute a directive")
@@ -752,20 +606,14 @@ class ServiceContract(ChainedAggregate):
         directive = self._active_directive(directive_id, "disputed")
         if directive["issuer"] == by:
             raise Forbidden("an organisation does not dispute its own directive: amend it")
-        if any(
-            d["by"] == by and d["status"] == OPEN_DISPUTE for d in directive.get("disputes", [])
-        ):
+        if any(d["by"] == by and d["status"] == OPEN_DISPUTE
+               for d in directive.get("disputes", [])):
             raise AlreadyExists(f"{by} already has an open dispute of directive {directive_id}")
         data = dispute.model_dump(mode="json")
-        self._record(
-            self.DirectiveDisputed,
-            actor=actor,
-            at=at,
-            data={
-                "id": directive_id,
-                "dispute": {"id": str(self.version + 1), "by": by, **data},
-            },
-        )
+        self._record(self.DirectiveDisputed, actor=actor, at=at, data={
+            "id": directive_id,
+            "dispute": {"id": str(self.version + 1), "by": by, **data},
+        })
 
     def escalate_conflict(
         self,
@@ -787,37 +635,24 @@ class ServiceContract(ChainedAggregate):
         record = self._open_conflict(conflict_id, "escalated")
         if escalator is None:
             if escalation.reason != SLA_EXPIRED or not lapsed(record, at):
-                raise NotLapsed(
-                    f"conflict {conflict_id} is due {record['due']}; "
-                    f"at {at.isoformat()} it has not lapsed"
-                )
+                raise NotLapsed(f"conflict {conflict_id} is due {record['due']}; "
+                                f"at {at.isoformat()} it has not lapsed")
         else:
             if escalation.reason == SLA_EXPIRED:
-                raise ValidationFailed(
-                    [("reason", f"{SLA_EXPIRED} is the timer's own reason; say why you escalate")]
-                )
+                raise ValidationFailed([("reason", f"{SLA_EXPIRED} is the timer's own reason; "
+                                                   "say why you escalate")])
             self._authority(escalator, record, "escalate")
         if escalation.from_level != record["level"]:
-            raise LevelMismatch(
-                f"conflict {conflict_id} is at level {record['level']}, not {escalation.from_level}"
-            )
+            raise LevelMismatch(f"conflict {conflict_id} is at level {record['level']}, "
+                                f"not {escalation.from_level}")
         to_level = record["level"] + 1
         if to_level >= len(self.terms["escalation_chain"]):
-            raise NoHigherLevel(
-                f"conflict {conflict_id} is at the last level of the "
-                "escalation chain; it can only be decided"
-            )
-        self._record(
-            self.ConflictEscalated,
-            actor=actor,
-            at=at,
-            data={
-                "conflict_id": conflict_id,
-                "from_level": record["level"],
-                "to_level": to_level,
-                "reason": escalation.reason,
-            },
-        )
+            raise NoHigherLevel(f"conflict {conflict_id} is at the last level of the "
+                                "escalation chain; it can only be decided")
+        self._record(self.ConflictEscalated, actor=actor, at=at, data={
+            "conflict_id": conflict_id, "from_level": record["level"], "to_level": to_level,
+            "reason": escalation.reason,
+        })
 
     # --- queries ------------------------------------------------------------
 
@@ -853,11 +688,8 @@ class ServiceContract(ChainedAggregate):
     def dispute_conflict(self, directive_id: str, dispute_id: str) -> str:
         """The id of the ``disputed`` conflict a dispute of the directive opened."""
         for record in self.conflicts.values():
-            if (
-                record["kind"] == "disputed"
-                and record["members"] == [directive_id]
-                and record["details"].get("dispute") == dispute_id
-            ):
+            if (record["kind"] == "disputed" and record["members"] == [directive_id]
+                    and record["details"].get("dispute") == dispute_id):
                 return str(record["id"])
         raise NotFound(f"no dispute {dispute_id} of directive {directive_id}")
 
@@ -918,9 +750,8 @@ class ServiceContract(ChainedAggregate):
             )
         return level
 
-    def _may_override(
-        self, resolver: str, resolver_level: int, directive_id: str, verb: str = "override"
-    ) -> None:
+    def _may_override(self, resolver: str, resolver_level: int, directive_id: str,
+                      verb: str = "override") -> None:
         """SPEC §6: override only a directive whose issuer sits at or below the decider in the
         chain; an issuer outside the chain may be overridden at any level the decider may decide."""
         issuer = self.directives[directive_id]["issuer"]
@@ -931,47 +762,37 @@ class ServiceContract(ChainedAggregate):
         raise InsufficientAuthority(
             f"{resolver} (level {resolver_level}) may not {verb} directive {directive_id} "
             f"of {issuer}: that needs level {needed} ({issuer}) or above; escalate instead",
-            directive_id=directive_id,
-            level_needed=needed,
-            org_needed=issuer,
+            directive_id=directive_id, level_needed=needed, org_needed=issuer,
         )
 
     def _check_citation(self, directive: Mapping[str, Any]) -> None:
         """SPEC §3: a ``statute`` or ``contract`` basis names what it rests on."""
         if directive.get("basis") in CITED_BASES and not (directive.get("citation") or "").strip():
-            raise ValidationFailed(
-                [
-                    (
-                        "citation",
-                        f"a {directive['basis']} basis needs a citation: the law and article for "
-                        "statute, the clause for contract",
-                    )
-                ]
-            )
+            raise ValidationFailed([(
+                "citation",
+                f"a {directive['basis']} basis needs a citation: the law and article for "
+                "statute, the clause for contract",
+            )])
 
     def _check_window(self, window: Mapping[str, str]) -> None:
         period = self.terms["period"]
         start, end = date.fromisoformat(period["start"]), date.fromisoformat(period["end"])
         if date.fromisoformat(window["from"]) < start or date.fromisoformat(window["to"]) > end:
-            raise ValidationFailed(
-                [
-                    (
-                        "window",
-                        f"must lie within the contract period {period['start']} to {period['end']}",
-                    )
-                ]
-            )
+            raise ValidationFailed([(
+                "window",
+                f"must lie within the contract period {period['start']} to {period['end']}",
+            )])
 
 
-def _proposal_closed(
-    record: Mapping[str, Any], status: str, answer: dict[str, Any] | None
-) -> dict[str, Any]:
+def _proposal_closed(record: Mapping[str, Any], status: str,
+                     answer: dict[str, Any] | None) -> dict[str, Any]:
     """The conflict with its pending proposal closed (rejected or withdrawn) and kept."""
     proposal = dict(record["proposal"])
     proposal["status"] = status
     if answer is not None:
         proposal["approvals"] = [*proposal["approvals"], answer]
-    return {**record, "proposal": None, "proposals": [*record.get("proposals", []), proposal]}
+    return {**record, "proposal": None,
+            "proposals": [*record.get("proposals", []), proposal]}
 
 
 LIFECYCLE_EVENTS: dict[str, type[ChainedAggregate.Event]] = {
@@ -989,19 +810,12 @@ def _keyed_by_id(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     was; a record whose id is elsewhere (or differs from its key) is kept whole.
     This keeps a 10,000-event contract's snapshot under SPEC §11's 5 MB.
     """
-    return {
-        key: (
-            dict(islice(record.items(), 1, None))
-            if next(iter(record), None) == "id" and record["id"] == key
-            else record
-        )
-        for key, record in records.items()
-    }
+    return {key: (dict(islice(record.items(), 1, None))
+                  if next(iter(record), None) == "id" and record["id"] == key else record)
+            for key, record in records.items()}
 
 
 def _with_ids(records: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The records of a snapshot as the aggregate holds them (``_keyed_by_id`` undone)."""
-    return {
-        key: record if "id" in record else {"id": key, **record}  # type: ignore[misc]
-        for key, record in records.items()
-    }
+    return {key: record if "id" in record else {"id": key, **record}  # type: ignore[misc]
+            for key, record in records.items()}

@@ -28,16 +28,13 @@ def history(active_contract: ServiceContract, issue: Callable[..., str]) -> Even
     )
     active_contract.change_policy(
         Policy.model_validate({"profile": "client_first"}),
-        actor=ADMIN_ACTOR,
-        at=moment("2008-03-11"),
+        actor=ADMIN_ACTOR, at=moment("2008-03-11"),
     )
     report = issue(active_contract, "haichuang-street", WEEKLY_REPORT, name="report")
     visits = issue(active_contract, "haizhu-civil-affairs", LOW_INCOME_VISITS, name="visits")
     active_contract.amend_directive(
-        visits,
-        DirectivePatch.model_validate({"hours_per_week": 30}),
-        actor=actor_of("haizhu-civil-affairs"),
-        at=moment("2008-06-05"),
+        visits, DirectivePatch.model_validate({"hours_per_week": 30}),
+        actor=actor_of("haizhu-civil-affairs"), at=moment("2008-06-05"),
     )
     active_contract.withdraw_directive(
         report, actor=actor_of("haichuang-street"), at=moment("2008-06-06")
@@ -69,9 +66,7 @@ def test_every_event_carries_its_actor_and_the_previous_hash(history: Events) ->
         assert set(event.actor) == {"org", "principal"}
         assert event.hash == event.expected_hash()
     assert [e.actor["org"] for e in history[-3:]] == [
-        "haizhu-civil-affairs",
-        "haizhu-civil-affairs",
-        "haichuang-street",
+        "haizhu-civil-affairs", "haizhu-civil-affairs", "haichuang-street",
     ]
 
 
@@ -114,19 +109,11 @@ def test_rehashing_an_altered_event_breaks_the_link_from_the_next(history: Event
     # given an altered event whose own hash the forger recomputed
     original = history[4]
     data = {**original.data, "value": {"format": "forged"}}
-    forged = tampered(
-        original,
-        data=data,
-        hash=record_hash(
-            type_name=original.type_name(),
-            aggregate_id=original.originator_id,
-            version=original.originator_version,
-            at=original.timestamp,
-            actor=original.actor,
-            data=data,
-            prev_hash=original.prev_hash,
-        ),
-    )
+    forged = tampered(original, data=data, hash=record_hash(
+        type_name=original.type_name(), aggregate_id=original.originator_id,
+        version=original.originator_version, at=original.timestamp,
+        actor=original.actor, data=data, prev_hash=original.prev_hash,
+    ))
 
     # when verified, then the event after it no longer links to it
     report = verify_chain([*history[:4], forged, *history[5:]])
