@@ -17,7 +17,7 @@ from api.deps import (
     ServicesDep,
 )
 from api.problems import problem_responses
-from api.schemas import CommandResult
+from api.responses import CommandResult
 from domain.resolution import Approval
 from domain.values import Admission, Classification, Dispute
 

@@ -25,7 +25,13 @@ from api.deps import (
 )
 from api.live_views import POSITION_HEADER
 from api.problems import problem_responses
-from api.schemas import Items
+from api.responses import (
+    ConflictBoard,
+    ConflictView,
+    PriorityView,
+    documented,
+    position_header,
+)
 from domain.conflict_view import STATUSES
 from domain.values import Profile
 from workflows.explanations import in_language
@@ -55,7 +61,8 @@ ProfileQuery = Annotated[str | SkipJsonSchema[None], Query(
     json_schema_extra={"enum": [profile.value for profile in Profile]})]
 
 
-@router.get("/v1/contracts/{contract_id}/conflicts", response_model=dict[str, Any])
+@router.get("/v1/contracts/{contract_id}/conflicts",
+            **documented(ConflictView, X_Projection_Position=position_header(required=False)))
 async def conflict_view(
     contract_id: ReadableContractId,
     caller: CallerDep,
@@ -78,7 +85,8 @@ async def conflict_view(
     return {**view, "conflicts": _in_language(view["conflicts"], accept_language)}
 
 
-@router.get("/v1/contracts/{contract_id}/priorities", response_model=dict[str, Any])
+@router.get("/v1/contracts/{contract_id}/priorities",
+            **documented(PriorityView, X_Projection_Position=position_header(required=False)))
 async def priority_view(
     contract_id: ReadableContractId,
     caller: CallerDep,
@@ -99,7 +107,8 @@ async def priority_view(
     return view
 
 
-@router.get("/v1/conflicts", response_model=Items)
+@router.get("/v1/conflicts",
+            **documented(ConflictBoard, X_Projection_Position=position_header(required=True)))
 async def conflict_board(
     readable: ReadableContracts,
     services: ServicesDep,

@@ -17,7 +17,7 @@ from api.deps import (
     etag,
 )
 from api.problems import problem_responses
-from api.schemas import CommandResult, Items
+from api.responses import CommandResult, Contract, Contracts, documented
 from domain.values import ContractTerms, EmptyBody, Policy, StakeholderSpec
 
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"],
@@ -32,12 +32,14 @@ def draft_contract(
     return services.app.draft_contract(caller, terms, request).as_dict()
 
 
-@router.get("", response_model=Items)
+@router.get("", **documented(Contracts))
 def list_contracts(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
     return {"items": services.app.list_contracts(caller)}
 
 
-@router.get("/{contract_id}", response_model=dict[str, Any])
+@router.get("/{contract_id}", **documented(Contract, ETag={
+    "description": 'The contract\'s version as an entity tag, "5"', "required": True,
+    "schema": {"type": "string", "pattern": '^"[0-9]+"$'}}))
 def read_contract(
     contract_id: ContractId,
     caller: CallerDep,

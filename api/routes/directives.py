@@ -15,7 +15,7 @@ from api.deps import (
     ServicesDep,
 )
 from api.problems import problem_responses
-from api.schemas import CommandResult
+from api.responses import CommandResult
 from domain.values import DirectiveFields, DirectivePatch
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}/directives", tags=["directives"],

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
 from api.problems import problem_response, problem_responses
+from api.responses import Health, Readiness
 from workflows.bootstrap import Services
 from workflows.projection_control import projection_statuses
 
@@ -24,12 +25,12 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger("threadneedle.api.health")
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=problem_responses(503))
+@router.get("/readyz", responses={200: {"model": Readiness}, **problem_responses(503)})
 def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {}
     try:

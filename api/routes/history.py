@@ -12,13 +12,13 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import MAX_INTEGER, CallerDep, ContractId, ServicesDep
 from api.problems import problem_responses
-from api.schemas import ChainAudit, History
+from api.responses import ChainAudit, History, documented
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}", tags=["history"],
                    responses=problem_responses(401, 403, 404, 422))
 
 
-@router.get("/history", response_model=History)
+@router.get("/history", **documented(History))
 def read_history(
     contract_id: ContractId,
     caller: CallerDep,

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import CallerDep, IdempotencyDep, ServicesDep
 from api.problems import problem_responses
-from api.schemas import CommandResult, KeyCreated
+from api.responses import CommandResult, KeyCreated
 from domain.organisations import KeySpec
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"],

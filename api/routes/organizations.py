@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import CallerDep, IdempotencyDep, ServicesDep
 from api.problems import problem_responses
-from api.schemas import CommandResult, Items
+from api.responses import CommandResult, Organisations, documented
 from domain.organisations import OrganisationSpec
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"],
@@ -23,6 +23,6 @@ def register_organisation(
     return services.app.register_organisation(caller, spec, request).as_dict()
 
 
-@router.get("", response_model=Items)
+@router.get("", **documented(Organisations))
 def list_organisations(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
     return {"items": services.app.list_organisations(caller)}

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Body, Path, Query
 
 from api.deps import CallerDep, IdempotencyDep, ServicesDep
 from api.problems import problem_responses
-from api.schemas import (
-    CommandResult,
+from api.responses import CommandResult
+from api.webhook_responses import (
     Deliveries,
     Recovered,
     Redelivered,
