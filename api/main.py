@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.observability import install_observability
+from api.openapi_bodies import document_request_bodies
 from api.problems import install_problem_handlers
 from api.rate_limits import RateLimitMiddleware, RateLimits
 from api.routes import api_router
@@ -64,6 +65,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.include_router(api_router)
+    document_request_bodies(app)  # what the bodies' validators check, in the document
     install_dashboard(app)  # the web dashboard under /ui/ (api/ui)
     # Added last, so it runs first: metrics see every answer, including the 429s and 413s;
     # a client over its rate limit is refused before its body is read.

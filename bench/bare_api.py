@@ -24,7 +24,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 from fastapi import FastAPI
 
-from domain.values import DirectiveFields
+from domain.directives import DirectiveFields
 from workflows.settings import Settings
 
 

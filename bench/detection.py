@@ -51,8 +51,9 @@ from report import write_section
 from domain.conflicts import find_conflicts
 from domain.contract import ServiceContract
 from domain.contract_state import ContractState
+from domain.directives import DirectiveFields, DirectivePatch
 from domain.priorities import priority_view, priority_view_of
-from domain.values import ContractTerms, DirectiveFields, DirectivePatch
+from domain.terms import ContractTerms
 from workflows.transcoding import FastJSONTranscoder
 
 ROOT = Path(__file__).resolve().parent.parent

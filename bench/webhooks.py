@@ -60,10 +60,10 @@ import projections  # noqa: E402  (bench/, beside this script)
 import urllib3  # noqa: E402
 from eventsourcing.persistence import OperationalError  # noqa: E402
 from report import write_section  # noqa: E402  (bench/, beside this script)
-
-from domain.values import SubscriptionSpec  # noqa: E402
-from domain.webhooks import Message  # noqa: E402
 from workflows.application import BOOTSTRAP_ADMIN  # noqa: E402
+
+from domain.subscriptions import SubscriptionSpec  # noqa: E402
+from domain.webhooks import Message  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
 from workflows.webhooks.outbox import DELIVERED, PENDING, Entry, Lane, Outbox  # noqa: E402

@@ -28,6 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from workflows.application import BOOTSTRAP_ADMIN, DIRECTORY_ID, Threadneedle, contract_id_for
 
 from cli.stack import (
     Interrupted,
@@ -42,8 +43,7 @@ from cli.timeline import TABLE_MIN_WIDTH, timeline_json, timeline_list, timeline
 from domain.chain import ChainReport
 from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
-from domain.values import Profile
-from workflows.application import BOOTSTRAP_ADMIN, DIRECTORY_ID, Threadneedle, contract_id_for
+from domain.terms import Profile
 from workflows.audit import audit_aggregate, every_contract
 from workflows.bootstrap import Services, bootstrap
 from workflows.demo import KEYS_FILE, DemoKey, DemoLoad, load_demo, open_conflicts

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.conflict_view import shown
-from domain.values import DirectivePatch
+from domain.directives import DirectivePatch
 
 Record = Mapping[str, Any]
 

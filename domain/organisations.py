@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -18,9 +19,11 @@ from uuid import UUID
 from pydantic import Field
 
 from domain.chain import ChainedAggregate
-from domain.contract import Actor
 from domain.errors import AlreadyExists, NotFound
-from domain.values import ORG_ID, SLUG, Strict
+from domain.primitives import ORG_ID, SLUG, Strict
+
+Actor = Mapping[str, str]
+"""Who recorded an event, as every event carries it: ``{"org", "principal"}`` (``Caller.actor``)."""
 
 KNOWN_KINDS: dict[str, str] = {
     "street_office": "街道办事处 street office",

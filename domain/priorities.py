@@ -27,8 +27,9 @@ from typing import Any
 
 from domain.conflicts import blocking_kinds, find_conflicts, one_side_outcomes
 from domain.contract_state import ContractState
+from domain.directives import Basis
 from domain.errors import ValidationFailed
-from domain.values import Basis, Profile, Weights
+from domain.terms import Profile, Weights
 from domain.windows import from_micro, to_micro
 
 Directive = Mapping[str, Any]

@@ -26,8 +26,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, field_validator
 
+from domain.directives import Correction
 from domain.errors import ValidationFailed
-from domain.values import Correction, Strict, WholeNumber
+from domain.primitives import Strict, WholeNumber
 
 SLA_EXPIRED = "sla_expired"
 """The reason the timer gives when it escalates a conflict whose due time passed."""

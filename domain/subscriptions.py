@@ -31,13 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
+from pydantic import Field, StrictBool, model_validator
+
 from domain.chain import ChainedAggregate
-from domain.contract import Actor
 from domain.errors import NotFound, ValidationFailed
-from domain.organisations import Caller, Role
+from domain.organisations import Actor, Caller, Role
+from domain.primitives import Strict
 from domain.webhooks import SubscriptionFilter, check_event_types
 
 ENABLED, DISABLED, DELETED = "enabled", "disabled", "deleted"
@@ -51,6 +53,53 @@ CLEAR = "clear"
 Sealed = Mapping[str, str]
 """A sealed secret (``{"key", "nonce", "sealed"}``), or ``{"clear": …}`` read from an event
 recorded before secrets were sealed."""
+
+
+# --- request bodies: a new subscription and a change to one ---------------------------
+
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048)]
+EventTypePattern = Annotated[str, Field(min_length=1, max_length=64)]
+ContractRef = Annotated[str, Field(min_length=1, max_length=64)]
+Description = Annotated[str, Field(max_length=500)]
+NOT_NULL_IN_A_CHANGE = ("url", "event_types", "enabled")
+
+
+class SubscriptionSpec(Strict):
+    """``POST /v1/webhooks``: where to send which messages (SPEC §9).
+
+    ``event_types`` are checked against the §8 types by the domain
+    (``check_event_types``); ``contracts`` omitted or ``null`` means every
+    contract the organisation may read.  The URL is checked by the SSRF guard.
+    """
+
+    url: WebhookUrl
+    event_types: list[EventTypePattern] = Field(min_length=1, max_length=50)
+    contracts: list[ContractRef] | None = Field(default=None, max_length=200)
+    description: Description = ""
+
+
+class SubscriptionPatch(Strict):
+    """``PATCH /v1/webhooks/{id}``: any of the spec's fields, and ``enabled`` to switch it.
+
+    ``{"enabled": true}`` re-enables a subscription that was disabled (by its
+    owner, after a 410 or after failing too long); ``contracts: null`` widens
+    it to every readable contract.
+    """
+
+    url: WebhookUrl | None = None
+    event_types: list[EventTypePattern] | None = Field(default=None, min_length=1, max_length=50)
+    contracts: list[ContractRef] | None = Field(default=None, max_length=200)
+    description: Description | None = None
+    enabled: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SubscriptionPatch:
+        if not self.model_fields_set:
+            raise ValueError("a change must name at least one field")
+        for name in self.model_fields_set & set(NOT_NULL_IN_A_CHANGE):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 def sealed(recorded: str | Mapping[str, str]) -> dict[str, str]:

@@ -28,6 +28,7 @@ from domain import access
 from domain.chain import ChainedAggregate, ChainReport
 from domain.conflict_view import listed
 from domain.contract import ServiceContract
+from domain.directives import Classification, DirectiveFields, DirectivePatch, Dispute
 from domain.errors import (
     AlreadyExists,
     DomainError,
@@ -53,21 +54,12 @@ from domain.shanghai_calendar import shanghai_date
 from domain.subscriptions import (
     BY_OWNER,
     Subscription,
+    SubscriptionPatch,
     SubscriptionRegistry,
+    SubscriptionSpec,
     normalised_contracts,
 )
-from domain.values import (
-    Admission,
-    Classification,
-    ContractTerms,
-    DirectiveFields,
-    DirectivePatch,
-    Dispute,
-    Policy,
-    StakeholderSpec,
-    SubscriptionPatch,
-    SubscriptionSpec,
-)
+from domain.terms import Admission, ContractTerms, Policy, StakeholderSpec
 from workflows import anchoring, group_commit
 from workflows.audit import audit_aggregate
 from workflows.explanations import explained

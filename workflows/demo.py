@@ -29,20 +29,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+
 from domain.contract import DRAFT, ServiceContract
+from domain.directives import Classification, DirectiveFields, Dispute
 from domain.errors import NotFound
 from domain.organisations import Caller, KeySpec, OrganisationSpec, Role
 from domain.resolution import Decision, Escalation
-from domain.values import (
-    Admission,
-    Classification,
-    ContractTerms,
-    DirectiveFields,
-    Dispute,
-    SubscriptionPatch,
-    SubscriptionSpec,
-)
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
+from domain.terms import Admission, ContractTerms
 
 DEMO_FILE = "guangzhou-demo.json"
 KEYS_FILE = "demo-keys.json"

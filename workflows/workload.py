@@ -15,10 +15,12 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from domain.contract import ServiceContract
-from domain.organisations import Caller, OrganisationSpec, Role
-from domain.values import ContractTerms, DirectiveFields, DirectivePatch
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+
+from domain.contract import ServiceContract
+from domain.directives import DirectiveFields, DirectivePatch
+from domain.organisations import Caller, OrganisationSpec, Role
+from domain.terms import ContractTerms
 
 PERIOD_START = date(2024, 1, 1)
 PERIOD_WEEKS = 52

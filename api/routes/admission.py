@@ -18,8 +18,9 @@ from api.deps import (
 )
 from api.problems import problem_responses
 from api.responses import CommandResult
+from domain.directives import Classification, Dispute
 from domain.resolution import Approval
-from domain.values import Admission, Classification, Dispute
+from domain.terms import Admission
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}", tags=["who may ask"],
                    responses=problem_responses(401, 403, 404, 409, 412, 422))

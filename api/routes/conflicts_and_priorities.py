@@ -33,7 +33,7 @@ from api.responses import (
     position_header,
 )
 from domain.conflict_view import STATUSES
-from domain.values import Profile
+from domain.terms import Profile
 from workflows.explanations import in_language
 from workflows.i18n import negotiate
 

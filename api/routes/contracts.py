@@ -18,7 +18,8 @@ from api.deps import (
 )
 from api.problems import problem_responses
 from api.responses import CommandResult, Contract, Contracts, documented
-from domain.values import ContractTerms, EmptyBody, Policy, StakeholderSpec
+from domain.primitives import EmptyBody
+from domain.terms import ContractTerms, Policy, StakeholderSpec
 
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"],
                    responses=problem_responses(401, 403, 404, 422))

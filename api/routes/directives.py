@@ -16,7 +16,7 @@ from api.deps import (
 )
 from api.problems import problem_responses
 from api.responses import CommandResult
-from domain.values import DirectiveFields, DirectivePatch
+from domain.directives import DirectiveFields, DirectivePatch
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}/directives", tags=["directives"],
                    responses=problem_responses(401, 403, 404, 409, 412, 422))

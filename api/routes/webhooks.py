@@ -28,7 +28,8 @@ from api.webhook_responses import (
     Webhooks,
 )
 from domain.errors import NotFound
-from domain.values import EmptyBody, SubscriptionPatch, SubscriptionSpec
+from domain.primitives import EmptyBody
+from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from workflows.bootstrap import Services
 from workflows.idempotency import IdempotentRequest
 from workflows.webhooks.idempotent import once

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from api.ui.common import SessionDep, checked_form, text_field, threaded, ui_router
 from api.ui.render import error_page, services_of
+from domain.directives import Classification, Dispute
 from domain.resolution import Approval
-from domain.values import Admission, Classification, Dispute
+from domain.terms import Admission
 
 router = ui_router()
 

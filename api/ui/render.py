@@ -31,8 +31,8 @@ from markupsafe import Markup
 from api.problems import DOMAIN_ERRORS
 from api.ui.session import LANG_COOKIE, Session
 from domain import work_kinds
+from domain.directives import Basis
 from domain.errors import DomainError
-from domain.values import Basis
 from workflows import i18n
 from workflows.bootstrap import Services
 

@@ -19,7 +19,7 @@ from api.ui.common import SessionDep, threaded, ui_router
 from api.ui.render import organisation_names, page, services_of
 from api.ui.session import Session
 from domain.errors import ValidationFailed
-from domain.values import Profile
+from domain.terms import Profile
 from workflows.bootstrap import Services
 
 router = ui_router()

@@ -16,11 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from workflows.application import BOOTSTRAP_ADMIN, CommandResult, Threadneedle
 
+from domain.directives import DirectiveFields
 from domain.errors import ContractNotActive
 from domain.organisations import Caller, OrganisationSpec, Role
-from domain.values import ContractTerms, DirectiveFields
-from workflows.application import BOOTSTRAP_ADMIN, CommandResult, Threadneedle
+from domain.terms import ContractTerms
 from workflows.group_commit import GroupCommitter
 from workflows.idempotency import IdempotentRequest
 from workflows.settings import Settings

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
+from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 
 from domain.organisations import Caller
-from domain.values import SubscriptionPatch, SubscriptionSpec
+from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from domain.webhooks import EVENT_TYPES
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 from workflows.bootstrap import bootstrap
 from workflows.settings import Settings
 from workflows.webhooks.delivery import Delivery

@@ -35,9 +35,10 @@ import pytest
 import redis
 from conftest import ADMIN_KEY, fresh_store, redis_url_for_tests
 from standardwebhooks import Webhook
-
-from domain.values import DirectiveFields, SubscriptionPatch, SubscriptionSpec
 from workflows.application import BOOTSTRAP_ADMIN
+
+from domain.directives import DirectiveFields
+from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from workflows.bootstrap import Services, bootstrap
 from workflows.settings import Settings
 from workflows.webhooks.delivery import SWEEP_TASK, webhooks_queue

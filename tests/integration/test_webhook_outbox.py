@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 
 from domain.errors import ValidationFailed
 from domain.organisations import Caller, OrganisationSpec, Role
-from domain.values import SubscriptionPatch, SubscriptionSpec
+from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from domain.webhooks import Message
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 from workflows.settings import Settings
 from workflows.webhooks.delivery import GroupRecorder
 from workflows.webhooks.dispatch import Dispatcher

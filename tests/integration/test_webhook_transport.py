@@ -21,7 +21,8 @@ import trustme
 from standardwebhooks import Webhook
 
 from domain.contract import ServiceContract
-from domain.values import ContractTerms, DirectiveFields
+from domain.directives import DirectiveFields
+from domain.terms import ContractTerms
 from domain.webhooks import Message, message_body, messages_for
 from workflows.webhooks.retries import Outcome, classify, next_attempt_at, parse_retry_after
 from workflows.webhooks.signing import secret_from_bytes, sign

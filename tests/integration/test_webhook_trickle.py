@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from domain.values import SubscriptionSpec
-from domain.webhooks import Message
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
+
+from domain.subscriptions import SubscriptionSpec
+from domain.webhooks import Message
 from workflows.settings import Settings
 from workflows.webhooks.delivery import Delivery
 from workflows.webhooks.outbox import (

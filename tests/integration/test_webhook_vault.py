@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
-
-from domain.subscriptions import ROTATION_OVERLAP
-from domain.values import SubscriptionSpec
-from domain.webhooks import Message
 from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
+
+from domain.subscriptions import ROTATION_OVERLAP, SubscriptionSpec
+from domain.webhooks import Message
 from workflows.settings import Settings
 from workflows.webhooks.delivery import Delivery
 from workflows.webhooks.outbox import DELIVERED, Entry, Lane, Outbox

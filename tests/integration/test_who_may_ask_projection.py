@@ -7,10 +7,10 @@ from collections.abc import Callable
 from uuid import UUID
 
 import redis
+from workflows.application import BOOTSTRAP_ADMIN, contract_id_for
 
 from domain.resolution import Decision
-from domain.values import Admission
-from workflows.application import BOOTSTRAP_ADMIN, contract_id_for
+from domain.terms import Admission
 from workflows.bootstrap import bootstrap
 from workflows.demo import load_demo
 from workflows.explanations import explained

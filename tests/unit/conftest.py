@@ -10,7 +10,7 @@ from uuid import uuid5
 import pytest
 
 from domain.contract import ServiceContract
-from domain.values import DirectiveFields
+from domain.directives import DirectiveFields
 
 from .givens import ADMIN_ACTOR, TEST_NAMESPACE, actor_of, directive_id, moment, terms
 

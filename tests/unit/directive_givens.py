@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from domain.values import CONFIDENTIALITY_RULE
+from domain.terms import CONFIDENTIALITY_RULE
 
 from .givens import HAIZHU_YOUTH, directive_id
 

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from domain.organisations import Caller, Role
-from domain.values import ContractTerms
+from domain.terms import ContractTerms
 
 GUANGZHOU = timezone(timedelta(hours=8))
 TEST_NAMESPACE = UUID("0e8f6a4c-2d3b-4c5e-9f1a-7b6c5d4e3f21")

@@ -141,7 +141,7 @@ def test_only_supervisors_and_admins_audit_and_export(contract: ServiceContract)
 def test_a_stakeholder_added_later_may_read_from_then_on(
     active_contract: ServiceContract,
 ) -> None:
-    from domain.values import StakeholderSpec
+    from domain.terms import StakeholderSpec
 
     from .givens import ADMIN_ACTOR, moment
 

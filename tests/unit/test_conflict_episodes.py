@@ -32,8 +32,8 @@ from domain.chain import ChainedAggregate
 from domain.conflicts import find_conflicts
 from domain.contract import ServiceContract
 from domain.contract_state import ContractState
+from domain.directives import Basis, DirectiveFields, DirectivePatch
 from domain.resolution import Decision, Escalation
-from domain.values import Basis, DirectiveFields, DirectivePatch
 
 from .givens import ADMIN_ACTOR, GUANGZHOU, actor_of, directive_id, moment
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from domain.chain import GENESIS
 from domain.contract import DRAFT, ServiceContract
-from domain.values import CONFIDENTIALITY_RULE
+from domain.terms import CONFIDENTIALITY_RULE
 
 from .givens import ADMIN_ACTOR, HAIZHU_YOUTH, moment
 
@@ -142,7 +142,7 @@ def test_malformed_terms_are_refused_before_anything_is_recorded(
     field: str, value: object
 ) -> None:
     # given the Haizhu terms with one field wrong, when validated, then they are refused
-    from domain.values import ContractTerms
+    from domain.terms import ContractTerms
 
     with pytest.raises(ValidationError):
         ContractTerms.model_validate({**HAIZHU_YOUTH, field: value})
@@ -150,7 +150,7 @@ def test_malformed_terms_are_refused_before_anything_is_recorded(
 
 def test_fractional_sla_hours_are_accepted() -> None:
     # given an SLA of half an hour (tests compress time this way), then the terms are valid
-    from domain.values import ContractTerms
+    from domain.terms import ContractTerms
 
     assert ContractTerms.model_validate(
         {**HAIZHU_YOUTH, "resolution_sla_hours": 0.5}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain.values import Basis, DirectiveFields, DirectivePatch
+from domain.directives import Basis, DirectiveFields, DirectivePatch
 
 from .givens import LOW_INCOME_VISITS, WEEKLY_REPORT
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from domain.contract import ServiceContract
+from domain.directives import DirectiveFields, DirectivePatch
 from domain.errors import (
     AlreadyExists,
     ContractNotActive,
@@ -15,7 +16,6 @@ from domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from domain.values import DirectiveFields, DirectivePatch
 
 from .givens import (
     ADMIN_ACTOR,

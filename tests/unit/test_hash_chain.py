@@ -13,7 +13,8 @@ from eventsourcing.domain import Snapshot
 
 from domain.chain import GENESIS, ChainedAggregate, canonical_json, record_hash, verify_chain
 from domain.contract import ServiceContract
-from domain.values import DirectivePatch, Policy, StakeholderSpec
+from domain.directives import DirectivePatch
+from domain.terms import Policy, StakeholderSpec
 
 from .givens import ADMIN_ACTOR, LOW_INCOME_VISITS, WEEKLY_REPORT, actor_of, moment
 

@@ -9,8 +9,8 @@ import pytest
 from eventsourcing.application import project_aggregate
 
 from domain.contract import ServiceContract
+from domain.directives import DirectivePatch
 from domain.shanghai_calendar import shanghai_date
-from domain.values import DirectivePatch
 from workflows.replay import fold_steps, ranking_of
 
 from .givens import LOW_INCOME_VISITS, WEEKLY_REPORT, actor_of, moment

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from domain.contract import ServiceContract
 from domain.errors import AlreadyExists, ContractFinished
-from domain.values import Policy, StakeholderSpec, Standing
+from domain.terms import Policy, StakeholderSpec, Standing
 
 from .givens import ADMIN_ACTOR, moment
 

@@ -19,9 +19,10 @@ from domain.subscriptions import (
     GONE,
     ROTATION_OVERLAP,
     Subscription,
+    SubscriptionPatch,
     SubscriptionRegistry,
+    SubscriptionSpec,
 )
-from domain.values import SubscriptionPatch, SubscriptionSpec
 from workflows.settings import Settings
 
 from .givens import TEST_NAMESPACE, actor_of, caller, moment

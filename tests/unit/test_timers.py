@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 
+from domain.directives import DirectiveFields
 from domain.errors import LevelMismatch, NotLapsed
 from domain.organisations import OrganisationSpec, Role
 from domain.resolution import Decision
-from domain.values import ContractTerms, DirectiveFields
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
+from domain.terms import ContractTerms
 from workflows.settings import Settings
 from workflows.timers import escalate_lapsed, find_lapses
 

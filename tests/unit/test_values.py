@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain.values import Capacity, Money, Policy, Profile, Weights
+from domain.terms import Capacity, Money, Policy, Profile, Weights
 
 CONTRACT_FIRST = {"need": 0.35, "urgency": 0.25, "indicator": 0.20,
                   "legitimacy": 0.10, "efficiency": 0.10}

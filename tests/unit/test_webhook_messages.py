@@ -13,10 +13,11 @@ import pytest
 
 from domain.access import can_read
 from domain.contract import ServiceContract
+from domain.directives import DirectivePatch
 from domain.errors import ValidationFailed
 from domain.organisations import Role
 from domain.resolution import Decision, Escalation
-from domain.values import DirectivePatch, StakeholderSpec, Standing
+from domain.terms import StakeholderSpec, Standing
 from domain.webhooks import (
     EVENT_TYPES,
     Message,

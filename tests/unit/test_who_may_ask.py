@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from domain.conflicts import detect_conflicts
 from domain.contract import ServiceContract
+from domain.directives import Classification, Dispute
 from domain.errors import (
     AlreadyExists,
     Forbidden,
@@ -23,7 +24,7 @@ from domain.errors import (
 from domain.priorities import rank_directives
 from domain.resolution import Decision, Escalation
 from domain.scope import ContractScope, place_key
-from domain.values import Admission, Classification, ContractTerms, Dispute
+from domain.terms import Admission, ContractTerms
 from domain.webhooks import EVENT_TYPES, messages_for
 
 from .givens import ADMIN_ACTOR, HAIZHU_YOUTH, actor_of, moment

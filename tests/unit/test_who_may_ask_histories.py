@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
+from domain.directives import Classification, Dispute
 from domain.resolution import Decision
-from domain.values import Admission, Classification, Dispute
+from domain.terms import Admission
 from domain.work_kinds import WORK_KINDS
 
 from .givens import ADMIN_ACTOR, actor_of, moment

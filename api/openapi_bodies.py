@@ -1,0 +1,93 @@
+"""What the OpenAPI document says about request bodies beyond what their fields declare.
+
+The bodies are the domain's models (``domain.terms``, ``domain.directives``,
+``domain.subscriptions``); their validators keep their own, clearer messages.
+The document states what those validators check, so that generated clients and
+fuzzers send what the API accepts: an amendment, a correction or a change to a
+subscription names at least one field and cannot clear the fields the domain
+refuses to clear; amounts match ``AMOUNT``; event types are the §8 types,
+``"*"`` or a group glob; contracts are UUIDs; URLs are http(s).  Whether a
+URL's host is allowed (SSRF guard) and whether the caller may read a contract
+depend on the deployment and the store, not on the shape.
+
+``document_request_bodies(app)`` edits the app's document once, when it is first built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi import FastAPI
+
+from domain.directives import CORRECTION_NOT_CLEARABLE, NOT_CLEARABLE
+from domain.subscriptions import NOT_NULL_IN_A_CHANGE
+from domain.terms import AMOUNT
+from domain.webhooks import EVENT_TYPES, EVERY_TYPE, GROUPS
+
+Schema = dict[str, Any]
+
+
+def _not_nullable(schema: Schema, names: Iterable[str]) -> None:
+    """At least one property, and ``null`` dropped from the documented types of ``names``
+    (each keeps its constraints: pattern, bounds)."""
+    schema["minProperties"] = 1
+    for name in names:
+        field = schema["properties"][name]
+        options = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+        field.update(options[0])
+
+
+def _money(schema: Schema) -> None:
+    schema["properties"]["amount"]["pattern"] = AMOUNT
+
+
+def _directive_patch(schema: Schema) -> None:
+    _not_nullable(schema, NOT_CLEARABLE)
+
+
+def _correction(schema: Schema) -> None:
+    _not_nullable(schema, CORRECTION_NOT_CLEARABLE)
+
+
+def _subscription(schema: Schema) -> None:
+    properties = schema["properties"]
+    if "enabled" in properties:  # a change (SubscriptionPatch)
+        _not_nullable(schema, NOT_NULL_IN_A_CHANGE)
+    patterns = [EVERY_TYPE, *(f"{group}.*" for group in sorted(GROUPS)), *EVENT_TYPES]
+    properties["event_types"]["items"]["enum"] = patterns
+    properties["url"]["pattern"] = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s]+"
+    for option in properties["contracts"].get("anyOf", []):
+        if option.get("type") == "array":
+            option["items"]["format"] = "uuid"
+
+
+NOTES: dict[str, Callable[[Schema], None]] = {
+    "Money": _money,
+    "DirectivePatch": _directive_patch,
+    "Correction": _correction,
+    "SubscriptionSpec": _subscription,
+    "SubscriptionPatch": _subscription,
+}
+"""Each body's component name in the document, and what to add to its schema."""
+
+
+def document_body_schemas(schemas: dict[str, Schema]) -> None:
+    """Add the notes to the components of a document (``-Input``/``-Output`` variants too)."""
+    for name, schema in schemas.items():
+        note = NOTES.get(name.removesuffix("-Input").removesuffix("-Output"))
+        if note is not None:
+            note(schema)
+
+
+def document_request_bodies(app: FastAPI) -> None:
+    """Make ``app.openapi()`` add the notes to the document it builds (and caches)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document_body_schemas(document.get("components", {}).get("schemas", {}))
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
