@@ -33,9 +33,13 @@ from api.metrics import COMMAND_METHODS
 from domain import access
 from domain.errors import Forbidden, ValidationFailed
 from domain.organisations import Caller
+from workflows import contracts, directory
 from workflows.bootstrap import Services
 from workflows.idempotency import IdempotentRequest
+from workflows.ledger import Ledger
 from workflows.projection_control import wake_projections
+from workflows.webhooks.outbox import Outbox
+from workflows.webhooks.vault import SecretVault
 
 MAX_INTEGER = 2**63 - 1
 """The largest integer a query may carry: the store's positions and versions are 64-bit."""
@@ -61,10 +65,36 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+"""The whole container: for the projection controls, which wake and read several parts."""
+
+
+# One part each: built once by the composition root (``workflows/bootstrap.py``); the
+# webhook parts are built when the app is made (``api/main.py``), not in a request.
+
+
+async def get_ledger(services: ServicesDep) -> Ledger:
+    return services.ledger
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+
+
+async def get_outbox(services: ServicesDep) -> Outbox:
+    return services.outbox
+
+
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
+
+
+async def get_vault(services: ServicesDep) -> SecretVault:
+    return services.vault
+
+
+VaultDep = Annotated[SecretVault, Depends(get_vault)]
 
 
 def get_caller(
-    services: ServicesDep,
+    ledger: LedgerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     unauthenticated = {"WWW-Authenticate": 'Bearer realm="threadneedle"'}
@@ -73,7 +103,7 @@ def get_caller(
                             headers=unauthenticated)
     if not credentials.credentials.isascii():  # keys are ASCII; the admin key compare needs it
         raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
-    caller = services.app.authenticate(credentials.credentials)
+    caller = directory.authenticate(ledger, credentials.credentials)
     if caller is None:
         raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
     return caller
@@ -141,17 +171,17 @@ async def wake_after_commands(request: Request, services: ServicesDep) -> AsyncI
 
 
 def get_readable_contract_id(
-    contract_id: ContractId, caller: CallerDep, services: ServicesDep
+    contract_id: ContractId, caller: CallerDep, ledger: LedgerDep
 ) -> str:
     """The contract's id, once the caller is one of its readers (404 for anyone else)."""
-    return str(services.app.contract(caller, contract_id).id)
+    return str(contracts.read_contract(ledger, caller, contract_id).id)
 
 
 ReadableContractId = Annotated[str, Depends(get_readable_contract_id)]
 
 
-def get_readable_contracts(caller: CallerDep, services: ServicesDep) -> frozenset[str]:
-    return services.app.readable_contract_ids(caller)
+def get_readable_contracts(caller: CallerDep, ledger: LedgerDep) -> frozenset[str]:
+    return contracts.readable_contract_ids(ledger, caller)
 
 
 ReadableContracts = Annotated[frozenset[str], Depends(get_readable_contracts)]

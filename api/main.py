@@ -62,6 +62,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    services.vault  # noqa: B018  # built now (the outbox too), not in a request
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.include_router(api_router)

@@ -43,9 +43,11 @@ from report import write_section  # noqa: E402
 
 from domain.contract import ServiceContract  # noqa: E402
 from domain.organisations import KeySpec, Role  # noqa: E402
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for  # noqa: E402
+from workflows import directory  # noqa: E402
 from workflows.bootstrap import bootstrap  # noqa: E402
 from workflows.demo import load_demo  # noqa: E402
+from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for  # noqa: E402
+from workflows.ledger import Ledger  # noqa: E402
 from workflows.projection_control import contract_views  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
 from workflows.workload import ISSUERS, open_contracts, random_fields  # noqa: E402
@@ -80,12 +82,12 @@ def fresh_store(folder: Path) -> Iterator[dict[str, str]]:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def fill_demo(app: Threadneedle, var_dir: Path) -> str:
+def fill_demo(app: Ledger, var_dir: Path) -> str:
     load_demo(app, var_dir)
     return str(contract_id_for("HZ-YOUTH-2008"))
 
 
-def fill_large(app: Threadneedle, contracts: int, directives: int) -> str:
+def fill_large(app: Ledger, contracts: int, directives: int) -> str:
     """``contracts`` active contracts of ``directives`` active directives each."""
     rng = random.Random(13)
     handles = open_contracts(app, contracts, prefix="PAGES")
@@ -109,14 +111,15 @@ def cited(fields: Any) -> Any:
     return fields
 
 
-def supervisor_key(app: Threadneedle) -> str:
-    known = {org["id"] for org in app.list_organisations(BOOTSTRAP_ADMIN)}
+def supervisor_key(app: Ledger) -> str:
+    known = {org["id"] for org in directory.list_organisations(app, BOOTSTRAP_ADMIN)}
     if "gz-swa" not in known:
         from domain.organisations import OrganisationSpec
 
-        app.register_organisation(BOOTSTRAP_ADMIN, OrganisationSpec(
+        directory.register_organisation(app, BOOTSTRAP_ADMIN, OrganisationSpec(
             id="gz-swa", name="广州市社会工作协会", kind="association"))
-    created = app.create_key(BOOTSTRAP_ADMIN, KeySpec(org="gz-swa", role=Role.SUPERVISOR))
+    created = directory.create_key(app, BOOTSTRAP_ADMIN, KeySpec(org="gz-swa",
+                                                                 role=Role.SUPERVISOR))
     return str((created.extra or {})["key"])
 
 
@@ -189,10 +192,10 @@ def measure(size: str, contracts: int, directives: int, repeats: int) -> dict[st
             services.redis.flushdb()
             began = time.perf_counter()
             if size == "demo":
-                contract_id = fill_demo(services.app, settings.var_dir)
+                contract_id = fill_demo(services.ledger, settings.var_dir)
             else:
-                contract_id = fill_large(services.app, contracts, directives)
-            key = supervisor_key(services.app)
+                contract_id = fill_large(services.ledger, contracts, directives)
+            key = supervisor_key(services.ledger)
             views = contract_views(services)
             while not views.run().complete:
                 pass

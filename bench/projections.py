@@ -43,8 +43,9 @@ from celery import Celery  # noqa: E402
 from report import write_section  # noqa: E402  (bench/, beside this script)
 
 from domain.shanghai_calendar import shanghai_date  # noqa: E402
-from workflows.application import utc_now  # noqa: E402
+from workflows import directives  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
+from workflows.ledger import utc_now  # noqa: E402
 from workflows.projection_control import (  # noqa: E402
     contract_views,
     request_rebuild,
@@ -85,12 +86,12 @@ def settings_for(redis_url: str, var_dir: Path, **overrides: Any) -> Settings:
 
 def fill_log(services: Services, events: int, contracts: int = 100) -> None:
     rng = random.Random(100)
-    handles = open_contracts(services.app, contracts, prefix="BENCH")
+    handles = open_contracts(services.ledger, contracts, prefix="BENCH")
     per_save = 100
-    while services.app.head_position() < events:
+    while services.ledger.head_position() < events:
         for handle in handles:
-            issue_in_bulk(services.app, handle, per_save, rng, SPARSE_SUBJECTS, LIGHT_HOURS)
-            if services.app.head_position() >= events:
+            issue_in_bulk(services.ledger, handle, per_save, rng, SPARSE_SUBJECTS, LIGHT_HOURS)
+            if services.ledger.head_position() >= events:
                 break
 
 
@@ -121,7 +122,7 @@ def scale_once(services: Services, workers: int, folder: Path) -> tuple[int, flo
             if time.perf_counter() - began > 600:
                 raise RuntimeError(f"rebuild not switched: {projector.status()}")
             time.sleep(0.02)
-        return services.app.head_position(), time.perf_counter() - began
+        return services.ledger.head_position(), time.perf_counter() - began
     finally:
         for worker in started:
             stop_worker(worker)
@@ -146,10 +147,10 @@ def baseline_once(services: Services, count: int) -> tuple[int, float]:
 
     @celery.task(name="baseline.project_event")
     def project_event(notification_id: int) -> int:
-        fresh = ContractViews(services.app, store, utc_now)  # a task re-reads what it needs
-        (notification,) = services.app.recorder.select_notifications(
+        fresh = ContractViews(services.ledger, store, utc_now)  # a task re-reads what it needs
+        (notification,) = services.ledger.recorder.select_notifications(
             start=notification_id, limit=1, topics=fresh.topics)
-        contract: Any = services.app.repository.get(
+        contract: Any = services.ledger.repository.get(
             notification.originator_id, version=notification.originator_version)
         position = store.position(generation)
         ops = list(fresh.view_ops(generation, contract, shanghai_date(utc_now()),
@@ -157,7 +158,7 @@ def baseline_once(services: Services, count: int) -> tuple[int, float]:
         store.commit(generation, position, notification.id, ops)
         return 1
 
-    ids = [n.id for n in services.app.recorder.select_notifications(
+    ids = [n.id for n in services.ledger.recorder.select_notifications(
         start=1, limit=count, topics=projector.topics)]
     began = time.perf_counter()
     for notification_id in ids:
@@ -197,7 +198,7 @@ def lag_run(services: Services, seconds: float, rate: float, issuers: int = 4,
     that grows by every directive); each command's lag is from its return to the live
     position reaching the command's position."""
     assert services.redis is not None
-    handles = open_contracts(services.app, contracts, prefix=f"LAG{uuid.uuid4().hex[:4]}")
+    handles = open_contracts(services.ledger, contracts, prefix=f"LAG{uuid.uuid4().hex[:4]}")
     pending: list[tuple[int, float]] = []  # a heap: the lowest position first
     lags: list[float] = []
     lock, done = threading.Lock(), threading.Event()
@@ -222,7 +223,7 @@ def lag_run(services: Services, seconds: float, rate: float, issuers: int = 4,
                 time.sleep(delay)
             handle = handles[number % len(handles)]
             caller = handle.callers[ISSUERS[number % len(ISSUERS)]]
-            result = services.app.issue_directive(
+            result = directives.issue_directive(services.ledger,
                 caller, handle.id, random_fields(rng, SPARSE_SUBJECTS, LIGHT_HOURS))
             returned = time.perf_counter()
             with lock:
@@ -302,7 +303,7 @@ def main() -> None:
         try:
             began = time.perf_counter()
             fill_log(services, events)
-            print(f"log: {services.app.head_position()} events in "
+            print(f"log: {services.ledger.head_position()} events in "
                   f"{time.perf_counter() - began:.0f}s", flush=True)
             runs = [catch_up_once(services) for _ in range(repeats)]
             rates = [count / elapsed for count, elapsed in runs]

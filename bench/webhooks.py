@@ -60,13 +60,15 @@ import projections  # noqa: E402  (bench/, beside this script)
 import urllib3  # noqa: E402
 from eventsourcing.persistence import OperationalError  # noqa: E402
 from report import write_section  # noqa: E402  (bench/, beside this script)
-from workflows.application import BOOTSTRAP_ADMIN  # noqa: E402
 
 from domain.subscriptions import SubscriptionSpec  # noqa: E402
 from domain.webhooks import Message  # noqa: E402
+from workflows import subscriptions  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
+from workflows.identities import BOOTSTRAP_ADMIN  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
-from workflows.webhooks.outbox import DELIVERED, PENDING, Entry, Lane, Outbox  # noqa: E402
+from workflows.webhooks.outbox import Outbox  # noqa: E402
+from workflows.webhooks.outbox.records import DELIVERED, PENDING, Entry, Lane  # noqa: E402
 
 NOTES = """How: messages are written to the outbox first (`Outbox.append`), then one
 `deliver` task per lane starts the clock, and it stops when the outbox holds none of
@@ -222,7 +224,8 @@ def subscribe(services: Services, ports: list[int]) -> list[str]:
     """One admin subscription per receiver, for every event type."""
     ids = []
     for port in ports:
-        result = services.app.create_subscription(BOOTSTRAP_ADMIN, SubscriptionSpec(
+        result = subscriptions.create_subscription(services.ledger, services.vault,
+                                                   BOOTSTRAP_ADMIN, SubscriptionSpec(
             url=f"http://127.0.0.1:{port}/hook", event_types=["*"],
             description=f"bench receiver {port}"))
         ids.append(result.id)
@@ -251,10 +254,10 @@ def append(outbox: Outbox, batch: list[Entry]) -> list[Lane]:
     so a delivery's write in between makes SQLite refuse the upgrade at once."""
     for _ in range(50):
         try:
-            return outbox.append(batch, datetime.now(UTC))
+            return outbox.dispatch.append(batch, datetime.now(UTC))
         except OperationalError:
             time.sleep(0.05)
-    return outbox.append(batch, datetime.now(UTC))
+    return outbox.dispatch.append(batch, datetime.now(UTC))
 
 
 def send_deliveries(services: Services, lanes: list[Lane]) -> None:
@@ -265,7 +268,7 @@ def send_deliveries(services: Services, lanes: list[Lane]) -> None:
 
 
 def delivered(outbox: Outbox, subscriptions: list[str]) -> int:
-    return sum(outbox.counts(s)[DELIVERED] for s in subscriptions)
+    return sum(outbox.log.counts(s)[DELIVERED] for s in subscriptions)
 
 
 def pending(outbox: Outbox, subscriptions: list[str]) -> int:
@@ -273,8 +276,8 @@ def pending(outbox: Outbox, subscriptions: list[str]) -> int:
     that polling it every 20 ms costs little CPU beside the workers being measured
     (counting the delivered ones scans every message, and took half a CPU)."""
     marks = ", ".join("?" for _ in subscriptions)
-    with outbox._read() as cursor:
-        row = outbox._execute(
+    with outbox.tables.read() as cursor:
+        row = outbox.tables.execute(
             cursor, "SELECT COUNT(*) AS n FROM {webhook_messages} WHERE status = ? "
                     "AND subscription_id IN (" + marks + ")", [PENDING, *subscriptions]).fetchone()
     return int(row["n"])
@@ -292,19 +295,19 @@ def deliver_and_time(services: Services, outbox: Outbox, subscriptions: list[str
     deadline = began + timeout
     while pending(outbox, subscriptions):
         if time.perf_counter() > deadline:
-            raise SystemExit(f"not delivered within {timeout:.0f}s: {outbox.counts()}")
+            raise SystemExit(f"not delivered within {timeout:.0f}s: {outbox.log.counts()}")
         time.sleep(0.02)
     seconds = time.perf_counter() - began
     if delivered(outbox, subscriptions) != target:
-        raise SystemExit(f"messages failed instead of being delivered: {outbox.counts()}")
+        raise SystemExit(f"messages failed instead of being delivered: {outbox.log.counts()}")
     return seconds
 
 
 def retried(outbox: Outbox, subscriptions: list[str]) -> dict[str, int]:
     """Attempts that did not deliver, by error or status: a benchmark must know of them."""
     marks = ", ".join("?" for _ in subscriptions)
-    with outbox._read() as cursor:
-        rows = outbox._execute(
+    with outbox.tables.read() as cursor:
+        rows = outbox.tables.execute(
             cursor, "SELECT a.error, a.status_code, COUNT(*) AS n FROM {webhook_attempts} a "
                     "JOIN {webhook_messages} m ON m.id = a.message_id WHERE m.subscription_id "
                     "IN (" + marks + ") AND (a.status_code IS NULL OR a.status_code >= 300) "
@@ -317,8 +320,8 @@ def sharing_check(outbox: Outbox, subscriptions: list[str]) -> dict[str, int]:
     attempts of one message, and lanes where an attempt began before the previous
     message's attempt had ended (two in flight at once, or out of order)."""
     marks = ", ".join("?" for _ in subscriptions)
-    with outbox._read() as cursor:
-        rows = outbox._execute(
+    with outbox.tables.read() as cursor:
+        rows = outbox.tables.execute(
             cursor, "SELECT m.subscription_id, m.contract_id, m.sequence, a.attempt, a.at, "
                     "a.duration_ms FROM {webhook_messages} m JOIN {webhook_attempts} a "
                     "ON a.message_id = m.id WHERE m.subscription_id IN (" + marks + ") "
@@ -417,7 +420,7 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
     redis_url = os.environ.get("NEEDLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
     settings = settings_for(redis_url, folder / "var")
     services = bootstrap(settings)
-    outbox = Outbox(services.app)
+    outbox = Outbox(services.ledger)
     position = 1_000_000
     delays = [0.0] * args.receivers + [SLOW_SECONDS]
     try:
@@ -467,7 +470,7 @@ def run(args: argparse.Namespace, folder: Path) -> Results:
                 position += iso
                 if repeat < args.repeats - 1:  # the next "alone" is alone again
                     deadline = time.monotonic() + 4 * SLOW_SECONDS
-                    while outbox.counts(slow[0])["pending"] and time.monotonic() < deadline:
+                    while outbox.log.counts(slow[0])["pending"] and time.monotonic() < deadline:
                         time.sleep(0.2)
             failures = retried(outbox, healthy)
             sharing = sharing_check(outbox, healthy)

@@ -28,7 +28,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from workflows.application import BOOTSTRAP_ADMIN, DIRECTORY_ID, Threadneedle, contract_id_for
 
 from cli.stack import (
     Interrupted,
@@ -44,9 +43,12 @@ from domain.chain import ChainReport
 from domain.errors import DomainError
 from domain.organisations import KeySpec, Role
 from domain.terms import Profile
+from workflows import contracts, directory, history
 from workflows.audit import audit_aggregate, every_contract
 from workflows.bootstrap import Services, bootstrap
 from workflows.demo import KEYS_FILE, DemoKey, DemoLoad, load_demo, open_conflicts
+from workflows.identities import BOOTSTRAP_ADMIN, DIRECTORY_ID, contract_id_for
+from workflows.ledger import Ledger
 from workflows.projection_control import (
     chosen_partitions,
     contract_views,
@@ -110,9 +112,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 class Session:
     """The services for one command, closed when it ends; domain errors become exit 1."""
 
-    def __enter__(self) -> Threadneedle:
+    def __enter__(self) -> Ledger:
         self.services: Services = bootstrap(Settings())
-        return self.services.app
+        return self.services.ledger
 
     def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
         self.services.close()
@@ -171,7 +173,7 @@ def up(
 def _load_demo(settings: Settings, webhook_url: str | None = None) -> DemoLoad:
     services = bootstrap(settings)
     try:
-        loaded = load_demo(services.app, settings.var_dir, webhook_url=webhook_url)
+        loaded = load_demo(services.ledger, settings.var_dir, webhook_url=webhook_url)
     finally:
         services.close()
     news = f"{loaded.recorded} commands recorded" if loaded.recorded else "already loaded"
@@ -352,7 +354,7 @@ def keys_create(
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
     with Session() as needle:
-        result = needle.create_key(BOOTSTRAP_ADMIN, KeySpec(org=org, role=role))
+        result = directory.create_key(needle, BOOTSTRAP_ADMIN, KeySpec(org=org, role=role))
     assert result.extra is not None
     if as_json:
         print_json({"id": result.id, "org": org, "role": role.value,
@@ -433,7 +435,7 @@ def verify(
         return
     assert contract is not None
     with Session() as needle:
-        report = needle.audit(BOOTSTRAP_ADMIN, contract_ref(contract))
+        report = history.audit(needle, BOOTSTRAP_ADMIN, contract_ref(contract))
     if report.verified:
         console().print(f"[green]✓ verified[/]: {report.events} events, head {report.head}",
                         highlight=False)
@@ -474,9 +476,9 @@ def export(contract: ContractArg) -> None:
     """The contract's whole history as JSON Lines on stdout (progress on stderr)."""
     with Session() as needle:
         reference = contract_ref(contract)
-        records = needle.export(BOOTSTRAP_ADMIN, reference)
+        records = history.export(needle, BOOTSTRAP_ADMIN, reference)
         first = next(records, None)  # the access check runs before the bar is drawn
-        total = needle.contract(BOOTSTRAP_ADMIN, reference).version
+        total = contracts.read_contract(needle, BOOTSTRAP_ADMIN, reference).version
         with progress() as bar:
             task = bar.add_task(f"export {contract}", total=total)
             if first is not None:

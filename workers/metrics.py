@@ -33,7 +33,6 @@ from prometheus_client.registry import Collector
 from workflows import views
 from workflows.bootstrap import Services, bootstrap
 from workflows.projection_control import projection_statuses
-from workflows.webhooks.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class NeedleCollector(Collector):
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.outbox = Outbox(services.app)
+        self.outbox = services.outbox.tables
         self._lock = threading.Lock()  # one scrape at a time on the shared connections
 
     def collect(self) -> Iterator[Any]:
@@ -91,11 +90,11 @@ class NeedleCollector(Collector):
                                        "Webhook delivery attempts by outcome.",
                                        labels=["outcome"])
         outbox = self.outbox
-        with outbox._read() as cursor:  # the outbox's own connection and table names
+        with outbox.read() as cursor:  # the outbox's own connection and table names
             by_status = {row["status"]: int(row["n"]) for row in
-                         outbox._execute(cursor, _MESSAGES).fetchall()}
+                         outbox.execute(cursor, _MESSAGES).fetchall()}
             outcomes = {row["outcome"]: int(row["n"]) for row in
-                        outbox._execute(cursor, _ATTEMPT_OUTCOMES).fetchall()}
+                        outbox.execute(cursor, _ATTEMPT_OUTCOMES).fetchall()}
         for status in ("pending", "delivered", "failed"):
             messages.add_metric([status], by_status.get(status, 0))
         for outcome in ("delivered", "http_error", "network_error"):

@@ -17,16 +17,11 @@ from celery import shared_task
 
 from domain.shanghai_calendar import shanghai_date
 from workers.runtime import projection, services, webhook_delivery, webhook_dispatcher
-from workflows.projection_control import (
-    WEBHOOKS,
-    chosen_partitions,
-    wake_projections,
-    wake_webhooks,
-)
+from workflows import messaging
+from workflows.projection_control import chosen_partitions, wake_projections, wake_webhooks
 from workflows.timers import escalate_lapsed
-from workflows.views import wake_key
 from workflows.webhooks.delivery import forget_sent, request_deliveries
-from workflows.webhooks.outbox import Lane
+from workflows.webhooks.outbox.records import Lane
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +33,7 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": True, "retry_backoff_max":
          "max_retries": 5}
 
 
-@shared_task(name="threadneedle.ping", ignore_result=False)
+@shared_task(name=messaging.PING, ignore_result=False)
 def ping() -> dict[str, Any]:
     """Health: the worker is alive and reads the event store."""
     return {
@@ -48,7 +43,7 @@ def ping() -> dict[str, Any]:
     }
 
 
-@shared_task(name="threadneedle.project", ignore_result=True, **RETRY)
+@shared_task(name=messaging.PROJECT, ignore_result=True, **RETRY)
 def project(partition: int | None = None) -> int:
     """Catch the views (live and any open rebuild) up with the event log: one partition
     (a commit's wake), or every partition this worker can lease (beat's safety net)."""
@@ -61,7 +56,7 @@ def project(partition: int | None = None) -> int:
     return report.processed
 
 
-@shared_task(name="threadneedle.rebuild", ignore_result=True, **RETRY)
+@shared_task(name=messaging.REBUILD, ignore_result=True, **RETRY)
 def rebuild(name: str) -> int:
     """Fill the rebuild ``request_rebuild`` opened (``contracts``: in every partition;
     ``contracts.p<i>``: in that one) and switch to it when caught up.  The task does not
@@ -77,7 +72,7 @@ def rebuild(name: str) -> int:
     return report.processed
 
 
-@shared_task(name="threadneedle.refresh_priorities", ignore_result=True, **RETRY)
+@shared_task(name=messaging.REFRESH_PRIORITIES, ignore_result=True, **RETRY)
 def refresh_priorities(only_if_stale: bool = False) -> int:
     """Recompute urgency against today's date (Asia/Shanghai) in every priority view."""
     refreshed = 0
@@ -91,7 +86,7 @@ def refresh_priorities(only_if_stale: bool = False) -> int:
     return refreshed
 
 
-@shared_task(name="threadneedle.escalate_lapsed", ignore_result=True)
+@shared_task(name=messaging.ESCALATE_LAPSED, ignore_result=True)
 def escalate_lapsed_conflicts() -> int:
     """Escalate every conflict whose due time has passed one level (``sla_expired``).
 
@@ -100,7 +95,7 @@ def escalate_lapsed_conflicts() -> int:
     retried: the next beat tick is the retry.
     """
     current = services()
-    escalated = escalate_lapsed(current.app, datetime.now(UTC))
+    escalated = escalate_lapsed(current.ledger, datetime.now(UTC))
     if escalated:
         wake_projections(current)
         log.info("escalated %d lapsed conflict(s)", len(escalated))
@@ -112,11 +107,11 @@ def escalate_lapsed_conflicts() -> int:
 # each is safe to run twice, late or concurrently: the dispatcher's position is a
 # compare-and-set, a lane is delivered by whoever holds its lease in the database.
 
-WEBHOOK_WAKE = wake_key(WEBHOOKS)
+WEBHOOK_WAKE = messaging.wake_key(messaging.WEBHOOKS)
 DISPATCH_BUDGET_SECONDS = 10.0
 
 
-@shared_task(name="threadneedle.webhooks.dispatch", ignore_result=True, **RETRY)
+@shared_task(name=messaging.WEBHOOK_DISPATCH, ignore_result=True, **RETRY)
 def dispatch_webhooks() -> int:
     """Turn new contract events into outbox messages and start their lanes' deliveries."""
     current = services()
@@ -132,7 +127,7 @@ def dispatch_webhooks() -> int:
     return report.written
 
 
-@shared_task(name="threadneedle.webhooks.deliver", ignore_result=True, **RETRY)
+@shared_task(name=messaging.WEBHOOK_DELIVER, ignore_result=True, **RETRY)
 def deliver_webhooks(subscription_id: str, contract_id: str) -> int:
     """Deliver one lane's due messages in order (budgeted; hands on when there is more)."""
     current = services()
@@ -144,7 +139,7 @@ def deliver_webhooks(subscription_id: str, contract_id: str) -> int:
     return report.attempts
 
 
-@shared_task(name="threadneedle.webhooks.sweep", ignore_result=True)
+@shared_task(name=messaging.WEBHOOK_SWEEP, ignore_result=True)
 def sweep_webhooks() -> int:
     """Beat's safety net: dispatch, then start every due lane that no live lease holds.
 
@@ -155,6 +150,6 @@ def sweep_webhooks() -> int:
     current = services()
     report = webhook_dispatcher().run(budget_seconds=DISPATCH_BUDGET_SECONDS)
     delivery = webhook_delivery()
-    delivery.vault.destroy_expired(delivery.clock())  # retired secrets' keys (once a minute)
-    lanes = delivery.outbox.due_lanes(delivery.clock(), cap=delivery.concurrency)
+    delivery.secrets.destroy_expired(delivery.clock())  # retired secrets' keys (once a minute)
+    lanes = delivery.outbox.leases.due_lanes(delivery.clock(), cap=delivery.concurrency)
     return request_deliveries(current, dict.fromkeys([*report.lanes, *lanes]))

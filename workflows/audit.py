@@ -26,6 +26,8 @@ from uuid import UUID
 
 from domain.chain import ChainReport, check_anchor, snapshot_is_sealed, verify_chain
 from workflows.anchoring import marker_problem, read_anchor
+from workflows.directory import listed_contracts
+from workflows.ledger import Ledger
 
 READS = 5
 """Attempts at reading an anchor and events that agree, while saves land in between."""
@@ -83,9 +85,7 @@ def _check_snapshots(app: Any, aggregate_id: UUID, events: list[Any]) -> ChainRe
     return None
 
 
-def every_contract(app: Any) -> Iterator[tuple[UUID, str]]:
+def every_contract(ledger: Ledger) -> Iterator[tuple[UUID, str]]:
     """(id, code) of every contract the directory lists, in drafting order."""
-    from workflows.application import BOOTSTRAP_ADMIN  # the application imports this module
-
-    for contract_id, code in dict(app._directory(BOOTSTRAP_ADMIN).contracts).items():
+    for contract_id, code in listed_contracts(ledger).items():
         yield UUID(contract_id), code

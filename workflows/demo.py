@@ -29,8 +29,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
-
 from domain.contract import DRAFT, ServiceContract
 from domain.directives import Classification, DirectiveFields, Dispute
 from domain.errors import NotFound
@@ -38,6 +36,10 @@ from domain.organisations import Caller, KeySpec, OrganisationSpec, Role
 from domain.resolution import Decision, Escalation
 from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from domain.terms import Admission, ContractTerms
+from workflows import contracts, directives, directory, resolution, subscriptions
+from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
+from workflows.ledger import Ledger
+from workflows.webhooks.vault import vault_for
 
 DEMO_FILE = "guangzhou-demo.json"
 KEYS_FILE = "demo-keys.json"
@@ -91,7 +93,7 @@ def demo_data() -> dict[str, Any]:
     return data
 
 
-def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = None,
+def load_demo(app: Ledger, var_dir: Path, data: dict[str, Any] | None = None,
               webhook_url: str | None = None) -> DemoLoad:
     """Register, draft, activate and issue everything in the scenario; create the demo keys.
 
@@ -103,10 +105,10 @@ def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = No
     recorded = 0
     webhook = subscribe_demo_receiver(app, var_dir, webhook_url) if webhook_url else None
 
-    known = {org["id"] for org in app.list_organisations(admin)}
+    known = {org["id"] for org in directory.list_organisations(app, admin)}
     for org in [OPERATORS.model_dump(), *data["organizations"]]:
         if org["id"] not in known:
-            app.register_organisation(admin, OrganisationSpec(**org))
+            directory.register_organisation(app, admin, OrganisationSpec(**org))
             recorded += 1
 
     keys, created = _demo_keys(app, var_dir, _wanted_keys(data))
@@ -114,41 +116,42 @@ def load_demo(app: Threadneedle, var_dir: Path, data: dict[str, Any] | None = No
     callers = {(k.org, k.role): Caller(principal_id=k.id, org=k.org, role=Role(k.role))
                for k in keys}
 
-    contracts = []
+    shown: list[DemoContract] = []
     for contract in data["contracts"]:
         terms = ContractTerms(**{k: v for k, v in contract.items() if k != "directives"})
         contract_id = str(contract_id_for(terms.code))
         try:
-            current = app.contract(admin, contract_id)
+            current = contracts.read_contract(app, admin, contract_id)
         except NotFound:
-            app.draft_contract(admin, terms)
+            contracts.draft_contract(app, admin, terms)
             recorded += 1
-            current = app.contract(admin, contract_id)
+            current = contracts.read_contract(app, admin, contract_id)
         if current.status == DRAFT:
-            app.transition(admin, contract_id, "activate")
+            contracts.transition(app, admin, contract_id, "activate")
             recorded += 1
-            current = app.contract(admin, contract_id)
+            current = contracts.read_contract(app, admin, contract_id)
         issued = {(d["issuer"], d["subject"], d["summary"]) for d in current.directives.values()}
         for directive in contract["directives"]:
             issuer = directive["issuer"]
             fields = DirectiveFields(**{k: v for k, v in directive.items() if k != "issuer"})
             if (issuer, fields.subject, fields.summary) in issued:
                 continue
-            app.issue_directive(callers[(issuer, Role.STAKEHOLDER.value)], contract_id, fields)
+            directives.issue_directive(app, callers[(issuer, Role.STAKEHOLDER.value)],
+                                       contract_id, fields)
             recorded += 1
     for step in data.get("story", []):
         recorded += _tell(app, step, callers) if "conflict" in step else _ask(app, step, callers)
     for code in (c["code"] for c in data["contracts"]):
         contract_id = str(contract_id_for(code))
-        current = app.contract(admin, contract_id)
-        contracts.append(DemoContract(
+        current = contracts.read_contract(app, admin, contract_id)
+        shown.append(DemoContract(
             code=current.code, id=contract_id, title=current.terms["title"],
             version=current.version, directives=len(current.directives),
         ))
-    return DemoLoad(contracts=contracts, keys=keys, recorded=recorded, webhook=webhook)
+    return DemoLoad(contracts=shown, keys=keys, recorded=recorded, webhook=webhook)
 
 
-def subscribe_demo_receiver(app: Threadneedle, var_dir: Path, url: str) -> DemoWebhook:
+def subscribe_demo_receiver(app: Ledger, var_dir: Path, url: str) -> DemoWebhook:
     """Make sure one enabled admin subscription for ``*`` sends to ``url``; keep its secret.
 
     The subscription recorded in ``demo-webhook.json`` is reused (moved to
@@ -162,20 +165,21 @@ def subscribe_demo_receiver(app: Threadneedle, var_dir: Path, url: str) -> DemoW
     kept = read_demo_webhook(path)
     if kept is not None:
         try:
-            subscription = app.subscription(admin, kept.id)
+            subscription = subscriptions.read_subscription(app, admin, kept.id)
         except NotFound:
             subscription = None
         if subscription is not None:
             if subscription.url != url or not subscription.enabled:
-                app.update_subscription(admin, kept.id, SubscriptionPatch(url=url, enabled=True))
+                subscriptions.update_subscription(app, admin, kept.id,
+                                                  SubscriptionPatch(url=url, enabled=True))
             webhook = DemoWebhook(id=kept.id, url=url, secret=kept.secret)
             if webhook != kept:
                 _write_private(path, asdict(webhook))
             return webhook
-    for stale in app.list_subscriptions(admin):
+    for stale in subscriptions.list_subscriptions(app, admin):
         if stale["description"] == WEBHOOK_DESCRIPTION:
-            app.delete_subscription(admin, stale["id"])
-    result = app.create_subscription(admin, SubscriptionSpec(
+            subscriptions.delete_subscription(app, vault_for(app), admin, stale["id"])
+    result = subscriptions.create_subscription(app, vault_for(app), admin, SubscriptionSpec(
         url=url, event_types=["*"], description=WEBHOOK_DESCRIPTION))
     assert result.extra is not None and result.extra["secret"]
     webhook = DemoWebhook(id=result.id, url=url, secret=result.extra["secret"])
@@ -190,7 +194,7 @@ def read_demo_webhook(path: Path) -> DemoWebhook | None:
         return None
 
 
-def _tell(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str], Caller]) -> int:
+def _tell(app: Ledger, step: dict[str, Any], callers: dict[tuple[str, str], Caller]) -> int:
     """One step of the story: a resolver decides or escalates a conflict, unless it is done.
 
     The conflict is found by its kind and subject among the open ones (its id
@@ -199,7 +203,7 @@ def _tell(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str]
     """
     contract_id = str(contract_id_for(step["contract"]))
     resolver = callers[(step["by"], Role.RESOLVER.value)]
-    contract = app.contract(resolver, contract_id)
+    contract = contracts.read_contract(app, resolver, contract_id)
     conflict = _open_conflict(contract, **step["conflict"])
     if conflict is None:
         return 0
@@ -212,28 +216,28 @@ def _tell(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str]
                         if issuer[key] in step["overridden_issuers"]],
             rationale=step["rationale"],
         )
-        app.resolve_conflict(resolver, contract_id, conflict["id"], decision)
+        resolution.resolve_conflict(app, resolver, contract_id, conflict["id"], decision)
         return 1
     if conflict["level"] != step["from_level"]:
         return 0
     escalation = Escalation(from_level=step["from_level"], reason=step["reason"])
-    app.escalate_conflict(resolver, contract_id, conflict["id"], escalation)
+    resolution.escalate_conflict(app, resolver, contract_id, conflict["id"], escalation)
     return 1
 
 
-def _ask(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str], Caller]) -> int:
+def _ask(app: Ledger, step: dict[str, Any], callers: dict[tuple[str, str], Caller]) -> int:
     """A step of section 13 (who may ask for what), unless it is done: the admin replaces
     an admission list, the provider classifies a directive, a party disputes one.
 
     Directives are named by issuer and subject.  Answers how many commands it recorded.
     """
     contract_id = str(contract_id_for(step["contract"]))
-    contract = app.contract(BOOTSTRAP_ADMIN, contract_id)
+    contract = contracts.read_contract(app, BOOTSTRAP_ADMIN, contract_id)
     if step["action"] == "admission":
         admission = Admission.model_validate({"admission": step["admission"]})
         if contract.terms.get("admission") == admission.model_dump(mode="json")["admission"]:
             return 0
-        app.change_admission(BOOTSTRAP_ADMIN, contract_id, admission)
+        directives.change_admission(app, BOOTSTRAP_ADMIN, contract_id, admission)
         return 1
     named = step["directive"]
     directive = next(d for d in contract.directives.values()
@@ -242,13 +246,13 @@ def _ask(app: Threadneedle, step: dict[str, Any], callers: dict[tuple[str, str],
         if directive.get("classification"):
             return 0
         provider = callers[(step["by"], Role.RESOLVER.value)]
-        app.classify_directive(provider, contract_id, directive["id"], Classification(
+        directives.classify_directive(app, provider, contract_id, directive["id"], Classification(
             task_type=step["task_type"], add_tags=step["add_tags"], note=step["note"]))
         return 1
     if any(d["by"] == step["by"] for d in directive.get("disputes", [])):
         return 0
     party = callers[(step["by"], Role.STAKEHOLDER.value)]
-    app.dispute_directive(party, contract_id, directive["id"], Dispute.model_validate(
+    directives.dispute_directive(app, party, contract_id, directive["id"], Dispute.model_validate(
         {"fields": step["fields"], "reason": step["reason"]}))
     return 1
 
@@ -272,16 +276,16 @@ def _wanted_keys(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _demo_keys(
-    app: Threadneedle, var_dir: Path, wanted: list[tuple[str, str]]
+    app: Ledger, var_dir: Path, wanted: list[tuple[str, str]]
 ) -> tuple[list[DemoKey], int]:
     path = var_dir / KEYS_FILE
     kept = {(k.org, k.role): k for k in read_demo_keys(path)}
     keys, created = [], 0
     for org, role in wanted:
         key = kept.get((org, role))
-        caller = app.authenticate(key.key) if key else None
+        caller = directory.authenticate(app, key.key) if key else None
         if key is None or caller is None or (caller.org, caller.role.value) != (org, role):
-            result = app.create_key(BOOTSTRAP_ADMIN, KeySpec(org=org, role=Role(role)))
+            result = directory.create_key(app, BOOTSTRAP_ADMIN, KeySpec(org=org, role=Role(role)))
             assert result.extra is not None
             key = DemoKey(role=role, org=org, id=result.id, key=result.extra["key"])
             created += 1

@@ -27,14 +27,17 @@ Guarantees kept:
   waiting in the batch is held back to the next batch, where it finds that
   record and answers as a repeat.
 
-Set ``NEEDLE_GROUP_COMMIT=0`` to save one command per transaction (the
-baseline the benchmark compares with).
+Set ``NEEDLE_GROUP_COMMIT=0`` (``Settings.group_commit``) to save one command
+per transaction (the baseline the benchmark compares with).
+
+The committer works the ledger (``workflows/ledger.py``) through its public
+methods only (``Committing``); the ledger asks the committer for the batch a
+thread is running (``working_set``) so a command sees its batch's earlier ones.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -57,7 +60,6 @@ from workflows.store import STORE_OUTAGES
 MAX_BATCH = 512
 """The most commands one transaction takes (bounds a batch's latency and memory)."""
 
-_local = threading.local()
 log = logging.getLogger("threadneedle.group_commit")
 
 
@@ -65,26 +67,23 @@ class NothingRecorded(RuntimeError):
     """A command that ran without error but recorded no event of its target (a bug)."""
 
 
-def enabled() -> bool:
-    """Whether commands are grouped (``NEEDLE_GROUP_COMMIT``, on unless ``0``/``false``/``no``)."""
-    return os.environ.get("NEEDLE_GROUP_COMMIT", "1").strip().lower() not in {"0", "false", "no"}
-
-
 class Committing(Protocol):
-    """What the application lends the committer (``workflows.application.Threadneedle``)."""
+    """What the ledger lends the committer (``workflows.ledger.Ledger``).
+
+    A command's ``attempt`` answers a change (``workflows.ledger.Change``) with
+    ``target`` (the aggregate it answers about) and ``answer(version, position)``.
+    """
 
     @property
     def repository(self) -> Any: ...
 
     def save(self, *aggregates: Any) -> list[Any]: ...
 
-    def _earlier(self, caller: Any, request: Any) -> Any: ...
+    def earlier(self, caller: Any, request: Any) -> Any: ...
 
-    def _with_idempotency(self, caller: Any, request: Any, change: Any) -> list[Any]: ...
+    def with_idempotency(self, caller: Any, request: Any, change: Any) -> list[Any]: ...
 
-    def _attempt_until_saved(self, caller: Any, request: Any, attempt: Any) -> Any: ...
-
-    def _result(self, change: Any, version: int, position: int) -> Any: ...
+    def attempt_until_saved(self, caller: Any, request: Any, attempt: Any) -> Any: ...
 
 
 class WorkingSet:
@@ -137,12 +136,6 @@ class WorkingSet:
         return [*self.aggregates.values(), *self.strangers]
 
 
-def working_set() -> WorkingSet | None:
-    """The batch this thread is running, if it is a leader in the middle of one."""
-    working: WorkingSet | None = getattr(_local, "working", None)
-    return working
-
-
 @dataclass(eq=False)
 class Job:
     """One command waiting for its batch."""
@@ -182,15 +175,21 @@ class GroupCommitter:
         self._mutex = threading.Lock()
         self._pending: deque[Job] = deque()
         self._leading = False
+        self._local = threading.local()
         self.batches = 0
         """How many batches committed in one transaction (for tests and the benchmark)."""
         self.fallbacks = 0
         """How many batches met a version conflict and were redone one by one."""
 
+    def working_set(self) -> WorkingSet | None:
+        """The batch this thread is running, if it is a leader in the middle of one."""
+        working: WorkingSet | None = getattr(self._local, "working", None)
+        return working
+
     def run(self, caller: Any, request: Any, attempt: Callable[[], Any]) -> Any:
         """Run one command; answer once its events are committed (or raise its error)."""
-        if working_set() is not None:  # a command inside a command: no batch within a batch
-            return self._app._attempt_until_saved(caller, request, attempt)
+        if self.working_set() is not None:  # a command inside a command: no batch within one
+            return self._app.attempt_until_saved(caller, request, attempt)
         job = Job(caller, request, attempt)
         with self._mutex:
             self._pending.append(job)
@@ -237,7 +236,7 @@ class GroupCommitter:
         refused: list[Job] = []
         deferred: list[Job] = []
         waiting_records: set[UUID] = set()
-        _local.working = working
+        self._local.working = working
         try:
             for index, job in enumerate(batch):
                 record_id = job.record_id()
@@ -245,7 +244,7 @@ class GroupCommitter:
                     deferred.append(job)  # its first use is in this batch: answer it after
                     continue
                 if not self._stage(job, working, staged, refused):
-                    _local.working = None
+                    self._local.working = None
                     self._one_by_one([s.job for s in staged] + refused + batch[index:])
                     return deferred
                 if record_id is not None and staged and staged[-1].job is job:
@@ -254,7 +253,7 @@ class GroupCommitter:
             self._fail_all(batch, outage)
             return deferred
         finally:
-            _local.working = None
+            self._local.working = None
         if staged:
             self._commit(working, staged)
         # A refusal decided on an unchecked copy is decided again on a fresh one.
@@ -274,7 +273,7 @@ class GroupCommitter:
         """
         before = working.versions()
         try:
-            if job.request is not None and (earlier := self._app._earlier(job.caller, job.request)):
+            if job.request is not None and (earlier := self._app.earlier(job.caller, job.request)):
                 job.finish(result=earlier)
                 return True
             change = job.attempt()
@@ -286,7 +285,7 @@ class GroupCommitter:
             job.error = error
             refused.append(job)
             return True
-        working.adopt(self._app._with_idempotency(job.caller, job.request, change))
+        working.adopt(self._app.with_idempotency(job.caller, job.request, change))
         staged.append(Staged(job, change, change.target.version))
         return True
 
@@ -310,7 +309,7 @@ class GroupCommitter:
         for s in staged:  # each command its own outcome: one's failure is not the others'
             try:
                 position = positions[(s.change.target.id, s.version)]
-                s.job.finish(result=self._app._result(s.change, s.version, position))
+                s.job.finish(result=s.change.answer(s.version, position))
             except Exception:
                 log.exception("a command of a committed batch could not be answered")
                 s.job.finish(error=NothingRecorded(
@@ -333,7 +332,7 @@ class GroupCommitter:
             if job.done:
                 continue
             try:
-                result = self._app._attempt_until_saved(job.caller, job.request, job.attempt)
+                result = self._app.attempt_until_saved(job.caller, job.request, job.attempt)
             except STORE_OUTAGES as outage:
                 self._fail_all(jobs, outage)
                 return

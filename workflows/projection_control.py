@@ -1,11 +1,12 @@
 """What the API, the CLI and the tasks do to the projections: wake, rebuild, report.
 
 ``wake_projections`` is what every successful command calls after its commit:
-``SET tn:wake:contracts 1 NX EX 5`` and, only when that set the flag, one
-``threadneedle.project`` task sent by name.  The consumer deletes the flag
+``SET tn:wake:{contracts.p<i>} 1 NX EX 5`` and, only when that set the flag, one
+``threadneedle.project`` task sent by name (names, keys and senders:
+``workflows/messaging.py``).  The consumer deletes the flag
 before it reads the log, so a burst of commits costs one task, and a commit
 that lands while the consumer runs is seen by that same run.  The webhook
-dispatcher is woken the same way (``tn:wake:webhooks``,
+dispatcher is woken the same way (``tn:wake:{webhooks}``,
 ``threadneedle.webhooks.dispatch`` on the ``<celery_queue>.webhooks`` queue).
 """
 
@@ -16,26 +17,21 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from domain.errors import NotFound
-from workflows import views
-from workflows.application import utc_now
-from workflows.bootstrap import Services
+from workflows import messaging, views
+from workflows.ledger import utc_now
 from workflows.projections import NAME, ContractViews, RunReport, SharedBatch
 from workflows.views import ViewStore
 
+if TYPE_CHECKING:  # the composition root builds the views with this module
+    from workflows.bootstrap import Services
+
 log = logging.getLogger(__name__)
-
-WAKE_SECONDS = 5
-PROJECT_TASK = "threadneedle.project"
-REBUILD_TASK = "threadneedle.rebuild"
-WEBHOOKS = "webhooks"
-WEBHOOK_DISPATCH_TASK = "threadneedle.webhooks.dispatch"
-
 
 def contract_views(services: Services, partition: int | None = None) -> PartitionedViews:
     """Every partition's projector (``partition``: that one alone, still in the wrapper)."""
@@ -47,7 +43,7 @@ def contract_views(services: Services, partition: int | None = None) -> Partitio
     chosen = range(count) if partition is None else [partition]
     return PartitionedViews([
         ContractViews(
-            app=services.app, store=ViewStore(services.redis, views.partition_name(index)),
+            app=services.ledger, store=ViewStore(services.redis, views.partition_name(index)),
             clock=utc_now, batch_size=settings.projection_batch_size,
             lock_seconds=settings.projection_lock_seconds,
             partition=index, partitions=count,
@@ -74,7 +70,7 @@ def wake_projections(services: Services) -> bool:
     try:
         pipe = services.redis.pipeline(transaction=False)
         for name in names:
-            pipe.set(views.wake_key(name), 1, nx=True, ex=WAKE_SECONDS)
+            pipe.set(messaging.wake_key(name), 1, nx=True, ex=messaging.WAKE_SECONDS)
         woken = [index for index, was_set in enumerate(pipe.execute()) if was_set]
     except redis.RedisError as error:
         log.warning("projection wake skipped: %s", error)
@@ -82,12 +78,11 @@ def wake_projections(services: Services) -> bool:
     if not woken:
         return False
     try:  # one task: it serves every partition it can lease (``PartitionedViews.run``)
-        services.celery.send_task(PROJECT_TASK, args=[woken[0]],
-                                  queue=services.settings.celery_queue)
+        messaging.send_project(services.celery, services.settings, woken[0])
     except (BrokerUnavailable, redis.RedisError, OSError) as error:
         log.warning("projection wake not sent: %s", error)
         with contextlib.suppress(redis.RedisError):
-            services.redis.delete(*(views.wake_key(names[index]) for index in woken))
+            services.redis.delete(*(messaging.wake_key(names[index]) for index in woken))
         return False
     return True
 
@@ -98,22 +93,18 @@ def wake_webhooks(services: Services) -> bool:
     A lost wake only delays messages until the sweeper's next run (every
     ``NEEDLE_WEBHOOK_SWEEP_SECONDS``): the outbox position is the truth.
     """
-    return _wake(services, WEBHOOKS, WEBHOOK_DISPATCH_TASK,
-                 f"{services.settings.celery_queue}.webhooks")
-
-
-def _wake(services: Services, name: str, task: str, queue: str) -> bool:
     if services.redis is None:
         return False
-    key = views.wake_key(name)
+    name = messaging.WEBHOOKS
+    key = messaging.wake_key(name)
     try:
-        if not services.redis.set(key, 1, nx=True, ex=WAKE_SECONDS):
+        if not services.redis.set(key, 1, nx=True, ex=messaging.WAKE_SECONDS):
             return False
     except redis.RedisError as error:
         log.warning("%s wake skipped: %s", name, error)
         return False
     try:
-        services.celery.send_task(task, queue=queue)
+        messaging.send_webhook_dispatch(services.celery, services.settings)
     except (BrokerUnavailable, redis.RedisError, OSError) as error:
         log.warning("%s wake not sent: %s", name, error)
         with contextlib.suppress(redis.RedisError):
@@ -152,8 +143,7 @@ def request_rebuild(services: Services, name: str = NAME) -> str:
     indexes = chosen_partitions(services, name)
     generations = contract_views(services).start_rebuild(indexes)
     for index in indexes:
-        services.celery.send_task(REBUILD_TASK, args=[views.partition_name(index)],
-                                  queue=services.settings.celery_queue)
+        messaging.send_rebuild(services.celery, services.settings, views.partition_name(index))
     return generations
 
 

@@ -51,9 +51,9 @@ from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
 from domain.priorities import priority_view
 from domain.shanghai_calendar import shanghai_date
-from workflows import views
-from workflows.application import Threadneedle
+from workflows import directory, messaging, views
 from workflows.explanations import Explainer
+from workflows.ledger import Ledger
 from workflows.views import ViewStore
 
 NAME = views.CONTRACTS
@@ -121,7 +121,7 @@ class SharedBatch:
 class ContractViews:
     """Keeps the per-contract conflict and priority views and the open-conflict board."""
 
-    app: Threadneedle
+    app: Ledger
     store: ViewStore
     clock: Callable[[], datetime]
     batch_size: int = 1000
@@ -166,7 +166,7 @@ class ContractViews:
                 return RunReport(processed, complete=False)
             # A commit that set the flag while we were leaving found the lease still
             # taken and its task left: look once more now that the lease is free.
-            if not self.store.client.exists(views.wake_key(self.name)):
+            if not self.store.client.exists(messaging.wake_key(self.name)):
                 return RunReport(processed, complete=True)
 
     def run_pass(self, deadline: float | None) -> tuple[int, bool, bool]:
@@ -185,7 +185,7 @@ class ContractViews:
             return 0, True, True
 
     def _pass_held(self, deadline: float | None) -> tuple[int, bool, bool]:
-        self.store.client.delete(views.wake_key(self.name))
+        self.store.client.delete(messaging.wake_key(self.name))
         live = self.store.current()
         done, caught_up = self.catch_up(live, max_batches=1, deadline=deadline)
         if not caught_up or self.store.current() != live:
@@ -204,12 +204,12 @@ class ContractViews:
 
     def woken(self) -> bool:
         """A commit has set this partition's wake flag since a run deleted it."""
-        return bool(self.store.client.exists(views.wake_key(self.name)))
+        return bool(self.store.client.exists(messaging.wake_key(self.name)))
 
     def _run_held(self, deadline: float | None) -> tuple[int, bool]:
         processed = 0
         while True:
-            self.store.client.delete(views.wake_key(self.name))
+            self.store.client.delete(messaging.wake_key(self.name))
             live = self.store.current()
             done, complete = self.catch_up(live, deadline=deadline)
             processed += done
@@ -230,7 +230,7 @@ class ContractViews:
                 if _past(deadline):
                     return processed, False
                 continue
-            if not self.store.client.exists(views.wake_key(self.name)):
+            if not self.store.client.exists(messaging.wake_key(self.name)):
                 return processed, True
             if _past(deadline):
                 return processed, False
@@ -278,7 +278,7 @@ class ContractViews:
             touched[contract.id] = (contract, notification.id)
         reference = shanghai_date(self.clock())
         if touched:  # (a batch of other partitions' events only moves the position)
-            self._explain.use_names(self.app.organisation_names())
+            self._explain.use_names(directory.organisation_names(self.app))
         ops: list[list[Any]] = []
         for contract, event_position in touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position))

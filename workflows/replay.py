@@ -29,7 +29,8 @@ from domain.errors import NotFound, ValidationFailed
 from domain.organisations import Caller
 from domain.priorities import effective_policy, rank_directives
 from domain.shanghai_calendar import shanghai_date
-from workflows.application import Threadneedle
+from workflows.contracts import read_contract
+from workflows.ledger import Ledger
 
 TOP = 3
 
@@ -69,18 +70,18 @@ def contract_at(contract: ServiceContract) -> ContractAt:
 
 
 def diff(
-    app: Threadneedle, caller: Caller, contract_id: str, *, from_version: int, to_version: int,
+    ledger: Ledger, caller: Caller, contract_id: str, *, from_version: int, to_version: int,
 ) -> dict[str, Any]:
     """What changed from ``from_version`` to ``to_version`` (SPEC §9 diff shape)."""
     if from_version > to_version:
         raise ValidationFailed([("from_version", "must not be after to_version")])
-    head = app.contract(caller, contract_id)
+    head = read_contract(ledger, caller, contract_id)
     access.require_history(caller, head)
     if to_version > head.version:
         raise NotFound(f"contract {head.code} has no version {to_version} yet")
-    before = contract_at(app.contract(caller, contract_id, version=from_version))
+    before = contract_at(read_contract(ledger, caller, contract_id, version=from_version))
     after = before if to_version == from_version else contract_at(
-        app.contract(caller, contract_id, version=to_version))
+        read_contract(ledger, caller, contract_id, version=to_version))
     return {"contract_id": str(head.id), **contract_diff(before, after)}
 
 
@@ -118,7 +119,7 @@ class Timeline:
 
 
 def timeline(
-    app: Threadneedle,
+    ledger: Ledger,
     caller: Caller,
     contract_id: str,
     *,
@@ -132,11 +133,11 @@ def timeline(
     ``profile`` ranks every step under that profile instead of the contract's
     policy at the time (a what-if of the past).
     """
-    end = app.contract(caller, contract_id, version=version, as_of=as_of)
+    end = read_contract(ledger, caller, contract_id, version=version, as_of=as_of)
     access.require_history(caller, end)
     if profile is not None:
         effective_policy(end.terms, profile)  # refuse an unknown profile before any work
-    events = app.repository.event_store.get(end.id, lte=end.version)
+    events = ledger.repository.event_store.get(end.id, lte=end.version)
     steps = list(fold_steps(events, profile=profile, top=top))
     chosen, _ = effective_policy(end.terms, profile)
     return Timeline(end, chosen.value, profile is not None, steps)

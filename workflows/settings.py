@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     snapshot_interval: int = 100
     aggregate_cache_size: int = 1000
     command_retries: int = 20
+    group_commit: bool = True
+    """Commands that arrive together are recorded in one transaction (``workflows/
+    group_commit.py``); ``0``: one transaction per command (the benchmark's baseline)."""
     max_body_bytes: int = 64 * 1024
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     """The request line and headers of one request, at most (431 beyond: ``api/server.py``)."""

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.conflict_view import lapsed
+from domain.conflict_records import lapsed
 from domain.contract import ACTIVE, ServiceContract
 from domain.errors import (
     ConflictNotOpen,
@@ -29,7 +29,9 @@ from domain.errors import (
     NoHigherLevel,
     NotLapsed,
 )
-from workflows.application import SLA_TIMER, Threadneedle
+from workflows import contracts, resolution
+from workflows.identities import SLA_TIMER
+from workflows.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +76,20 @@ def lapses(contract: ServiceContract, now: datetime) -> list[Lapse]:
     return sorted(found, key=lambda lapse: (datetime.fromisoformat(lapse.due), lapse.conflict_id))
 
 
-def find_lapses(app: Threadneedle, now: datetime) -> list[Lapse]:
+def find_lapses(app: Ledger, now: datetime) -> list[Lapse]:
     """Every lapse across the directory's contracts (current aggregates, from the cache)."""
     found: list[Lapse] = []
-    for contract_id in sorted(app.readable_contract_ids(SLA_TIMER)):
-        found += lapses(app.contract(SLA_TIMER, contract_id), now)
+    for contract_id in sorted(contracts.readable_contract_ids(app, SLA_TIMER)):
+        found += lapses(contracts.read_contract(app, SLA_TIMER, contract_id), now)
     return found
 
 
-def escalate_lapsed(app: Threadneedle, now: datetime) -> list[Escalated]:
+def escalate_lapsed(app: Ledger, now: datetime) -> list[Escalated]:
     """Escalate every conflict that lapsed by ``now`` one level; answer what was escalated."""
     done: list[Escalated] = []
     for lapse in find_lapses(app, now):
         try:
-            result = app.escalate_lapsed_conflict(
+            result = resolution.escalate_lapsed_conflict(app,
                 lapse.contract_id, lapse.conflict_id, lapse.level, now=now,
             )
         except ALREADY_HANDLED as refusal:

@@ -15,12 +15,13 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
-
 from domain.contract import ServiceContract
 from domain.directives import DirectiveFields, DirectivePatch
 from domain.organisations import Caller, OrganisationSpec, Role
 from domain.terms import ContractTerms
+from workflows import contracts, directives, directory
+from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
+from workflows.ledger import Ledger
 
 PERIOD_START = date(2024, 1, 1)
 PERIOD_WEEKS = 52
@@ -38,15 +39,15 @@ class ContractHandle:
     active: list[str] = field(default_factory=list)
 
 
-def register_organisations(app: Threadneedle) -> None:
-    known = {org["id"] for org in app.list_organisations(BOOTSTRAP_ADMIN)}
+def register_organisations(app: Ledger) -> None:
+    known = {org["id"] for org in directory.list_organisations(app, BOOTSTRAP_ADMIN)}
     for slug in ("purchaser", "provider", *ISSUERS):
         if slug not in known:
-            app.register_organisation(BOOTSTRAP_ADMIN, OrganisationSpec(
+            directory.register_organisation(app, BOOTSTRAP_ADMIN, OrganisationSpec(
                 id=slug, name=f"{slug} 组织", kind="other"))
 
 
-def open_contract(app: Threadneedle, code: str) -> ContractHandle:
+def open_contract(app: Ledger, code: str) -> ContractHandle:
     terms = ContractTerms.model_validate({
         "code": code, "title": f"合同 {code}", "purchaser": "purchaser", "provider": "provider",
         "budget": {"amount": "1000000.00", "currency": "CNY"},
@@ -58,15 +59,15 @@ def open_contract(app: Threadneedle, code: str) -> ContractHandle:
         "stakeholders": [{"org": org, "standing": "party"} for org in ISSUERS],
         "escalation_chain": ["provider", "purchaser"],
     })
-    app.draft_contract(BOOTSTRAP_ADMIN, terms)
+    contracts.draft_contract(app, BOOTSTRAP_ADMIN, terms)
     contract_id = str(contract_id_for(code))
-    app.transition(BOOTSTRAP_ADMIN, contract_id, "activate")
+    contracts.transition(app, BOOTSTRAP_ADMIN, contract_id, "activate")
     callers = {org: Caller(principal_id=f"principal-{org}", org=org, role=Role.STAKEHOLDER)
                for org in ISSUERS}
     return ContractHandle(contract_id, callers)
 
 
-def open_contracts(app: Threadneedle, count: int, prefix: str = "SYN") -> list[ContractHandle]:
+def open_contracts(app: Ledger, count: int, prefix: str = "SYN") -> list[ContractHandle]:
     register_organisations(app)
     return [open_contract(app, f"{prefix}-{number:04d}") for number in range(count)]
 
@@ -113,27 +114,30 @@ def random_patch(rng: random.Random) -> DirectivePatch:
     return DirectivePatch.model_validate({name: fields[name] for name in chosen})
 
 
-def random_command(app: Threadneedle, handle: ContractHandle, rng: random.Random) -> int:
+def random_command(app: Ledger, handle: ContractHandle, rng: random.Random) -> int:
     """Issue, amend or withdraw one directive through the application; answers the position."""
     roll = rng.random()
     if handle.active and roll < 0.2:
         directive_id = rng.choice(handle.active)
         handle.active.remove(directive_id)
-        issuer = app.contract(BOOTSTRAP_ADMIN, handle.id).directives[directive_id]["issuer"]
-        return app.withdraw_directive(handle.callers[issuer], handle.id, directive_id).position
+        issuer = contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                         handle.id).directives[directive_id]["issuer"]
+        return directives.withdraw_directive(app, handle.callers[issuer], handle.id,
+                                             directive_id).position
     if handle.active and roll < 0.45:
         directive_id = rng.choice(handle.active)
-        issuer = app.contract(BOOTSTRAP_ADMIN, handle.id).directives[directive_id]["issuer"]
-        return app.amend_directive(handle.callers[issuer], handle.id, directive_id,
+        issuer = contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                         handle.id).directives[directive_id]["issuer"]
+        return directives.amend_directive(app, handle.callers[issuer], handle.id, directive_id,
                                    random_patch(rng)).position
     caller = handle.callers[rng.choice(ISSUERS)]
-    result = app.issue_directive(caller, handle.id, random_fields(rng))
+    result = directives.issue_directive(app, caller, handle.id, random_fields(rng))
     handle.active.append(result.id)
     return result.position
 
 
 def issue_in_bulk(
-    app: Threadneedle, handle: ContractHandle, count: int, rng: random.Random,
+    app: Ledger, handle: ContractHandle, count: int, rng: random.Random,
     subjects: tuple[str, ...] = SUBJECTS, hours: tuple[float, ...] = HOURS,
 ) -> None:
     """``count`` directive events (mostly issues, some withdrawals) saved in one transaction."""

@@ -14,13 +14,14 @@ from api.deps import (
     DirectiveId,
     IdempotencyDep,
     IfMatchDep,
-    ServicesDep,
+    LedgerDep,
 )
 from api.problems import problem_responses
 from api.responses import CommandResult
 from domain.directives import Classification, Dispute
 from domain.resolution import Approval
 from domain.terms import Admission
+from workflows import directives, resolution
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}", tags=["who may ask"],
                    responses=problem_responses(401, 403, 404, 409, 412, 422))
@@ -31,12 +32,12 @@ def change_admission(
     contract_id: ContractId,
     admission: Admission,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """Replace the admission list (准入): which organisations may assign which kinds of work.
     Every active directive is checked against the new list."""
-    return services.app.change_admission(
+    return directives.change_admission(ledger,
         caller, contract_id, admission, expected_version=expected_version).as_dict()
 
 
@@ -46,12 +47,12 @@ def classify_directive(
     directive_id: DirectiveId,
     classification: Classification,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """The provider sets the directive's kind of work and adds tags the issuer left out."""
-    return services.app.classify_directive(
+    return directives.classify_directive(ledger,
         caller, contract_id, directive_id, classification,
         request=request, expected_version=expected_version).as_dict()
 
@@ -63,13 +64,13 @@ def dispute_directive(
     directive_id: DirectiveId,
     dispute: Dispute,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """Dispute fields of another organisation's directive; answers the ``disputed``
     conflict's id."""
-    return services.app.dispute_directive(
+    return directives.dispute_directive(ledger,
         caller, contract_id, directive_id, dispute,
         request=request, expected_version=expected_version).as_dict()
 
@@ -80,12 +81,12 @@ def answer_proposal(
     conflict_id: ConflictId,
     answer: Approval,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """Approve or reject the decision proposed on a conflict; the last approval makes it
     take effect, a rejection returns the conflict to open."""
-    return services.app.answer_proposal(
+    return resolution.answer_proposal(ledger,
         caller, contract_id, conflict_id, answer,
         request=request, expected_version=expected_version).as_dict()

@@ -6,17 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import (
-    CallerDep,
-    ConflictId,
-    ContractId,
-    IdempotencyDep,
-    IfMatchDep,
-    ServicesDep,
-)
+from api.deps import CallerDep, ConflictId, ContractId, IdempotencyDep, IfMatchDep, LedgerDep
 from api.problems import problem_responses
 from api.responses import CommandResult
 from domain.resolution import Decision, Escalation
+from workflows import resolution
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}/conflicts/{conflict_id}",
                    tags=["conflicts"],
@@ -29,12 +23,12 @@ def resolve_conflict(
     conflict_id: ConflictId,
     decision: Decision,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """Record a decision: outcome, upheld and overridden members, rationale."""
-    return services.app.resolve_conflict(
+    return resolution.resolve_conflict(ledger,
         caller, contract_id, conflict_id, decision,
         request=request, expected_version=expected_version,
     ).as_dict()
@@ -46,12 +40,12 @@ def escalate_conflict(
     conflict_id: ConflictId,
     escalation: Escalation,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """Escalate by hand, one level up from ``from_level``."""
-    return services.app.escalate_conflict(
+    return resolution.escalate_conflict(ledger,
         caller, contract_id, conflict_id, escalation,
         request=request, expected_version=expected_version,
     ).as_dict()

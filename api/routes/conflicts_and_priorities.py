@@ -17,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import (
     CallerDep,
     FreshnessDep,
+    LedgerDep,
     LiveViewsDep,
     PointInTimeDep,
     ReadableContractId,
     ReadableContracts,
-    ServicesDep,
 )
 from api.live_views import POSITION_HEADER
 from api.problems import problem_responses
@@ -32,8 +32,9 @@ from api.responses import (
     documented,
     position_header,
 )
-from domain.conflict_view import STATUSES
+from domain.conflict_records import STATUSES
 from domain.terms import Profile
+from workflows import history
 from workflows.explanations import in_language
 from workflows.i18n import negotiate
 
@@ -66,7 +67,7 @@ ProfileQuery = Annotated[str | SkipJsonSchema[None], Query(
 async def conflict_view(
     contract_id: ReadableContractId,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     at: PointInTimeDep,
     freshness: FreshnessDep,
     live: LiveViewsDep,
@@ -76,7 +77,7 @@ async def conflict_view(
 ) -> dict[str, Any]:
     if at.given:
         view = await run_in_threadpool(
-            services.app.conflict_view_at, caller, contract_id,
+            history.conflict_view_at, ledger, caller, contract_id,
             version=at.version, as_of=at.as_of, status=status,
         )
     else:
@@ -90,7 +91,7 @@ async def conflict_view(
 async def priority_view(
     contract_id: ReadableContractId,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     at: PointInTimeDep,
     freshness: FreshnessDep,
     live: LiveViewsDep,
@@ -99,7 +100,7 @@ async def priority_view(
 ) -> dict[str, Any]:
     if at.given or profile is not None:
         return await run_in_threadpool(
-            services.app.priority_view_at, caller, contract_id,
+            history.priority_view_at, ledger, caller, contract_id,
             version=at.version, as_of=at.as_of, profile=profile,
         )
     position, view = await live.priorities(contract_id, freshness)
@@ -111,13 +112,13 @@ async def priority_view(
             **documented(ConflictBoard, X_Projection_Position=position_header(required=True)))
 async def conflict_board(
     readable: ReadableContracts,
-    services: ServicesDep,
+    ledger: LedgerDep,
     freshness: FreshnessDep,
     live: LiveViewsDep,
     response: Response,
     accept_language: AcceptLanguage = None,
 ) -> dict[str, Any]:
     """Open conflicts across the contracts the caller may read, most overdue first."""
-    position, board = await live.board(readable, services.app.clock(), freshness)
+    position, board = await live.board(readable, ledger.clock(), freshness)
     response.headers[POSITION_HEADER] = str(position)
     return {**board, "items": _in_language(board["items"], accept_language)}

@@ -12,14 +12,15 @@ from api.deps import (
     ContractId,
     IdempotencyDep,
     IfMatchDep,
+    LedgerDep,
     PointInTimeDep,
-    ServicesDep,
     etag,
 )
 from api.problems import problem_responses
 from api.responses import CommandResult, Contract, Contracts, documented
 from domain.primitives import EmptyBody
 from domain.terms import ContractTerms, Policy, StakeholderSpec
+from workflows import contracts
 
 router = APIRouter(prefix="/v1/contracts", tags=["contracts"],
                    responses=problem_responses(401, 403, 404, 422))
@@ -28,14 +29,14 @@ router = APIRouter(prefix="/v1/contracts", tags=["contracts"],
 @router.post("", status_code=201, response_model=CommandResult,
              responses=problem_responses(409))
 def draft_contract(
-    terms: ContractTerms, caller: CallerDep, services: ServicesDep, request: IdempotencyDep
+    terms: ContractTerms, caller: CallerDep, ledger: LedgerDep, request: IdempotencyDep
 ) -> dict[str, Any]:
-    return services.app.draft_contract(caller, terms, request).as_dict()
+    return contracts.draft_contract(ledger, caller, terms, request).as_dict()
 
 
 @router.get("", **documented(Contracts))
-def list_contracts(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
-    return {"items": services.app.list_contracts(caller)}
+def list_contracts(caller: CallerDep, ledger: LedgerDep) -> dict[str, Any]:
+    return {"items": contracts.list_contracts(ledger, caller)}
 
 
 @router.get("/{contract_id}", **documented(Contract, ETag={
@@ -44,11 +45,12 @@ def list_contracts(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
 def read_contract(
     contract_id: ContractId,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     response: Response,
     at: PointInTimeDep,
 ) -> dict[str, Any]:
-    contract = services.app.contract(caller, contract_id, version=at.version, as_of=at.as_of)
+    contract = contracts.read_contract(ledger, caller, contract_id, version=at.version,
+                                       as_of=at.as_of)
     response.headers["ETag"] = etag(contract.version)
     return contract.as_dict()
 
@@ -59,11 +61,11 @@ def add_stakeholder(
     contract_id: ContractId,
     spec: StakeholderSpec,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return services.app.add_stakeholder(
+    return contracts.add_stakeholder(ledger,
         caller, contract_id, spec, request=request, expected_version=expected_version
     ).as_dict()
 
@@ -74,10 +76,10 @@ def change_policy(
     contract_id: ContractId,
     policy: Policy,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return services.app.change_policy(
+    return contracts.change_policy(ledger,
         caller, contract_id, policy, expected_version=expected_version
     ).as_dict()
 
@@ -86,12 +88,12 @@ def _lifecycle(command: str) -> Callable[..., dict[str, Any]]:
     def endpoint(
         contract_id: ContractId,
         caller: CallerDep,
-        services: ServicesDep,
+        ledger: LedgerDep,
         request: IdempotencyDep,
         expected_version: IfMatchDep,
         body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
     ) -> dict[str, Any]:
-        return services.app.transition(
+        return contracts.transition(ledger,
             caller, contract_id, command, request=request, expected_version=expected_version
         ).as_dict()
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import MAX_INTEGER, CallerDep, ContractId, ServicesDep
+from api.deps import MAX_INTEGER, CallerDep, ContractId, LedgerDep
 from api.problems import problem_responses
+from workflows import replay
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}", tags=["history"],
                    responses=problem_responses(401, 403, 404, 422))
@@ -42,13 +43,13 @@ VersionQuery = Annotated[int, Query(
 async def contract_diff(
     contract_id: ContractId,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     from_version: VersionQuery,
     to_version: VersionQuery,
 ) -> dict[str, Any]:
     """Directives added, changed, withdrawn, overridden; conflicts opened, resolved,
     dissolved, escalated; rank changes — each version ranked on its own replay date."""
     return await run_in_threadpool(
-        services.app.diff, caller, contract_id,
+        replay.diff, ledger, caller, contract_id,
         from_version=from_version, to_version=to_version,
     )

@@ -6,17 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import (
-    CallerDep,
-    ContractId,
-    DirectiveId,
-    IdempotencyDep,
-    IfMatchDep,
-    ServicesDep,
-)
+from api.deps import CallerDep, ContractId, DirectiveId, IdempotencyDep, IfMatchDep, LedgerDep
 from api.problems import problem_responses
 from api.responses import CommandResult
 from domain.directives import DirectiveFields, DirectivePatch
+from workflows import directives
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}/directives", tags=["directives"],
                    responses=problem_responses(401, 403, 404, 409, 412, 422))
@@ -27,11 +21,11 @@ def issue_directive(
     contract_id: ContractId,
     fields: DirectiveFields,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return services.app.issue_directive(
+    return directives.issue_directive(ledger,
         caller, contract_id, fields, request=request, expected_version=expected_version
     ).as_dict()
 
@@ -42,10 +36,10 @@ def amend_directive(
     directive_id: DirectiveId,
     patch: DirectivePatch,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return services.app.amend_directive(
+    return directives.amend_directive(ledger,
         caller, contract_id, directive_id, patch, expected_version=expected_version
     ).as_dict()
 
@@ -55,9 +49,9 @@ def withdraw_directive(
     contract_id: ContractId,
     directive_id: DirectiveId,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return services.app.withdraw_directive(
+    return directives.withdraw_directive(ledger,
         caller, contract_id, directive_id, expected_version=expected_version
     ).as_dict()

@@ -34,7 +34,7 @@ def healthz() -> dict[str, str]:
 def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, dict[str, Any]] = {}
     try:
-        checks["event_store"] = {"status": "ok", "head": services.app.head_position()}
+        checks["event_store"] = {"status": "ok", "head": services.ledger.head_position()}
     except Exception as error:  # any failure means "not ready"; say which, log why
         log.warning("readiness: the event store failed: %s", str(error)[:500])
         checks["event_store"] = {"status": "failed",

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import MAX_INTEGER, CallerDep, ContractId, ServicesDep
+from api.deps import MAX_INTEGER, CallerDep, ContractId, LedgerDep
 from api.problems import problem_responses
 from api.responses import ChainAudit, History, documented
+from workflows import history
 
 router = APIRouter(prefix="/v1/contracts/{contract_id}", tags=["history"],
                    responses=problem_responses(401, 403, 404, 422))
@@ -22,17 +23,17 @@ router = APIRouter(prefix="/v1/contracts/{contract_id}", tags=["history"],
 def read_history(
     contract_id: ContractId,
     caller: CallerDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     after_version: Annotated[int, Query(
         ge=0, le=MAX_INTEGER, description="Events after this version")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    return services.app.history(caller, contract_id, after_version=after_version, limit=limit)
+    return history.history(ledger, caller, contract_id, after_version=after_version, limit=limit)
 
 
 @router.get("/audit", response_model=ChainAudit)
-def audit_history(contract_id: ContractId, caller: CallerDep, services: ServicesDep) -> Any:
-    report = services.app.audit(caller, contract_id)
+def audit_history(contract_id: ContractId, caller: CallerDep, ledger: LedgerDep) -> Any:
+    report = history.audit(ledger, caller, contract_id)
     return {
         "verified": report.verified,
         "events": report.events,
@@ -46,9 +47,9 @@ def audit_history(contract_id: ContractId, caller: CallerDep, services: Services
             responses={200: {"content": {"application/x-ndjson": {}},
                              "description": "One JSON event record per line"}})
 def export_history(
-    contract_id: ContractId, caller: CallerDep, services: ServicesDep
+    contract_id: ContractId, caller: CallerDep, ledger: LedgerDep
 ) -> StreamingResponse:
-    records = services.app.export(caller, contract_id)
+    records = history.export(ledger, caller, contract_id)
     first = next(records, None)  # runs the access check now, so a refusal is a problem, not a 200
     lines = _json_lines(chain([first], records) if first is not None else iter(()))
     return StreamingResponse(

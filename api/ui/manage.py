@@ -18,7 +18,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import get_admin, get_overseer
 from api.live_views import Freshness, LiveViews
-from api.routes.webhooks import outbox_of
 from api.ui.common import SessionDep, checked_form, text_field, threaded, ui_router
 from api.ui.pages import contract_labels
 from api.ui.render import organisation_names, page, services_of
@@ -35,6 +34,7 @@ from api.ui.session import (
 from domain.errors import NotFound
 from domain.organisations import Role
 from domain.webhooks import Message
+from workflows import contracts, subscriptions
 from workflows.bootstrap import Services
 from workflows.i18n import LANGUAGES
 from workflows.projection_control import projection_statuses, request_rebuild, wake_webhooks
@@ -130,18 +130,18 @@ def _organisation(services: Services, session: Session, org: str, page: int
     caller = session.caller
     if caller.role not in (Role.ADMIN, Role.SUPERVISOR):
         org = caller.org
-    contracts: list[dict[str, Any]] = []
-    for contract_id in services.app.readable_contract_ids(caller):
-        contract = services.app.contract(caller, contract_id)
+    listed: list[dict[str, Any]] = []
+    for contract_id in contracts.readable_contract_ids(services.ledger, caller):
+        contract = contracts.read_contract(services.ledger, caller, contract_id)
         mine = [d for d in contract.directives.values() if d["issuer"] == org]
         if mine:
             summary = {"id": contract_id, "code": contract.code,
                        "title": contract.terms.get("title", "")}
-            contracts.append({"summary": summary, "directives": mine})
-    contracts.sort(key=lambda entry: entry["summary"]["code"])
-    pages = max(1, -(-len(contracts) // ORGANISATION_PAGE))
+            listed.append({"summary": summary, "directives": mine})
+    listed.sort(key=lambda entry: entry["summary"]["code"])
+    pages = max(1, -(-len(listed) // ORGANISATION_PAGE))
     number = min(page, pages)
-    shown = contracts[(number - 1) * ORGANISATION_PAGE: number * ORGANISATION_PAGE]
+    shown = listed[(number - 1) * ORGANISATION_PAGE: number * ORGANISATION_PAGE]
     for entry in shown:  # copies: the page adds its rank and conflicts to each
         entry["directives"] = [dict(d) for d in entry["directives"]]
     return {"org": org, "contracts": shown, "page": number, "pages": pages,
@@ -175,24 +175,24 @@ async def organisation_page(request: Request, session: SessionDep,
 @router.get("/ui/webhooks", response_class=HTMLResponse)
 async def webhooks_page(request: Request, session: SessionDep) -> Response:
     services = services_of(request)
-    items = await threaded(services.app.list_subscriptions, session.caller)
+    items = await threaded(subscriptions.list_subscriptions, services.ledger, session.caller)
     names = await threaded(organisation_names, services)
     return page(request, "webhooks.html", session, items=items, names=names)
 
 
 def _webhook(services: Services, session: Session, webhook_id: str) -> dict[str, Any]:
-    subscription = services.app.subscription(session.caller, webhook_id)
-    outbox = outbox_of(services)
+    subscription = subscriptions.read_subscription(services.ledger, session.caller, webhook_id)
+    outbox = services.outbox
     kept: list[dict[str, Any]] = []
     after = None
     for _ in range(DELIVERY_SCAN_PAGES):  # the log is oldest first: keep its newest page
-        page_of = outbox.deliveries(str(subscription.id), limit=1000, after=after)
+        page_of = outbox.log.deliveries(str(subscription.id), limit=1000, after=after)
         kept = (kept + page_of)[-DELIVERY_PAGE:]
         if len(page_of) < 1000:
             break
         after = page_of[-1]["id"]
     shown = subscription.as_dict()
-    readable = services.app.readable_contract_ids(session.caller)
+    readable = contracts.readable_contract_ids(services.ledger, session.caller)
     named = frozenset(shown.get("contracts") or ()) & readable
     codes = {c["id"]: c["code"] for c in contract_labels(services, session, named)}
     return {"webhook": shown, "deliveries": kept[::-1], "codes": codes,
@@ -207,9 +207,9 @@ async def webhook_page(request: Request, session: SessionDep, webhook_id: str,
 
 
 def _redeliver(services: Services, session: Session, webhook_id: str, message_id: str) -> None:
-    subscription = services.app.subscription(session.caller, webhook_id)
-    if not outbox_of(services).redeliver(str(subscription.id), message_id,
-                                         services.app.clock()):
+    subscription = subscriptions.read_subscription(services.ledger, session.caller, webhook_id)
+    if not services.outbox.log.redeliver(str(subscription.id), message_id,
+                                         services.ledger.clock()):
         raise NotFound(f"no message {message_id} of webhook {webhook_id}")
     wake_webhooks(services)
 
@@ -224,10 +224,10 @@ async def redeliver(request: Request, session: SessionDep, webhook_id: str) -> R
 
 def _send_test(services: Services, session: Session, webhook_id: str) -> None:
     """Queue a ``webhook.test`` message for the subscription; the sweeper sends it as usual."""
-    from workflows.webhooks.outbox import Entry
+    from workflows.webhooks.outbox.records import Entry
 
-    subscription = services.app.subscription(session.caller, webhook_id)
-    now = services.app.clock()
+    subscription = subscriptions.read_subscription(services.ledger, session.caller, webhook_id)
+    now = services.ledger.clock()
     message = Message(TEST_MESSAGE_TYPE, {
         "contract_id": TEST_LANE, "subscription_id": str(subscription.id),
         "note": "A test message from the Threadneedle dashboard 测试消息",
@@ -235,7 +235,7 @@ def _send_test(services: Services, session: Session, webhook_id: str) -> None:
     })
     entry = Entry(subscription_id=str(subscription.id), message=message, position=0,
                   index=secrets.randbits(31), timestamp=now.astimezone(UTC))
-    outbox_of(services).append([entry], now)
+    services.outbox.dispatch.append([entry], now)
     wake_webhooks(services)
 
 

@@ -1,7 +1,7 @@
 """The triage pages: the board, a contract, a conflict and its decide form.
 
 Every read and command goes through the application service with the
-signed-in caller, exactly as the API routes call it (``services.app.contract``,
+signed-in caller, exactly as the API routes call it (``services.ledger.contract``,
 ``conflict_view_at``, ``resolve_conflict``…; the live views through
 ``api.live_views.LiveViews``), so the same role and object-level rules apply:
 a contract the caller may not read is a 404 page.
@@ -46,8 +46,9 @@ from api.ui.shown import authority, weekly_load
 from domain import access
 from domain.errors import DomainError, NotFound
 from domain.resolution import Decision, Escalation
-from workflows.application import contract_id_for
+from workflows import contracts, history, resolution
 from workflows.bootstrap import Services
+from workflows.identities import contract_id_for
 
 router = ui_router()
 
@@ -70,9 +71,9 @@ _CONTRACT_LABELS: WeakKeyDictionary[Any, dict[str, tuple[str, str]]] = WeakKeyDi
 def contract_labels(services: Services, session: Session,
                     readable: frozenset[str]) -> list[dict[str, str]]:
     """The readable contracts' codes and titles (for the board's filter), sorted by code."""
-    known = _CONTRACT_LABELS.setdefault(services.app, {})
+    known = _CONTRACT_LABELS.setdefault(services.ledger, {})
     for contract_id in readable - known.keys():
-        contract = services.app.contract(session.caller, contract_id)
+        contract = contracts.read_contract(services.ledger, session.caller, contract_id)
         known[contract_id] = (contract.code, str(contract.terms.get("title", "")))
     return sorted(({"id": contract_id, "code": known[contract_id][0],
                     "title": known[contract_id][1]} for contract_id in readable),
@@ -80,7 +81,7 @@ def contract_labels(services: Services, session: Session,
 
 
 def _board_context(services: Services, session: Session) -> dict[str, Any]:
-    readable = services.app.readable_contract_ids(session.caller)
+    readable = contracts.readable_contract_ids(services.ledger, session.caller)
     return {"readable": readable, "contracts": contract_labels(services, session, readable),
             "names": organisation_names(services)}
 
@@ -98,7 +99,7 @@ async def _board(request: Request, session: Session, contract: str | None, kind:
     services = services_of(request)
     token = await views_token(request)  # before the read: a later move redraws the board
     context = {**await threaded(_board_context, services, session), "token": token}
-    live, now = LiveViews(services.redis), services.app.clock()
+    live, now = LiveViews(services.redis), services.ledger.clock()
     wanted_level = int(level) if level and level.isdigit() else None
     first = (wanted_page - 1) * BOARD_PAGE
     total: int | None
@@ -155,11 +156,11 @@ only when the views have moved."""
 
 async def _whole_board(services: Services, token: str, now: datetime
                        ) -> tuple[int, list[dict[str, Any]]]:
-    cached = _WHOLE_BOARDS.get(services.app)
+    cached = _WHOLE_BOARDS.get(services.ledger)
     if cached is not None and cached[0] == token:
         return cached[1], cached[2]
     position, board = await LiveViews(services.redis).board(_Every(), now, Freshness())
-    _WHOLE_BOARDS[services.app] = (token, position, board["items"])
+    _WHOLE_BOARDS[services.ledger] = (token, position, board["items"])
     return position, board["items"]
 
 
@@ -197,7 +198,7 @@ async def board_rows(request: Request, session: SessionDep, contract: ContractFi
 
 
 def _contract_context(services: Services, session: Session, contract_id: str) -> dict[str, Any]:
-    contract = services.app.contract(session.caller, contract_id)
+    contract = contracts.read_contract(services.ledger, session.caller, contract_id)
     return {"contract": contract.as_dict(), "chain": contract.escalation_chain,
             "names": organisation_names(services)}
 
@@ -252,8 +253,8 @@ async def contract_live(request: Request, session: SessionDep, contract_id: str,
 def _conflict_context(services: Services, session: Session, contract_id: str,
                       conflict_id: str) -> dict[str, Any]:
     caller = session.caller
-    contract = services.app.contract(caller, contract_id)
-    view = services.app.conflict_view_at(caller, contract_id, status="all")
+    contract = contracts.read_contract(services.ledger, caller, contract_id)
+    view = history.conflict_view_at(services.ledger, caller, contract_id, status="all")
     conflict = next((c for c in view["conflicts"] if c["id"] == conflict_id), None)
     if conflict is None:
         raise NotFound(f"contract {contract.code} has no conflict {conflict_id}")
@@ -287,12 +288,14 @@ async def _decided(request: Request, session: Session, contract_id: str, conflic
                 "outcome": form["outcome"], "upheld": form["upheld"],
                 "overridden": form["overridden"], "rationale": form["rationale"],
                 **({"corrections": form["corrections"]} if form.get("corrections") else {})}))
-            await threaded(services.app.resolve_conflict, session.caller, contract_id,
+            await threaded(resolution.resolve_conflict, services.ledger, session.caller,
+                           contract_id,
                            conflict_id, decision)
         else:
             escalation = Escalation.model_validate_json(json.dumps({
                 "from_level": form["from_level"], "reason": form["reason"]}))
-            await threaded(services.app.escalate_conflict, session.caller, contract_id,
+            await threaded(resolution.escalate_conflict, services.ledger, session.caller,
+                           contract_id,
                            conflict_id, escalation)
     except ValidationError as invalid:
         error: dict[str, Any] = {"status": 422, "code": "validation_failed", "detail": "; ".join(

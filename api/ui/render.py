@@ -33,7 +33,7 @@ from api.ui.session import LANG_COOKIE, Session
 from domain import work_kinds
 from domain.directives import Basis
 from domain.errors import DomainError
-from workflows import i18n
+from workflows import directory, i18n
 from workflows.bootstrap import Services
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -174,9 +174,9 @@ def organisation_names(services: Services) -> dict[str, str]:
     Names are directory data every signed-in person sees in explanations
     anyway (SPEC §12), so they are read as the operator, not per caller.
     """
-    from workflows.application import BOOTSTRAP_ADMIN
+    from workflows.identities import BOOTSTRAP_ADMIN
 
-    organisations = services.app.list_organisations(BOOTSTRAP_ADMIN)
+    organisations = directory.list_organisations(services.ledger, BOOTSTRAP_ADMIN)
     return {org["id"]: org["name"] for org in organisations}
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from itsdangerous import BadSignature, TimestampSigner, URLSafeSerializer
 
 from domain.organisations import Caller
+from workflows import directory
 from workflows.bootstrap import Services
 
 COOKIE = "needle_session"
@@ -70,7 +71,7 @@ def sign_in(services: Services, raw_key: str) -> tuple[str, Session] | None:
     """A new session for ``raw_key`` (its signed cookie value), or ``None`` for a bad key."""
     if not raw_key.isascii() or not raw_key:
         return None
-    caller = services.app.authenticate(raw_key)
+    caller = directory.authenticate(services.ledger, raw_key)
     if caller is None:
         return None
     client = _client(services)
@@ -96,7 +97,7 @@ def session_of(services: Services, cookie: str | None) -> Session | None:
     if not stored:
         return None
     fields = {_text(k): _text(v) for k, v in stored.items()}
-    caller = services.app.authenticate(fields.get("key", ""))
+    caller = directory.authenticate(services.ledger, fields.get("key", ""))
     if caller is None:
         client.delete(SESSION_PREFIX + session_id)
         return None

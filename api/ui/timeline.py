@@ -20,6 +20,7 @@ from api.ui.render import organisation_names, page, services_of
 from api.ui.session import Session
 from domain.errors import ValidationFailed
 from domain.terms import Profile
+from workflows import contracts, history, replay
 from workflows.bootstrap import Services
 
 router = ui_router()
@@ -40,12 +41,12 @@ def _profile(profile: str | None) -> str | None:
 
 def _at_version(services: Services, session: Session, contract_id: str, version: int | None,
                 profile: str | None) -> dict[str, Any]:
-    app, caller = services.app, session.caller
-    current = app.contract(caller, contract_id)
+    app, caller = services.ledger, session.caller
+    current = contracts.read_contract(app, caller, contract_id)
     version = min(version or current.version, current.version)
-    past = app.contract(caller, contract_id, version=version)
-    conflicts = app.conflict_view_at(caller, contract_id, version=version, status="all")
-    ranking = app.priority_view_at(caller, contract_id, version=version, profile=profile)
+    past = contracts.read_contract(app, caller, contract_id, version=version)
+    conflicts = history.conflict_view_at(app, caller, contract_id, version=version, status="all")
+    ranking = history.priority_view_at(app, caller, contract_id, version=version, profile=profile)
     shown = past.as_dict()
     return {
         "contract": current.as_dict() | {"version": current.version},
@@ -61,7 +62,8 @@ def _at_version(services: Services, session: Session, contract_id: str, version:
 def _history(services: Services, session: Session, contract_id: str, version: int | None,
              profile: str | None) -> dict[str, Any]:
     context = _at_version(services, session, contract_id, version, profile)
-    events = services.app.history(session.caller, contract_id, limit=HISTORY_LIMIT)["events"]
+    events = history.history(services.ledger, session.caller, contract_id,
+                             limit=HISTORY_LIMIT)["events"]
     return {**context, "events": events}
 
 
@@ -84,14 +86,15 @@ async def at_version(request: Request, session: SessionDep, contract_id: str,
 
 def _diff(services: Services, session: Session, contract_id: str, from_version: int | None,
           to_version: int | None) -> dict[str, Any]:
-    current = services.app.contract(session.caller, contract_id)
+    current = contracts.read_contract(services.ledger, session.caller, contract_id)
     latest = current.version
     to_version = to_version or latest
     from_version = from_version or max(1, to_version - 1)
-    diff = services.app.diff(session.caller, contract_id, from_version=from_version,
+    diff = replay.diff(services.ledger, session.caller, contract_id, from_version=from_version,
                              to_version=to_version)
-    past = services.app.contract(session.caller, contract_id, version=to_version).as_dict()
-    before = services.app.contract(session.caller, contract_id,
+    past = contracts.read_contract(services.ledger, session.caller, contract_id,
+                                   version=to_version).as_dict()
+    before = contracts.read_contract(services.ledger, session.caller, contract_id,
                                    version=min(from_version, latest)).as_dict()
     directives = {d["id"]: d for d in before["directives"]} | {
         d["id"]: d for d in past["directives"]}

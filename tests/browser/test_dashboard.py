@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from workflows.application import contract_id_for
 from workflows.i18n import show_weeks
+from workflows.identities import contract_id_for
 
 from .conftest import NARROW, WIDE, DemoStack, screenshot, sign_in
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from workflows.application import contract_id_for
+from workflows.identities import contract_id_for
 
 from .conftest import NARROW, WIDE, DemoStack, sign_in
 from .test_dashboard import Contexts, assert_accessible_basics

@@ -13,7 +13,7 @@ from .ledger import assert_problem
 def alter_stored_event(live_server: LiveServer, contract_id: str, version: int,
                        old: bytes, new: bytes) -> None:
     """Edit one event's stored JSON directly in the database, as an intruder would."""
-    recorder = live_server.services.app.recorder
+    recorder = live_server.services.ledger.recorder
     datastore, table = recorder.datastore, recorder.events_table_name
     if hasattr(datastore, "schema"):  # PostgreSQL
         qualified = f'"{datastore.schema or "public"}"."{table}"'

@@ -28,8 +28,8 @@ from typer.testing import CliRunner
 
 from cli.main import app as needle
 from domain.chain import verify_chain
-from workflows.application import Threadneedle
 from workflows.bootstrap import Services, bootstrap
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 from .client import Needle, World, directive
@@ -78,7 +78,7 @@ def audit(world: World) -> dict[str, Any]:
 
 def fresh_load(settings: Settings, contract_id: str) -> Any:
     """The contract as a process that has not cached it loads it (snapshot, then events)."""
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     try:
         return app.repository.get(UUID(contract_id))
     finally:
@@ -93,7 +93,7 @@ def test_a_history_rewritten_with_its_hashes_recomputed_fails_the_audit(
     # When an intruder changes the second directive's value and recomputes every hash after it
     rewrite_history(served.settings, UUID(world.contract_id), versions[1],
                     lambda data: data.update(value="7:00"))
-    app = Threadneedle(served.settings)
+    app = Ledger(served.settings)
     try:  # (the chain itself links up again: that is what made the attack work)
         assert verify_chain(app.events.get(UUID(world.contract_id))).verified
     finally:
@@ -151,7 +151,7 @@ def test_data_recorded_before_anchoring_still_loads_and_verifies(
     # Given a store as it was before anchors and snapshot seals existed
     forget_anchoring(served.settings)
     # When an upgraded application opens it, it adopts what is there
-    app = Threadneedle(served.settings)
+    app = Ledger(served.settings)
     try:
         snapshot = next(iter(app.snapshots.get(contract_id, desc=True, limit=1)))  # type: ignore[union-attr]
         assert snapshot.originator_version >= SNAPSHOT_EVERY  # sealed, so it is used
@@ -208,4 +208,4 @@ def test_a_process_with_another_chain_key_refuses_to_open_the_store(served: Serv
     # (as a CLI run without NEEDLE_CHAIN_KEY would generate a key of its own)
     other = served.settings.model_copy(update={"chain_key": SecretStr("另一把钥匙-" + "k" * 40)})
     with pytest.raises(RuntimeError, match="another chain key"):
-        Threadneedle(other)
+        Ledger(other)

@@ -29,7 +29,7 @@ def api_with(tmp_path: Path, **overrides: object) -> Iterator[tuple[str, Callabl
     def break_store(message: str) -> None:
         def head_position() -> int:
             raise RuntimeError(message)
-        services.app.head_position = head_position  # type: ignore[method-assign]
+        services.ledger.head_position = head_position  # type: ignore[method-assign]
 
     try:
         with serve_api(services, name="readiness-uvicorn") as base_url:

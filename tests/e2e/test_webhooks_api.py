@@ -18,11 +18,13 @@ from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from domain.webhooks import Message
+from workflows import subscriptions
 from workflows.bootstrap import bootstrap
 from workflows.settings import Settings
-from workflows.webhooks.outbox import Entry, Outbox
+from workflows.webhooks.outbox import Outbox
+from workflows.webhooks.outbox.records import Entry
 from workflows.webhooks.signing import sign
-from workflows.webhooks.vault import vault_of
+from workflows.webhooks.vault import vault_for
 
 from .client import Needle, World
 from .conftest import LiveServer
@@ -220,15 +222,17 @@ def test_rotating_the_secret_keeps_the_old_one_signing_for_a_day(
     assert rotated["secret"] not in str(shown)
     # And a message signed now verifies with both secrets (Standard Webhooks' own library)
     now = datetime.now(UTC)
-    app = live_server.services.app
-    signing = vault_of(app).signing_secrets(app.load_subscription(created["id"]), now)
+    app = live_server.services.ledger
+    signing = vault_for(app).signing_secrets(subscriptions.load_subscription(app, created["id"]),
+                                             now)
     body = b'{"type":"directive.issued","timestamp":"2008-06-02T09:00:00+08:00","data":{}}'
     headers = sign(signing, "msg_rotation", int(now.timestamp()), body)
     for secret in (rotated["secret"], created["secret"]):
         assert Webhook(secret).verify(body, headers) is not None
     # And after a day only the new one signs
     assert signing[0] == rotated["secret"]
-    assert vault_of(app).signing_secrets(app.load_subscription(created["id"]), until) == [
+    assert vault_for(app).signing_secrets(subscriptions.load_subscription(app, created["id"]),
+                                          until) == [
         rotated["secret"]]
 
 
@@ -273,13 +277,13 @@ def test_deliveries_redeliver_and_recover(world: World, live_server: LiveServer)
     path = f"/v1/webhooks/{created['id']}"
     assert street.ok("GET", f"{path}/deliveries") == {"items": [], "next": None}
     # Given three messages the endpoint never took (written as a disabled endpoint's are)
-    outbox = Outbox(live_server.services.app)
+    outbox = Outbox(live_server.services.ledger)
     made = datetime.now(UTC) - timedelta(hours=1)
     entries = [Entry(created["id"], Message("directive.issued", {"contract_id": world.contract_id,
                                                                  "summary": f"第{n}条"}),
                      position=10_000_000 + n, index=0, timestamp=made, status="failed")
                for n in range(3)]
-    outbox.append(entries, made)
+    outbox.dispatch.append(entries, made)
     # When the owner reads the delivery log, a page at a time
     first = street.ok("GET", f"{path}/deliveries", params={"limit": 2})
     rest = street.ok("GET", f"{path}/deliveries", params={"after": first["next"]})
@@ -311,19 +315,19 @@ def test_redeliver_and_recover_honour_an_idempotency_key(
     street = world.as_("street")
     created = street.ok("POST", "/v1/webhooks", 201, json=subscription())
     path = f"/v1/webhooks/{created['id']}"
-    outbox = Outbox(live_server.services.app)
+    outbox = Outbox(live_server.services.ledger)
     made = datetime.now(UTC) - timedelta(hours=1)
     entries = [Entry(created["id"], Message("directive.issued", {"contract_id": world.contract_id,
                                                                  "summary": f"重发第{n}条"}),
                      position=20_000_000 + n, index=0, timestamp=made, status="failed")
                for n in range(2)]
-    outbox.append(entries, made)
+    outbox.dispatch.append(entries, made)
 
     def statuses() -> list[str]:
         return [item["status"] for item in street.ok("GET", f"{path}/deliveries")["items"]]
 
     def fail_again() -> None:  # as if the endpoint had refused them again meanwhile
-        outbox.fail_pending(created["id"], "endpoint refused again", datetime.now(UTC))
+        outbox.attempts.fail_pending(created["id"], "endpoint refused again", datetime.now(UTC))
 
     since = (made - timedelta(minutes=1)).isoformat()
     key = {"Idempotency-Key": f"recover-{world.code}"}

@@ -8,8 +8,8 @@ import pytest
 import redis
 from conftest import TEST_REDIS_URL
 
-from workflows.application import Threadneedle
 from workflows.demo import load_demo
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 
@@ -27,7 +27,7 @@ def client() -> Iterator[redis.Redis]:
 def demo_settings(make_settings: Callable[..., Settings]) -> Settings:
     """A store holding the Guangzhou demo."""
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     load_demo(app, settings.var_dir)
     app.close()
     return settings

@@ -11,12 +11,12 @@ from uuid import UUID
 import psycopg
 
 from domain.chain import record_hash
-from workflows.application import Threadneedle
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 
 def events_table(settings: Settings) -> str:
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     try:
         recorder: Any = app.recorder  # both SQL recorders name their events table
         return str(recorder.events_table_name)
@@ -67,7 +67,7 @@ class RawStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        app = Threadneedle(settings)
+        app = Ledger(settings)
         try:
             recorder: Any = app.recorder
             snapshots: Any = app.snapshots.recorder if app.snapshots else None
@@ -114,7 +114,7 @@ def rewrite_history(settings: Settings, aggregate_id: UUID, version: int,
                     change: Callable[[dict[str, Any]], None]) -> None:
     """Change one event's data and recompute every hash from it on, so the chain links."""
     store = RawStore(settings)
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     try:
         events = {e.originator_version: e for e in app.events.get(aggregate_id)}
     finally:

@@ -12,7 +12,9 @@ import pytest
 
 from domain.organisations import OrganisationSpec
 from workers.celery_app import create_celery
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
+from workflows import directory
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
@@ -37,9 +39,9 @@ def test_a_worker_process_answers_the_health_ping_with_the_store_head(
 ) -> None:
     # given a store with a few events, and a worker process on the test Redis
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     for slug in ("haizhu-gov", "qichuang"):
-        app.register_organisation(BOOTSTRAP_ADMIN, OrganisationSpec(
+        directory.register_organisation(app, BOOTSTRAP_ADMIN, OrganisationSpec(
             id=slug, name="海珠区", kind="district_government"))
     head = app.head_position()
     app.close()

@@ -9,7 +9,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from cli.main import app as needle
-from workflows.application import Threadneedle, contract_id_for
+from workflows import directory
+from workflows.identities import contract_id_for
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 from .processes import settings_env
@@ -190,8 +192,8 @@ def test_keys_create_prints_a_working_key_once(demo_settings: Settings) -> None:
     # then the printed key authenticates as that organisation and role
     assert result.exit_code == 0, result.output
     key = next(line for line in result.output.splitlines() if line.startswith("ndl_"))
-    app = Threadneedle(demo_settings)
-    caller = app.authenticate(key.strip())
+    app = Ledger(demo_settings)
+    caller = directory.authenticate(app, key.strip())
     app.close()
     assert caller is not None and (caller.org, caller.role.value) == ("datong", "resolver")
 

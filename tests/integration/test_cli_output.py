@@ -10,7 +10,8 @@ from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from cli.main import app as needle
-from workflows.application import Threadneedle
+from workflows import directory
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 from .processes import settings_env
@@ -82,9 +83,9 @@ def test_keys_create_json_prints_a_working_key(demo_settings: Settings) -> None:
     assert result.exit_code == 0, result.output
     created = json.loads(result.stdout)
     assert created["org"] == "gz-swa" and created["role"] == "supervisor"
-    app = Threadneedle(demo_settings)
+    app = Ledger(demo_settings)
     try:
-        caller = app.authenticate(created["key"])
+        caller = directory.authenticate(app, created["key"])
     finally:
         app.close()
     assert caller is not None and caller.org == "gz-swa"

@@ -6,8 +6,10 @@ import stat
 from collections.abc import Callable
 
 from domain.organisations import Role
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+from workflows import contracts, directory, history
 from workflows.demo import KEYS_FILE, demo_data, load_demo, read_demo_keys
+from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 CODES = ["HZ-YOUTH-2008", "HZ-JNZ-ELDER-2012", "LW-PILOT-2008"]
@@ -18,7 +20,7 @@ def test_the_demo_loads_three_active_contracts_with_every_directive(
 ) -> None:
     # given an empty store
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
 
     # when the demo is loaded
     loaded = load_demo(app, settings.var_dir)
@@ -26,11 +28,11 @@ def test_the_demo_loads_three_active_contracts_with_every_directive(
 
     # then a fresh application reading the store sees the three contracts, active,
     # each with the directives of the scenario file, titles and summaries intact
-    reader = Threadneedle(settings)
+    reader = Ledger(settings)
     scenario = {c["code"]: c for c in demo_data()["contracts"]}
     assert [c.code for c in loaded.contracts] == CODES
     for code in CODES:
-        contract = reader.contract(BOOTSTRAP_ADMIN, str(contract_id_for(code)))
+        contract = contracts.read_contract(reader, BOOTSTRAP_ADMIN, str(contract_id_for(code)))
         assert contract.status == "active"
         assert contract.terms["title"] == scenario[code]["title"]
         issued = sorted((d["issuer"], d["subject"], d["summary"])
@@ -38,7 +40,7 @@ def test_the_demo_loads_three_active_contracts_with_every_directive(
         expected = sorted((d["issuer"], d["subject"], d["summary"])
                           for d in scenario[code]["directives"])
         assert issued == expected
-    youth = reader.contract(BOOTSTRAP_ADMIN, str(contract_id_for("HZ-YOUTH-2008")))
+    youth = contracts.read_contract(reader, BOOTSTRAP_ADMIN, str(contract_id_for("HZ-YOUTH-2008")))
     assert youth.terms["title"] == "海珠区“青年地带”青少年社会工作服务"
     assert "全体社工参加职业伦理培训，每人每周2小时" in {
         d["summary"] for d in youth.directives.values()}
@@ -50,12 +52,12 @@ def test_each_directive_is_issued_by_its_own_organisations_stakeholder_key(
 ) -> None:
     # given the loaded demo
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     loaded = load_demo(app, settings.var_dir)
     stakeholder_keys = {k.org: k.id for k in loaded.keys if k.role == Role.STAKEHOLDER}
 
     # when the youth contract's history is read
-    events = app.history(BOOTSTRAP_ADMIN, str(contract_id_for("HZ-YOUTH-2008")))["events"]
+    events = history.history(app, BOOTSTRAP_ADMIN, str(contract_id_for("HZ-YOUTH-2008")))["events"]
 
     # then every directive's issuer and actor is the stakeholder key of the issuing org
     issued = [e for e in events if e["type"] == "ServiceContract.DirectiveIssued"]
@@ -71,13 +73,13 @@ def test_loading_twice_records_nothing_new_and_keeps_the_keys(
 ) -> None:
     # given the demo loaded once
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     first = load_demo(app, settings.var_dir)
     head = app.head_position()
 
     # when it is loaded again, by a new process's application
     app.close()
-    again = Threadneedle(settings)
+    again = Ledger(settings)
     second = load_demo(again, settings.var_dir)
 
     # then nothing was recorded and the same keys come back
@@ -94,7 +96,7 @@ def test_demo_keys_cover_every_role_authenticate_and_are_kept_private(
 ) -> None:
     # given the loaded demo
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     loaded = load_demo(app, settings.var_dir)
 
     # then there is an admin, a supervisor, a stakeholder key per stakeholder org and a
@@ -105,7 +107,7 @@ def test_demo_keys_cover_every_role_authenticate_and_are_kept_private(
     by_role: dict[str, set[str]] = {}
     for key in loaded.keys:
         by_role.setdefault(key.role, set()).add(key.org)
-        caller = app.authenticate(key.key)
+        caller = directory.authenticate(app, key.key)
         assert caller is not None and (caller.org, caller.role.value) == (key.org, key.role)
     assert by_role == {"admin": {"threadneedle"}, "supervisor": {"gz-swa"},
                        "stakeholder": stakeholders, "resolver": resolvers}
@@ -122,18 +124,18 @@ def test_keys_kept_from_another_store_are_replaced(
 ) -> None:
     # given a var dir whose keys file was written for another event store
     old = make_settings()
-    first_app = Threadneedle(old)
+    first_app = Ledger(old)
     first = load_demo(first_app, old.var_dir)
     first_app.close()
     new = make_settings(var_dir=old.var_dir)  # same var dir, fresh store
 
     # when the demo is loaded into the fresh store
-    app = Threadneedle(new)
+    app = Ledger(new)
     second = load_demo(app, new.var_dir)
 
     # then every key is new, works, and replaced the old ones in the file
     assert {k.key for k in second.keys}.isdisjoint({k.key for k in first.keys})
-    assert all(app.authenticate(k.key) is not None for k in second.keys)
+    assert all(directory.authenticate(app, k.key) is not None for k in second.keys)
     assert read_demo_keys(new.var_dir / KEYS_FILE) == second.keys
     app.close()
 
@@ -143,14 +145,14 @@ def test_the_youth_contracts_story_merges_the_duplicate_report_and_escalates_the
 ) -> None:
     # given the loaded demo
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     loaded = load_demo(app, settings.var_dir)
     qichuang = next(k.id for k in loaded.keys if (k.org, k.role) == ("qichuang", "resolver"))
-    youth = app.contract(BOOTSTRAP_ADMIN, str(contract_id_for("HZ-YOUTH-2008")))
+    youth = contracts.read_contract(app, BOOTSTRAP_ADMIN, str(contract_id_for("HZ-YOUTH-2008")))
 
     # then after the seven directives, qichuang's resolver key (level 0) merged the two
     # streets' identical weekly reports, overriding chigang's, with a Chinese rationale
-    events = app.history(BOOTSTRAP_ADMIN, str(youth.id))["events"]
+    events = history.history(app, BOOTSTRAP_ADMIN, str(youth.id))["events"]
     assert [e["type"].rsplit(".", 1)[-1] for e in events[-2:]] == [
         "ConflictResolved", "ConflictEscalated"]
     decided, escalated = events[-2:]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle, contract_id_for
+from workflows import contracts
 from workflows.demo import load_demo
+from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 
@@ -15,9 +17,9 @@ def test_the_demo_tells_who_may_ask_and_who_decides(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings()
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     load_demo(app, settings.var_dir)
-    liwan = app.contract(BOOTSTRAP_ADMIN, str(contract_id_for("LW-PILOT-2008")))
+    liwan = contracts.read_contract(app, BOOTSTRAP_ADMIN, str(contract_id_for("LW-PILOT-2008")))
     by_subject = {d["subject"]: d for d in liwan.directives.values()}
     open_kinds = {(c["kind"], c["details"]["subject"]) for c in liwan.conflicts.values()
                   if c["status"] == "open"}
@@ -46,7 +48,8 @@ def test_the_demo_tells_who_may_ask_and_who_decides(
     assert disputed["details"]["fields"] == ["people_affected"]
 
     # decisions on the Jiangnanzhong contract need the League's and the committee's approval
-    elderly = app.contract(BOOTSTRAP_ADMIN, str(contract_id_for("HZ-JNZ-ELDER-2012")))
+    elderly = contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                      str(contract_id_for("HZ-JNZ-ELDER-2012")))
     assert elderly.joint_deciders == ["haizhu-youth-league", "jiangnanzhong-rc"]
     assert elderly.version == 4  # terms only: the contract's story is the reader's to tell
 

@@ -16,14 +16,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from workflows.application import BOOTSTRAP_ADMIN, CommandResult, Threadneedle
 
 from domain.directives import DirectiveFields
 from domain.errors import ContractNotActive
 from domain.organisations import Caller, OrganisationSpec, Role
 from domain.terms import ContractTerms
+from workflows import contracts, directives, directory, history
 from workflows.group_commit import GroupCommitter
 from workflows.idempotency import IdempotentRequest
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.ledger import CommandResult, Ledger
 from workflows.settings import Settings
 from workflows.store import position_of
 
@@ -50,34 +52,33 @@ def fields(n: int) -> DirectiveFields:
 
 
 @pytest.fixture
-def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Threadneedle]:
-    monkeypatch.delenv("NEEDLE_GROUP_COMMIT", raising=False)
-    application = Threadneedle(settings)
+def app(settings: Settings) -> Iterator[Ledger]:
+    application = Ledger(settings.model_copy(update={"group_commit": True}))  # whatever the env
     for org, name, kind in (("haizhu-street", "海珠区江南中街街道办事处", "street_office"),
                             ("qizhi", "启智社会工作服务中心", "provider")):
-        application.register_organisation(
+        directory.register_organisation(application,
             BOOTSTRAP_ADMIN, OrganisationSpec.model_validate({"id": org, "name": name,
                                                               "kind": kind}))
     yield application
     application.close()
 
 
-def open_contracts(app: Threadneedle, count: int) -> list[str]:
+def open_contracts(app: Ledger, count: int) -> list[str]:
     ids = []
     for n in range(count):
-        contract_id = app.draft_contract(BOOTSTRAP_ADMIN, terms(f"HZ-GC-{n}")).id
-        app.transition(BOOTSTRAP_ADMIN, contract_id, "activate")
+        contract_id = contracts.draft_contract(app, BOOTSTRAP_ADMIN, terms(f"HZ-GC-{n}")).id
+        contracts.transition(app, BOOTSTRAP_ADMIN, contract_id, "activate")
         ids.append(contract_id)
     return ids
 
 
-def committer(app: Threadneedle) -> GroupCommitter:
-    found = app._group_commit
+def committer(app: Ledger) -> GroupCommitter:
+    found = app.group_commit
     assert found is not None, "group commit is on by default"
     return found
 
 
-def in_one_batch(app: Threadneedle, commands: list[Callable[[], Any]]) -> list[Future[Any]]:
+def in_one_batch(app: Ledger, commands: list[Callable[[], Any]]) -> list[Future[Any]]:
     """Run ``commands`` concurrently, the first transaction held until all have queued."""
     group = committer(app)
     release = threading.Event()
@@ -104,24 +105,24 @@ def in_one_batch(app: Threadneedle, commands: list[Callable[[], Any]]) -> list[F
     return futures
 
 
-def issued(app: Threadneedle, contract_id: str, n: int) -> Callable[[], CommandResult]:
-    return lambda: app.issue_directive(STREET, contract_id, fields(n))
+def issued(app: Ledger, contract_id: str, n: int) -> Callable[[], CommandResult]:
+    return lambda: directives.issue_directive(app, STREET, contract_id, fields(n))
 
 
-def assert_recorded_as_answered(app: Threadneedle, contract_id: str,
+def assert_recorded_as_answered(app: Ledger, contract_id: str,
                                 results: list[CommandResult]) -> None:
     """Each answer names the version and position its directive was really recorded at."""
-    contract = app.contract(BOOTSTRAP_ADMIN, contract_id)
+    contract = contracts.read_contract(app, BOOTSTRAP_ADMIN, contract_id)
     for result in results:
         directive = contract.directives[result.id]
         assert directive["issued_version"] == result.version
         assert position_of(app.recorder, contract.id, result.version) == result.position
-    report = app.audit(BOOTSTRAP_ADMIN, contract_id)
+    report = history.audit(app, BOOTSTRAP_ADMIN, contract_id)
     assert report.verified, report
     assert report.events == contract.version
 
 
-def test_commands_on_many_contracts_share_one_transaction(app: Threadneedle) -> None:
+def test_commands_on_many_contracts_share_one_transaction(app: Ledger) -> None:
     # Given four active contracts
     contracts = open_contracts(app, 4)
     before = committer(app).batches
@@ -138,7 +139,7 @@ def test_commands_on_many_contracts_share_one_transaction(app: Threadneedle) -> 
         assert_recorded_as_answered(app, contract_id, mine)
 
 
-def test_commands_on_one_contract_chain_one_after_the_other(app: Threadneedle) -> None:
+def test_commands_on_one_contract_chain_one_after_the_other(app: Ledger) -> None:
     # Given one active contract (version 2)
     (contract_id,) = open_contracts(app, 1)
     # When 16 directives on it arrive together
@@ -149,19 +150,21 @@ def test_commands_on_one_contract_chain_one_after_the_other(app: Threadneedle) -
     assert sorted(r.position for r in results) == sorted({r.position for r in results})
     assert_recorded_as_answered(app, contract_id, results)
     # and the cache holds exactly what the store replays
-    replayed: Any = app.repository.get(app.contract(BOOTSTRAP_ADMIN, contract_id).id, version=18)
-    assert replayed.head_hash == app.contract(BOOTSTRAP_ADMIN, contract_id).head_hash
+    replayed: Any = app.repository.get(contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                                               contract_id).id, version=18)
+    assert replayed.head_hash == contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                                         contract_id).head_hash
 
 
 def test_a_batch_meeting_another_writer_is_redone_one_by_one(
-    app: Threadneedle, settings: Settings
+    app: Ledger, settings: Settings
 ) -> None:
     # Given a contract this process has cached at version 2 ...
     (contract_id,) = open_contracts(app, 1)
     # ... that another process then moves on to version 3
-    other = Threadneedle(settings)
+    other = Ledger(settings)
     try:
-        elsewhere = other.issue_directive(STREET, contract_id, fields(100))
+        elsewhere = directives.issue_directive(other, STREET, contract_id, fields(100))
     finally:
         other.close()
     assert elsewhere.version == 3
@@ -173,17 +176,18 @@ def test_a_batch_meeting_another_writer_is_redone_one_by_one(
     assert committer(app).fallbacks == 1
     assert sorted(r.version for r in results) == list(range(4, 12))
     assert_recorded_as_answered(app, contract_id, results)
-    assert str(elsewhere.id) in app.contract(BOOTSTRAP_ADMIN, contract_id).directives
+    assert str(elsewhere.id) in contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                                        contract_id).directives
 
 
-def test_an_idempotent_repeat_inside_a_batch_is_answered_once(app: Threadneedle) -> None:
+def test_an_idempotent_repeat_inside_a_batch_is_answered_once(app: Ledger) -> None:
     # Given a contract and one request sent three times with one Idempotency-Key
     (contract_id,) = open_contracts(app, 1)
     body = b'{"subject": "youth_zone.item_1"}'
     request = IdempotentRequest.of("重复-key-1", "POST", f"/v1/contracts/{contract_id}", body)
 
     def repeat() -> CommandResult:
-        return app.issue_directive(STREET, contract_id, fields(1), request=request)
+        return directives.issue_directive(app, STREET, contract_id, fields(1), request=request)
 
     # When they arrive together with two other directives
     futures = in_one_batch(app, [issued(app, contract_id, 50), repeat, repeat,
@@ -193,19 +197,19 @@ def test_an_idempotent_repeat_inside_a_batch_is_answered_once(app: Threadneedle)
     # Then one directive is recorded for the three, and each repeat answers as the first
     assert len({(r.id, r.version, r.position) for r in repeats}) == 1
     assert sum(not r.replayed for r in repeats) == 1
-    contract = app.contract(BOOTSTRAP_ADMIN, contract_id)
+    contract = contracts.read_contract(app, BOOTSTRAP_ADMIN, contract_id)
     assert len(contract.directives) == 3
     assert contract.version == 5
     assert_recorded_as_answered(app, contract_id, [results[0], results[3], repeats[0]])
 
 
 def test_a_refused_command_inside_a_batch_records_nothing_and_spares_the_others(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # Given an active contract and a suspended one
     active, suspended = open_contracts(app, 2)
-    app.transition(BOOTSTRAP_ADMIN, suspended, "suspend")
-    suspended_version = app.contract(BOOTSTRAP_ADMIN, suspended).version
+    contracts.transition(app, BOOTSTRAP_ADMIN, suspended, "suspend")
+    suspended_version = contracts.read_contract(app, BOOTSTRAP_ADMIN, suspended).version
     # When directives on both arrive together
     futures = in_one_batch(app, [issued(app, active, 1), issued(app, suspended, 2),
                                  issued(app, active, 3), issued(app, suspended, 4)])
@@ -215,20 +219,20 @@ def test_a_refused_command_inside_a_batch_records_nothing_and_spares_the_others(
     results = [futures[0].result(), futures[2].result()]
     assert sorted(r.version for r in results) == [3, 4]
     assert_recorded_as_answered(app, active, results)
-    assert app.contract(BOOTSTRAP_ADMIN, suspended).version == suspended_version
+    assert contracts.read_contract(app, BOOTSTRAP_ADMIN, suspended).version == suspended_version
 
 
 def test_one_by_one_when_group_commit_is_off(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
 ) -> None:
-    # Given group commit switched off
-    monkeypatch.setenv("NEEDLE_GROUP_COMMIT", "0")
-    application = Threadneedle(settings)
+    # Given group commit switched off (NEEDLE_GROUP_COMMIT=0)
+    application = Ledger(settings.model_copy(update={"group_commit": False}))
     try:
         # Then commands are saved one per transaction, as before
-        assert application._group_commit is None
-        application.register_organisation(BOOTSTRAP_ADMIN, OrganisationSpec.model_validate(
+        assert application.group_commit is None
+        directory.register_organisation(application, BOOTSTRAP_ADMIN,
+                                        OrganisationSpec.model_validate(
             {"id": "qizhi", "name": "启智", "kind": "provider"}))
-        assert application.list_organisations(BOOTSTRAP_ADMIN)[0]["name"] == "启智"
+        assert directory.list_organisations(application, BOOTSTRAP_ADMIN)[0]["name"] == "启智"
     finally:
         application.close()

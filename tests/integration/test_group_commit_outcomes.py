@@ -20,21 +20,23 @@ from integration.test_group_commit import (
     issued,
     open_contracts,
 )
-from workflows.application import BOOTSTRAP_ADMIN, Change, Threadneedle
+from workflows import contracts, directory
 from workflows.group_commit import NothingRecorded
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.ledger import Change, Ledger
 
 
-def test_a_second_revocation_in_a_batch_is_refused_alone(app: Threadneedle) -> None:  # noqa: F811
+def test_a_second_revocation_in_a_batch_is_refused_alone(app: Ledger) -> None:  # noqa: F811
     # Given an active contract and a revoked key
     (contract_id,) = open_contracts(app, 1)
-    key = app.create_key(BOOTSTRAP_ADMIN, KeySpec.model_validate(
+    key = directory.create_key(app, BOOTSTRAP_ADMIN, KeySpec.model_validate(
         {"org": "haizhu-street", "role": "stakeholder"}))
-    app.revoke_key(BOOTSTRAP_ADMIN, key.id)
+    directory.revoke_key(app, BOOTSTRAP_ADMIN, key.id)
     batches = committer(app).batches
     # When directives and a second revocation of that key arrive together
     futures = in_one_batch(app, [
         issued(app, contract_id, 1),
-        lambda: app.revoke_key(BOOTSTRAP_ADMIN, key.id),
+        lambda: directory.revoke_key(app, BOOTSTRAP_ADMIN, key.id),
         issued(app, contract_id, 2),
     ])
     # Then the revocation alone is refused, and the directives are recorded as answered
@@ -45,19 +47,19 @@ def test_a_second_revocation_in_a_batch_is_refused_alone(app: Threadneedle) -> N
 
 
 def test_a_command_that_records_nothing_does_not_fail_its_batch(
-    app: Threadneedle,  # noqa: F811
+    app: Ledger,  # noqa: F811
 ) -> None:
     # Given an active contract, and a (buggy) command that changes nothing
     (contract_id,) = open_contracts(app, 1)
 
     def nothing() -> Any:
-        contract = app.repository.get(app.contract(BOOTSTRAP_ADMIN, contract_id).id)
+        contract = app.repository.get(contracts.read_contract(app, BOOTSTRAP_ADMIN, contract_id).id)
         return Change([contract], contract, contract_id)
 
     # When it shares a batch with two directives
     futures = in_one_batch(app, [
         issued(app, contract_id, 1),
-        lambda: app._execute(STREET, None, nothing),
+        lambda: app.execute(STREET, None, nothing),
         issued(app, contract_id, 2),
     ])
     # Then the directives, before and after it, are answered with what was recorded

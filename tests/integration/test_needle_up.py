@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from cli.stack import free_port
-from workflows.application import contract_id_for
+from workflows.identities import contract_id_for
 from workflows.settings import Settings
 
 from .processes import alive, descendants, settings_env, wait_gone

@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from domain.errors import ValidationFailed
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
+from workflows import subscriptions
 from workflows.demo import WEBHOOK_FILE, load_demo, subscribe_demo_receiver
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 from workflows.webhooks.printing_receiver import Printer, make_server, secret_source
 from workflows.webhooks.signing import secret_from_bytes, sign
@@ -79,7 +81,7 @@ def test_the_demo_subscribes_the_printing_receiver_once_and_moves_it_with_its_po
 ) -> None:
     # given the demo's settings, which allow loopback receivers
     settings = make_settings(webhook_allowed_cidrs="127.0.0.0/8")
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     try:
         # when the demo loads with the receiver on one port, then again on another
         first = load_demo(app, settings.var_dir, webhook_url="http://127.0.0.1:18801/webhooks")
@@ -90,7 +92,7 @@ def test_the_demo_subscribes_the_printing_receiver_once_and_moves_it_with_its_po
         assert first.webhook.id == second.webhook.id
         assert first.webhook.secret == second.webhook.secret
         assert first.webhook.secret.startswith("whsec_")
-        [listed] = app.list_subscriptions(BOOTSTRAP_ADMIN)
+        [listed] = subscriptions.list_subscriptions(app, BOOTSTRAP_ADMIN)
         assert (listed["id"], listed["url"], listed["event_types"], listed["status"]) == (
             first.webhook.id, "http://127.0.0.1:18802/webhooks", ["*"], "active")
 
@@ -103,7 +105,8 @@ def test_the_demo_subscribes_the_printing_receiver_once_and_moves_it_with_its_po
         path.unlink()
         third = load_demo(app, settings.var_dir, webhook_url="http://127.0.0.1:18802/webhooks")
         assert third.webhook is not None and third.webhook.id != first.webhook.id
-        assert [s["id"] for s in app.list_subscriptions(BOOTSTRAP_ADMIN)] == [third.webhook.id]
+        listed = subscriptions.list_subscriptions(app, BOOTSTRAP_ADMIN)
+        assert [s["id"] for s in listed] == [third.webhook.id]
     finally:
         app.close()
 
@@ -112,11 +115,11 @@ def test_the_demo_refuses_a_receiver_the_ssrf_guard_does_not_allow(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings()  # no allow-listed ranges: loopback is refused
-    app = Threadneedle(settings)
+    app = Ledger(settings)
     try:
         with pytest.raises(ValidationFailed):
             subscribe_demo_receiver(app, settings.var_dir, "http://127.0.0.1:18801/webhooks")
-        assert app.list_subscriptions(BOOTSTRAP_ADMIN) == []
+        assert subscriptions.list_subscriptions(app, BOOTSTRAP_ADMIN) == []
         assert not (settings.var_dir / WEBHOOK_FILE).exists()
     finally:
         app.close()

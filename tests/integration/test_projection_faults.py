@@ -41,10 +41,10 @@ pytestmark = pytest.mark.stack
 
 def bulk_history(services: Services, contracts: int, rounds: int, per_round: int) -> None:
     rng = random.Random(7)
-    handles = open_contracts(services.app, contracts)
+    handles = open_contracts(services.ledger, contracts)
     for _ in range(rounds):
         for handle in handles:
-            issue_in_bulk(services.app, handle, per_round, rng, SPARSE_SUBJECTS, LIGHT_HOURS)
+            issue_in_bulk(services.ledger, handle, per_round, rng, SPARSE_SUBJECTS, LIGHT_HOURS)
 
 
 def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clean_rebuild(
@@ -55,7 +55,7 @@ def test_a_worker_killed_mid_batch_leaves_views_a_new_worker_completes_to_a_clea
     services = bootstrap(settings)
     try:
         bulk_history(services, contracts=12, rounds=2, per_round=50)
-        head = services.app.head_position()
+        head = services.ledger.head_position()
         projector = contract_views(services)  # (positions: the lowest of the partitions')
         log = tmp_path / "worker.log"
 
@@ -95,10 +95,10 @@ def test_redis_emptied_mid_stream_ends_with_views_equal_to_a_clean_rebuild(
     services = bootstrap(settings)
     try:
         rng = random.Random(11)
-        handles = open_contracts(services.app, 4)
+        handles = open_contracts(services.ledger, 4)
         with workers(settings, tmp_path / "worker.log"):
             for step in range(160):
-                random_command(services.app, rng.choice(handles), rng)
+                random_command(services.ledger, rng.choice(handles), rng)
                 wake_projections(services)
                 # when Redis is emptied half way through
                 if step == 80:
@@ -120,11 +120,11 @@ def test_duplicate_deliveries_and_two_workers_at_once_apply_nothing_twice(
     services = bootstrap(settings)
     try:
         rng = random.Random(5)
-        handles = open_contracts(services.app, 6)
+        handles = open_contracts(services.ledger, 6)
         with workers(settings, tmp_path / "worker.log", count=2, concurrency=2):
             # when commands arrive while the same task is delivered many times over
             for step in range(120):
-                random_command(services.app, rng.choice(handles), rng)
+                random_command(services.ledger, rng.choice(handles), rng)
                 if step % 10 == 0:
                     for _ in range(4):
                         services.celery.send_task(
@@ -147,9 +147,9 @@ def test_two_projectors_racing_without_the_lease_commit_each_batch_once(
     services = bootstrap(settings)
     try:
         rng = random.Random(3)
-        handles = open_contracts(services.app, 3)
+        handles = open_contracts(services.ledger, 3)
         for _ in range(90):
-            random_command(services.app, rng.choice(handles), rng)
+            random_command(services.ledger, rng.choice(handles), rng)
         first, second = contract_views(services), contract_views(services)
         generations = [part.store.current() for part in first.parts]
 
@@ -171,7 +171,7 @@ def test_two_projectors_racing_without_the_lease_commit_each_batch_once(
 
         # then nothing was applied twice: the views equal a clean rebuild
         assert errors == []
-        assert first.position() == services.app.head_position()
+        assert first.position() == services.ledger.head_position()
         assert live_views(client) == clean_rebuild(settings)
     finally:
         services.close()

@@ -30,9 +30,9 @@ def test_partitions_keep_their_own_contracts_in_one_slot_each_and_the_board_merg
     services = bootstrap(settings)
     try:
         rng = random.Random(15)
-        handles = open_contracts(services.app, 12)
+        handles = open_contracts(services.ledger, 12)
         for _ in range(150):
-            random_command(services.app, rng.choice(handles), rng)
+            random_command(services.ledger, rng.choice(handles), rng)
         projector = contract_views(services)
         assert projector.run().complete and projector.caught_up()
 

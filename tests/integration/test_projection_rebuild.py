@@ -42,10 +42,10 @@ def test_a_rebuild_switches_atomically_while_reads_keep_answering(
     services = bootstrap(settings)
     try:
         rng = random.Random(9)
-        handles = open_contracts(services.app, 10)
+        handles = open_contracts(services.ledger, 10)
         for _ in range(2):
             for handle in handles:
-                issue_in_bulk(services.app, handle, 60, rng, SPARSE_SUBJECTS, LIGHT_HOURS)
+                issue_in_bulk(services.ledger, handle, 60, rng, SPARSE_SUBJECTS, LIGHT_HOURS)
         projector = contract_views(services)
         projector.run()
         every = list(range(len(projector.parts)))
@@ -76,7 +76,7 @@ def test_a_rebuild_switches_atomically_while_reads_keep_answering(
                 assert projector.status()["status"] == "rebuilding"
                 assert len(fresh.split(",")) == len(projector.parts)
                 for _ in range(30):
-                    random_command(services.app, rng.choice(handles), rng)
+                    random_command(services.ledger, rng.choice(handles), rng)
                     wake_projections(services)
                 wait_caught_up(services, timeout=60)
         finally:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import redis
 
+from workflows import directory
 from workflows.bootstrap import bootstrap
 from workflows.explanations import explained
 from workflows.projection_control import contract_views
@@ -24,10 +25,10 @@ def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
     services = bootstrap(settings)
     try:
         rng = random.Random(2008)
-        (handle,) = open_contracts(services.app, 1)
+        (handle,) = open_contracts(services.ledger, 1)
         for _ in range(220):
-            random_command(services.app, handle, rng)
-        final = services.app.repository.get(UUID(handle.id))
+            random_command(services.ledger, handle, rng)
+        final = services.ledger.repository.get(UUID(handle.id))
         assert final.version >= 200
 
         # when the projector is driven one event at a time
@@ -44,9 +45,9 @@ def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
 
             # then after each version the live view equals the view replayed to that version
             # (explanations included, written from the replayed records as the view writes them)
-            replayed = services.app.repository.get(UUID(handle.id), version=version)
+            replayed = services.ledger.repository.get(UUID(handle.id), version=version)
             live = {conflict["id"]: conflict for conflict in document["conflicts"]}
-            names = services.app.organisation_names()
+            names = directory.organisation_names(services.ledger)
             assert live == {key: explained(record, names)
                             for key, record in replayed.conflicts.items()}, f"version {version}"
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from conftest import USES_POSTGRES
 
-from workflows.application import Threadneedle
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 
@@ -27,7 +27,7 @@ def test_psycopg_uses_its_compiled_implementation() -> None:
 def test_the_event_store_talks_to_postgresql_through_it(
     make_settings: Callable[..., Settings],
 ) -> None:
-    app = Threadneedle(make_settings())
+    app = Ledger(make_settings())
     try:
         recorder = app.recorder
         with recorder.datastore.get_connection() as connection:  # type: ignore[attr-defined]

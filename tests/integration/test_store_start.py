@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from workflows.application import Threadneedle
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 
 
@@ -19,7 +19,7 @@ def test_applications_started_together_on_an_empty_store_all_come_up(
     def start() -> None:
         started.wait()
         try:
-            Threadneedle(settings).close()
+            Ledger(settings).close()
         except BaseException as error:
             failures.append(error)
 

@@ -22,18 +22,21 @@ from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 
 from domain.organisations import Caller
 from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from domain.webhooks import EVENT_TYPES
+from workflows import subscriptions
 from workflows.bootstrap import bootstrap
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 from workflows.webhooks.delivery import Delivery
 from workflows.webhooks.dispatch import Dispatcher
 from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.ssrf import parse_allowed_cidrs
 from workflows.webhooks.transport import WebhookClient
+from workflows.webhooks.vault import vault_for
 from workflows.workload import ContractHandle, open_contracts, random_command
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
@@ -41,8 +44,8 @@ from .webhook_receiver import Answer, Received, Receiver
 
 
 @pytest.fixture
-def app(make_settings: Callable[..., Settings]) -> Iterator[Threadneedle]:
-    application = Threadneedle(make_settings(
+def app(make_settings: Callable[..., Settings]) -> Iterator[Ledger]:
+    application = Ledger(make_settings(
         webhook_allowed_cidrs="127.0.0.0/8", webhook_retry_schedule="0,0"))
     yield application
     application.close()
@@ -54,16 +57,16 @@ def receiving(*answers: Answer) -> Iterator[Receiver]:
         yield receiver
 
 
-def subscribe(app: Threadneedle, url: str, caller: Caller = BOOTSTRAP_ADMIN,
+def subscribe(app: Ledger, url: str, caller: Caller = BOOTSTRAP_ADMIN,
               types: list[str] | None = None) -> tuple[str, str]:
     """A subscription's id and secret."""
-    result = app.create_subscription(caller, SubscriptionSpec(
+    result = subscriptions.create_subscription(app, vault_for(app), caller, SubscriptionSpec(
         url=url, event_types=types or ["*"], description="海珠区 接收端"))
     assert result.extra is not None
     return result.id, result.extra["secret"]
 
 
-def delivery(app: Threadneedle, **fields: Any) -> Delivery:
+def delivery(app: Ledger, **fields: Any) -> Delivery:
     """The worker's delivery, in this process, with a fixed jitter."""
     client = WebhookClient(parse_allowed_cidrs("127.0.0.0/8"), timeout=5)
     made = Delivery.from_settings(app, Outbox(app), client)
@@ -104,14 +107,14 @@ def assert_in_order_without_gaps(payloads: list[dict[str, Any]]) -> dict[str, li
     return by_contract
 
 
-def commands(app: Threadneedle, handles: list[ContractHandle], count: int, seed: int) -> None:
+def commands(app: Ledger, handles: list[ContractHandle], count: int, seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(count):
         random_command(app, rng.choice(handles), rng)
 
 
 def test_every_event_reaches_each_subscriber_signed_in_order_and_without_gaps(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # given two receivers: the admin's for every type, a street's for directives only
     with receiving() as everything, receiving() as streets:
@@ -128,7 +131,7 @@ def test_every_event_reaches_each_subscriber_signed_in_order_and_without_gaps(
         deliver_all(delivery(app))
 
         # then every message arrived once, verified, in order per contract, without gaps
-        assert report.complete and report.written == sum(outbox.counts().values())
+        assert report.complete and report.written == sum(outbox.log.counts().values())
         admin = verified(everything.received, admin_secret)
         assert_in_order_without_gaps(admin)
         assert {p["type"] for p in admin} >= {"contract.updated", "directive.issued"}
@@ -137,16 +140,16 @@ def test_every_event_reaches_each_subscriber_signed_in_order_and_without_gaps(
         assert street_payloads and all(p["type"].startswith("directive.")
                                        for p in street_payloads)
         assert all(r.path == "/%E8%A1%97%E9%81%93" for r in streets.received)
-        assert outbox.counts() == {"pending": 0, "failed": 0,
+        assert outbox.log.counts() == {"pending": 0, "failed": 0,
                                    "delivered": len(admin) + len(street_payloads)}
         # the admin subscribed before the contracts existed: it heard of their creation
         assert [p["type"] for p in admin[:1]] == ["contract.created"]
         # and the webhook-id is the outbox id the delivery log shows (lanes go side by side)
-        logged = outbox.deliveries(admin_id, limit=1000)
+        logged = outbox.log.deliveries(admin_id, limit=1000)
         assert sorted(m["id"] for m in logged) == sorted(r.headers["webhook-id"]
                                                          for r in everything.received)
         assert all(m["status"] == "delivered" and len(m["attempts"]) == 1 for m in logged)
-        assert outbox.deliveries(street_id, limit=1000)[0]["attempts"][0]["status_code"] == 204
+        assert outbox.log.deliveries(street_id, limit=1000)[0]["attempts"][0]["status_code"] == 204
 
         # when the dispatcher runs again, and a second dispatcher (another process) too
         again = dispatcher.run()
@@ -154,11 +157,11 @@ def test_every_event_reaches_each_subscriber_signed_in_order_and_without_gaps(
 
         # then nothing is written twice
         assert again.written == other.written == 0
-        assert sum(outbox.counts().values()) == len(admin) + len(street_payloads)
+        assert sum(outbox.log.counts().values()) == len(admin) + len(street_payloads)
 
 
 def test_a_failing_receiver_gets_the_same_message_again_re_signed_and_the_lane_waits(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # given a receiver that fails twice (500, then a timeout-free 503), then accepts
     with receiving(Answer(500, body="服务器忙".encode()), Answer(503), Answer(204)) as receiver:
@@ -177,7 +180,7 @@ def test_a_failing_receiver_gets_the_same_message_again_re_signed_and_the_lane_w
         assert [p["data"]["sequence"] for p in payloads] == [1, 1, 1, 2]
         assert [p["type"] for p in payloads] == ["contract.created"] * 3 + ["contract.updated"]
         # and the log says what happened
-        first = Outbox(app).deliveries(subscription_id)[0]
+        first = Outbox(app).log.deliveries(subscription_id)[0]
         assert [a["status_code"] for a in first["attempts"]] == [500, 503, 204]
         assert first["attempts"][0]["response"] == "服务器忙"
         assert [a["attempt"] for a in first["attempts"]] == [1, 2, 3]
@@ -185,7 +188,7 @@ def test_a_failing_receiver_gets_the_same_message_again_re_signed_and_the_lane_w
 
 
 def test_a_message_failed_after_the_last_retry_does_not_block_its_lane_and_can_be_redelivered(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # given a schedule of one retry and a receiver that fails twice, then accepts
     with receiving(Answer(500), Answer(502), Answer(204)) as receiver:
@@ -199,26 +202,26 @@ def test_a_message_failed_after_the_last_retry_does_not_block_its_lane_and_can_b
         deliver_all(sender)
 
         # then the first message failed, the second went on (a gap the receiver can see)
-        logged = outbox.deliveries(subscription_id)
+        logged = outbox.log.deliveries(subscription_id)
         assert [m["status"] for m in logged] == ["failed", "delivered"]
-        assert outbox.deliveries(subscription_id, status="failed") == logged[:1]
+        assert outbox.log.deliveries(subscription_id, status="failed") == logged[:1]
         assert [p["data"]["sequence"] for p in verified(receiver.received, secret)] == [1, 1, 2]
 
         # when the failed one is redelivered
-        assert outbox.redeliver(subscription_id, logged[0]["id"], datetime.now(UTC))
-        assert not outbox.redeliver(subscription_id, "msg_unknown", datetime.now(UTC))
+        assert outbox.log.redeliver(subscription_id, logged[0]["id"], datetime.now(UTC))
+        assert not outbox.log.redeliver(subscription_id, "msg_unknown", datetime.now(UTC))
         deliver_all(sender)
 
         # then it arrives with its original webhook-id, and the log kept every attempt
         assert receiver.received[-1].headers["webhook-id"] == logged[0]["id"]
         verified(receiver.received, secret)
-        again = outbox.deliveries(subscription_id)[0]
+        again = outbox.log.deliveries(subscription_id)[0]
         assert again["status"] == "delivered"
         assert [a["status_code"] for a in again["attempts"]] == [500, 502, 204]
 
 
 def test_gone_disables_the_endpoint_and_recover_sends_its_messages_once_re_enabled(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # given a receiver that answers 410 Gone once, then accepts
     with receiving(Answer(410), Answer(204)) as receiver:
@@ -233,28 +236,28 @@ def test_gone_disables_the_endpoint_and_recover_sends_its_messages_once_re_enabl
 
         # then the endpoint is disabled as gone, and both messages failed; one request only
         assert len(receiver.received) == 1
-        assert app.load_subscription(subscription_id).disabled_reason == "gone"
-        assert [m["status"] for m in outbox.deliveries(subscription_id)] == ["failed", "failed"]
+        assert subscriptions.load_subscription(app, subscription_id).disabled_reason == "gone"
+        assert [m["status"] for m in outbox.log.deliveries(subscription_id)] == ["failed", "failed"]
 
         # when the owner re-enables it and recovers what failed since before
-        app.update_subscription(BOOTSTRAP_ADMIN, subscription_id,
+        subscriptions.update_subscription(app, BOOTSTRAP_ADMIN, subscription_id,
                                 SubscriptionPatch(enabled=True))
-        assert outbox.recover(subscription_id, began, datetime.now(UTC)) == 2
+        assert outbox.log.recover(subscription_id, began, datetime.now(UTC)) == 2
         deliver_all(delivery(app))
 
         # then both arrive, in order, with their original ids
         payloads = verified(receiver.received, secret)
         assert [p["data"]["sequence"] for p in payloads] == [1, 1, 2]
-        assert [m["status"] for m in outbox.deliveries(subscription_id)] == ["delivered"] * 2
+        assert [m["status"] for m in outbox.log.deliveries(subscription_id)] == ["delivered"] * 2
 
 
 def test_an_endpoint_failing_too_long_is_disabled_and_during_a_rotation_both_secrets_sign(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # given a receiver that always fails, and a secret rotated after subscribing
     with receiving(Answer(500)) as receiver:
         subscription_id, old_secret = subscribe(app, receiver.url(), types=["contract.created"])
-        rotated = app.rotate_secret(BOOTSTRAP_ADMIN, subscription_id)
+        rotated = subscriptions.rotate_secret(app, vault_for(app), BOOTSTRAP_ADMIN, subscription_id)
         assert rotated.extra is not None
         new_secret = rotated.extra["secret"]
         open_contracts(app, 1, prefix="FAIL")
@@ -267,9 +270,9 @@ def test_an_endpoint_failing_too_long_is_disabled_and_during_a_rotation_both_sec
         deliver_all(sender)
 
         # then the endpoint is disabled as failing and its message failed
-        assert app.load_subscription(subscription_id).disabled_reason == "failing"
+        assert subscriptions.load_subscription(app, subscription_id).disabled_reason == "failing"
         assert len(receiver.received) == 1  # its failure run lasted longer than 1 ms
-        assert outbox.counts(subscription_id)["failed"] == 1
+        assert outbox.log.counts(subscription_id)["failed"] == 1
         # and each attempt verifies with the old and the new secret alike
         verified(receiver.received, old_secret)
         verified(receiver.received, new_secret)
@@ -306,7 +309,7 @@ def test_a_thread_pool_worker_process_delivers_what_commits_wake_and_the_sweep_f
     settings = make_settings(webhook_allowed_cidrs="127.0.0.0/8", webhook_retry_schedule="0,0",
                              celery_queue=f"test-{uuid.uuid4().hex[:12]}")
     services = bootstrap(settings)
-    app = services.app
+    app = services.ledger
     log = tmp_path / "worker.log"
     worker = start_webhook_worker(settings, log)
     try:
@@ -329,7 +332,7 @@ def test_a_thread_pool_worker_process_delivers_what_commits_wake_and_the_sweep_f
                                       queue=f"{settings.celery_queue}.webhooks")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and (
-                    len(first.received) < expected or Outbox(app).counts()["pending"]):
+                    len(first.received) < expected or Outbox(app).log.counts()["pending"]):
                 time.sleep(0.2)
                 if int(time.monotonic()) % 3 == 0:  # beat's part: the sweep picks up retries
                     services.celery.send_task("threadneedle.webhooks.sweep",
@@ -343,7 +346,7 @@ def test_a_thread_pool_worker_process_delivers_what_commits_wake_and_the_sweep_f
             assert len(second.received) == len(unique) + 1  # the 503 was tried again
             assert_in_order_without_gaps(
                 [json.loads(r.body) for r in _first_copies(second.received)])
-            assert second_payloads and Outbox(app).counts()["pending"] == 0
+            assert second_payloads and Outbox(app).log.counts()["pending"] == 0
             # and the worker's threads ran them: the tasks are in its log
             assert "threadneedle.webhooks.deliver" in log.read_text(errors="replace")
     except BaseException:
@@ -356,13 +359,13 @@ def test_a_thread_pool_worker_process_delivers_what_commits_wake_and_the_sweep_f
     assert wait_gone(tree) == set()
 
 
-def _expected_counts(app: Threadneedle, subscription_id: str) -> int:
+def _expected_counts(app: Ledger, subscription_id: str) -> int:
     """How many messages the admin's subscription will get, once dispatched."""
     deadline = time.monotonic() + 30
     outbox = Outbox(app)
     while time.monotonic() < deadline:
-        if outbox.position() >= app.head_position():
-            return len(outbox.deliveries(subscription_id, limit=1000))
+        if outbox.dispatch.position() >= app.head_position():
+            return len(outbox.log.deliveries(subscription_id, limit=1000))
         time.sleep(0.1)
     raise AssertionError("the worker never dispatched up to the head")
 

@@ -35,14 +35,17 @@ import pytest
 import redis
 from conftest import ADMIN_KEY, fresh_store, redis_url_for_tests
 from standardwebhooks import Webhook
-from workflows.application import BOOTSTRAP_ADMIN
 
 from domain.directives import DirectiveFields
 from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
+from workflows import directives, subscriptions
 from workflows.bootstrap import Services, bootstrap
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.messaging import WEBHOOK_SWEEP as SWEEP_TASK
+from workflows.messaging import webhooks_queue
 from workflows.settings import Settings
-from workflows.webhooks.delivery import SWEEP_TASK, webhooks_queue
-from workflows.webhooks.outbox import DELIVERED, FAILED, Outbox
+from workflows.webhooks.outbox import Outbox
+from workflows.webhooks.outbox.records import DELIVERED, FAILED
 from workflows.workload import ContractHandle, open_contracts, random_command
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
@@ -76,7 +79,8 @@ class Stack:
 
     def subscribe(self, receiver: Receiver, contracts: list[str] | None = None) -> tuple[str, str]:
         """An admin subscription of ``receiver`` to every type: (its id, its secret)."""
-        result = self.services.app.create_subscription(BOOTSTRAP_ADMIN, SubscriptionSpec(
+        result = subscriptions.create_subscription(self.services.ledger, self.services.vault,
+                                                   BOOTSTRAP_ADMIN, SubscriptionSpec(
             url=receiver.url(), event_types=["*"], contracts=contracts,
             description="海珠区青年地带 webhook 测试"))
         assert result.extra is not None
@@ -84,10 +88,10 @@ class Stack:
         return result.id, str(result.extra["secret"])
 
     def deliveries(self, subscription_id: str) -> list[dict[str, Any]]:
-        return self.outbox.deliveries(subscription_id, limit=1000)
+        return self.outbox.log.deliveries(subscription_id, limit=1000)
 
     def counts(self, subscription_id: str) -> dict[str, int]:
-        return self.outbox.counts(subscription_id)
+        return self.outbox.log.counts(subscription_id)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         """``celery worker --pool threads`` on the main queue and the webhooks queue."""
@@ -115,7 +119,7 @@ class Stack:
 def running_stack(settings: Settings, log: Path) -> Iterator[Stack]:
     """The application, a worker process and a beat-like sweeper; all stopped at the end."""
     services = bootstrap(settings)
-    stack = Stack(settings, services, Outbox(services.app), log)
+    stack = Stack(settings, services, Outbox(services.ledger), log)
     worker = stack.start_worker()
     workers = [worker]
     stop = threading.Event()
@@ -172,7 +176,9 @@ def stack(shared_stack: Stack) -> Iterator[Stack]:
     events are not sent to its stopped receivers."""
     yield shared_stack
     for subscription_id in shared_stack.subscriptions:
-        shared_stack.services.app.delete_subscription(BOOTSTRAP_ADMIN, subscription_id)
+        services = shared_stack.services
+        subscriptions.delete_subscription(services.ledger, services.vault, BOOTSTRAP_ADMIN,
+                                          subscription_id)
     shared_stack.subscriptions.clear()
 
 
@@ -196,7 +202,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
 
 def all_delivered(stack: Stack, subscription_id: str, at_least: int = 1) -> Callable[[], bool]:
     def done() -> bool:
-        if stack.outbox.position() < stack.services.app.head_position():
+        if stack.outbox.dispatch.position() < stack.services.ledger.head_position():
             return False  # the dispatcher has events left to read
         counts = stack.counts(subscription_id)
         return counts[DELIVERED] >= at_least and counts["pending"] == counts[FAILED] == 0
@@ -213,15 +219,15 @@ HAIZHU_DIRECTIVE = DirectiveFields.model_validate({
 
 
 def contracts(stack: Stack, count: int) -> list[ContractHandle]:
-    return open_contracts(stack.services.app, count, prefix=f"HZ-{uuid.uuid4().hex[:4]}")
+    return open_contracts(stack.services.ledger, count, prefix=f"HZ-{uuid.uuid4().hex[:4]}")
 
 
 def record_events(stack: Stack, handles: list[ContractHandle], count: int, seed: int) -> None:
     """``count`` commands (issue, amend, withdraw) spread over the contracts."""
     rng = random.Random(seed)
-    app = stack.services.app
+    app = stack.services.ledger
     first = handles[0]
-    app.issue_directive(first.callers["street-a"], first.id, HAIZHU_DIRECTIVE)
+    directives.issue_directive(app, first.callers["street-a"], first.id, HAIZHU_DIRECTIVE)
     for _ in range(count - 1):
         random_command(app, rng.choice(handles), rng)
 
@@ -340,14 +346,15 @@ def test_a_receiver_answering_410_disables_its_endpoint_and_recover_sends_the_re
 
         # when five events are recorded
         record_events(stack, handles, 5, seed=2)
-        app = stack.services.app
-        wait_until(lambda: stack.outbox.position() >= app.head_position()
+        app = stack.services.ledger
+        wait_until(lambda: stack.outbox.dispatch.position() >= app.head_position()
                    and stack.counts(subscription_id)["pending"] == 0
-                   and not app.subscription(BOOTSTRAP_ADMIN, subscription_id).enabled,
+                   and not subscriptions.read_subscription(app, BOOTSTRAP_ADMIN,
+                                                           subscription_id).enabled,
                    20, "the 410")
 
         # then the endpoint is disabled as gone, and nothing more was sent to it
-        subscription = app.subscription(BOOTSTRAP_ADMIN, subscription_id)
+        subscription = subscriptions.read_subscription(app, BOOTSTRAP_ADMIN, subscription_id)
         assert (subscription.status, subscription.disabled_reason) == ("disabled", "gone")
         time.sleep(0.6)  # three sweeps: still nothing more
         assert len(gone.received) == 2
@@ -358,9 +365,11 @@ def test_a_receiver_answering_410_disables_its_endpoint_and_recover_sends_the_re
         assert_received(gone, secret, stack, subscription_id)
 
         # when its owner re-enables it and recovers the failed messages
-        app.update_subscription(BOOTSTRAP_ADMIN, subscription_id, SubscriptionPatch(enabled=True))
-        recovered = stack.outbox.recover(subscription_id, datetime.now(UTC) - timedelta(hours=1),
-                                         datetime.now(UTC))
+        subscriptions.update_subscription(app, BOOTSTRAP_ADMIN, subscription_id,
+                                          SubscriptionPatch(enabled=True))
+        recovered = stack.outbox.log.recover(subscription_id,
+                                             datetime.now(UTC) - timedelta(hours=1),
+                                             datetime.now(UTC))
         assert recovered == len(log) - 1
 
         # then every message arrives, the 410'd one again with its own webhook-id, in order

@@ -19,24 +19,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 
 from domain.subscriptions import SubscriptionSpec
 from domain.webhooks import Message
+from workflows import subscriptions
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 from workflows.webhooks.delivery import Delivery
-from workflows.webhooks.outbox import (
+from workflows.webhooks.outbox import Outbox
+from workflows.webhooks.outbox.records import (
     DELIVERED,
     FAILED,
     PENDING,
     Attempt,
     Entry,
     Lane,
-    Outbox,
     epoch,
 )
 from workflows.webhooks.ssrf import parse_allowed_cidrs
 from workflows.webhooks.transport import WebhookClient
+from workflows.webhooks.vault import vault_for
 
 from .test_webhook_faults import fault_settings, running_stack, wait_until
 from .webhook_receiver import Answer, Receiver
@@ -47,26 +50,27 @@ CONTRACT = "9b0c6c1e-4f0a-4d8e-9a51-0d6a1d1c2b3e"
 
 
 @pytest.fixture
-def app(make_settings: Callable[..., Settings]) -> Iterator[Threadneedle]:
-    application = Threadneedle(make_settings(webhook_allowed_cidrs="127.0.0.0/8"))
+def app(make_settings: Callable[..., Settings]) -> Iterator[Ledger]:
+    application = Ledger(make_settings(webhook_allowed_cidrs="127.0.0.0/8"))
     yield application
     application.close()
 
 
-def one_message(app: Threadneedle, url: str, at: datetime) -> tuple[Outbox, str, Lane]:
+def one_message(app: Ledger, url: str, at: datetime) -> tuple[Outbox, str, Lane]:
     """A subscription of ``url`` with one message due at ``at``: (outbox, message id, lane)."""
-    subscription = app.create_subscription(BOOTSTRAP_ADMIN, SubscriptionSpec(
+    subscription = subscriptions.create_subscription(app, vault_for(app), BOOTSTRAP_ADMIN,
+                                                     SubscriptionSpec(
         url=url, event_types=["*"], description="海珠区 慢速接收端")).id
     outbox = Outbox(app)
     entry = Entry(subscription, Message("directive.issued", {
         "contract_id": CONTRACT, "contract_version": 2, "id": "指令-1",
         "summary": "每周报送服务记录"}), 1, 0, at)
-    outbox.append([entry], at)
+    outbox.dispatch.append([entry], at)
     return outbox, entry.id, Lane(subscription, CONTRACT)
 
 
 def test_a_trickling_endpoint_holds_a_delivery_no_longer_than_the_timeout_and_never_twice(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # Given a receiver that answers 200 one byte every 0.1 s (about 25 s in all: every read
     # gets a byte well within the timeout), a message for it, and a lease of 6 s, far
@@ -89,7 +93,7 @@ def test_a_trickling_endpoint_holds_a_delivery_no_longer_than_the_timeout_and_ne
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 30
-        while outbox.counts()[FAILED] == 0 and time.monotonic() < deadline:
+        while outbox.log.counts()[FAILED] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
         for thread in threads:
@@ -99,7 +103,7 @@ def test_a_trickling_endpoint_holds_a_delivery_no_longer_than_the_timeout_and_ne
 
     # Then the message was tried three times (the schedule's 1 + 2), each attempt a timeout
     # that ended at the timeout, never two at once, and every attempt is in the log
-    log = outbox.deliveries(lane.subscription_id)
+    log = outbox.log.deliveries(lane.subscription_id)
     assert [m["status"] for m in log] == [FAILED]
     attempts = log[0]["attempts"]
     assert [a["attempt"] for a in attempts] == [1, 2, 3]
@@ -112,15 +116,15 @@ def test_a_trickling_endpoint_holds_a_delivery_no_longer_than_the_timeout_and_ne
 
 
 def test_an_attempt_of_a_run_that_lost_its_lease_is_logged_without_setting_the_state(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # Given a message whose lane was leased by a run that stalled past its lease, and then
     # taken over by a second run; both sent the message and both counted it attempt 1
     now = datetime.now(UTC)
     outbox, message, lane = one_message(app, "http://127.0.0.1:9/hook", now)
-    stalled = outbox.lease(lane, now, seconds=2.0, cap=4)
+    stalled = outbox.leases.lease(lane, now, seconds=2.0, cap=4)
     later = now + timedelta(seconds=3)
-    successor = outbox.lease(lane, later, seconds=2.0, cap=4)
+    successor = outbox.leases.lease(lane, later, seconds=2.0, cap=4)
     assert stalled is not None and successor is not None
 
     def attempt(at: datetime, status: str, code: int | None) -> Attempt:
@@ -128,12 +132,12 @@ def test_an_attempt_of_a_run_that_lost_its_lease_is_logged_without_setting_the_s
                        "已收到" if code else "", status, None if code else epoch(at) + 60, 1)
 
     # When the successor records its success, then the stalled run its late timeout
-    outbox.record_attempt(attempt(later, DELIVERED, 204), successor)
-    outbox.record_attempt(attempt(later + timedelta(seconds=1), PENDING, None), stalled)
+    outbox.attempts.record_attempt(attempt(later, DELIVERED, 204), successor)
+    outbox.attempts.record_attempt(attempt(later + timedelta(seconds=1), PENDING, None), stalled)
 
     # Then both attempts are in the log, numbered in the order they were recorded, and the
     # message stays as the run that holds the lane left it: delivered
-    [logged] = outbox.deliveries(lane.subscription_id)
+    [logged] = outbox.log.deliveries(lane.subscription_id)
     assert [(a["attempt"], a["status_code"], a["error"]) for a in logged["attempts"]] == [
         (1, 204, None), (2, None, "timeout")]
     assert logged["status"] == DELIVERED
@@ -155,7 +159,7 @@ def test_a_thread_pool_worker_gives_up_on_a_trickling_endpoint_and_serves_the_ot
         prompt_id, _ = stack.subscribe(prompt)
         now = datetime.now(UTC)
         for subscription in (slow_id, prompt_id):
-            stack.outbox.append([Entry(subscription, Message("directive.issued", {
+            stack.outbox.dispatch.append([Entry(subscription, Message("directive.issued", {
                 "contract_id": CONTRACT, "contract_version": version, "id": f"指令-{version}",
                 "summary": "每周报送服务记录"}), version, 0, now) for version in (1, 2)], now)
 

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from uuid import UUID
 
 import redis
-from workflows.application import BOOTSTRAP_ADMIN, contract_id_for
 
 from domain.resolution import Decision
 from domain.terms import Admission
+from workflows import contracts, directives, directory, resolution
 from workflows.bootstrap import bootstrap
 from workflows.demo import load_demo
 from workflows.explanations import explained
+from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
 from workflows.views import conflicts_key, partition_of
@@ -25,17 +26,18 @@ def test_section_13_events_project_as_they_replay(
     settings = make_settings()
     services = bootstrap(settings)
     try:
-        app = services.app
+        app = services.ledger
         keys = {(k.org, k.role): k for k in load_demo(app, settings.var_dir).keys}
         liwan = str(contract_id_for("LW-PILOT-2008"))
-        app.change_admission(BOOTSTRAP_ADMIN, liwan, Admission.model_validate({"admission": [
+        directives.change_admission(app, BOOTSTRAP_ADMIN, liwan,
+                                    Admission.model_validate({"admission": [
             {"org": "jinhua-street", "task_types": ["casework", "census"]},
             {"org": "liwan-civil-affairs", "task_types": ["*"]}]}))
-        contract = app.contract(BOOTSTRAP_ADMIN, liwan)
+        contract = contracts.read_contract(app, BOOTSTRAP_ADMIN, liwan)
         disputed = next(c for c in contract.conflicts.values() if c["kind"] == "disputed")
-        bureau = app.authenticate(keys[("liwan-civil-affairs", "resolver")].key)
+        bureau = directory.authenticate(app, keys[("liwan-civil-affairs", "resolver")].key)
         assert bureau is not None
-        app.resolve_conflict(bureau, liwan, disputed["id"], Decision.model_validate({
+        resolution.resolve_conflict(app, bureau, liwan, disputed["id"], Decision.model_validate({
             "outcome": "corrected", "corrections": {"people_affected": 58},
             "rationale": "按在册低保家庭核减"}))
         final = app.repository.get(UUID(liwan))
@@ -43,7 +45,7 @@ def test_section_13_events_project_as_they_replay(
         projector = contract_views(services, partition_of(liwan)).parts[0]
         projector.batch_size = 1
         generation = projector.store.current()
-        names = app.organisation_names()
+        names = directory.organisation_names(app)
         seen = []
         while projector.project_batch(generation) is not None:
             document = projector.store.read_json(conflicts_key(generation, liwan))

@@ -11,13 +11,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from workflows.application import BOOTSTRAP_ADMIN, Threadneedle
 
 from domain.directives import DirectiveFields
 from domain.errors import LevelMismatch, NotLapsed
 from domain.organisations import OrganisationSpec, Role
 from domain.resolution import Decision
 from domain.terms import ContractTerms
+from workflows import contracts, directives, directory, resolution
+from workflows.identities import BOOTSTRAP_ADMIN
+from workflows.ledger import Ledger
 from workflows.settings import Settings
 from workflows.timers import escalate_lapsed, find_lapses
 
@@ -44,34 +46,37 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(clock: Clock) -> Iterator[Threadneedle]:
-    application = Threadneedle(Settings(event_store=":memory:", redis_url=None), clock=clock)
+def app(clock: Clock) -> Iterator[Ledger]:
+    application = Ledger(Settings(event_store=":memory:", redis_url=None), clock=clock)
     for org, name in ORGS.items():
-        application.register_organisation(BOOTSTRAP_ADMIN,
+        directory.register_organisation(application, BOOTSTRAP_ADMIN,
                                           OrganisationSpec(id=org, name=name, kind="other"))
     yield application
     application.close()
 
 
-def contract_with_contradiction(app: Threadneedle, code: str, **terms: Any) -> tuple[str, str]:
+def contract_with_contradiction(app: Ledger, code: str, **terms: Any) -> tuple[str, str]:
     """An active contract (SLA 2 hours unless told) whose two streets disagree at 09:00."""
     body = {**HAIZHU_YOUTH, "code": code, "resolution_sla_hours": 2, **terms}
-    contract_id = app.draft_contract(BOOTSTRAP_ADMIN, ContractTerms.model_validate(body)).id
-    app.transition(BOOTSTRAP_ADMIN, contract_id, "activate")
+    contract_id = contracts.draft_contract(app, BOOTSTRAP_ADMIN,
+                                           ContractTerms.model_validate(body)).id
+    contracts.transition(app, BOOTSTRAP_ADMIN, contract_id, "activate")
     for org, fields in (("haichuang-street", LATE), ("chigang-street", EARLY)):
-        app.issue_directive(caller(org, Role.STAKEHOLDER), contract_id,
+        directives.issue_directive(app, caller(org, Role.STAKEHOLDER), contract_id,
                             DirectiveFields.model_validate(fields))
-    [conflict] = [c for c in app.contract(BOOTSTRAP_ADMIN, contract_id).conflicts.values()
+    [conflict] = [c for c in contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                                     contract_id).conflicts.values()
                   if c["kind"] == "contradiction"]
     return contract_id, conflict["id"]
 
 
-def record(app: Threadneedle, contract_id: str, conflict_id: str) -> dict[str, Any]:
-    conflict: dict[str, Any] = app.contract(BOOTSTRAP_ADMIN, contract_id).conflicts[conflict_id]
+def record(app: Ledger, contract_id: str, conflict_id: str) -> dict[str, Any]:
+    conflict: dict[str, Any] = contracts.read_contract(app, BOOTSTRAP_ADMIN,
+                                                       contract_id).conflicts[conflict_id]
     return conflict
 
 
-def test_nothing_escalates_before_the_due_time(app: Threadneedle) -> None:
+def test_nothing_escalates_before_the_due_time(app: Ledger) -> None:
     # Given a contradiction opened at 09:00, due at 11:00
     contract_id, conflict_id = contract_with_contradiction(app, "HZ-T-1")
 
@@ -84,7 +89,7 @@ def test_nothing_escalates_before_the_due_time(app: Threadneedle) -> None:
 
 
 def test_a_lapsed_conflict_escalates_level_by_level_and_stays_overdue_at_the_last(
-    app: Threadneedle,
+    app: Ledger,
 ) -> None:
     # Given a contradiction due at 11:00 on a contract with a three-level chain
     contract_id, conflict_id = contract_with_contradiction(app, "HZ-T-2")
@@ -104,7 +109,7 @@ def test_a_lapsed_conflict_escalates_level_by_level_and_stays_overdue_at_the_las
     assert conflict["escalations"][0]["at"] == "2008-06-02T11:01:00+08:00"
 
 
-def test_a_sweep_fired_twice_escalates_once(app: Threadneedle) -> None:
+def test_a_sweep_fired_twice_escalates_once(app: Ledger) -> None:
     # Given a lapsed contradiction
     contract_id, conflict_id = contract_with_contradiction(app, "HZ-T-3")
     now = moment("2008-06-02", 12)
@@ -118,7 +123,7 @@ def test_a_sweep_fired_twice_escalates_once(app: Threadneedle) -> None:
     assert len(record(app, contract_id, conflict_id)["escalations"]) == 1
 
 
-def test_two_sweeps_that_found_the_same_lapse_escalate_it_once(app: Threadneedle) -> None:
+def test_two_sweeps_that_found_the_same_lapse_escalate_it_once(app: Ledger) -> None:
     # Given two timer processes that both found the same lapse at 12:00
     contract_id, conflict_id = contract_with_contradiction(app, "HZ-T-4")
     now = moment("2008-06-02", 12)
@@ -127,23 +132,25 @@ def test_two_sweeps_that_found_the_same_lapse_escalate_it_once(app: Threadneedle
     assert seen_by_one == seen_by_other
 
     # When both escalate from the level they saw
-    app.escalate_lapsed_conflict(contract_id, conflict_id, seen_by_one.level, now=now)
+    resolution.escalate_lapsed_conflict(app, contract_id, conflict_id, seen_by_one.level, now=now)
     # Then the second is refused as handled, and the conflict went up one level
     with pytest.raises((LevelMismatch, NotLapsed)):
-        app.escalate_lapsed_conflict(contract_id, conflict_id, seen_by_other.level, now=now)
+        resolution.escalate_lapsed_conflict(app, contract_id, conflict_id, seen_by_other.level,
+                                            now=now)
     assert record(app, contract_id, conflict_id)["level"] == 1
 
 
 def test_resolved_conflicts_and_inactive_contracts_do_not_escalate(
-    app: Threadneedle, clock: Clock,
+    app: Ledger, clock: Clock,
 ) -> None:
     # Given one contradiction decided by 启创 and another on a suspended contract
     decided_contract, decided_conflict = contract_with_contradiction(app, "HZ-T-5")
     deferred = Decision.model_validate({"outcome": "deferred", "rationale": "下月协调会再议"})
-    app.resolve_conflict(caller("qichuang", Role.RESOLVER), decided_contract, decided_conflict,
+    resolution.resolve_conflict(app, caller("qichuang", Role.RESOLVER), decided_contract,
+                                decided_conflict,
                          deferred)
     suspended_contract, suspended_conflict = contract_with_contradiction(app, "HZ-T-6")
-    app.transition(BOOTSTRAP_ADMIN, suspended_contract, "suspend")
+    contracts.transition(app, BOOTSTRAP_ADMIN, suspended_contract, "suspend")
 
     # When the sweep runs long after both were due
     clock.now += timedelta(days=30)

@@ -58,8 +58,11 @@ import redis
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from domain.errors import NotFound
-from workflows.application import Threadneedle, utc_now
-from workflows.webhooks.outbox import (
+from workflows import messaging, subscriptions
+from workflows.ledger import Ledger, utc_now
+from workflows.webhooks.outbox import Outbox
+from workflows.webhooks.outbox.attempts import AttemptLog
+from workflows.webhooks.outbox.records import (
     DELIVERED,
     ENDPOINT_DISABLED,
     FAILED,
@@ -67,7 +70,6 @@ from workflows.webhooks.outbox import (
     Attempt,
     Lane,
     Lease,
-    Outbox,
     Record,
     Stored,
     epoch,
@@ -83,27 +85,18 @@ from workflows.webhooks.retries import (
 )
 from workflows.webhooks.signing import sign
 from workflows.webhooks.transport import AttemptResult, WebhookClient, post_message
-from workflows.webhooks.vault import vault_of
+from workflows.webhooks.vault import SecretVault, vault_for
 
 if TYPE_CHECKING:
     from workflows.bootstrap import Services
-    from workflows.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DELIVER_TASK = "threadneedle.webhooks.deliver"
-DISPATCH_TASK = "threadneedle.webhooks.dispatch"
-SWEEP_TASK = "threadneedle.webhooks.sweep"
 LANE_BUDGET_SECONDS = 20.0
 """A run's time budget: with a 15 s timeout on top it ends well within the lease."""
 SENT_MARKER_SECONDS = 10
 RECORD_SECONDS = 1.0
 GONE, FAILING = "gone", "failing"
-
-
-def webhooks_queue(settings: Settings) -> str:
-    """Deliveries have their own queue, consumed by a thread-pool worker."""
-    return f"{settings.celery_queue}.webhooks"
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,7 @@ class LaneReport:
 class Delivery:
     """Delivers lanes; one per process, shared by its threads."""
 
-    app: Threadneedle
+    app: Ledger
     outbox: Outbox
     client: WebhookClient
     schedule: Sequence[float]
@@ -130,10 +123,12 @@ class Delivery:
     disable_after: timedelta = timedelta(days=5)
     clock: Callable[[], datetime] = utc_now
     random: Callable[[], float] = random.random
+    vault: SecretVault | None = None
+    """The process's vault (``Services.vault``); tests and tools may leave it to be built."""
 
     def __post_init__(self) -> None:
-        self.recorder = GroupRecorder(self.outbox)
-        self.vault = vault_of(self.app)
+        self.recorder = GroupRecorder(self.outbox.attempts)
+        self.secrets: SecretVault = self.vault or vault_for(self.app)
         if self.lease_seconds < self.attempt_seconds:
             log.warning("webhook lease of %g s is shorter than an attempt (%g s): a lane may "
                         "be taken over while a message is in flight", self.lease_seconds,
@@ -146,10 +141,11 @@ class Delivery:
         return self.client.timeout_seconds + RECORD_SECONDS
 
     @classmethod
-    def from_settings(cls, app: Threadneedle, outbox: Outbox, client: WebhookClient) -> Delivery:
+    def from_settings(cls, app: Ledger, outbox: Outbox, client: WebhookClient, *,
+                      vault: SecretVault | None = None) -> Delivery:
         settings = app.settings
         return cls(
-            app=app, outbox=outbox, client=client,
+            app=app, outbox=outbox, client=client, vault=vault,
             schedule=parse_schedule(settings.webhook_retry_schedule),
             lease_seconds=settings.webhook_lease_seconds,
             concurrency=settings.webhook_endpoint_concurrency,
@@ -161,11 +157,11 @@ class Delivery:
     def deliver_due(self, budget_seconds: float = LANE_BUDGET_SECONDS) -> list[LaneReport]:
         """Every lane due now, one after another in this thread (tests and tools)."""
         return [self.deliver_lane(lane, budget_seconds)
-                for lane in self.outbox.due_lanes(self.clock())]
+                for lane in self.outbox.leases.due_lanes(self.clock())]
 
     def deliver_lane(self, lane: Lane, budget_seconds: float = LANE_BUDGET_SECONDS) -> LaneReport:
         """Send the lane's due messages in order until one must wait, or the budget ends."""
-        lease = self.outbox.lease(lane, self.clock(), seconds=self.lease_seconds,
+        lease = self.outbox.leases.lease(lane, self.clock(), seconds=self.lease_seconds,
                                   cap=self.concurrency)
         if lease is None:
             return LaneReport(busy=True)
@@ -173,24 +169,24 @@ class Delivery:
         try:
             run.go()
         finally:
-            self.outbox.release(run.lease)
+            self.outbox.leases.release(run.lease)
         return LaneReport(run.delivered, run.failed, run.attempts, more=run.more)
 
     def subscription(self, subscription_id: str) -> Any | None:
         """The subscription when it is enabled; else its pending messages are failed."""
         try:
-            subscription = self.app.load_subscription(subscription_id)
+            subscription = subscriptions.load_subscription(self.app, subscription_id)
         except NotFound:
             subscription = None
         if subscription is None or not subscription.enabled:
-            self.outbox.fail_pending(subscription_id, ENDPOINT_DISABLED, self.clock())
+            self.outbox.attempts.fail_pending(subscription_id, ENDPOINT_DISABLED, self.clock())
             return None
         return subscription
 
     def disable(self, subscription_id: str, reason: str, why: str) -> None:
         """Disable the endpoint (``gone`` or ``failing``) and fail its pending messages."""
-        self.app.disable_subscription(subscription_id, reason)
-        failed = self.outbox.fail_pending(subscription_id, f"{ENDPOINT_DISABLED}: {why}",
+        subscriptions.disable_subscription(self.app, subscription_id, reason)
+        failed = self.outbox.attempts.fail_pending(subscription_id, f"{ENDPOINT_DISABLED}: {why}",
                                           self.clock())
         log.warning("webhook %s disabled (%s): %s; %d pending message(s) failed",
                     subscription_id, reason, why, failed)
@@ -206,8 +202,8 @@ class GroupRecorder:
     than 16 transactions.
     """
 
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
+    def __init__(self, attempts: AttemptLog) -> None:
+        self.attempts = attempts
         self._cond = threading.Condition()
         self._queue: list[_Queued] = []
         self._writing = False
@@ -246,14 +242,14 @@ class GroupRecorder:
         """One transaction for the batch; if it fails, one per record, so that one lane's
         error (an attempt of a message no longer there, say) is only that lane's."""
         try:
-            results = self.outbox.record_groups([queued.record for queued in batch])
+            results = self.attempts.record_groups([queued.record for queued in batch])
         except Exception as failure:
             if len(batch) == 1:
                 batch[0].error = failure
                 return
             for queued in batch:
                 try:
-                    queued.result = self.outbox.record_groups([queued.record])[0]
+                    queued.result = self.attempts.record_groups([queued.record])[0]
                 except Exception as alone:
                     queued.error = alone
             return
@@ -285,7 +281,7 @@ class _Run:
         if subscription is None:
             return
         while True:
-            batch = self.d.outbox.lane_messages(self.lease.lane)
+            batch = self.d.outbox.leases.lane_messages(self.lease.lane)
             if not batch:
                 return
             for stored in batch:
@@ -303,7 +299,7 @@ class _Run:
         """One attempt; whether the lane goes on to its next message."""
         started = self.d.clock()
         body = stored.body
-        secrets = self.d.vault.signing_secrets(subscription, started)
+        secrets = self.d.secrets.signing_secrets(subscription, started)
         if secrets:
             headers = sign(secrets, stored.id, int(started.timestamp()), body)
             result = post_message(self.d.client, subscription.url, body, headers)
@@ -351,12 +347,12 @@ class _Run:
         this one is in flight.  A run stalled past its lease (a loaded machine)
         must not go on sending beside the run that took the lane over either:
         order would break, so it stops here; and the attempt it was making is
-        still logged, without setting the message's state (``Outbox``'s fence).
+        still logged, without setting the message's state (``AttemptLog``'s fence).
         """
         now = epoch(self.d.clock())
         if now + max(self.d.lease_seconds / 2, self.d.attempt_seconds) < self.lease.until:
             return True
-        renewed = self.d.outbox.renew(self.lease, moment(now) or self.d.clock(),
+        renewed = self.d.outbox.leases.renew(self.lease, moment(now) or self.d.clock(),
                                       self.d.lease_seconds)
         if renewed is None:
             log.warning("webhook lane %s lost its lease: this run stops", self.lease.lane)
@@ -381,7 +377,6 @@ def sent_marker(lane: Lane) -> str:
 def request_deliveries(services: Services, lanes: Iterable[Lane]) -> int:
     """Send one deliver task per lane not sent in the last few seconds; never raises."""
     sent = 0
-    queue = webhooks_queue(services.settings)
     for lane in lanes:
         if services.redis is not None:
             try:
@@ -390,8 +385,8 @@ def request_deliveries(services: Services, lanes: Iterable[Lane]) -> int:
             except redis.RedisError as error:
                 log.warning("webhook delivery marker skipped: %s", error)
         try:
-            services.celery.send_task(DELIVER_TASK, args=[lane.subscription_id, lane.contract_id],
-                                      queue=queue)
+            messaging.send_webhook_delivery(services.celery, services.settings,
+                                            lane.subscription_id, lane.contract_id)
             sent += 1
         except (BrokerUnavailable, redis.RedisError, OSError) as error:
             log.warning("webhook delivery not sent (the sweeper will): %s", error)

@@ -9,7 +9,7 @@ asks ``domain.webhooks.messages_for`` for the event's messages and gives each
 one to every subscription whose filter receives it and which existed before
 the event (its creation is earlier in the log).  A batch's messages, their
 lane sequences and the new position are written in one transaction
-(``Outbox.write_dispatch``), so a dispatch that runs twice, or on two
+(``DispatchLog.write_dispatch``), so a dispatch that runs twice, or on two
 processes at once, writes every message once: the loser's compare-and-set
 fails and it writes nothing.
 
@@ -35,11 +35,13 @@ from eventsourcing.persistence import Notification
 
 from domain.contract import ServiceContract
 from domain.webhooks import Message, SubscriptionFilter, messages_for
-from workflows.application import Threadneedle, utc_now
+from workflows import directory, subscriptions
 from workflows.explanations import explained
+from workflows.ledger import Ledger, utc_now
 from workflows.projections import contract_topics
 from workflows.store import position_of
-from workflows.webhooks.outbox import FAILED, PENDING, Entry, Lane, Outbox
+from workflows.webhooks.outbox import Outbox
+from workflows.webhooks.outbox.records import FAILED, PENDING, Entry, Lane
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class DispatchReport:
 class Dispatcher:
     """Turns the log into outbox rows; one per process (it keeps contract states warm)."""
 
-    app: Threadneedle
+    app: Ledger
     outbox: Outbox
     batch_size: int = 1000
     cache_size: int = 1000
@@ -115,7 +117,7 @@ class Dispatcher:
 
     def dispatch_batch(self) -> DispatchReport | None:
         """One batch after the stored position; ``None`` when the log has nothing new."""
-        position = self.outbox.position()
+        position = self.outbox.dispatch.position()
         head = self.app.head_position()
         if head <= position:
             return None
@@ -129,7 +131,7 @@ class Dispatcher:
         if subscribers:
             for notification in notifications:
                 entries.extend(self.entries_for(notification, subscribers, names))
-        lanes = self.outbox.write_dispatch(entries, old_position=position,
+        lanes = self.outbox.dispatch.write_dispatch(entries, old_position=position,
                                            new_position=new_position, now=self.clock())
         if lanes is None:  # another dispatcher wrote this batch: carry on after it
             return DispatchReport(0, 0, [], complete=True)
@@ -138,7 +140,7 @@ class Dispatcher:
     def subscribers(self) -> list[Subscriber]:
         """The subscriptions not deleted, with the log position of their creation."""
         found = []
-        for subscription in self.app.listed_subscriptions():
+        for subscription in subscriptions.listed_subscriptions(self.app):
             key = str(subscription.id)
             if key not in self._created:
                 self._created[key] = position_of(self.app.recorder, subscription.id, 1)
@@ -163,7 +165,7 @@ class Dispatcher:
         for index, message in enumerate(messages_for(event, before, after)):
             if message.type.startswith("conflict."):  # explained as the views explain it
                 if not names:
-                    names.update(self.app.organisation_names())
+                    names.update(directory.organisation_names(self.app))
                 message = Message(message.type, explained(message.data, names))
             entries.extend(
                 Entry(subscriber.id, message, notification.id, index, event.timestamp,

@@ -23,12 +23,12 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.errors import IdempotencyKeyReused
 from domain.organisations import Caller
-from workflows.application import Threadneedle
 from workflows.idempotency import IdempotencyRecord, IdempotentRequest
+from workflows.ledger import Ledger
 
 
 def once(
-    app: Threadneedle,
+    app: Ledger,
     caller: Caller,
     request: IdempotentRequest | None,
     target: Any,
@@ -60,7 +60,7 @@ def once(
     return answer
 
 
-def _earlier(app: Threadneedle, caller: Caller,
+def _earlier(app: Ledger, caller: Caller,
              request: IdempotentRequest) -> dict[str, Any] | None:
     try:
         record: IdempotencyRecord = app.repository.get(request.record_id(caller.principal_id))

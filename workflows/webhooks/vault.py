@@ -42,7 +42,6 @@ import os
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,9 +56,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from domain.subscriptions import CLEAR, Sealed
 
 if TYPE_CHECKING:  # the outbox imports the application, which seals with this module
-    from workflows.application import Threadneedle
+    from workflows.ledger import Ledger
     from workflows.settings import Settings
-    from workflows.webhooks.outbox import Outbox
+    from workflows.webhooks.outbox.tables import OutboxTables
 
 KEY_FILE = "webhook-secrets.key"
 CACHE_SECONDS = 30.0
@@ -94,8 +93,8 @@ class _DataKey:
 class SecretVault:
     """Seals and opens one store's webhook secrets (thread-safe; one per application)."""
 
-    def __init__(self, outbox: Outbox, key: bytes) -> None:
-        self.outbox = outbox
+    def __init__(self, tables: OutboxTables, key: bytes) -> None:
+        self.tables = tables
         self._master = AESGCM(key)
         self._cache: dict[str, _DataKey] = {}
         self._lock = threading.Lock()
@@ -109,8 +108,8 @@ class SecretVault:
         data_key = AESGCM.generate_key(bit_length=256)
         wrap_nonce = os.urandom(NONCE_BYTES)
         wrapped = wrap_nonce + self._master.encrypt(wrap_nonce, data_key, key_id.encode())
-        with self.outbox._write() as cursor:
-            self.outbox._execute(cursor, "INSERT INTO {webhook_secret_keys} (key_id, "
+        with self.tables.write() as cursor:
+            self.tables.execute(cursor, "INSERT INTO {webhook_secret_keys} (key_id, "
                                          "subscription_id, wrapped) VALUES (?, ?, ?)",
                                  (key_id, subscription_id, wrapped))
         nonce = os.urandom(NONCE_BYTES)
@@ -152,8 +151,8 @@ class SecretVault:
         if sealed is None or isinstance(sealed, str) or CLEAR in sealed:
             return  # a clear secret of an old event: nothing to destroy
         when = epoch(at)
-        with self.outbox._write() as cursor:
-            self.outbox._execute(
+        with self.tables.write() as cursor:
+            self.tables.execute(
                 cursor, "UPDATE {webhook_secret_keys} SET destroy_after = ? WHERE key_id = ? "
                         "AND (destroy_after IS NULL OR destroy_after > ?)",
                 (when, str(sealed["key"]), when))
@@ -171,8 +170,8 @@ class SecretVault:
         if not force and time.monotonic() - self._swept < SWEEP_SECONDS:
             return 0
         self._swept = time.monotonic()
-        with self.outbox._write() as cursor:
-            gone = self.outbox._execute(
+        with self.tables.write() as cursor:
+            gone = self.tables.execute(
                 cursor, "DELETE FROM {webhook_secret_keys} WHERE destroy_after <= ?",
                 (epoch(now),)).rowcount
         return int(gone)
@@ -191,8 +190,8 @@ class SecretVault:
         return cached.cipher
 
     def _load(self, key_id: str) -> _DataKey:
-        with self.outbox._read() as cursor:
-            row = self.outbox._execute(
+        with self.tables.read() as cursor:
+            row = self.tables.execute(
                 cursor, "SELECT wrapped, destroy_after FROM {webhook_secret_keys} "
                         "WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
@@ -221,16 +220,10 @@ def _unb64(text: Any) -> bytes:
     return base64.b64decode(str(text))
 
 
-_vaults: weakref.WeakKeyDictionary[Any, SecretVault] = weakref.WeakKeyDictionary()
-_vaults_lock = threading.Lock()
+def vault_for(ledger: Ledger) -> SecretVault:
+    """A vault on the ledger's store.  A process uses the one its composition root built
+    (``Services.vault``, ``workflows/bootstrap.py``); tests and tools may build their own:
+    vaults on one store agree (every key is in its table), only their caches differ."""
+    from workflows.webhooks.outbox.tables import OutboxTables
 
-
-def vault_of(app: Threadneedle) -> SecretVault:
-    """The application's vault (made on first use, with the outbox's tables)."""
-    from workflows.webhooks.outbox import Outbox
-
-    with _vaults_lock:
-        vault = _vaults.get(app)
-        if vault is None:
-            vault = _vaults[app] = SecretVault(Outbox(app), master_key(app.settings))
-        return vault
+    return SecretVault(OutboxTables(ledger), master_key(ledger.settings))
