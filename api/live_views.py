@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 
-from domain.conflict_view import listed
+from domain.conflict_records import listed
 from domain.errors import DomainError
 from workflows import views
 

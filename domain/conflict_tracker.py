@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import date, datetime
 from typing import Any
 
-from domain.conflict_view import (
+from domain.conflict_records import (
     OPEN,
     RESOLVED,
     continued,

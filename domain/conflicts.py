@@ -20,7 +20,7 @@ scheduled, adding no load) or ``one_side="<outcome>"`` (only one of its members
 can be carried out: the best-ranked is scheduled, the others are given no
 hours under that schedule outcome, and only the largest of them counts as load).
 
-A ``Detection`` is what a locality function finds: the kind, the members
+A ``Detection`` (``domain.detection``) is what a locality function finds: the kind, the members
 (sorted ids), the ``details`` a person needs, and the locality ``key`` that
 tells which open conflict it may continue.  Detections carry no id and no
 text: which episode a detection continues is the fold's business
@@ -35,10 +35,11 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.contract_state import ContractState
+from domain.detection import Detection
 from domain.scope import OPEN_DISPUTE, Outside, task_type_of
 from domain.weekly_load import WeeklyLoad
 from domain.windows import Span, from_micro, overlap_groups, runs, week_label
@@ -47,18 +48,6 @@ Directive = Mapping[str, Any]
 
 SUBJECT, DIRECTIVE, WEEKS = "subject", "directive", "weeks"
 MENTIONED_AT_MOST = 6
-
-
-@dataclass(frozen=True)
-class Detection:
-    """A conflict as a locality function finds it, before the fold gives it an identity."""
-
-    kind: str
-    members: tuple[str, ...]
-    details: dict[str, Any] = field(hash=False)
-    key: tuple[Any, ...] = ()
-    """The locality: ``(subject,)``, ``(directive id, rule id or "")`` or ``(first week, last
-    week)`` as week numbers."""
 
 
 class DirectiveFacts(Protocol):

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.chain import ChainedAggregate
+from domain.conflict_records import OPEN, escalated, lapsed, legacy_id, resolved
 from domain.conflict_tracker import ConflictTracker
-from domain.conflict_view import OPEN, escalated, lapsed, legacy_id, resolved
+from domain.directives import Basis, Classification, DirectiveFields, DirectivePatch, Dispute
 from domain.errors import (
     AlreadyExists,
     ConflictNotOpen,
@@ -41,23 +42,17 @@ from domain.errors import (
     ProposalPending,
     ValidationFailed,
 )
+from domain.organisations import Actor
 from domain.resolution import SLA_EXPIRED, Decision, Escalation, Outcome, settled
 from domain.scope import OPEN_DISPUTE
-from domain.values import (
+from domain.terms import (
     CONFIDENTIALITY_RULE,
     Admission,
-    Basis,
-    Classification,
     ContractTerms,
-    DirectiveFields,
-    DirectivePatch,
-    Dispute,
     Policy,
     StakeholderSpec,
     Standing,
 )
-
-Actor = Mapping[str, str]
 
 DRAFT, ACTIVE, SUSPENDED, TERMINATED, CLOSED = (
     "draft", "active", "suspended", "terminated", "closed",
@@ -91,7 +86,7 @@ SHARED_RECORDS = frozenset({"directives", "conflicts"})
 class ServiceContract(ChainedAggregate):
     """A purchased service contract and the directives its stakeholders place on it.
 
-    ``conflicts`` is the conflict view (``domain.conflict_view``) as of this
+    ``conflicts`` is the conflict view (``domain.conflict_records``) as of this
     version, folded by each directive event as it is applied, so a contract
     loaded as of any version (a snapshot and a few events) carries its
     conflicts with it.  The fold is incremental (``domain.conflict_tracker``);
@@ -101,7 +96,7 @@ class ServiceContract(ChainedAggregate):
     directives join and leave them).  A snapshot taken under the first fold
     holds conflict records of the old shape: ``upcast_v1_v2`` marks it stale,
     and the application loads such a contract from its events instead
-    (``workflows/application.py``).  Events need no upcasting: conflicts are
+    (``workflows/repository.py``).  Events need no upcasting: conflicts are
     derived from them, and decisions recorded under the old ids find their
     episode by those ids (``_recorded_conflict``).
     """

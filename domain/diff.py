@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.conflict_view import shown
+from domain.conflict_records import shown
 from domain.directives import DirectivePatch
 
 Record = Mapping[str, Any]

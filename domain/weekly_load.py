@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from domain.windows import Span, to_micro
 
 if TYPE_CHECKING:
-    from domain.conflicts import Detection
     from domain.contract_state import ContractState
+    from domain.detection import Detection
 
 Directive = Mapping[str, Any]
 

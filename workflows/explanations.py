@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from domain import work_kinds
-from domain.conflict_view import shown
+from domain.conflict_records import shown
 from workflows.i18n import LANGUAGES, gettext, show_date, show_weeks
 
 Names = Mapping[str, str]

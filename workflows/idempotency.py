@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid5
 
 from domain.chain import ChainedAggregate
-from domain.contract import Actor
+from domain.organisations import Actor
 
 IDEMPOTENCY_NAMESPACE = UUID("6f1d3a52-8c1e-4f57-9a55-2e0b7c4e9d11")
 

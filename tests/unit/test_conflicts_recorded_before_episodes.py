@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from domain.conflict_view import legacy_id
+from domain.conflict_records import legacy_id
 from domain.contract import ServiceContract
 
 from .givens import actor_of, moment
