@@ -241,7 +241,7 @@ class Bench(Application):
     is_snapshotting_enabled = True
     snapshotting_intervals = {ServiceContract: 100}  # noqa: RUF012
 
-    def construct_transcoder(self) -> Transcoder:  # as ``Threadneedle`` does
+    def construct_transcoder(self) -> Transcoder:  # as ``workflows.ledger.Ledger`` does
         transcoder = FastJSONTranscoder()
         self.register_transcodings(transcoder)
         return transcoder

@@ -1,6 +1,6 @@
 """Synthetic contract histories for the projection benchmarks and fault tests.
 
-Everything goes through the ``Threadneedle`` application: its commands for
+Everything goes through the ledger and its use cases (``workflows/contracts.py``...) for
 histories that must look like real use, and, for volume, the aggregate's own
 command methods with many events saved per ``app.save`` (the same events,
 recorded in fewer transactions).  Randomness comes from the caller's seeded

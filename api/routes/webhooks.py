@@ -1,7 +1,7 @@
 """``/v1/webhooks``: subscriptions (stakeholder and admin keys) and their delivery log.
 
-Who may manage which subscription is the application's rule
-(``Threadneedle.subscription``): a stakeholder key manages its organisation's
+Who may manage which subscription is the use cases' rule
+(``workflows.subscriptions.read_subscription``): a stakeholder key manages its organisation's
 subscriptions, an admin every one; any other subscription is 404.  The
 secret is in the creation and rotation answers only.  Deliveries, redelivery
 and recovery read and change the outbox (``workflows.webhooks.outbox``); the

@@ -1,7 +1,7 @@
 """SPEC §13 on the dashboard: classifying and disputing a directive, answering a proposed
 decision, and the admin's admission list.
 
-Every form is CSRF-checked (``checked_form``) and calls the application service the
+Every form is CSRF-checked (``checked_form``) and calls the use cases the
 API routes call (``classify_directive``, ``dispute_directive``, ``answer_proposal``,
 ``change_admission``) with the signed-in caller, so the same rules refuse the same
 requests; a refusal is the error page with the status the API would give (403, 404,

@@ -1,7 +1,7 @@
 """The triage pages: the board, a contract, a conflict and its decide form.
 
-Every read and command goes through the application service with the
-signed-in caller, exactly as the API routes call it (``services.ledger.contract``,
+Every read and command goes through the use cases (``workflows/contracts.py``...) with the
+signed-in caller, exactly as the API routes call them (``contracts.read_contract``,
 ``conflict_view_at``, ``resolve_conflict``…; the live views through
 ``api.live_views.LiveViews``), so the same role and object-level rules apply:
 a contract the caller may not read is a 404 page.

@@ -1,6 +1,6 @@
 """What the dashboard works out for display only: who may override whom, the weekly load.
 
-Pure functions of what the application service returned; nothing here
+Pure functions of what the use cases returned; nothing here
 decides anything.  The contract itself still checks every decision (SPEC §6:
 ``ServiceContract._authority`` and ``_may_override``); the decide form shows
 the same rule beforehand so that a resolver knows when to escalate instead.

@@ -2,8 +2,8 @@
 
 The state at a version, its conflicts and its ranking (under the contract's
 policy, or another profile as a what-if) are replayed from the event store by
-the application service (``contract``, ``conflict_view_at``,
-``priority_view_at``, ``diff``), as ``GET /v1/contracts/{id}?version=``,
+the use cases (``contracts.read_contract``, ``history.conflict_view_at``,
+``history.priority_view_at``, ``replay.diff``), as ``GET /v1/contracts/{id}?version=``,
 ``/conflicts?version=``, ``/priorities?profile=`` and ``/diff`` replay them.
 """
 
