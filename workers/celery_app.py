@@ -1,10 +1,10 @@
-"""The Celery app, built from the settings.
+"""The worker's Celery app: ``workflows/messaging.py``'s client, configured to run the tasks.
 
-Redis is both broker and result backend.  Messages are JSON only (no pickle),
+The client holds the broker, the JSON-only serialisation, the result backend and
+the routes (``threadneedle.webhooks.*`` go to ``<celery_queue>.webhooks``).  Here
 a task is acknowledged after it ran (``acks_late``, so a worker killed mid-task
 leaves the message to be redelivered: every task must be idempotent) and a
 worker takes one message at a time, so a slow task never hides others behind it.
-The ``threadneedle.webhooks.*`` tasks go to ``<celery_queue>.webhooks``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import (
-    before_task_publish,
     setup_logging,
     task_postrun,
     task_prerun,
@@ -24,47 +23,25 @@ from celery.signals import (
 
 from workers.schedule import beat_schedule
 from workflows import logs
+from workflows.messaging import REFRESH_PRIORITIES, celery_client
 from workflows.settings import Settings
-
-# Used only when NEEDLE_REDIS_URL is unset outside ``needle up`` (which always sets it):
-# the Redis a developer runs on the usual port.
-FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 TASK_MODULES = ["workers.tasks"]
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
+    """The worker's (and beat's) app: the messaging client, configured to run the tasks."""
     settings = settings or Settings()
-    redis_url = settings.redis_url or FALLBACK_REDIS_URL
-    app = Celery("threadneedle", include=TASK_MODULES)
+    app = celery_client(settings)
     app.conf.update(
-        broker_url=redis_url,
-        result_backend=redis_url,
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
+        include=TASK_MODULES,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_soft_time_limit=60,
         task_time_limit=90,
-        result_expires=3600,
-        # A message not acknowledged within this many seconds is handed to another
-        # worker; it must exceed the hard time limit or a slow task would run twice.
-        broker_transport_options={"visibility_timeout": 600},
-        broker_connection_retry_on_startup=True,
-        broker_connection_timeout=5,
-        redis_socket_timeout=10,
-        redis_socket_connect_timeout=5,
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
-        timezone="UTC",
-        enable_utc=True,
-        task_default_queue=settings.celery_queue,
-        # Webhook work has a queue of its own, consumed by a thread-pool worker:
-        # a slow endpoint holds threads there, never the projections.
-        task_routes={"threadneedle.webhooks.*": {"queue": f"{settings.celery_queue}.webhooks"}},
         beat_schedule=beat_schedule(settings),
     )
     return app
@@ -75,14 +52,6 @@ def _structured_logs(**_: object) -> None:
     """Celery leaves logging to us (connecting here stops it configuring its own)."""
     settings = Settings()
     logs.configure_logging(settings.log_level, settings.log_format)
-
-
-@before_task_publish.connect
-def _carry_request_id(headers: dict[str, Any] | None = None, **_: object) -> None:
-    """A task sent while a request (or a task) has an id bound carries it along."""
-    request_id = logs.current_request_id()
-    if request_id and headers is not None:
-        headers.setdefault(logs.REQUEST_ID, request_id)
 
 
 @task_prerun.connect
@@ -119,5 +88,5 @@ def _observability(**_: object) -> None:
 def _refresh_stale_priorities(sender: Any = None, **_: object) -> None:
     """A worker that starts after midnight brings yesterday's urgency up to date."""
     if sender is not None:
-        sender.app.send_task("threadneedle.refresh_priorities", kwargs={"only_if_stale": True},
+        sender.app.send_task(REFRESH_PRIORITIES, kwargs={"only_if_stale": True},
                              queue=sender.app.conf.task_default_queue)

@@ -108,10 +108,6 @@ def reference_key(projection: str, generation: str) -> str:
     return f"{PREFIX}:proj:{_tag(projection)}:{generation}:reference_date"
 
 
-def wake_key(projection: str) -> str:
-    return f"{PREFIX}:wake:{_tag(projection)}"
-
-
 def lock_key(projection: str) -> str:
     return f"{PREFIX}:lock:{_tag(projection)}"
 
