@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import orjson
 from eventsourcing.domain import Aggregate, Snapshot
 
 GENESIS = "0" * 64
@@ -74,38 +73,31 @@ def adoption_seal(key: bytes, adopted: int) -> str:
     return _mac(key, "adopted", adopted)
 
 
-def state_digest(state: Mapping[str, Any]) -> str:
-    """SHA-256 of a snapshot's state as sorted JSON (the same before storing and after loading:
-    ids, times and decimals come back as the same values, tuples as equal lists)."""
-    options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-    return hashlib.sha256(orjson.dumps(state, option=options, default=str)).hexdigest()
+def snapshot_seal(key: bytes, snapshot: Any, state_digest: str) -> str:
+    """The seal of a snapshot (of any snapshot class): an HMAC over its id, version, topic,
+    the head hash it recorded and ``state_digest``, the digest of its state (the caller's:
+    ``workflows.anchoring.state_digest``)."""
+    return _mac(key, "snapshot", snapshot.originator_id, snapshot.originator_version,
+                snapshot.topic, snapshot.state.get("head_hash", ""), state_digest)
 
 
 class ChainedSnapshot(Snapshot):
     """A snapshot that records the head hash it was taken at and can carry a seal.
 
     ``state["head_hash"]`` is the hash of the event at ``originator_version``.
-    ``seal`` (empty until ``sealed``) is an HMAC over the id, version, topic, head
-    hash and the digest of the state, so an altered snapshot is refused on load.
+    ``seal`` (empty until sealed, ``workflows.anchoring.sealed``) is an HMAC over the id,
+    version, topic, head hash and the digest of the state (``snapshot_seal``), so an
+    altered snapshot is refused on load.
     """
 
     seal: str = ""
 
-    def expected_seal(self, key: bytes) -> str:
-        return _mac(key, "snapshot", self.originator_id, self.originator_version, self.topic,
-                    self.state.get("head_hash", ""), state_digest(self.state))
 
-    def sealed(self, key: bytes) -> ChainedSnapshot:
-        """This snapshot with its seal (a copy: events are frozen)."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update({**self.__dict__, "seal": self.expected_seal(key)})
-        return copy
-
-
-def snapshot_is_sealed(snapshot: Any, key: bytes) -> bool:
-    """Whether a loaded snapshot (of any snapshot class) carries a valid seal."""
-    seal = getattr(snapshot, "seal", "")
-    return bool(seal) and hmac.compare_digest(seal, ChainedSnapshot.expected_seal(snapshot, key))
+def with_seal(snapshot: Any, seal: str) -> Any:
+    """A copy of ``snapshot`` (of any snapshot class) carrying ``seal``: events are frozen."""
+    copy = object.__new__(type(snapshot))
+    copy.__dict__.update({**snapshot.__dict__, "seal": seal})
+    return copy
 
 
 class ChainedAggregate(Aggregate):

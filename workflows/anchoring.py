@@ -24,13 +24,16 @@ that this happened.  From then on a missing anchor or marker is tampering.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import EventStore, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
@@ -42,11 +45,10 @@ from psycopg.sql import SQL, Identifier
 from domain.chain import (
     Anchor,
     ChainedAggregate,
-    ChainedSnapshot,
     adoption_seal,
     head_seal,
-    snapshot_is_sealed,
-    state_digest,
+    snapshot_seal,
+    with_seal,
 )
 from workflows.settings import Settings, development_key
 
@@ -246,15 +248,32 @@ def _adopt_snapshots(app: Any, key: bytes) -> None:
             where = "WHERE originator_id = ? AND originator_version = ?"
             params = (sql.key(aggregate_id), stored.originator_version)
             if replays_to(app, snapshot):
-                sealed = object.__new__(type(snapshot))
-                sealed.__dict__.update({**snapshot.__dict__,
-                                        "seal": ChainedSnapshot.expected_seal(snapshot, key)})
-                state = store.mapper.to_stored_event(sealed).state
+                state = store.mapper.to_stored_event(sealed(snapshot, key)).state
                 sql.run(f"UPDATE {table} SET state = ? {where}", (state, *params), commit=True)
             else:
                 log.warning("deleted snapshot %s v%d: it does not equal a replay of its events",
                             aggregate_id, stored.originator_version)
                 sql.run(f"DELETE FROM {table} {where}", params, commit=True)
+
+
+def state_digest(state: Mapping[str, Any]) -> str:
+    """SHA-256 of a snapshot's state as sorted JSON (the same before storing and after loading:
+    ids, times and decimals come back as the same values, tuples as equal lists)."""
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    return hashlib.sha256(orjson.dumps(state, option=options, default=str)).hexdigest()
+
+
+def sealed(snapshot: Any, key: bytes) -> Any:
+    """A copy of ``snapshot`` (of any snapshot class) with its seal under ``key``."""
+    return with_seal(snapshot, snapshot_seal(key, snapshot, state_digest(snapshot.state)))
+
+
+def snapshot_is_sealed(snapshot: Any, key: bytes) -> bool:
+    """Whether a loaded snapshot (of any snapshot class) carries a valid seal."""
+    seal = getattr(snapshot, "seal", "")
+    if not seal:
+        return False
+    return hmac.compare_digest(seal, snapshot_seal(key, snapshot, state_digest(snapshot.state)))
 
 
 def replays_to(app: Any, snapshot: Any) -> bool:

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-from domain.chain import ChainReport, check_anchor, snapshot_is_sealed, verify_chain
-from workflows.anchoring import marker_problem, read_anchor
+from domain.chain import ChainReport, check_anchor, verify_chain
+from workflows.anchoring import marker_problem, read_anchor, snapshot_is_sealed
 from workflows.directory import listed_contracts
 from workflows.ledger import Ledger
 

@@ -161,7 +161,7 @@ class Ledger(Application):
                 crossed[event.originator_id] = aggregate
         put_snapshots(
             self.snapshots,
-            [type(a).Snapshot.take(a).sealed(self.chain_key) for a in crossed.values()],
+            [anchoring.sealed(type(a).Snapshot.take(a), self.chain_key) for a in crossed.values()],
         )
 
     def construct_snapshot_store(self) -> Any:
