@@ -37,7 +37,7 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": True, "retry_backoff_max":
 def ping() -> dict[str, Any]:
     """Health: the worker is alive and reads the event store."""
     return {
-        "head_position": services().app.head_position(),
+        "head_position": services().ledger.head_position(),
         "pid": os.getpid(),
         "at": datetime.now(UTC).isoformat(),
     }
