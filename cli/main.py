@@ -51,7 +51,6 @@ from workflows.identities import BOOTSTRAP_ADMIN, DIRECTORY_ID, contract_id_for
 from workflows.ledger import Ledger
 from workflows.projection_control import (
     chosen_partitions,
-    contract_views,
     projection_statuses,
     request_rebuild,
     wake_projections,
@@ -238,7 +237,7 @@ def _print_demo_conflicts(settings: Settings, redis_url: str, loaded: DemoLoad) 
 
 def wait_projected(services: Services, timeout: float) -> bool:
     """Wait until the live views have reached the head of the log."""
-    views = contract_views(services)
+    views = services.contract_views
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = views.status()
@@ -305,7 +304,7 @@ def projections_rebuild(
     """Rebuild a projection beside the live one; reads go on until it switches."""
     with ProjectionSession() as services:
         if here:
-            views, indexes = contract_views(services), chosen_partitions(services, name)
+            views, indexes = services.contract_views, chosen_partitions(services, name)
             generation = views.start_rebuild(indexes)
             with progress() as bar:
                 task = bar.add_task(f"rebuild {name}", total=None)
@@ -318,7 +317,7 @@ def projections_rebuild(
         console().print(f"{name}: rebuilding into {generation}", highlight=False)
         if not wait:
             return
-        views, indexes = contract_views(services), chosen_partitions(services, name)
+        views, indexes = services.contract_views, chosen_partitions(services, name)
         deadline = time.monotonic() + wait
         with progress() as bar:
             task = bar.add_task(f"rebuild {name}", total=None)

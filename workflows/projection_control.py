@@ -141,7 +141,7 @@ def request_rebuild(services: Services, name: str = NAME) -> str:
     """Open a generation beside each chosen partition's live one and have workers fill and
     switch them (one task per partition); answers the generations, comma-joined."""
     indexes = chosen_partitions(services, name)
-    generations = contract_views(services).start_rebuild(indexes)
+    generations = services.contract_views.start_rebuild(indexes)
     for index in indexes:
         messaging.send_rebuild(services.celery, services.settings, views.partition_name(index))
     return generations
@@ -150,7 +150,7 @@ def request_rebuild(services: Services, name: str = NAME) -> str:
 def projection_statuses(services: Services) -> list[dict[str, Any]]:
     """``GET /v1/admin/projections`` items: ``contracts`` (every partition together: the
     lowest position, the largest lag) then each partition: name, position, head, lag, status."""
-    projector = contract_views(services)
+    projector = services.contract_views
     parts = [part.status() for part in projector.parts]
     return [projector.summary(parts), *parts]
 

@@ -63,7 +63,7 @@ async def classify(request: Request, session: SessionDep, contract_id: str,
         classification = _valid(Classification, request, body)
     except _Invalid as refused:
         return refused.response
-    await threaded(directives.classify_directive, services_of(request).app, session.caller,
+    await threaded(directives.classify_directive, services_of(request).ledger, session.caller,
                    contract_id[:64], directive_id[:128], classification)
     return _back(contract_id[:64], f"#d-{directive_id[:128]}")
 
@@ -79,8 +79,8 @@ async def dispute(request: Request, session: SessionDep, contract_id: str,
         disputed = _valid(Dispute, request, body)
     except _Invalid as refused:
         return refused.response
-    result = await threaded(directives.dispute_directive, services_of(request).app, session.caller,
-                            contract_id[:64], directive_id[:128], disputed)
+    result = await threaded(directives.dispute_directive, services_of(request).ledger,
+                            session.caller, contract_id[:64], directive_id[:128], disputed)
     return RedirectResponse(f"/ui/contracts/{contract_id[:64]}/conflicts/{result.id}",
                             status_code=303)
 
@@ -96,7 +96,7 @@ async def answer(request: Request, session: SessionDep, contract_id: str,
         return error_page(request, 422, "validation_failed",
                           "approve: choose approve or reject; note: say why")
     approval = Approval(approve=choice == "yes", note=note)
-    await threaded(resolution.answer_proposal, services_of(request).app, session.caller,
+    await threaded(resolution.answer_proposal, services_of(request).ledger, session.caller,
                    contract_id[:64], conflict_id[:128], approval)
     return RedirectResponse(
         f"/ui/contracts/{contract_id[:64]}/conflicts/{conflict_id[:128]}?done=answer",
@@ -120,6 +120,6 @@ async def admission(request: Request, session: SessionDep, contract_id: str) -> 
         admitted = _valid(Admission, request, {"admission": entries})
     except _Invalid as refused:
         return refused.response
-    await threaded(directives.change_admission, services_of(request).app, session.caller,
+    await threaded(directives.change_admission, services_of(request).ledger, session.caller,
                    contract_id[:64], admitted)
     return _back(contract_id[:64], "#h-admission")

@@ -54,11 +54,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from domain.subscriptions import CLEAR, Sealed
+from workflows.webhooks.outbox.tables import OutboxTables
 
-if TYPE_CHECKING:  # the outbox imports the application, which seals with this module
+if TYPE_CHECKING:
     from workflows.ledger import Ledger
     from workflows.settings import Settings
-    from workflows.webhooks.outbox.tables import OutboxTables
 
 KEY_FILE = "webhook-secrets.key"
 CACHE_SECONDS = 30.0
@@ -224,6 +224,4 @@ def vault_for(ledger: Ledger) -> SecretVault:
     """A vault on the ledger's store.  A process uses the one its composition root built
     (``Services.vault``, ``workflows/bootstrap.py``); tests and tools may build their own:
     vaults on one store agree (every key is in its table), only their caches differ."""
-    from workflows.webhooks.outbox.tables import OutboxTables
-
     return SecretVault(OutboxTables(ledger), master_key(ledger.settings))
