@@ -9,12 +9,13 @@ HTTP documentation describes them beyond their fields is ``api/openapi_bodies.py
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
 from domain.primitives import (
     SUBJECT,
+    Change,
     Citation,
     IsoDate,
     JsonValue,
@@ -92,8 +93,11 @@ NOT_CLEARABLE = (
 )
 
 
-class DirectivePatch(Strict):
+class DirectivePatch(Change):
     """The body of an amendment: any directive field; ``null`` clears an optional one."""
+
+    not_clearable = frozenset(NOT_CLEARABLE)
+    empty = "an amendment must change at least one field"
 
     subject: str | None = Field(default=None, pattern=SUBJECT, max_length=200)
     value: JsonValue = None
@@ -111,19 +115,6 @@ class DirectivePatch(Strict):
     tags: list[Slug] | None = Field(default=None, max_length=50)
     task_type: WorkKind | None = None
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> DirectivePatch:
-        if not self.model_fields_set:
-            raise ValueError("an amendment must change at least one field")
-        for name in self.model_fields_set & set(NOT_CLEARABLE):
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
-
-    def changes(self) -> dict[str, Any]:
-        """The fields the caller set, as JSON-ready values."""
-        dumped = self.model_dump(mode="json", by_alias=True)
-        return {name: dumped[name] for name in self.model_fields_set}
 
 
 class Classification(Strict):
@@ -163,9 +154,17 @@ class Dispute(Strict):
         return self
 
 
-class Correction(Strict):
+CORRECTION_NOT_CLEARABLE = frozenset(
+    {"basis", "hours_per_week", "people_affected", "vulnerability", "tags"}
+)
+
+
+class Correction(Change):
     """A ``corrected`` decision's new values: disputable fields only, at least one (the
     contract checks that each was disputed)."""
+
+    not_clearable = CORRECTION_NOT_CLEARABLE
+    empty = "a correction changes at least one field"
 
     basis: Basis | None = None
     citation: Citation | None = None
@@ -175,20 +174,3 @@ class Correction(Strict):
     vulnerability: Number | None = Field(default=None, ge=0, le=1)
     tags: list[Slug] | None = Field(default=None, max_length=50)
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> Correction:
-        if not self.model_fields_set:
-            raise ValueError("a correction changes at least one field")
-        for name in self.model_fields_set & CORRECTION_NOT_CLEARABLE:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
-
-    def changes(self) -> dict[str, Any]:
-        dumped = self.model_dump(mode="json", by_alias=True)
-        return {name: dumped[name] for name in self.model_fields_set}
-
-
-CORRECTION_NOT_CLEARABLE = frozenset(
-    {"basis", "hours_per_week", "people_affected", "vulnerability", "tags"}
-)

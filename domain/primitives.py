@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 ORG_ID = r"^[a-z0-9-]{2,64}$"
@@ -80,6 +80,28 @@ Slug = Annotated[str, Field(pattern=SLUG)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Change(Strict):
+    """A body that changes some fields: it names at least one (else ``empty`` is the error),
+    and gives none of ``not_clearable`` as ``null``."""
+
+    not_clearable: ClassVar[frozenset[str]] = frozenset()
+    empty: ClassVar[str] = "a change must name at least one field"
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError(self.empty)
+        for name in self.model_fields_set & self.not_clearable:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the caller set, as JSON-ready values."""
+        dumped = self.model_dump(mode="json", by_alias=True)
+        return {name: dumped[name] for name in self.model_fields_set}
 
 
 class EmptyBody(Strict):

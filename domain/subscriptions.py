@@ -34,12 +34,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, StrictBool
 
 from domain.chain import ChainedAggregate
 from domain.errors import NotFound, ValidationFailed
 from domain.organisations import Actor, Caller, Role
-from domain.primitives import Strict
+from domain.primitives import Change, Strict
 from domain.webhooks import SubscriptionFilter, check_event_types
 
 ENABLED, DISABLED, DELETED = "enabled", "disabled", "deleted"
@@ -78,7 +78,7 @@ class SubscriptionSpec(Strict):
     description: Description = ""
 
 
-class SubscriptionPatch(Strict):
+class SubscriptionPatch(Change):
     """``PATCH /v1/webhooks/{id}``: any of the spec's fields, and ``enabled`` to switch it.
 
     ``{"enabled": true}`` re-enables a subscription that was disabled (by its
@@ -86,20 +86,13 @@ class SubscriptionPatch(Strict):
     it to every readable contract.
     """
 
+    not_clearable = frozenset(NOT_NULL_IN_A_CHANGE)
+
     url: WebhookUrl | None = None
     event_types: list[EventTypePattern] | None = Field(default=None, min_length=1, max_length=50)
     contracts: list[ContractRef] | None = Field(default=None, max_length=200)
     description: Description | None = None
     enabled: StrictBool | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> SubscriptionPatch:
-        if not self.model_fields_set:
-            raise ValueError("a change must name at least one field")
-        for name in self.model_fields_set & set(NOT_NULL_IN_A_CHANGE):
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 def sealed(recorded: str | Mapping[str, str]) -> dict[str, str]:
