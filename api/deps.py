@@ -23,13 +23,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic.json_schema import SkipJsonSchema
 
-from api.live_views import (
+from api.metrics import COMMAND_METHODS
+from api.projected_reads import (
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     Freshness,
     LiveViews,
 )
-from api.metrics import COMMAND_METHODS
 from domain import access
 from domain.errors import Forbidden, ValidationFailed
 from domain.organisations import Caller

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from command_path import free_port, start_api, wait_until_ready  # noqa: E402
 from report import write_section  # noqa: E402
+from workload import ISSUERS, open_contracts, random_fields  # noqa: E402
 
 from domain.contract import ServiceContract  # noqa: E402
 from domain.organisations import KeySpec, Role  # noqa: E402
@@ -50,7 +51,6 @@ from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for  # noqa: E402
 from workflows.ledger import Ledger  # noqa: E402
 from workflows.projection_control import contract_views  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
-from workflows.workload import ISSUERS, open_contracts, random_fields  # noqa: E402
 
 ADMIN_KEY = "bench-pages-admin-key-0123456789"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"

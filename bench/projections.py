@@ -41,6 +41,14 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
 from report import write_section  # noqa: E402  (bench/, beside this script)
+from workload import (  # noqa: E402
+    ISSUERS,
+    LIGHT_HOURS,
+    SPARSE_SUBJECTS,
+    issue_in_bulk,
+    open_contracts,
+    random_fields,
+)
 
 from domain.shanghai_calendar import shanghai_date  # noqa: E402
 from workflows import directives  # noqa: E402
@@ -53,15 +61,7 @@ from workflows.projection_control import (  # noqa: E402
 )
 from workflows.projections import ContractViews  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
-from workflows.views import ViewStore, read_position  # noqa: E402
-from workflows.workload import (  # noqa: E402
-    ISSUERS,
-    LIGHT_HOURS,
-    SPARSE_SUBJECTS,
-    issue_in_bulk,
-    open_contracts,
-    random_fields,
-)
+from workflows.view_store import ViewStore, read_position  # noqa: E402
 
 
 def settings_for(redis_url: str, var_dir: Path, **overrides: Any) -> Settings:

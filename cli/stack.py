@@ -244,7 +244,7 @@ class Stack:
         """
         port = port or free_port()
         child = self.spawn("receiver", [
-            self.python, "-m", "workflows.webhooks.printing_receiver", "--port", str(port),
+            self.python, "-m", "cli.printing_receiver", "--port", str(port),
             "--secret-file", str(self.var_dir / DEMO_WEBHOOK_FILE),
         ])
         deadline = time.monotonic() + timeout

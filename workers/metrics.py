@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from workflows import views
+from workflows import view_store
 from workflows.bootstrap import Services, bootstrap
 from workflows.projection_control import projection_statuses
 
@@ -105,12 +105,13 @@ class NeedleCollector(Collector):
         client: Any = self.services.redis
         counts: Counter[tuple[str, str]] = Counter()
         if client is not None:
-            for projection in views.partition_names(self.services.settings.projection_partitions):
-                generation = client.get(views.current_key(projection))
+            partitions = self.services.settings.projection_partitions
+            for projection in view_store.partition_names(partitions):
+                generation = client.get(view_store.current_key(projection))
                 if generation is None:
                     continue
                 name = generation.decode() if isinstance(generation, bytes) else generation
-                for raw in client.hvals(views.board_items_key(name)):
+                for raw in client.hvals(view_store.board_items_key(name)):
                     item = json.loads(raw)
                     counts[(str(item.get("kind")), str(item.get("level")))] += 1
         family = GaugeMetricFamily("needle_open_conflicts", "Open conflicts by kind and level.",

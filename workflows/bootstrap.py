@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
-from workflows import messaging, projection_control, views
+from workflows import messaging, projection_control, view_store
 from workflows.ledger import Ledger
 from workflows.settings import Settings
 from workflows.webhooks.delivery import Delivery
@@ -107,6 +107,6 @@ class Services:
 
 def bootstrap(settings: Settings | None = None) -> Services:
     settings = settings or Settings()
-    views.configure_partitions(settings.projection_partitions)  # readers find a partition
+    view_store.configure_partitions(settings.projection_partitions)  # readers find a partition
     client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
     return Services(settings=settings, ledger=Ledger(settings), redis=client)

@@ -328,7 +328,7 @@ class DemoConflict:
 
 def open_conflicts(client: Any, contracts: list[DemoContract]) -> list[DemoConflict]:
     """The open conflicts of the demo contracts, as the live conflict view shows them."""
-    from workflows.views import read_contract_view
+    from workflows.view_store import read_contract_view
 
     found = []
     for contract in contracts:

@@ -23,10 +23,10 @@ import redis
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from domain.errors import NotFound
-from workflows import messaging, views
+from workflows import messaging, view_store
 from workflows.ledger import utc_now
 from workflows.projections import NAME, ContractViews, RunReport, SharedBatch
-from workflows.views import ViewStore
+from workflows.view_store import ViewStore
 
 if TYPE_CHECKING:  # the composition root builds the views with this module
     from workflows.bootstrap import Services
@@ -39,11 +39,11 @@ def contract_views(services: Services, partition: int | None = None) -> Partitio
         raise RuntimeError("the projections need Redis: set NEEDLE_REDIS_URL")
     settings = services.settings
     count = settings.projection_partitions
-    views.configure_partitions(count)
+    view_store.configure_partitions(count)
     chosen = range(count) if partition is None else [partition]
     return PartitionedViews([
         ContractViews(
-            app=services.ledger, store=ViewStore(services.redis, views.partition_name(index)),
+            app=services.ledger, store=ViewStore(services.redis, view_store.partition_name(index)),
             clock=utc_now, batch_size=settings.projection_batch_size,
             lock_seconds=settings.projection_lock_seconds,
             partition=index, partitions=count,
@@ -66,7 +66,7 @@ def wake_projections(services: Services) -> bool:
     wake_webhooks(services)
     if services.redis is None:
         return False
-    names = views.partition_names(services.settings.projection_partitions)
+    names = view_store.partition_names(services.settings.projection_partitions)
     try:
         pipe = services.redis.pipeline(transaction=False)
         for name in names:
@@ -116,7 +116,7 @@ def wake_webhooks(services: Services) -> bool:
 def projection_names(services: Services) -> list[str]:
     """What ``GET /v1/admin/projections`` lists and ``rebuild`` takes: ``contracts`` (every
     partition) and each partition's own name."""
-    return [NAME, *views.partition_names(services.settings.projection_partitions)]
+    return [NAME, *view_store.partition_names(services.settings.projection_partitions)]
 
 
 def require_projection(name: str, services: Services | None = None) -> None:
@@ -143,7 +143,7 @@ def request_rebuild(services: Services, name: str = NAME) -> str:
     indexes = chosen_partitions(services, name)
     generations = services.contract_views.start_rebuild(indexes)
     for index in indexes:
-        messaging.send_rebuild(services.celery, services.settings, views.partition_name(index))
+        messaging.send_rebuild(services.celery, services.settings, view_store.partition_name(index))
     return generations
 
 

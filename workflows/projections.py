@@ -51,12 +51,12 @@ from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
 from domain.priorities import priority_view
 from domain.shanghai_calendar import shanghai_date
-from workflows import directory, messaging, views
+from workflows import directory, messaging, view_store
 from workflows.explanations import Explainer
 from workflows.ledger import Ledger
-from workflows.views import ViewStore
+from workflows.view_store import ViewStore
 
-NAME = views.CONTRACTS
+NAME = view_store.CONTRACTS
 
 
 class LeaseLost(Exception):
@@ -134,7 +134,7 @@ class ContractViews:
     topics: list[str] = field(default_factory=contract_topics)
     partition: int = 0
     partitions: int = 1
-    """This projector keeps the contracts whose ``views.partition_of`` is ``partition``; the
+    """This projector keeps the contracts whose ``view_store.partition_of`` is ``partition``; the
     store's projection is that partition's (``contracts.p<partition>``)."""
 
     shared: SharedBatch | None = None
@@ -283,7 +283,8 @@ class ContractViews:
         for contract, event_position in touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position))
         if position == 0:
-            ops.append(["set", views.reference_key(self.name, generation), reference.isoformat()])
+            ops.append(["set", view_store.reference_key(self.name, generation),
+                        reference.isoformat()])
         if not self.store.commit(generation, position, new_position, ops) \
                 and not self.store.exists(generation):
             self._caches.pop(generation, None)
@@ -317,7 +318,7 @@ class ContractViews:
         originator = notification.originator_id
         found = self._partition_of.get(originator)
         if found is None:
-            found = views.partition_of(originator, self.partitions)
+            found = view_store.partition_of(originator, self.partitions)
             if len(self._partition_of) > 100_000:
                 self._partition_of.clear()
             self._partition_of[originator] = found
@@ -347,15 +348,15 @@ class ContractViews:
         reference = shanghai_date(self.clock())
         cache = self._caches.setdefault(generation, OrderedDict())
         ops: list[list[Any]] = []
-        for raw in self.store.client.smembers(views.contracts_key(generation)):
+        for raw in self.store.client.smembers(view_store.contracts_key(generation)):
             contract_id = raw.decode() if isinstance(raw, bytes) else raw
-            current = self.store.read_json(views.conflicts_key(generation, contract_id))
+            current = self.store.read_json(view_store.conflicts_key(generation, contract_id))
             if current is None:
                 continue
             contract = self._at(cache, UUID(contract_id), current["version"])
             document = priority_document(contract, reference, current["position"])
-            ops.append(["set", views.priorities_key(generation, contract_id), _json(document)])
-        ops.append(["set", views.reference_key(self.name, generation), reference.isoformat()])
+            ops.append(["set", view_store.priorities_key(generation, contract_id), _json(document)])
+        ops.append(["set", view_store.reference_key(self.name, generation), reference.isoformat()])
         self.store.commit(generation, position, position, ops)
         return len(ops) - 1
 
@@ -365,20 +366,20 @@ class ContractViews:
         self, generation: str, contract: ServiceContract, reference: date, position: int
     ) -> Iterator[list[Any]]:
         contract_id = str(contract.id)
-        yield ["set", views.conflicts_key(generation, contract_id),
+        yield ["set", view_store.conflicts_key(generation, contract_id),
                _json(conflict_document(contract, position, self._explain))]
-        yield ["set", views.priorities_key(generation, contract_id),
+        yield ["set", view_store.priorities_key(generation, contract_id),
                _json(priority_document(contract, reference, position))]
-        yield ["sadd", views.contracts_key(generation), contract_id]
+        yield ["sadd", view_store.contracts_key(generation), contract_id]
         for conflict in contract.conflicts.values():
             member = f"{contract_id}:{conflict['id']}"
             if conflict["status"] == "open":
-                yield ["zadd", views.board_key(generation), due_epoch(conflict), member]
-                yield ["hset", views.board_items_key(generation), member,
+                yield ["zadd", view_store.board_key(generation), due_epoch(conflict), member]
+                yield ["hset", view_store.board_items_key(generation), member,
                        _json(board_item(contract, self._explain(conflict)))]
             else:
-                yield ["zrem", views.board_key(generation), member]
-                yield ["hdel", views.board_items_key(generation), member]
+                yield ["zrem", view_store.board_key(generation), member]
+                yield ["hdel", view_store.board_items_key(generation), member]
 
     def _advance(
         self, cache: OrderedDict[UUID, ServiceContract], notification: Notification
@@ -416,7 +417,7 @@ class ContractViews:
 
     @contextmanager
     def _lease(self) -> Iterator[bool]:
-        client, key, token = self.store.client, views.lock_key(self.name), secrets.token_hex(8)
+        client, key, token = self.store.client, view_store.lock_key(self.name), secrets.token_hex(8)
         held = bool(client.set(key, token, nx=True, px=int(self.lock_seconds * 1000)))
         self._lease_token = token if held else None
         try:
@@ -430,7 +431,8 @@ class ContractViews:
         if self._lease_token is None:  # driven directly (tests, tools): no lease to keep
             return
         renewed = self.store.client.eval(
-            _RENEW, 1, views.lock_key(self.name), self._lease_token, int(self.lock_seconds * 1000),
+            _RENEW, 1, view_store.lock_key(self.name), self._lease_token,
+            int(self.lock_seconds * 1000),
         )
         if not renewed:
             raise LeaseLost

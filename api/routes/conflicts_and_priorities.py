@@ -23,8 +23,8 @@ from api.deps import (
     ReadableContractId,
     ReadableContracts,
 )
-from api.live_views import POSITION_HEADER
 from api.problems import problem_responses
+from api.projected_reads import POSITION_HEADER
 from api.responses import (
     ConflictBoard,
     ConflictView,

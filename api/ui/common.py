@@ -11,7 +11,7 @@ from starlette.datastructures import FormData
 from api.deps import wake_after_commands
 from api.ui.render import CsrfRefused, SignInNeeded, UiRoute, services_of
 from api.ui.session import COOKIE, Session, csrf_matches, session_of
-from workflows import views
+from workflows import view_store
 
 MAX_FORM_FIELDS = 200
 
@@ -51,7 +51,7 @@ async def projection_position(request: Request) -> int:
     client = services_of(request).redis
     if client is None:
         return 0
-    return await run_in_threadpool(views.read_position, client)
+    return await run_in_threadpool(view_store.read_position, client)
 
 
 async def views_token(request: Request, contract_id: str | None = None) -> str:
@@ -63,9 +63,9 @@ async def views_token(request: Request, contract_id: str | None = None) -> str:
         return "0"
 
     def read() -> str:
-        names = ([views.contract_partition(contract_id)] if contract_id
-                 else views.partition_names())
-        return ".".join(str(views.read_position(client, name)) for name in names)
+        names = ([view_store.contract_partition(contract_id)] if contract_id
+                 else view_store.partition_names())
+        return ".".join(str(view_store.read_position(client, name)) for name in names)
 
     return await run_in_threadpool(read)
 

@@ -17,7 +17,7 @@ from fastapi import Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import get_admin, get_overseer
-from api.live_views import Freshness, LiveViews
+from api.projected_reads import Freshness, LiveViews
 from api.ui.common import SessionDep, checked_form, text_field, threaded, ui_router
 from api.ui.pages import contract_labels
 from api.ui.render import organisation_names, page, services_of

@@ -3,7 +3,7 @@
 Every read and command goes through the use cases (``workflows/contracts.py``...) with the
 signed-in caller, exactly as the API routes call them (``contracts.read_contract``,
 ``conflict_view_at``, ``resolve_conflict``…; the live views through
-``api.live_views.LiveViews``), so the same role and object-level rules apply:
+``api.projected_reads.LiveViews``), so the same role and object-level rules apply:
 a contract the caller may not read is a 404 page.
 """
 
@@ -21,8 +21,8 @@ from fastapi import Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from api.live_views import Freshness, LiveViews
 from api.problems import DOMAIN_ERRORS
+from api.projected_reads import Freshness, LiveViews
 from api.ui.common import (
     SessionDep,
     checked_form,

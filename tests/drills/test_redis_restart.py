@@ -28,7 +28,7 @@ from integration.processes import stop_tree
 from integration.projection_support import clean_rebuild, live_views
 
 from workflows.settings import Settings
-from workflows.views import read_position
+from workflows.view_store import read_position
 
 from .support import ApiProcess, Burst, RedisServer, wait_until
 

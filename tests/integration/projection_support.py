@@ -16,7 +16,7 @@ import redis
 from workflows.bootstrap import Services, bootstrap
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.views import ViewStore, partition_names
+from workflows.view_store import ViewStore, partition_names
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
 

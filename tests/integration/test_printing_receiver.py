@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.printing_receiver import Printer, make_server, secret_source
 from domain.errors import ValidationFailed
 from workflows import subscriptions
 from workflows.demo import WEBHOOK_FILE, load_demo, subscribe_demo_receiver
 from workflows.identities import BOOTSTRAP_ADMIN
 from workflows.ledger import Ledger
 from workflows.settings import Settings
-from workflows.webhooks.printing_receiver import Printer, make_server, secret_source
 from workflows.webhooks.signing import secret_from_bytes, sign
 
 SECRET = secret_from_bytes(bytes(range(7, 39)))

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from workflows.bootstrap import Services, bootstrap
-from workflows.projection_control import contract_views, wake_projections
-from workflows.settings import Settings
-from workflows.workload import (
+from bench.workload import (
     LIGHT_HOURS,
     SPARSE_SUBJECTS,
     issue_in_bulk,
     open_contracts,
     random_command,
 )
+from workflows.bootstrap import Services, bootstrap
+from workflows.projection_control import contract_views, wake_projections
+from workflows.settings import Settings
 
 from .projection_support import (
     clean_rebuild,

@@ -11,11 +11,11 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from workflows import views
+from bench.workload import open_contracts, random_command
+from workflows import view_store
 from workflows.bootstrap import bootstrap
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.workload import open_contracts, random_command
 
 from .projection_support import projection_settings
 
@@ -37,15 +37,15 @@ def test_partitions_keep_their_own_contracts_in_one_slot_each_and_the_board_merg
         assert projector.run().complete and projector.caught_up()
 
         # then each contract's views are in its own partition and no other
-        homes = {views.partition_of(handle.id) for handle in handles}
+        homes = {view_store.partition_of(handle.id) for handle in handles}
         assert len(homes) > 1  # the contracts really are spread
         for handle in handles:
-            home = views.partition_of(handle.id)
-            assert views.partition_of(handle.id.upper()) == home  # any spelling of the id
+            home = view_store.partition_of(handle.id)
+            assert view_store.partition_of(handle.id.upper()) == home  # any spelling of the id
             for part in projector.parts:
-                key = views.conflicts_key(part.store.current(), handle.id)
+                key = view_store.conflicts_key(part.store.current(), handle.id)
                 assert (client.get(key) is not None) == (part.partition == home), part.name
-            read = views.read_contract_view(client, "conflicts", handle.id)
+            read = view_store.read_contract_view(client, "conflicts", handle.id)
             assert read.value is not None and read.value["contract_id"] == handle.id
             assert read.position == projector.parts[home].store.position(
                 projector.parts[home].store.current())
@@ -55,19 +55,19 @@ def test_partitions_keep_their_own_contracts_in_one_slot_each_and_the_board_merg
             keys = [key.decode() for key in client.scan_iter(f"*{{{part.name}}}*", count=1000)]
             assert len(keys) > 3
             assert {key_slot(key.encode()) for key in keys} == {
-                key_slot(views.current_key(part.name).encode())}
+                key_slot(view_store.current_key(part.name).encode())}
 
         # and the board is every partition's open conflicts, earliest due first, pageable
-        board = views.read_board(client).value
+        board = view_store.read_board(client).value
         expected = []
         for part in projector.parts:
-            items = client.hgetall(views.board_items_key(part.store.current()))
-            expected += [views.json.loads(value) for value in items.values()]
-        assert sorted(board, key=views._due_order) == board
+            items = client.hgetall(view_store.board_items_key(part.store.current()))
+            expected += [view_store.json.loads(value) for value in items.values()]
+        assert sorted(board, key=view_store._due_order) == board
         assert sorted(map(_member, board)) == sorted(map(_member, expected))
         assert len({UUID(item["contract_id"]) for item in board}) > 1
-        assert views.read_board(client, 2, 5).value == board[2:6]
-        assert views.read_board(client).position == projector.position()
+        assert view_store.read_board(client, 2, 5).value == board[2:6]
+        assert view_store.read_board(client).position == projector.position()
     finally:
         services.close()
 

@@ -11,17 +11,17 @@ import pytest
 import redis
 from conftest import TEST_REDIS_URL
 
-from workflows.bootstrap import bootstrap
-from workflows.projection_control import contract_views, request_rebuild, wake_projections
-from workflows.settings import Settings
-from workflows.views import partition_of, read_board, read_contract_view
-from workflows.workload import (
+from bench.workload import (
     LIGHT_HOURS,
     SPARSE_SUBJECTS,
     issue_in_bulk,
     open_contracts,
     random_command,
 )
+from workflows.bootstrap import bootstrap
+from workflows.projection_control import contract_views, request_rebuild, wake_projections
+from workflows.settings import Settings
+from workflows.view_store import partition_of, read_board, read_contract_view
 
 from .projection_support import (
     clean_rebuild,

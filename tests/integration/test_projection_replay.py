@@ -8,13 +8,13 @@ from uuid import UUID
 
 import redis
 
+from bench.workload import open_contracts, random_command
 from workflows import directory
 from workflows.bootstrap import bootstrap
 from workflows.explanations import explained
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.views import conflicts_key, partition_of
-from workflows.workload import open_contracts, random_command
+from workflows.view_store import conflicts_key, partition_of
 
 
 def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(

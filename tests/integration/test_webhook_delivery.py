@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+from bench.workload import ContractHandle, open_contracts, random_command
 from domain.organisations import Caller
 from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from domain.webhooks import EVENT_TYPES
@@ -37,7 +38,6 @@ from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.ssrf import parse_allowed_cidrs
 from workflows.webhooks.transport import WebhookClient
 from workflows.webhooks.vault import vault_for
-from workflows.workload import ContractHandle, open_contracts, random_command
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
 from .webhook_receiver import Answer, Received, Receiver

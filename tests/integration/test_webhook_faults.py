@@ -36,6 +36,7 @@ import redis
 from conftest import ADMIN_KEY, fresh_store, redis_url_for_tests
 from standardwebhooks import Webhook
 
+from bench.workload import ContractHandle, open_contracts, random_command
 from domain.directives import DirectiveFields
 from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
 from workflows import directives, subscriptions
@@ -46,7 +47,6 @@ from workflows.messaging import webhooks_queue
 from workflows.settings import Settings
 from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.outbox.records import DELIVERED, FAILED
-from workflows.workload import ContractHandle, open_contracts, random_command
 
 from .processes import descendants, settings_env, stop_tree, wait_gone
 from .webhook_receiver import Answer, Receiver

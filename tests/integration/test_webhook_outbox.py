@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bench.workload import open_contracts, random_command
 from domain.errors import ValidationFailed
 from domain.organisations import Caller, OrganisationSpec, Role
 from domain.subscriptions import SubscriptionPatch, SubscriptionSpec
@@ -29,7 +30,6 @@ from workflows.webhooks.dispatch import Dispatcher
 from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.outbox.records import Attempt, Entry, Lane, Record, message_id
 from workflows.webhooks.vault import vault_for
-from workflows.workload import open_contracts, random_command
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Guangzhou
 

@@ -17,7 +17,7 @@ from workflows.explanations import explained
 from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.views import conflicts_key, partition_of
+from workflows.view_store import conflicts_key, partition_of
 
 
 def test_section_13_events_project_as_they_replay(

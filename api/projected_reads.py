@@ -1,7 +1,7 @@
 """The live views the API serves from Redis, and the read-your-writes wait.
 
 A live read answers the projection's position together with what it read (one
-atomic read in ``workflows.views``), so ``X-Projection-Position`` always
+atomic read in ``workflows.view_store``), so ``X-Projection-Position`` always
 describes the document it accompanies.  ``min_position`` waits, polling the
 position from a worker thread and sleeping on the event loop, never blocking
 it; a projection that does not get there in time is ``projection_lagging``.
@@ -20,7 +20,7 @@ from anyio import to_thread
 
 from domain.conflict_records import listed
 from domain.errors import DomainError
-from workflows import views
+from workflows import view_store
 
 POSITION_HEADER = "X-Projection-Position"
 DEFAULT_WAIT_SECONDS = 5.0
@@ -60,8 +60,8 @@ class LiveViews:
         """A contract's conflict view, filtered by ``status`` as replay filters it."""
         listed({}, status)  # refuses a bad status before waiting for anything
         read = await self._fresh(
-            lambda: views.read_contract_view(self.client, "conflicts", contract_id), freshness,
-            views.contract_partition(contract_id),
+            lambda: view_store.read_contract_view(self.client, "conflicts", contract_id), freshness,
+            view_store.contract_partition(contract_id),
         )
         document = read.value or {"contract_id": contract_id, "version": None, "conflicts": []}
         records = {record["id"]: record for record in document["conflicts"]}
@@ -73,8 +73,9 @@ class LiveViews:
         self, contract_id: str, freshness: Freshness
     ) -> tuple[int, dict[str, Any]]:
         read = await self._fresh(
-            lambda: views.read_contract_view(self.client, "priorities", contract_id), freshness,
-            views.contract_partition(contract_id),
+            lambda: view_store.read_contract_view(self.client, "priorities", contract_id),
+            freshness,
+            view_store.contract_partition(contract_id),
         )
         document = read.value or {
             "contract_id": contract_id, "version": None, "profile": None, "weights": None,
@@ -88,7 +89,7 @@ class LiveViews:
     ) -> tuple[int, dict[str, Any]]:
         """Open conflicts of the ``readable`` contracts, most overdue first (of the board's
         ranks ``start``..``stop``: the dashboard pages through it)."""
-        read = await self._fresh(lambda: views.read_board(self.client, start, stop), freshness)
+        read = await self._fresh(lambda: view_store.read_board(self.client, start, stop), freshness)
         at = now.timestamp()
         items = [
             {**item, "overdue_seconds": max(0.0, at - datetime.fromisoformat(item["due"])
@@ -111,7 +112,7 @@ class LiveViews:
         deadline = time.monotonic() + wait
         pause = FIRST_POLL_SECONDS
         while True:
-            position = await to_thread.run_sync(views.read_position, self.client, partition)
+            position = await to_thread.run_sync(view_store.read_position, self.client, partition)
             if position >= wanted:
                 return
             left = deadline - time.monotonic()

@@ -1,7 +1,7 @@
 """The demo's webhook receiver: prints every message it gets, in a line or two, and answers 204.
 
-    python -m workflows.webhooks.printing_receiver --port 8090 [--secret whsec_...]
-    python -m workflows.webhooks.printing_receiver --port 8090 --secret-file var/demo-webhook.json
+    python -m cli.printing_receiver --port 8090 [--secret whsec_...]
+    python -m cli.printing_receiver --port 8090 --secret-file var/demo-webhook.json
 
 It shows a new user what a subscriber sees: the type, the contract, the
 ``sequence`` (and a warning when one is skipped, the gap a real receiver would
