@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
+
+from domain.shanghai_calendar import SHANGHAI
 
 from .client import Needle, World, unique
 from .test_views import (  # the module's stack and its fixtures
@@ -29,7 +30,6 @@ from .test_views import (  # the module's stack and its fixtures
 pytestmark = pytest.mark.stack
 __all__ = ["admin", "anonymous", "views_stack"]  # fixtures, used by name
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 COMPONENTS = {"need", "urgency", "indicator", "legitimacy", "efficiency"}
 CLOSING = "elderly_center.weekday_closing_time"
 
