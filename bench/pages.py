@@ -42,11 +42,11 @@ from command_path import free_port, start_api, wait_until_ready  # noqa: E402
 from report import write_section  # noqa: E402
 from workload import ISSUERS, open_contracts, random_fields  # noqa: E402
 
+from cli.demo import load_demo  # noqa: E402
 from domain.contract import ServiceContract  # noqa: E402
 from domain.organisations import KeySpec, Role  # noqa: E402
 from workflows import directory  # noqa: E402
 from workflows.bootstrap import bootstrap  # noqa: E402
-from workflows.demo import load_demo  # noqa: E402
 from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for  # noqa: E402
 from workflows.ledger import Ledger  # noqa: E402
 from workflows.projection_control import contract_views  # noqa: E402

@@ -51,7 +51,7 @@ from workload import (  # noqa: E402
 )
 
 from domain.shanghai_calendar import shanghai_date  # noqa: E402
-from workflows import directives  # noqa: E402
+from workflows import directives, messaging  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
 from workflows.ledger import utc_now  # noqa: E402
 from workflows.projection_control import (  # noqa: E402
@@ -112,7 +112,7 @@ def scale_once(services: Services, workers: int, folder: Path) -> tuple[int, flo
                for i in range(workers)]
     try:
         for _ in range(workers):  # each worker up (a ping answered) before the clock starts
-            services.celery.send_task("threadneedle.ping",
+            services.celery.send_task(messaging.PING,
                                       queue=services.settings.celery_queue).get(timeout=60)
         projector = contract_views(services)
         every = list(range(len(projector.parts)))

@@ -63,7 +63,7 @@ from report import write_section  # noqa: E402  (bench/, beside this script)
 
 from domain.subscriptions import SubscriptionSpec  # noqa: E402
 from domain.webhooks import Message  # noqa: E402
-from workflows import subscriptions  # noqa: E402
+from workflows import messaging, subscriptions  # noqa: E402
 from workflows.bootstrap import Services, bootstrap  # noqa: E402
 from workflows.identities import BOOTSTRAP_ADMIN  # noqa: E402
 from workflows.settings import Settings  # noqa: E402
@@ -204,7 +204,7 @@ def sweeping(services: Services, every: float) -> Iterator[None]:
 
     def beat() -> None:
         while not stop.is_set():
-            services.celery.send_task("threadneedle.webhooks.sweep",
+            services.celery.send_task(messaging.WEBHOOK_SWEEP,
                                       queue=services.settings.celery_queue)
             stop.wait(every)
 
@@ -263,7 +263,7 @@ def append(outbox: Outbox, batch: list[Entry]) -> list[Lane]:
 def send_deliveries(services: Services, lanes: list[Lane]) -> None:
     for lane in lanes:
         services.celery.send_task(
-            "threadneedle.webhooks.deliver", args=[lane.subscription_id, lane.contract_id],
+            messaging.WEBHOOK_DELIVER, args=[lane.subscription_id, lane.contract_id],
             queue=f"{services.settings.celery_queue}.webhooks")
 
 

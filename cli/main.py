@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli.demo import KEYS_FILE, DemoKey, DemoLoad, load_demo, open_conflicts
 from cli.stack import (
     Interrupted,
     Stack,
@@ -46,7 +47,6 @@ from domain.terms import Profile
 from workflows import contracts, directory, history
 from workflows.audit import audit_aggregate, every_contract
 from workflows.bootstrap import Services, bootstrap
-from workflows.demo import KEYS_FILE, DemoKey, DemoLoad, load_demo, open_conflicts
 from workflows.identities import BOOTSTRAP_ADMIN, DIRECTORY_ID, contract_id_for
 from workflows.ledger import Ledger
 from workflows.projection_control import (

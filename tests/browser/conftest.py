@@ -29,8 +29,8 @@ from conftest import ADMIN_KEY, fresh_store
 from integration.processes import settings_env, stop_tree
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from cli.demo import KEYS_FILE, read_demo_keys
 from cli.stack import free_port
-from workflows.demo import KEYS_FILE, read_demo_keys
 from workflows.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"

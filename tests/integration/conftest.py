@@ -8,7 +8,7 @@ import pytest
 import redis
 from conftest import TEST_REDIS_URL
 
-from workflows.demo import load_demo
+from cli.demo import load_demo
 from workflows.ledger import Ledger
 from workflows.settings import Settings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable
 
+from cli.demo import KEYS_FILE, demo_data, load_demo, read_demo_keys
 from domain.organisations import Role
 from workflows import contracts, directory, history
-from workflows.demo import KEYS_FILE, demo_data, load_demo, read_demo_keys
 from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
 from workflows.ledger import Ledger
 from workflows.settings import Settings

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cli.demo import load_demo
 from workflows import contracts
-from workflows.demo import load_demo
 from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
 from workflows.ledger import Ledger
 from workflows.settings import Settings

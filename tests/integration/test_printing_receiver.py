@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.demo import WEBHOOK_FILE, load_demo, subscribe_demo_receiver
 from cli.printing_receiver import Printer, make_server, secret_source
 from domain.errors import ValidationFailed
 from workflows import subscriptions
-from workflows.demo import WEBHOOK_FILE, load_demo, subscribe_demo_receiver
 from workflows.identities import BOOTSTRAP_ADMIN
 from workflows.ledger import Ledger
 from workflows.settings import Settings

@@ -8,11 +8,11 @@ from uuid import UUID
 
 import redis
 
+from cli.demo import load_demo
 from domain.resolution import Decision
 from domain.terms import Admission
 from workflows import contracts, directives, directory, resolution
 from workflows.bootstrap import bootstrap
-from workflows.demo import load_demo
 from workflows.explanations import explained
 from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
 from workflows.projection_control import contract_views

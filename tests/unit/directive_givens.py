@@ -15,7 +15,7 @@ from domain.terms import CONFIDENTIALITY_RULE
 
 from .givens import HAIZHU_YOUTH, directive_id
 
-DEMO = Path(__file__).resolve().parents[2] / "workflows" / "demo_data" / "guangzhou-demo.json"
+DEMO = Path(__file__).resolve().parents[2] / "cli" / "demo_data" / "guangzhou-demo.json"
 
 
 def contract_terms(**overrides: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ class DemoLoad:
 
 def demo_data() -> dict[str, Any]:
     """The demo scenario shipped inside the package."""
-    text = resources.files("workflows").joinpath("demo_data", DEMO_FILE).read_text("utf-8")
+    text = resources.files("cli").joinpath("demo_data", DEMO_FILE).read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
