@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from workflows import messaging
 from workflows.settings import Settings
 
 PR_SET_PDEATHSIG = 1
@@ -221,7 +222,7 @@ class Stack:
         self.spawn("webhooks", [
             *celery, "worker", "--loglevel", "INFO", "--pool", "threads",
             "--concurrency", str(WEBHOOK_THREADS),
-            "--queues", f"{self.settings.celery_queue}.webhooks",
+            "--queues", messaging.webhooks_queue(self.settings),
             "--hostname", "threadneedle-webhooks@%h", "--without-mingle", "--without-gossip",
         ])
         beat_dir = self.var_dir / "celery"

@@ -88,7 +88,7 @@ def wake_projections(services: Services) -> bool:
 
 
 def wake_webhooks(services: Services) -> bool:
-    """After a commit: wake the webhook dispatcher (``tn:wake:webhooks``).  Never raises.
+    """After a commit: wake the webhook dispatcher (``tn:wake:{webhooks}``).  Never raises.
 
     A lost wake only delays messages until the sweeper's next run (every
     ``NEEDLE_WEBHOOK_SWEEP_SECONDS``): the outbox position is the truth.
