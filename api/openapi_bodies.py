@@ -6,7 +6,9 @@ The document states what those validators check, so that generated clients and
 fuzzers send what the API accepts: an amendment, a correction or a change to a
 subscription names at least one field and cannot clear the fields the domain
 refuses to clear; amounts match ``AMOUNT``; event types are the §8 types,
-``"*"`` or a group glob; contracts are UUIDs; URLs are http(s).  Whether a
+``"*"`` or a group glob; contracts are UUIDs; URLs are http(s); lists of
+names name each one once; a new directive with a ``statute`` or ``contract``
+basis gives its citation; a classification sets ``task_type`` or adds a tag.  Whether a
 URL's host is allowed (SSRF guard) and whether the caller may read a contract
 depend on the deployment and the store, not on the shape.
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from domain.contract import CITED_BASES
 from domain.directives import CORRECTION_NOT_CLEARABLE, NOT_CLEARABLE
 from domain.subscriptions import NOT_NULL_IN_A_CHANGE
 from domain.terms import AMOUNT
@@ -62,7 +65,39 @@ def _subscription(schema: Schema) -> None:
             option["items"]["format"] = "uuid"
 
 
+def _contract_terms(schema: Schema) -> None:
+    """The lists of names that name each one once (``domain.primitives.unique``; the lists
+    of objects unique by a key — admission, indicators, stakeholders, rules — cannot say so
+    in JSON Schema)."""
+    for name in ("escalation_chain", "service_types", "joint_decision"):
+        schema["properties"][name]["uniqueItems"] = True
+
+
+def _directive_fields(schema: Schema) -> None:
+    """A ``statute`` or ``contract`` basis names its citation (SPEC §3)."""
+    schema["if"] = {"required": ["basis"],
+                    "properties": {"basis": {"enum": sorted(CITED_BASES)}}}
+    schema["then"] = {"required": ["citation"],
+                      "properties": {"citation": {"type": "string", "pattern": r"\S"}}}
+
+
+def _classification(schema: Schema) -> None:
+    """A classification sets ``task_type`` or adds at least one tag (SPEC §13)."""
+    schema["anyOf"] = [
+        {"required": ["task_type"], "properties": {"task_type": {"not": {"type": "null"}}}},
+        {"required": ["add_tags"], "properties": {"add_tags": {"minItems": 1}}},
+    ]
+
+
+def _dispute(schema: Schema) -> None:
+    schema["properties"]["fields"]["uniqueItems"] = True
+
+
 NOTES: dict[str, Callable[[Schema], None]] = {
+    "ContractTerms": _contract_terms,
+    "DirectiveFields": _directive_fields,
+    "Classification": _classification,
+    "Dispute": _dispute,
     "Money": _money,
     "DirectivePatch": _directive_patch,
     "Correction": _correction,
