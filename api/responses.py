@@ -3,7 +3,7 @@
 Request bodies come from the domain (``domain.terms``, ``domain.directives``, …);
 the webhook answers are in ``api.webhook_responses``.  Commands answer small
 models that FastAPI validates.  Reads that hand back the domain's own records — a
-contract, its views, the board, history, lists — are ``documented``: the document
+contract, its views, the board, history, a diff, lists — are ``documented``: the document
 shows their model, and the answer goes out as it does without one (a plain dict,
 serialised by pydantic's core), never validated field by field: validating a
 5,000-directive priority view through these models takes ten times as long as
@@ -297,6 +297,62 @@ class HistoryEvent(Shape):
 class History(Shape):
     events: list[HistoryEvent]
     next_after_version: int | None
+
+
+# --- what changed between two versions ----------------------------------------------
+
+
+class Change(Shape):
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+class ChangedDirective(Directive):
+    changes: dict[str, Change] = Field(description="Each amended field, before and after")
+
+
+class DirectiveChanges(Shape):
+    added: list[Directive]
+    changed: list[ChangedDirective]
+    withdrawn: list[Directive]
+    overridden: list[Directive]
+
+
+class EscalatedConflict(Conflict):
+    from_level: int
+    to_level: int
+
+
+class ConflictChanges(Shape):
+    opened: list[Conflict]
+    updated: list[Conflict] = Field(description="Open at both versions, its members changed")
+    resolved: list[Conflict]
+    dissolved: list[Conflict]
+    escalated: list[EscalatedConflict]
+
+
+class RankChange(Shape):
+    directive_id: str
+    from_: int | None = Field(alias="from", description="Rank at from_version; null: unranked")
+    to: int | None = Field(description="Rank at to_version; null: unranked")
+
+
+class TermChange(Shape):
+    field: str = Field(description="status, or a changeable term")
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+class ContractDiff(Shape):
+    contract_id: str
+    from_version: int
+    to_version: int
+    directives: DirectiveChanges
+    conflicts: ConflictChanges
+    ranks: list[RankChange] = Field(description="Every directive whose rank differs")
+    terms: list[TermChange] = Field(
+        description="The contract's status and changeable terms, where they differ"
+    )
 
 
 # --- projections and health --------------------------------------------------------
