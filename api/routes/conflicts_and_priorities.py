@@ -1,4 +1,6 @@
-"""Conflict and priority views: live from Redis, or replayed from the event store.
+"""Reading conflicts and priorities: a contract's conflict view and priority view, live
+from Redis or replayed from the event store, and the conflict board across contracts
+(``GET /v1/conflicts``, live only).  Deciding a conflict is ``api.routes.conflicts``.
 
 Without ``?version=`` / ``?as_of=`` (or ``?profile=``) a view is the live one
 the projection keeps in Redis: it carries ``X-Projection-Position`` and honours
