@@ -28,7 +28,7 @@ from api.projected_reads import (
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     Freshness,
-    LiveViews,
+    ProjectedReads,
 )
 from domain import access
 from domain.errors import Forbidden, ValidationFailed
@@ -252,8 +252,8 @@ def get_freshness(
 FreshnessDep = Annotated[Freshness, Depends(get_freshness)]
 
 
-def get_live_views(services: ServicesDep) -> LiveViews:
-    return LiveViews(services.redis)
+def get_projected_reads(services: ServicesDep) -> ProjectedReads:
+    return ProjectedReads(services.redis)
 
 
-LiveViewsDep = Annotated[LiveViews, Depends(get_live_views)]
+ProjectedReadsDep = Annotated[ProjectedReads, Depends(get_projected_reads)]

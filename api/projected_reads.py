@@ -51,7 +51,7 @@ class Freshness:
 
 
 @dataclass(frozen=True)
-class LiveViews:
+class ProjectedReads:
     client: Any  # a redis.Redis, or None when none is configured
 
     async def conflicts(

@@ -20,8 +20,8 @@ from api.deps import (
     CallerDep,
     FreshnessDep,
     LedgerDep,
-    LiveViewsDep,
     PointInTimeDep,
+    ProjectedReadsDep,
     ReadableContractId,
     ReadableContracts,
 )
@@ -72,7 +72,7 @@ async def conflict_view(
     ledger: LedgerDep,
     at: PointInTimeDep,
     freshness: FreshnessDep,
-    live: LiveViewsDep,
+    live: ProjectedReadsDep,
     response: Response,
     status: StatusQuery = None,
     accept_language: AcceptLanguage = None,
@@ -96,7 +96,7 @@ async def priority_view(
     ledger: LedgerDep,
     at: PointInTimeDep,
     freshness: FreshnessDep,
-    live: LiveViewsDep,
+    live: ProjectedReadsDep,
     response: Response,
     profile: ProfileQuery = None,
 ) -> dict[str, Any]:
@@ -116,7 +116,7 @@ async def conflict_board(
     readable: ReadableContracts,
     ledger: LedgerDep,
     freshness: FreshnessDep,
-    live: LiveViewsDep,
+    live: ProjectedReadsDep,
     response: Response,
     accept_language: AcceptLanguage = None,
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from fastapi import Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import get_admin, get_overseer
-from api.projected_reads import Freshness, LiveViews
+from api.projected_reads import Freshness, ProjectedReads
 from api.ui.common import SessionDep, checked_form, text_field, threaded, ui_router
 from api.ui.pages import contract_labels
 from api.ui.render import organisation_names, page, services_of
@@ -156,7 +156,7 @@ async def organisation_page(request: Request, session: SessionDep,
     services = services_of(request)
     context = await threaded(_organisation, services, session, org or session.caller.org,
                              number)
-    live = LiveViews(services.redis)
+    live = ProjectedReads(services.redis)
     for entry in context["contracts"]:
         contract_id = entry["summary"]["id"]
         _, ranking = await live.priorities(contract_id, Freshness())

@@ -3,7 +3,7 @@
 Every read and command goes through the use cases (``workflows/contracts.py``...) with the
 signed-in caller, exactly as the API routes call them (``contracts.read_contract``,
 ``conflict_view_at``, ``resolve_conflict``…; the live views through
-``api.projected_reads.LiveViews``), so the same role and object-level rules apply:
+``api.projected_reads.ProjectedReads``), so the same role and object-level rules apply:
 a contract the caller may not read is a 404 page.
 """
 
@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from api.problems import DOMAIN_ERRORS
-from api.projected_reads import Freshness, LiveViews
+from api.projected_reads import Freshness, ProjectedReads
 from api.ui.common import (
     SessionDep,
     checked_form,
@@ -99,7 +99,7 @@ async def _board(request: Request, session: Session, contract: str | None, kind:
     services = services_of(request)
     token = await views_token(request)  # before the read: a later move redraws the board
     context = {**await threaded(_board_context, services, session), "token": token}
-    live, now = LiveViews(services.redis), services.ledger.clock()
+    live, now = ProjectedReads(services.redis), services.ledger.clock()
     wanted_level = int(level) if level and level.isdigit() else None
     first = (wanted_page - 1) * BOARD_PAGE
     total: int | None
@@ -159,7 +159,7 @@ async def _whole_board(services: Services, token: str, now: datetime
     cached = _WHOLE_BOARDS.get(services.ledger)
     if cached is not None and cached[0] == token:
         return cached[1], cached[2]
-    position, board = await LiveViews(services.redis).board(_Every(), now, Freshness())
+    position, board = await ProjectedReads(services.redis).board(_Every(), now, Freshness())
     _WHOLE_BOARDS[services.ledger] = (token, position, board["items"])
     return position, board["items"]
 
@@ -205,7 +205,7 @@ def _contract_context(services: Services, session: Session, contract_id: str) ->
 
 async def _live(request: Request, contract_id: str) -> dict[str, Any]:
     token = await views_token(request, contract_id)
-    live = LiveViews(services_of(request).redis)
+    live = ProjectedReads(services_of(request).redis)
     position, conflicts = await live.conflicts(contract_id, "all", Freshness())
     _, priorities = await live.priorities(contract_id, Freshness())
     return {"position": position, "token": token, "conflicts": conflicts["conflicts"],
