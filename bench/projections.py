@@ -223,8 +223,9 @@ def lag_run(services: Services, seconds: float, rate: float, issuers: int = 4,
                 time.sleep(delay)
             handle = handles[number % len(handles)]
             caller = handle.callers[ISSUERS[number % len(ISSUERS)]]
-            result = directives.issue_directive(services.ledger,
-                caller, handle.id, random_fields(rng, SPARSE_SUBJECTS, LIGHT_HOURS))
+            result = directives.issue_directive(
+                services.ledger, caller, handle.id,
+                random_fields(rng, SPARSE_SUBJECTS, LIGHT_HOURS))
             returned = time.perf_counter()
             with lock:
                 heapq.heappush(pending, (result.position, returned))

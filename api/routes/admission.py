@@ -37,8 +37,8 @@ def change_admission(
 ) -> dict[str, Any]:
     """Replace the admission list (准入): which organisations may assign which kinds of work.
     Every active directive is checked against the new list."""
-    return directives.change_admission(ledger,
-        caller, contract_id, admission, expected_version=expected_version).as_dict()
+    return directives.change_admission(
+        ledger, caller, contract_id, admission, expected_version=expected_version).as_dict()
 
 
 @router.post("/directives/{directive_id}/classification", response_model=CommandResult)
@@ -52,8 +52,8 @@ def classify_directive(
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """The provider sets the directive's kind of work and adds tags the issuer left out."""
-    return directives.classify_directive(ledger,
-        caller, contract_id, directive_id, classification,
+    return directives.classify_directive(
+        ledger, caller, contract_id, directive_id, classification,
         request=request, expected_version=expected_version).as_dict()
 
 
@@ -70,8 +70,8 @@ def dispute_directive(
 ) -> dict[str, Any]:
     """Dispute fields of another organisation's directive; answers the ``disputed``
     conflict's id."""
-    return directives.dispute_directive(ledger,
-        caller, contract_id, directive_id, dispute,
+    return directives.dispute_directive(
+        ledger, caller, contract_id, directive_id, dispute,
         request=request, expected_version=expected_version).as_dict()
 
 
@@ -87,6 +87,6 @@ def answer_proposal(
 ) -> dict[str, Any]:
     """Approve or reject the decision proposed on a conflict; the last approval makes it
     take effect, a rejection returns the conflict to open."""
-    return resolution.answer_proposal(ledger,
-        caller, contract_id, conflict_id, answer,
+    return resolution.answer_proposal(
+        ledger, caller, contract_id, conflict_id, answer,
         request=request, expected_version=expected_version).as_dict()

@@ -28,8 +28,8 @@ def resolve_conflict(
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """Record a decision: outcome, upheld and overridden members, rationale."""
-    return resolution.resolve_conflict(ledger,
-        caller, contract_id, conflict_id, decision,
+    return resolution.resolve_conflict(
+        ledger, caller, contract_id, conflict_id, decision,
         request=request, expected_version=expected_version,
     ).as_dict()
 
@@ -45,7 +45,7 @@ def escalate_conflict(
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
     """Escalate by hand, one level up from ``from_level``."""
-    return resolution.escalate_conflict(ledger,
-        caller, contract_id, conflict_id, escalation,
+    return resolution.escalate_conflict(
+        ledger, caller, contract_id, conflict_id, escalation,
         request=request, expected_version=expected_version,
     ).as_dict()

@@ -65,8 +65,8 @@ def add_stakeholder(
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return contracts.add_stakeholder(ledger,
-        caller, contract_id, spec, request=request, expected_version=expected_version
+    return contracts.add_stakeholder(
+        ledger, caller, contract_id, spec, request=request, expected_version=expected_version
     ).as_dict()
 
 
@@ -79,8 +79,8 @@ def change_policy(
     ledger: LedgerDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return contracts.change_policy(ledger,
-        caller, contract_id, policy, expected_version=expected_version
+    return contracts.change_policy(
+        ledger, caller, contract_id, policy, expected_version=expected_version
     ).as_dict()
 
 
@@ -93,8 +93,8 @@ def _lifecycle(command: str) -> Callable[..., dict[str, Any]]:
         expected_version: IfMatchDep,
         body: Annotated[EmptyBody | None, Body(description="Empty, or {}")] = None,
     ) -> dict[str, Any]:
-        return contracts.transition(ledger,
-            caller, contract_id, command, request=request, expected_version=expected_version
+        return contracts.transition(
+            ledger, caller, contract_id, command, request=request, expected_version=expected_version
         ).as_dict()
 
     endpoint.__name__ = f"{command}_contract"

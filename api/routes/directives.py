@@ -25,8 +25,8 @@ def issue_directive(
     request: IdempotencyDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return directives.issue_directive(ledger,
-        caller, contract_id, fields, request=request, expected_version=expected_version
+    return directives.issue_directive(
+        ledger, caller, contract_id, fields, request=request, expected_version=expected_version
     ).as_dict()
 
 
@@ -39,8 +39,8 @@ def amend_directive(
     ledger: LedgerDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return directives.amend_directive(ledger,
-        caller, contract_id, directive_id, patch, expected_version=expected_version
+    return directives.amend_directive(
+        ledger, caller, contract_id, directive_id, patch, expected_version=expected_version
     ).as_dict()
 
 
@@ -52,6 +52,6 @@ def withdraw_directive(
     ledger: LedgerDep,
     expected_version: IfMatchDep,
 ) -> dict[str, Any]:
-    return directives.withdraw_directive(ledger,
-        caller, contract_id, directive_id, expected_version=expected_version
+    return directives.withdraw_directive(
+        ledger, caller, contract_id, directive_id, expected_version=expected_version
     ).as_dict()
