@@ -132,7 +132,7 @@ def prefer_real_ids(case: schemathesis.Case, seeded: Seeded) -> None:
 def a_key_of_its_own(case: schemathesis.Case) -> None:
     """Each generated request is a new one, as a client's would be: a valid generated
     ``Idempotency-Key`` is made unique (generated keys repeat, with other bodies: 422)."""
-    key = (case.headers or {}).get("Idempotency-Key")
+    key = case.headers.get("Idempotency-Key") if case.headers else None
     if isinstance(key, str) and re.fullmatch(IDEMPOTENCY_KEY, key):
         case.headers["Idempotency-Key"] = f"{next(KEYS)}.{key}"[:255]
 
