@@ -102,15 +102,9 @@ def problem_type(code: str) -> str:
     return f"urn:threadneedle:problem:{code}"
 
 
-def problem_document(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    title: str | None = None,
-    errors: Iterable[tuple[str, str]] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def problem_document(status: int, code: str, detail: str, *, title: str | None = None,
+                     errors: Iterable[tuple[str, str]] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
         "type": problem_type(code),
         "title": title or HTTP_ERRORS.get(status, (code, code.replace("_", " ").capitalize()))[1],
@@ -125,16 +119,10 @@ def problem_document(
     return document
 
 
-def problem_response(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    title: str | None = None,
-    errors: Iterable[tuple[str, str]] | None = None,
-    headers: Mapping[str, str] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> JSONResponse:
+def problem_response(status: int, code: str, detail: str, *, title: str | None = None,
+                     errors: Iterable[tuple[str, str]] | None = None,
+                     headers: Mapping[str, str] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> JSONResponse:
     document = problem_document(status, code, detail, title=title, errors=errors, extra=extra)
     return JSONResponse(document, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 

@@ -33,14 +33,8 @@ def readable(ledger: Ledger, caller: Caller, contract_id: str) -> ServiceContrac
     return contract
 
 
-def read_contract(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    *,
-    version: int | None = None,
-    as_of: datetime | None = None,
-) -> ServiceContract:
+def read_contract(ledger: Ledger, caller: Caller, contract_id: str, *, version: int | None = None,
+                  as_of: datetime | None = None) -> ServiceContract:
     """The contract now, or as it was at a version or a time (replayed from the store)."""
     current = readable(ledger, caller, contract_id)
     if as_of is not None:
@@ -71,15 +65,9 @@ def version_at(ledger: Ledger, contract: ServiceContract, as_of: datetime) -> in
     return found
 
 
-def on_contract(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    act: Callable[[ServiceContract], str],
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def on_contract(ledger: Ledger, caller: Caller, contract_id: str,
+                act: Callable[[ServiceContract], str], *, request: IdempotentRequest | None = None,
+                expected_version: int | None = None) -> CommandResult:
     """A command on one contract: load it (checking ``If-Match``), let ``act``
     authorise and change it and name what it changed, save."""
 
@@ -98,10 +86,8 @@ def on_contract(
 # --- use cases -----------------------------------------------------------------------
 
 
-def draft_contract(
-    ledger: Ledger, caller: Caller, terms: ContractTerms,
-    request: IdempotentRequest | None = None,
-) -> CommandResult:
+def draft_contract(ledger: Ledger, caller: Caller, terms: ContractTerms,
+                   request: IdempotentRequest | None = None) -> CommandResult:
     access.require_admin(caller, "draft contracts")
     contract_id = contract_id_for(terms.code)
 
@@ -145,15 +131,9 @@ def readable_contract_ids(ledger: Ledger, caller: Caller) -> frozenset[str]:
     )
 
 
-def add_stakeholder(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    spec: StakeholderSpec,
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def add_stakeholder(ledger: Ledger, caller: Caller, contract_id: str, spec: StakeholderSpec, *,
+                    request: IdempotentRequest | None = None,
+                    expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_admin(caller, "add stakeholders")
         directory(ledger, caller).require_organisations(spec.org)
@@ -164,14 +144,8 @@ def add_stakeholder(
                        expected_version=expected_version)
 
 
-def change_policy(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    policy: Policy,
-    *,
-    expected_version: int | None = None,
-) -> CommandResult:
+def change_policy(ledger: Ledger, caller: Caller, contract_id: str, policy: Policy, *,
+                  expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_admin(caller, "change the policy")
         contract.change_policy(policy, actor=caller.actor, at=ledger.clock())
@@ -180,15 +154,9 @@ def change_policy(
     return on_contract(ledger, caller, contract_id, act, expected_version=expected_version)
 
 
-def transition(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    command: str,
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def transition(ledger: Ledger, caller: Caller, contract_id: str, command: str, *,
+               request: IdempotentRequest | None = None,
+               expected_version: int | None = None) -> CommandResult:
     """A lifecycle command on the contract (``activate``, ``suspend``, ``terminate``...)."""
     def act(contract: ServiceContract) -> str:
         access.require_admin(caller, f"{command} contracts")

@@ -16,15 +16,9 @@ from workflows.idempotency import IdempotentRequest
 from workflows.ledger import CommandResult, Ledger
 
 
-def issue_directive(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    fields: DirectiveFields,
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def issue_directive(ledger: Ledger, caller: Caller, contract_id: str, fields: DirectiveFields, *,
+                    request: IdempotentRequest | None = None,
+                    expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_stakeholder(caller, contract)
         directive_id = (
@@ -40,15 +34,8 @@ def issue_directive(
                        expected_version=expected_version)
 
 
-def amend_directive(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    directive_id: str,
-    patch: DirectivePatch,
-    *,
-    expected_version: int | None = None,
-) -> CommandResult:
+def amend_directive(ledger: Ledger, caller: Caller, contract_id: str, directive_id: str,
+                    patch: DirectivePatch, *, expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_issuer(caller, contract, directive_id)
         contract.amend_directive(directive_id, patch, actor=caller.actor, at=ledger.clock())
@@ -57,14 +44,8 @@ def amend_directive(
     return on_contract(ledger, caller, contract_id, act, expected_version=expected_version)
 
 
-def withdraw_directive(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    directive_id: str,
-    *,
-    expected_version: int | None = None,
-) -> CommandResult:
+def withdraw_directive(ledger: Ledger, caller: Caller, contract_id: str, directive_id: str, *,
+                       expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_issuer(caller, contract, directive_id)
         contract.withdraw_directive(directive_id, actor=caller.actor, at=ledger.clock())
@@ -73,10 +54,8 @@ def withdraw_directive(
     return on_contract(ledger, caller, contract_id, act, expected_version=expected_version)
 
 
-def change_admission(
-    ledger: Ledger, caller: Caller, contract_id: str, admission: Admission, *,
-    expected_version: int | None = None,
-) -> CommandResult:
+def change_admission(ledger: Ledger, caller: Caller, contract_id: str, admission: Admission, *,
+                     expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_admin(caller, "change the admission list")
         contract.change_admission(admission, actor=caller.actor, at=ledger.clock())
@@ -85,11 +64,9 @@ def change_admission(
     return on_contract(ledger, caller, contract_id, act, expected_version=expected_version)
 
 
-def classify_directive(
-    ledger: Ledger, caller: Caller, contract_id: str, directive_id: str,
-    classification: Classification, *, request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def classify_directive(ledger: Ledger, caller: Caller, contract_id: str, directive_id: str,
+                       classification: Classification, *, request: IdempotentRequest | None = None,
+                       expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_provider(caller, contract)
         contract.classify_directive(directive_id, classification, actor=caller.actor,

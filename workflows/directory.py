@@ -54,10 +54,8 @@ def listed_contracts(ledger: Ledger) -> dict[str, str]:
     return dict(directory(ledger, BOOTSTRAP_ADMIN).contracts)
 
 
-def register_organisation(
-    ledger: Ledger, caller: Caller, spec: OrganisationSpec,
-    request: IdempotentRequest | None = None,
-) -> CommandResult:
+def register_organisation(ledger: Ledger, caller: Caller, spec: OrganisationSpec,
+                          request: IdempotentRequest | None = None) -> CommandResult:
     access.require_admin(caller, "register organisations")
 
     def attempt() -> Change:

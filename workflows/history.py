@@ -36,10 +36,8 @@ def event_record(event: ChainedAggregate.Event) -> dict[str, Any]:
     }
 
 
-def history(
-    ledger: Ledger, caller: Caller, contract_id: str, *, after_version: int = 0,
-    limit: int = 100,
-) -> dict[str, Any]:
+def history(ledger: Ledger, caller: Caller, contract_id: str, *, after_version: int = 0,
+            limit: int = 100) -> dict[str, Any]:
     contract = readable(ledger, caller, contract_id)
     access.require_history(caller, contract)
     events = ledger.events_of(contract.id, gt=after_version, limit=limit + 1)
@@ -61,15 +59,9 @@ def export(ledger: Ledger, caller: Caller, contract_id: str) -> Iterator[dict[st
         yield event_record(event)
 
 
-def conflict_view_at(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    *,
-    version: int | None = None,
-    as_of: datetime | None = None,
-    status: str | None = None,
-) -> dict[str, Any]:
+def conflict_view_at(ledger: Ledger, caller: Caller, contract_id: str, *,
+                     version: int | None = None, as_of: datetime | None = None,
+                     status: str | None = None) -> dict[str, Any]:
     """The conflict view replayed from the event store, now or at a version or a time.
 
     ``status`` filters as the live view does (open and resolved by default).
@@ -84,15 +76,9 @@ def conflict_view_at(
     }
 
 
-def priority_view_at(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    *,
-    version: int | None = None,
-    as_of: datetime | None = None,
-    profile: str | None = None,
-) -> dict[str, Any]:
+def priority_view_at(ledger: Ledger, caller: Caller, contract_id: str, *,
+                     version: int | None = None, as_of: datetime | None = None,
+                     profile: str | None = None) -> dict[str, Any]:
     """The priority view replayed from the event store; ``profile`` makes it a what-if.
 
     Urgency is reckoned against the Asia/Shanghai date of ``as_of``, or of the

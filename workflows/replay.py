@@ -118,16 +118,8 @@ class Timeline:
     steps: list[Step] = field(default_factory=list)
 
 
-def timeline(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    *,
-    version: int | None = None,
-    as_of: datetime | None = None,
-    profile: str | None = None,
-    top: int = TOP,
-) -> Timeline:
+def timeline(ledger: Ledger, caller: Caller, contract_id: str, *, version: int | None = None,
+             as_of: datetime | None = None, profile: str | None = None, top: int = TOP) -> Timeline:
     """Every event up to ``version`` or ``as_of`` with the conflicts and ranking it moved.
 
     ``profile`` ranks every step under that profile instead of the contract's
@@ -185,10 +177,8 @@ class TopOfRanking:
         self.entries: dict[str, dict[str, Any]] = {}
         self.reference: date | None = None
 
-    def follow(
-        self, contract: ServiceContract, type_name: str, data: Mapping[str, Any],
-        reference: date,
-    ) -> None:
+    def follow(self, contract: ServiceContract, type_name: str, data: Mapping[str, Any],
+               reference: date) -> None:
         changed = _directives_changed_by(type_name, data)
         if changed is None or reference != self.reference:
             self.keys.clear()

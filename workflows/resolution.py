@@ -18,16 +18,9 @@ from workflows.identities import SLA_TIMER
 from workflows.ledger import CommandResult, Ledger
 
 
-def resolve_conflict(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    conflict_id: str,
-    decision: Decision,
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def resolve_conflict(ledger: Ledger, caller: Caller, contract_id: str, conflict_id: str,
+                     decision: Decision, *, request: IdempotentRequest | None = None,
+                     expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_resolver(caller, contract)
         contract.resolve_conflict(conflict_id, decision, resolver=caller.org,
@@ -38,16 +31,9 @@ def resolve_conflict(
                        expected_version=expected_version)
 
 
-def escalate_conflict(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    conflict_id: str,
-    escalation: Escalation,
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def escalate_conflict(ledger: Ledger, caller: Caller, contract_id: str, conflict_id: str,
+                      escalation: Escalation, *, request: IdempotentRequest | None = None,
+                      expected_version: int | None = None) -> CommandResult:
     def act(contract: ServiceContract) -> str:
         access.require_resolver(caller, contract)
         contract.escalate_conflict(conflict_id, escalation, escalator=caller.org,

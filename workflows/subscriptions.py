@@ -148,10 +148,8 @@ def delete_subscription(
     return result
 
 
-def rotate_secret(
-    ledger: Ledger, vault: SecretVault, caller: Caller, subscription_id: str,
-    request: IdempotentRequest | None = None,
-) -> CommandResult:
+def rotate_secret(ledger: Ledger, vault: SecretVault, caller: Caller, subscription_id: str,
+                  request: IdempotentRequest | None = None) -> CommandResult:
     """A new secret, shown once; the previous one signs too for 24 hours."""
     _require_webhook_role(caller)
     shown: dict[str, str] = {}
@@ -221,15 +219,10 @@ class _Unchanged(Exception):  # a signal, not an error
         self.subscription = subscription
 
 
-def _on_subscription(
-    ledger: Ledger,
-    caller: Caller,
-    subscription_id: str,
-    act: Callable[[Subscription], None],
-    *,
-    request: IdempotentRequest | None = None,
-    include_deleted: bool = False,
-) -> CommandResult:
+def _on_subscription(ledger: Ledger, caller: Caller, subscription_id: str,
+                     act: Callable[[Subscription], None], *,
+                     request: IdempotentRequest | None = None,
+                     include_deleted: bool = False) -> CommandResult:
     """Load a subscription the caller manages, let ``act`` change it, save.
 
     A command that changes nothing (re-enabling an enabled subscription)

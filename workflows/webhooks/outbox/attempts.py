@@ -28,27 +28,15 @@ class AttemptLog:
     def __init__(self, tables: OutboxTables) -> None:
         self.tables = tables
 
-    def record_attempt(
-        self,
-        attempt: Attempt,
-        lease: Lease | None = None,
-        *,
-        renew_seconds: float = 0.0,
-        endpoint_failing: bool = True,
-    ) -> float | None:
+    def record_attempt(self, attempt: Attempt, lease: Lease | None = None, *,
+                       renew_seconds: float = 0.0, endpoint_failing: bool = True) -> float | None:
         """``record_attempts`` for one attempt."""
         return self.record_attempts(
             [attempt], lease, renew_seconds=renew_seconds, endpoint_failing=endpoint_failing
         )
 
-    def record_attempts(
-        self,
-        attempts: Sequence[Attempt],
-        lease: Lease | None = None,
-        *,
-        renew_seconds: float = 0.0,
-        endpoint_failing: bool = True,
-    ) -> float | None:
+    def record_attempts(self, attempts: Sequence[Attempt], lease: Lease | None = None, *,
+                        renew_seconds: float = 0.0, endpoint_failing: bool = True) -> float | None:
         """Log attempts of one subscription and set their messages' states, in one transaction.
 
         When the last attempt failed, the endpoint's failure run starts (unless

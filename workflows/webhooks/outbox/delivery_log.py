@@ -21,14 +21,8 @@ class DeliveryLog:
     def __init__(self, tables: OutboxTables) -> None:
         self.tables = tables
 
-    def deliveries(
-        self,
-        subscription_id: str,
-        *,
-        status: str | None = None,
-        limit: int = 100,
-        after: str | None = None,
-    ) -> list[dict[str, Any]]:
+    def deliveries(self, subscription_id: str, *, status: str | None = None, limit: int = 100,
+                   after: str | None = None) -> list[dict[str, Any]]:
         """A subscription's messages in the order they were written, with their attempts.
 
         ``after`` is the ``id`` of the last message of the previous page;

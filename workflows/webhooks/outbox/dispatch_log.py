@@ -38,15 +38,8 @@ class DispatchLog:
             ).fetchone()
         return int(row["position"]) if row else 0
 
-    def write_dispatch(
-        self,
-        entries: Sequence[Entry],
-        *,
-        old_position: int,
-        new_position: int,
-        now: datetime,
-        name: str = DISPATCHER,
-    ) -> list[Lane] | None:
+    def write_dispatch(self, entries: Sequence[Entry], *, old_position: int, new_position: int,
+                       now: datetime, name: str = DISPATCHER) -> list[Lane] | None:
         """Write a batch's messages and move the position from ``old_position``, atomically.
 
         Answers the lanes that received a pending message, or ``None`` when the
