@@ -11,14 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from workflows.webhooks.outbox.records import (
-    DELIVERED,
-    PENDING,
-    Attempt,
-    Lease,
-    Record,
-    epoch,
-)
+from workflows.webhooks.outbox.records import DELIVERED, PENDING, Attempt, Lease, Record, epoch
 from workflows.webhooks.outbox.tables import OutboxTables
 
 
@@ -102,10 +95,8 @@ class AttemptLog:
         counts = {
             row["id"]: int(row["attempts"])
             for row in self.tables.execute(
-                cursor,
-                "SELECT id, attempts FROM {webhook_messages} WHERE id IN (" + marks + ")",
-                sorted(set(ids)),
-            ).fetchall()
+                cursor, "SELECT id, attempts FROM {webhook_messages} WHERE id IN (" + marks + ")",
+                        sorted(set(ids))).fetchall()
         }
         missing = sorted(set(ids) - set(counts))
         if missing:
@@ -143,19 +134,14 @@ class AttemptLog:
             )
         if last.status == DELIVERED:
             return None
-        self.tables.execute(
-            cursor,
-            "INSERT INTO {webhook_endpoints} (subscription_id, "
-            "failing_since) VALUES (?, ?) ON CONFLICT (subscription_id) "
-            "DO UPDATE SET failing_since = COALESCE("
-            "{webhook_endpoints}.failing_since, excluded.failing_since)",
-            (subscription_id, last.at),
-        )
+        self.tables.execute(cursor, "INSERT INTO {webhook_endpoints} (subscription_id, "
+                                    "failing_since) VALUES (?, ?) ON CONFLICT (subscription_id) "
+                                    "DO UPDATE SET failing_since = COALESCE("
+                                    "{webhook_endpoints}.failing_since, excluded.failing_since)",
+                                    (subscription_id, last.at))
         row = self.tables.execute(
-            cursor,
-            "SELECT failing_since FROM {webhook_endpoints} WHERE subscription_id = ?",
-            (subscription_id,),
-        ).fetchone()
+            cursor, "SELECT failing_since FROM {webhook_endpoints} WHERE subscription_id = ?",
+                    (subscription_id,)).fetchone()
         return float(row["failing_since"])
 
     def _subscription_of(self, cursor: Any, message_id: str, lease: Lease | None) -> str:
@@ -172,12 +158,9 @@ class AttemptLog:
         at = epoch(now)
         with self.tables.write() as cursor:
             failed = self.tables.execute(
-                cursor,
-                "UPDATE {webhook_messages} SET status = 'failed', finished_at = ?, "
-                "next_attempt_at = NULL, last_error = ? WHERE subscription_id = ? "
-                "AND status = 'pending'",
-                (at, reason, subscription_id),
-            ).rowcount
+                cursor, "UPDATE {webhook_messages} SET status = 'failed', finished_at = ?, "
+                        "next_attempt_at = NULL, last_error = ? WHERE subscription_id = ? "
+                        "AND status = 'pending'", (at, reason, subscription_id)).rowcount
             self.tables.execute(
                 cursor,
                 "UPDATE {webhook_endpoints} SET failing_since = NULL WHERE subscription_id = ?",

@@ -37,12 +37,9 @@ class DeliveryLog:
         where, params = ["subscription_id = ?"], [subscription_id]
         with self.tables.read() as cursor:
             if after is not None:
-                row = self.tables.execute(
-                    cursor,
-                    "SELECT position, idx FROM {webhook_messages} "
-                    "WHERE id = ? AND subscription_id = ?",
-                    (after, subscription_id),
-                ).fetchone()
+                row = self.tables.execute(cursor, "SELECT position, idx FROM {webhook_messages} "
+                                                  "WHERE id = ? AND subscription_id = ?",
+                                                  (after, subscription_id)).fetchone()
                 if row is None:
                     raise ValidationFailed([("after", f"no message {after} of this webhook")])
                 where.append("(position > ? OR (position = ? AND idx > ?))")
@@ -81,12 +78,9 @@ class DeliveryLog:
             return found
         marks = ", ".join("?" for _ in ids)
         for row in self.tables.execute(
-            cursor,
-            "SELECT message_id, attempt, at, status_code, duration_ms, error, response "
-            "FROM {webhook_attempts} WHERE message_id IN (" + marks + ") "
-            "ORDER BY message_id, attempt",
-            ids,
-        ).fetchall():
+            cursor, "SELECT message_id, attempt, at, status_code, duration_ms, error, response "
+                    "FROM {webhook_attempts} WHERE message_id IN (" + marks + ") "
+                    "ORDER BY message_id, attempt", ids).fetchall():
             found.setdefault(row["message_id"], []).append(
                 {
                     "attempt": int(row["attempt"]),
@@ -108,12 +102,10 @@ class DeliveryLog:
         """
         with self.tables.write() as cursor:
             changed = self.tables.execute(
-                cursor,
-                "UPDATE {webhook_messages} SET status = 'pending', next_attempt_at = ?, "
-                "round_attempts = 0, finished_at = NULL WHERE id = ? "
-                "AND subscription_id = ? AND status <> 'pending'",
-                (epoch(now), message_id, subscription_id),
-            ).rowcount
+                cursor, "UPDATE {webhook_messages} SET status = 'pending', next_attempt_at = ?, "
+                        "round_attempts = 0, finished_at = NULL WHERE id = ? "
+                        "AND subscription_id = ? AND status <> 'pending'",
+                        (epoch(now), message_id, subscription_id)).rowcount
             if changed:
                 return True
             row = self.tables.execute(
@@ -128,12 +120,10 @@ class DeliveryLog:
         event's time) is sent again; answers how many."""
         with self.tables.write() as cursor:
             changed = self.tables.execute(
-                cursor,
-                "UPDATE {webhook_messages} SET status = 'pending', next_attempt_at = ?, "
-                "round_attempts = 0, finished_at = NULL WHERE subscription_id = ? "
-                "AND status = 'failed' AND created_at >= ?",
-                (epoch(now), subscription_id, epoch(since)),
-            ).rowcount
+                cursor, "UPDATE {webhook_messages} SET status = 'pending', next_attempt_at = ?, "
+                        "round_attempts = 0, finished_at = NULL WHERE subscription_id = ? "
+                        "AND status = 'failed' AND created_at >= ?",
+                        (epoch(now), subscription_id, epoch(since))).rowcount
         return int(changed)
 
     def counts(self, subscription_id: str | None = None) -> dict[str, int]:

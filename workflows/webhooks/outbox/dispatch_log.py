@@ -49,12 +49,9 @@ class DispatchLog:
         try:
             with self.tables.write() as cursor:
                 if old_position == 0:
-                    self.tables.execute(
-                        cursor,
-                        "INSERT INTO {webhook_dispatch} (name, position) "
-                        "VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
-                        (name,),
-                    )
+                    self.tables.execute(cursor, "INSERT INTO {webhook_dispatch} (name, position) "
+                                                "VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+                                                (name,))
                 moved = self.tables.execute(
                     cursor,
                     "UPDATE {webhook_dispatch} SET position = ? WHERE name = ? AND position = ?",
@@ -72,10 +69,8 @@ class DispatchLog:
             # A write first: SQLite then waits for the write lock instead of refusing to
             # upgrade the read of the lanes' sequences when another process wrote meanwhile.
             self.tables.execute(
-                cursor,
-                "UPDATE {webhook_dispatch} SET position = position WHERE name = ?",
-                (DISPATCHER,),
-            )
+                cursor, "UPDATE {webhook_dispatch} SET position = position WHERE name = ?",
+                        (DISPATCHER,))
             return self._insert(cursor, entries, now)
 
     def _insert(self, cursor: Any, entries: Sequence[Entry], now: datetime) -> list[Lane]:
@@ -134,11 +129,9 @@ class DispatchLog:
             chunk = subscriptions[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             for row in self.tables.execute(
-                cursor,
-                "SELECT subscription_id, contract_id, last_sequence FROM "
-                "{webhook_lanes} WHERE subscription_id IN (" + marks + ")",
-                chunk,
-            ).fetchall():
+                cursor, "SELECT subscription_id, contract_id, last_sequence FROM "
+                        "{webhook_lanes} WHERE subscription_id IN (" + marks + ")",
+                        chunk).fetchall():
                 lane = Lane(row["subscription_id"], row["contract_id"])
                 if lane in wanted:
                     last[lane] = int(row["last_sequence"])

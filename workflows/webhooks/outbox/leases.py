@@ -29,32 +29,24 @@ class LaneLeases:
             # First a write: it takes SQLite's write lock and, on PostgreSQL, locks the
             # endpoint's row, so two runs cannot both count below the cap.
             self.tables.execute(
-                cursor,
-                "INSERT INTO {webhook_endpoints} (subscription_id) VALUES (?) "
-                "ON CONFLICT (subscription_id) DO UPDATE SET "
-                "failing_since = {webhook_endpoints}.failing_since",
-                (lane.subscription_id,),
-            )
+                cursor, "INSERT INTO {webhook_endpoints} (subscription_id) VALUES (?) "
+                        "ON CONFLICT (subscription_id) DO UPDATE SET "
+                        "failing_since = {webhook_endpoints}.failing_since",
+                        (lane.subscription_id,))
             row = self.tables.execute(
-                cursor,
-                "SELECT failing_since FROM {webhook_endpoints} WHERE subscription_id = ?",
-                (lane.subscription_id,),
-            ).fetchone()
+                cursor, "SELECT failing_since FROM {webhook_endpoints} WHERE subscription_id = ?",
+                        (lane.subscription_id,)).fetchone()
             held = self.tables.execute(
-                cursor,
-                "SELECT COUNT(*) AS n FROM {webhook_lanes} WHERE subscription_id = ? "
-                "AND contract_id <> ? AND leased_until > ?",
-                (lane.subscription_id, lane.contract_id, at),
-            ).fetchone()
+                cursor, "SELECT COUNT(*) AS n FROM {webhook_lanes} WHERE subscription_id = ? "
+                        "AND contract_id <> ? AND leased_until > ?",
+                        (lane.subscription_id, lane.contract_id, at)).fetchone()
             if int(held["n"]) >= cap:
                 return None
             taken = self.tables.execute(
-                cursor,
-                "UPDATE {webhook_lanes} SET leased_until = ?, lease_token = ? "
-                "WHERE subscription_id = ? AND contract_id = ? "
-                "AND (leased_until IS NULL OR leased_until <= ?)",
-                (at + seconds, token, lane.subscription_id, lane.contract_id, at),
-            ).rowcount
+                cursor, "UPDATE {webhook_lanes} SET leased_until = ?, lease_token = ? "
+                        "WHERE subscription_id = ? AND contract_id = ? "
+                        "AND (leased_until IS NULL OR leased_until <= ?)",
+                        (at + seconds, token, lane.subscription_id, lane.contract_id, at)).rowcount
         if taken != 1:
             return None
         return Lease(lane, token, at + seconds, row["failing_since"] if row else None)
@@ -62,12 +54,10 @@ class LaneLeases:
     def release(self, lease: Lease) -> None:
         with self.tables.write() as cursor:
             self.tables.execute(
-                cursor,
-                "UPDATE {webhook_lanes} SET leased_until = NULL, "
-                "lease_token = NULL WHERE subscription_id = ? "
-                "AND contract_id = ? AND lease_token = ?",
-                (lease.lane.subscription_id, lease.lane.contract_id, lease.token),
-            )
+                cursor, "UPDATE {webhook_lanes} SET leased_until = NULL, "
+                        "lease_token = NULL WHERE subscription_id = ? "
+                        "AND contract_id = ? AND lease_token = ?",
+                        (lease.lane.subscription_id, lease.lane.contract_id, lease.token))
 
     def renew(self, lease: Lease, now: datetime, seconds: float) -> Lease | None:
         """Extend a lease still held; ``None`` when it lapsed and another run took the lane."""
@@ -85,12 +75,10 @@ class LaneLeases:
         """The lane's pending messages in ``sequence`` order (the first is the one to send)."""
         with self.tables.read() as cursor:
             rows = self.tables.execute(
-                cursor,
-                "SELECT id, sequence, body, attempts, round_attempts, next_attempt_at "
-                "FROM {webhook_messages} WHERE status = 'pending' AND subscription_id = ? "
-                "AND contract_id = ? ORDER BY sequence LIMIT ?",
-                (lane.subscription_id, lane.contract_id, limit),
-            ).fetchall()
+                cursor, "SELECT id, sequence, body, attempts, round_attempts, next_attempt_at "
+                        "FROM {webhook_messages} WHERE status = 'pending' AND subscription_id = ? "
+                        "AND contract_id = ? ORDER BY sequence LIMIT ?",
+                        (lane.subscription_id, lane.contract_id, limit)).fetchall()
         return [
             Stored(
                 row["id"],
@@ -116,11 +104,8 @@ class LaneLeases:
                 held = {
                     row["subscription_id"]: int(row["n"])
                     for row in self.tables.execute(
-                        cursor,
-                        "SELECT subscription_id, COUNT(*) AS n FROM {webhook_lanes} "
-                        "WHERE leased_until > ? GROUP BY subscription_id",
-                        (at,),
-                    ).fetchall()
+                        cursor, "SELECT subscription_id, COUNT(*) AS n FROM {webhook_lanes} "
+                                "WHERE leased_until > ? GROUP BY subscription_id", (at,)).fetchall()
                 }
             rows = self.tables.execute(
                 cursor,
