@@ -83,6 +83,31 @@ def conflict_document(
     }
 
 
+class Encoded:
+    """The JSON of explained conflicts, kept by conflict id while the explained record is the
+    same object (``Explainer`` answers the same object until the record or the names change):
+    a contract's conflict document is its records' texts joined, so a batch encodes only the
+    conflicts it changed.  ``conflict_json`` is byte for byte ``_json(conflict_document(...))``."""
+
+    def __init__(self, explain: Callable[[Any], dict[str, Any]]) -> None:
+        self.explain = explain
+        self._texts: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def __call__(self, explained: dict[str, Any]) -> str:
+        known = self._texts.get(explained["id"])
+        if known is not None and known[0] is explained:
+            return known[1]
+        text = _json(explained)
+        self._texts[explained["id"]] = (explained, text)
+        return text
+
+    def conflict_json(self, contract: ServiceContract, position: int) -> str:
+        head = _json({"contract_id": str(contract.id), "position": position,
+                      "version": contract.version})
+        texts = ",".join(self(self.explain(record)) for record in contract.conflicts.values())
+        return f'{head[:-1]},"conflicts":[{texts}]}}'
+
+
 def priority_document(
     contract: ServiceContract, reference_date: date, position: int
 ) -> dict[str, Any]:
@@ -118,6 +143,18 @@ class SharedBatch:
 
 
 @dataclass
+class BoardMemo:
+    """What this projector's commits left on a generation's board: member → (explained
+    record, contract code), valid while the generation's position is still ``position`` (the
+    one our last commit set).  A batch writes a board item only when it differs from it; any
+    other writer (another consumer, Redis emptied, a failed commit) moves the position or
+    drops the memo, and the next batch writes every item of the contracts it touches again."""
+
+    position: int = -1
+    items: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+
+
+@dataclass
 class ContractViews:
     """Keeps the per-contract conflict and priority views and the open-conflict board."""
 
@@ -145,6 +182,8 @@ class ContractViews:
         self._partition_of: dict[Any, int] = {}
         self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
         self._explain = Explainer()
+        self._encoded = Encoded(self._explain)
+        self._boards: dict[str, BoardMemo] = {}
         self._lease_token: str | None = None
 
     # --- running ------------------------------------------------------------
@@ -199,6 +238,7 @@ class ContractViews:
             self.refresh_if_stale(building)
             if self.store.switch(building):
                 self._caches.pop(live, None)
+                self._boards.pop(live, None)
                 return done + rebuilt, True, False
         return done + rebuilt, True, True
 
@@ -227,6 +267,7 @@ class ContractViews:
                     self.refresh_if_stale(building)
                     if self.store.switch(building):
                         self._caches.pop(live, None)
+                        self._boards.pop(live, None)
                 if _past(deadline):
                     return processed, False
                 continue
@@ -272,6 +313,10 @@ class ContractViews:
         count, last, notifications = self._read(position + 1, limit, head)
         new_position = last if count == limit and last is not None else head
         cache = self._caches.setdefault(generation, OrderedDict())
+        board = self._boards.get(generation)
+        if board is None or board.position != position:
+            board = self._boards[generation] = BoardMemo(position)
+        wrote: dict[str, tuple[dict[str, Any], str]] = {}
         touched: dict[UUID, tuple[ServiceContract, int]] = {}
         for notification in notifications:
             contract = self._advance(cache, notification)
@@ -281,14 +326,19 @@ class ContractViews:
             self._explain.use_names(directory.organisation_names(self.app))
         ops: list[list[Any]] = []
         for contract, event_position in touched.values():
-            ops.extend(self.view_ops(generation, contract, reference, event_position))
+            ops.extend(self.view_ops(generation, contract, reference, event_position,
+                                     board.items, wrote))
         if position == 0:
             ops.append(["set", view_store.reference_key(self.name, generation),
                         reference.isoformat()])
-        if not self.store.commit(generation, position, new_position, ops) \
-                and not self.store.exists(generation):
-            self._caches.pop(generation, None)
-            return None  # dropped, or Redis was emptied: the caller starts again from current
+        if not self.store.commit(generation, position, new_position, ops):
+            self._boards.pop(generation, None)
+            if not self.store.exists(generation):
+                self._caches.pop(generation, None)
+                return None  # dropped, or Redis was emptied: the caller starts again
+            return count
+        board.items.update(wrote)
+        board.position = new_position
         return count
 
     def _read(self, start: int, limit: int, stop: int) -> tuple[int, int | None,
@@ -363,20 +413,33 @@ class ContractViews:
     # --- views ------------------------------------------------------------------
 
     def view_ops(
-        self, generation: str, contract: ServiceContract, reference: date, position: int
+        self, generation: str, contract: ServiceContract, reference: date, position: int,
+        known: dict[str, tuple[dict[str, Any], str]] | None = None,
+        wrote: dict[str, tuple[dict[str, Any], str]] | None = None,
     ) -> Iterator[list[Any]]:
+        """The operations that write a contract's views.  With ``known`` (what the board
+        holds, ``BoardMemo.items``) only the board items that changed are written, and what
+        was written goes into ``wrote``."""
         contract_id = str(contract.id)
         yield ["set", view_store.conflicts_key(generation, contract_id),
-               _json(conflict_document(contract, position, self._explain))]
+               self._encoded.conflict_json(contract, position)]
         yield ["set", view_store.priorities_key(generation, contract_id),
                _json(priority_document(contract, reference, position))]
         yield ["sadd", view_store.contracts_key(generation), contract_id]
+        code = contract.code
         for conflict in contract.conflicts.values():
             member = f"{contract_id}:{conflict['id']}"
+            explained = self._explain(conflict)
+            if known is not None:
+                seen = known.get(member)
+                if seen is not None and seen[0] is explained and seen[1] == code:
+                    continue
+                if wrote is not None:
+                    wrote[member] = (explained, code)
             if conflict["status"] == "open":
                 yield ["zadd", view_store.board_key(generation), due_epoch(conflict), member]
                 yield ["hset", view_store.board_items_key(generation), member,
-                       _json(board_item(contract, self._explain(conflict)))]
+                       _json(board_item(contract, explained))]
             else:
                 yield ["zrem", view_store.board_key(generation), member]
                 yield ["hdel", view_store.board_items_key(generation), member]
