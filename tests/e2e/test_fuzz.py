@@ -240,6 +240,15 @@ def schema_valid_accepted(ctx: schemathesis.CheckContext, response: schemathesis
     return True
 
 
+def call_as_seeded(case: schemathesis.Case, seeded: Seeded, **checks: Any) -> None:
+    """Send a case as every schemathesis test here does: real ids where it names one,
+    bounded waits, an ``Idempotency-Key`` of its own, the seeded key; then check it."""
+    prefer_real_ids(case, seeded)
+    bound_waiting(case)
+    a_key_of_its_own(case)
+    case.call_and_validate(headers={"Authorization": f"Bearer {seeded.key}"}, **checks)
+
+
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
@@ -249,13 +258,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_the_api_answers_every_generated_request_by_its_contract(
     case: schemathesis.Case, seeded: Seeded
 ) -> None:
-    prefer_real_ids(case, seeded)
-    bound_waiting(case)
-    a_key_of_its_own(case)
     # Credentials passed here, not in the schema's config, count as explicit: schemathesis'
     # ``ignored_auth`` check then probes the same request without a key and with a wrong one.
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {seeded.key}"},
-        additional_checks=[problem_document, no_server_error, schema_valid_accepted],
-        excluded_checks=[not_a_server_error, positive_data_acceptance],
-    )
+    call_as_seeded(case, seeded,
+                   additional_checks=[problem_document, no_server_error, schema_valid_accepted],
+                   excluded_checks=[not_a_server_error, positive_data_acceptance])

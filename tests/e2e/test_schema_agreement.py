@@ -42,9 +42,7 @@ from .test_fuzz import (
     CROSS_FIELD_RULES,
     SEED,
     Seeded,
-    a_key_of_its_own,
-    bound_waiting,
-    prefer_real_ids,
+    call_as_seeded,
     seed_world,
 )
 
@@ -96,10 +94,5 @@ schema = schemathesis.pytest.from_fixture("documented_api")
 def test_the_document_says_what_the_api_accepts_and_answers(
     case: schemathesis.Case, agreed: Seeded
 ) -> None:
-    prefer_real_ids(case, agreed)
-    bound_waiting(case)
-    a_key_of_its_own(case)
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {agreed.key}"},
-        checks=[valid_data_accepted, negative_data_rejection, response_schema_conformance],
-    )
+    call_as_seeded(case, agreed, checks=[valid_data_accepted, negative_data_rejection,
+                                         response_schema_conformance])
