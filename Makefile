@@ -27,7 +27,7 @@ help:
 	@echo "make run            start Redis, a Celery worker and beat, and the API, with the demo loaded"
 	@echo "make test           unit, integration and end-to-end tests on SQLite (starts a Redis if none answers)"
 	@echo "make test-postgres  integration, drills and store-dependent e2e tests on a fresh PostgreSQL database"
-	@echo "make lint           ruff and mypy"
+	@echo "make lint           ruff, mypy and the import layers (lint-imports)"
 	@echo "make bench          every quality bar, measured (BENCH_ARGS=--quick: a few minutes)"
 	@echo "make clean          remove the virtual environment and caches (var/, the data, is kept)"
 
@@ -92,6 +92,7 @@ test-postgres: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: venv
 	NEEDLE_BENCH_REDIS_URL="$${NEEDLE_BENCH_REDIS_URL:-$(BENCH_REDIS_URL)}" \
