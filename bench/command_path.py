@@ -2,9 +2,11 @@
 
 Each subject is served by uvicorn in a process of its own on a fresh store (a
 fresh schema in PostgreSQL, or a SQLite file with ``--sqlite``); the load comes
-from *this* process over loopback: C clients (threads, one keep-alive
-connection each) send N directives spread over K contracts.  Subjects, run in
-turn within each repeat so that noise from a shared machine falls on all:
+over loopback from ``wrk`` (a C load generator that leaves the server the CPU:
+C connections for ``--seconds``, the directives spread over K contracts), or,
+with ``--load python`` or when wrk is missing, from this process (C threads,
+one keep-alive connection each, N directives).  Subjects, run in turn within
+each repeat so that noise from a shared machine falls on all:
 
 - ``threadneedle``: the API as deployed (group commit on);
 - ``one save per command``: the same API with ``NEEDLE_GROUP_COMMIT=0``;
@@ -12,20 +14,25 @@ turn within each repeat so that noise from a shared machine falls on all:
 - ``plain eventsourcing``: that endpoint plus one plain ``eventsourcing`` save;
 - ``raw PostgreSQL inserts``: C connections, one single-row insert per transaction.
 
-Reports medians of the repeats (throughput, p50, p99).
+Reports medians of the repeats (throughput, p50, p99).  ``--profile DIR`` records
+a py-spy profile (``--gil``) of each Threadneedle server during its timed run.
 
-    .venv/bin/python bench/command_path.py [--quick] [-n 3000] [-c 32] [--contracts 32]
-        [--repeats 3] [--postgres URL | --sqlite] [--json PATH]   (full: -n 1500, 3 repeats)
+    .venv/bin/python bench/command_path.py [--quick] [--seconds 10] [-c 32] [--contracts 32]
+        [--repeats 3] [--postgres URL | --sqlite] [--json PATH] [--profile DIR]
+        [--load python -n 1500]   (full: 10 s or -n 1500, 3 repeats)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import platform
+import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -34,7 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +68,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="directives sent before timing")
     parser.add_argument("--only", nargs="*", choices=[*SUBJECTS, "raw"], help="some subjects")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--load", choices=("wrk", "python"),
+                        default="wrk" if shutil.which("wrk") else "python",
+                        help="the load generator (default wrk when installed)")
+    parser.add_argument("--seconds", type=float, help="wrk: timed seconds (default 10; 4 quick)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy record (--gil) each Threadneedle server's timed run here")
     args = parser.parse_args()
     args.directives = args.directives or (600 if args.quick else 1500)
+    args.seconds = args.seconds or (4.0 if args.quick else 10.0)
     args.repeats = args.repeats or (1 if args.quick else 3)
     postgres = None if args.sqlite else args.postgres
     chosen = args.only or [*SUBJECTS, "raw"]
@@ -102,14 +116,30 @@ def measure(subject: str, args: argparse.Namespace, postgres: str | None) -> dic
             wait_until_ready(base_url, server)
             targets = (bare_targets(args.contracts) if bare
                        else prepare(base_url, admin_key, args.contracts))
-            fire(port, targets, args.warmup, args.clients)
-            result = fire(port, targets, args.directives, args.clients)
+            if args.load == "wrk":
+                wrk(port, targets, 1.0, args.clients)  # warm up
+                cpu = cpu_seconds(server.pid)
+                with profiling(args.profile, subject, server.pid, args.seconds):
+                    result = outcome(wrk(port, targets, args.seconds, args.clients))
+            else:
+                fire(port, targets, args.warmup, args.clients)
+                cpu = cpu_seconds(server.pid)
+                with profiling(args.profile, subject, server.pid, 30):
+                    result = outcome(fire(port, targets, args.directives, args.clients))
+            answered = result.pop("answered")
+            result["server_cpu_ms"] = (cpu_seconds(server.pid) - cpu) * 1000 / max(1, answered)
         finally:
             server.terminate()
             server.wait(timeout=15)
             if schema and postgres:
                 drop_schema(postgres, schema)
-    return outcome(result)
+    return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) the process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bare_targets(contracts: int) -> list[tuple[str, str]]:
@@ -117,9 +147,12 @@ def bare_targets(contracts: int) -> list[tuple[str, str]]:
 
 
 def outcome(result: dict[str, Any]) -> dict[str, Any]:
+    if "rate" in result:  # wrk's own summary
+        return result
     latencies, failures = result["latencies"], result["failures"]
     recorded = len(latencies) - len(failures)
-    return {"rate": recorded / result["elapsed"], "p50_ms": percentile(latencies, .5) * 1000,
+    return {"rate": recorded / result["elapsed"], "answered": len(latencies),
+            "p50_ms": percentile(latencies, .5) * 1000,
             "p99_ms": percentile(latencies, .99) * 1000, "failures": len(failures),
             "failure_examples": failures[:3]}
 
@@ -129,12 +162,13 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms": statistics.median(r["p50_ms"] for r in runs),
             "p99_ms": statistics.median(r["p99_ms"] for r in runs),
             "failures": sum(r["failures"] for r in runs),
+            "server_cpu_ms": statistics.median(r["server_cpu_ms"] for r in runs),
             "rates": [round(r["rate"], 1) for r in runs]}
 
 
 def summary(run: dict[str, Any]) -> str:
     text = (f"{run['rate']:8.0f}/s  p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms"
-            f"  failures {run['failures']}")
+            f"  server CPU {run['server_cpu_ms']:5.2f} ms/request  failures {run['failures']}")
     return text + "".join(f"\n      {f}" for f in run.get("failure_examples", []))
 
 
@@ -168,7 +202,9 @@ def raw_inserts(postgres: str, clients: int, total: int) -> dict[str, Any]:
     elapsed = run_clients(lambda _: client(), clients)
     with psycopg.connect(postgres, autocommit=True) as connection:
         connection.execute(f"DROP TABLE {table}")
-    return outcome({"elapsed": elapsed, "latencies": latencies, "failures": []})
+    result = outcome({"elapsed": elapsed, "latencies": latencies, "failures": []})
+    result.pop("answered")
+    return {**result, "server_cpu_ms": 0.0}  # no server process of ours here
 
 
 def store_env(folder: Path, postgres: str | None) -> tuple[dict[str, str], str | None]:
@@ -296,6 +332,71 @@ def fire(port: int, targets: list[tuple[str, str]], total: int, clients: int
     return {"elapsed": elapsed, "latencies": latencies, "failures": failures}
 
 
+WRK_SCRIPT = """
+local targets = {%s}
+local n = 0
+function request()
+  n = n + 1
+  local t = targets[(n %% #targets) + 1]
+  local body = string.format('{"subject":"youth_zone.item_%%d","value":%%d,' ..
+    '"summary":"第%%d条指令 directive %%d","basis":"purchaser_request","hours_per_week":1,' ..
+    '"people_affected":20,"vulnerability":0.3}', n %% 50, n, n, n)
+  return wrk.format("POST", t[1], {["Authorization"] = "Bearer " .. t[2],
+                                   ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def wrk(port: int, targets: list[tuple[str, str]], seconds: float, clients: int
+        ) -> dict[str, Any]:
+    """``wrk`` for ``seconds`` with C connections, cycling through the targets."""
+    lua = WRK_SCRIPT % ", ".join(f'{{"{path}", "{key}"}}' for path, key in targets)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as script:
+        script.write(lua)
+        script.flush()
+        run = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(clients), "-d", f"{max(1, round(seconds))}s",
+             "--timeout", "30s", "--latency", "-s", script.name, f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, check=True)
+    return parse_wrk(run.stdout)
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    def duration(value: str) -> float:  # wrk prints 812.00us, 12.34ms, 1.02s, 1.50m
+        units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+        number, unit = re.fullmatch(r"([\d.]+)([a-z]+)", value).groups()  # type: ignore[union-attr]
+        return float(number) * units[unit]
+
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.M))
+    requests, elapsed = re.search(r"(\d+) requests in ([\d.]+[a-z]+)", text).groups()  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    failures = int(non_2xx.group(1)) if non_2xx else 0
+    seconds = duration(elapsed) / 1e3
+    return {"rate": (int(requests) - failures) / seconds, "answered": int(requests),
+            "p50_ms": duration(latency["50"]),
+            "p99_ms": duration(latency["99"]), "failures": failures,
+            "failure_examples": [f"socket errors: {errors.group(1)}"] if errors else []}
+
+
+@contextlib.contextmanager
+def profiling(folder: Path | None, subject: str, pid: int, seconds: float) -> Iterator[None]:
+    """py-spy (``--gil``) on the server while the block runs, when a folder is given."""
+    if folder is None or subject != "threadneedle":
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"command-path-{time.strftime('%H%M%S')}"
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "-r", "200",
+         "-d", str(int(seconds) + 1), "-f", "raw", "-o", f"{out}.txt", "--pid", str(pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.wait(timeout=60)
+
+
 def run_clients(client: Callable[[int], None], clients: int) -> float:
     """Run ``client(0)`` … ``client(clients - 1)`` on threads at once; the seconds they took."""
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -322,13 +423,16 @@ def machine() -> str:
 def report(args: argparse.Namespace, postgres: str | None,
            results: dict[str, dict[str, Any]]) -> None:
     store = "PostgreSQL" if postgres else "SQLite"
-    print(f"command path on {store}: {args.directives} directives, {args.clients} clients, "
+    load = (f"wrk for {args.seconds:.0f} s" if args.load == "wrk"
+            else f"{args.directives} directives")
+    print(f"command path on {store}: {load}, {args.clients} clients, "
           f"{args.contracts} contracts, medians of {args.repeats} ({machine()})")
     ours = results.get("threadneedle", {}).get("rate")
     for subject, result in results.items():
         ratio = f"{ours / result['rate']:.2f} ×" if ours and result["rate"] else ""
         print(f"  {subject:24s} {result['rate']:8.0f}/s  p50 {result['p50_ms']:7.1f} ms  "
-              f"p99 {result['p99_ms']:7.1f} ms  threadneedle ÷ this {ratio}")
+              f"p99 {result['p99_ms']:7.1f} ms  CPU {result['server_cpu_ms']:5.2f} ms/req  "
+              f"threadneedle ÷ this {ratio}")
 
 
 if __name__ == "__main__":

@@ -295,11 +295,8 @@ class Ledger(Application):
         the check is one small query, in parallel, and nothing is copied: a key
         revoked by another process is still refused at once.
         """
-        cache = self.repository.cache
-        try:
-            cached = cache.get(aggregate_id) if cache else None
-        except KeyError:
-            cached = None
+        with self.repository.lock_for(aggregate_id):  # not while a batch has it borrowed
+            cached = self.repository.cached(aggregate_id)
         if cached is not None and not self.recorder.select_events(
                 aggregate_id, gt=cached.version, limit=1):
             return cached

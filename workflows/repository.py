@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from copy import deepcopy
 from typing import Any
@@ -18,11 +19,19 @@ class LoadSafeRepository(Repository):
     iteration" (seen with 32 concurrent directives on one contract).
     """
 
-    STRIPES = 64
+    STRIPES = 1024
+    """Many, so that a batch holding the locks of the contracts it borrowed (``borrow``)
+    seldom holds up a load of anything else."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._load_locks = [threading.Lock() for _ in range(self.STRIPES)]
+        # Re-entrant: the group-commit leader holds the locks of what it borrowed
+        # while it loads other aggregates (which may fall in the same stripe).
+        self._load_locks = [threading.RLock() for _ in range(self.STRIPES)]
+
+    def lock_for(self, aggregate_id: Any) -> threading.RLock:
+        """The lock a load of this aggregate from the cache takes."""
+        return self._load_locks[hash(aggregate_id) % self.STRIPES]
 
     def get(self, aggregate_id: Any, *, version: int | None = None, **kwargs: Any) -> Any:
         if version is not None or not self.cache:
@@ -44,15 +53,19 @@ class LoadSafeRepository(Repository):
         vars(reloaded)["reloaded_from_events"] = True
         return reloaded
 
-    def cached_copy(self, aggregate_id: Any) -> Any:
-        """A copy of the cached aggregate as it is (None if not cached), without asking
-        the store for newer events: group commit lets the store's version check
-        catch a stale copy, instead of one query per aggregate per batch."""
+    def cached(self, aggregate_id: Any) -> Any:
+        """The cached aggregate itself (None if not cached), as it is: no copy and no
+        question to the store.  Take ``lock_for`` first and hold it for as long as the
+        object is used or changed, so no load copies it half-changed."""
         if not self.cache:
             return None
-        with self._load_locks[hash(aggregate_id) % self.STRIPES]:
-            try:
-                cached = self.cache.get(aggregate_id)
-            except KeyError:
-                return None
-            return deepcopy(cached) if self.deepcopy_from_cache else cached
+        try:
+            return self.cache.get(aggregate_id)
+        except KeyError:
+            return None
+
+    def forget(self, aggregate_id: Any) -> None:
+        """Drop the aggregate from the cache (its cached object was changed but not saved)."""
+        if self.cache:
+            with self.lock_for(aggregate_id), contextlib.suppress(KeyError):
+                self.cache.get(aggregate_id, evict=True)
