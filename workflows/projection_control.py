@@ -215,12 +215,10 @@ class PartitionedViews:
         generations = {part.name: part.store.new_generation() for part in self.parts}
         processed, going = 0, list(self.parts)
         while going:  # a batch of each in turn: the log is read once (``SharedBatch``)
-            for part in list(going):
-                done = part.project_batch(generations[part.name])
-                if done is None:
+            for part in list(going):  # held batches are written when each reaches the head
+                if part.project_batch(generations[part.name], hold=True) is None:
                     going.remove(part)
-                else:
-                    processed = max(processed, part.store.position(generations[part.name]))
+        processed = max(part.store.position(generations[part.name]) for part in self.parts)
         return generations, processed
 
     def caught_up(self) -> bool:

@@ -155,6 +155,19 @@ class BoardMemo:
 
 
 @dataclass
+class Held:
+    """Batches applied to the aggregates but not yet written (``project_batch(hold=True)``):
+    the stored position they start from, the position read up to, and the contracts touched
+    (with the position of each one's last event)."""
+
+    expected: int
+    position: int
+    began: float
+    events: int = 0
+    touched: dict[UUID, tuple[ServiceContract, int]] = field(default_factory=dict)
+
+
+@dataclass
 class ContractViews:
     """Keeps the per-contract conflict and priority views and the open-conflict board."""
 
@@ -166,6 +179,10 @@ class ContractViews:
     """The batch while the position is more than this far behind the head: catching up
     commits less often and ranks each touched contract once per larger batch; near the
     head, ``batch_size`` keeps views fresh."""
+    flush_events: int = 100_000
+    flush_seconds: float = 8.0
+    """Held batches (``project_batch``) are written at the latest after this many events
+    read or seconds (well within ``lock_seconds``, the lease renewed after every batch)."""
     cache_size: int = 2000
     lock_seconds: float = 30.0
     topics: list[str] = field(default_factory=contract_topics)
@@ -184,6 +201,7 @@ class ContractViews:
         self._explain = Explainer()
         self._encoded = Encoded(self._explain)
         self._boards: dict[str, BoardMemo] = {}
+        self._held: dict[str, Held] = {}
         self._lease_token: str | None = None
 
     # --- running ------------------------------------------------------------
@@ -280,30 +298,51 @@ class ContractViews:
         self, generation: str, *, max_batches: int | None = None,
         deadline: float | None = None,
     ) -> tuple[int, bool]:
-        """Project batches until the position reaches the head; (events, caught up)."""
+        """Project batches until the position reaches the head; (events, caught up).
+        Far behind the head, batches are held (``project_batch(hold=True)``) and written
+        together, at the latest when this returns."""
         processed, batches = 0, 0
-        while max_batches is None or batches < max_batches:
-            done = self.project_batch(generation)
-            if done is None:
-                return processed, True
-            processed += done
-            batches += 1
-            self._renew()
-            if _past(deadline):
-                return processed, False
+        try:
+            while max_batches is None or batches < max_batches:
+                done = self.project_batch(generation, hold=True)
+                if done is None:
+                    return processed, True
+                processed += done
+                batches += 1
+                self._renew()
+                if _past(deadline):
+                    break
+        except BaseException:
+            self._held.pop(generation, None)  # the stored position is where we start again
+            raise
+        self.flush(generation)
         return processed, False
 
-    def project_batch(self, generation: str) -> int | None:
+    def project_batch(self, generation: str, *, hold: bool = False) -> int | None:
         """Project the next batch; ``None`` when there was nothing to do.
 
         The new position is the last notification read when the batch is full,
         else the head read before the batch: both stores make commit order equal
         id order (SQLite has one writer, PostgreSQL's recorder locks the table),
         so no notification at or below the head can appear later.
+
+        With ``hold``, a batch far from the head (more than ``batch_size`` behind it) is
+        applied to the aggregates but not written: the next batches go on from it, and
+        the views of every contract they touched are written once, with the position,
+        when ``flush_events`` were read, ``flush_seconds`` went by, the head is near, or
+        ``flush`` is called (a catch-up ranks and encodes each contract once per flush,
+        not once per batch).  Nothing is visible, and nothing is lost, before that write:
+        a crash starts again from the stored position.
         """
-        position = self.store.position(generation)
+        held = self._held.pop(generation, None)
+        if held is None:
+            position = self.store.position(generation)
+            held = Held(expected=position, position=position, began=time.monotonic())
+        position = held.position
         head = self.app.head_position()
         if head <= position:
+            if held.position != held.expected:
+                self._write(generation, held)
             return None
         limit = self.batch_size
         behind = head - position
@@ -311,35 +350,55 @@ class ContractViews:
             # catching up: take what is left (up to bulk), not a bulk batch and a small tail
             limit = max(limit, min(self.bulk_batch_size, behind))
         count, last, notifications = self._read(position + 1, limit, head)
-        new_position = last if count == limit and last is not None else head
+        held.position = last if count == limit and last is not None else head
+        held.events += count
         cache = self._caches.setdefault(generation, OrderedDict())
+        touched = held.touched
+        for notification in notifications:
+            contract = self._advance(cache, notification)
+            touched[contract.id] = (contract, notification.id)
+        if hold and head - held.position > self.batch_size \
+                and held.events < self.flush_events \
+                and time.monotonic() - held.began < self.flush_seconds:
+            self._held[generation] = held
+            return count
+        if not self._write(generation, held):
+            return None  # dropped, or Redis was emptied: the caller starts again
+        return count
+
+    def flush(self, generation: str) -> None:
+        """Write what ``project_batch(hold=True)`` holds for the generation, if anything."""
+        held = self._held.pop(generation, None)
+        if held is not None and held.position != held.expected:
+            self._write(generation, held)
+
+    def _write(self, generation: str, held: Held) -> bool:
+        """The views of the contracts ``held`` touched and its position, in one commit
+        guarded by the position it started from; False when the generation is gone."""
+        position = held.expected
         board = self._boards.get(generation)
         if board is None or board.position != position:
             board = self._boards[generation] = BoardMemo(position)
         wrote: dict[str, tuple[dict[str, Any], str]] = {}
-        touched: dict[UUID, tuple[ServiceContract, int]] = {}
-        for notification in notifications:
-            contract = self._advance(cache, notification)
-            touched[contract.id] = (contract, notification.id)
         reference = shanghai_date(self.clock())
-        if touched:  # (a batch of other partitions' events only moves the position)
+        if held.touched:  # (a batch of other partitions' events only moves the position)
             self._explain.use_names(directory.organisation_names(self.app))
         ops: list[list[Any]] = []
-        for contract, event_position in touched.values():
+        for contract, event_position in held.touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position,
                                      board.items, wrote))
         if position == 0:
             ops.append(["set", view_store.reference_key(self.name, generation),
                         reference.isoformat()])
-        if not self.store.commit(generation, position, new_position, ops):
+        if not self.store.commit(generation, position, held.position, ops):
             self._boards.pop(generation, None)
             if not self.store.exists(generation):
                 self._caches.pop(generation, None)
-                return None  # dropped, or Redis was emptied: the caller starts again
-            return count
+                return False
+            return True
         board.items.update(wrote)
-        board.position = new_position
-        return count
+        board.position = held.position
+        return True
 
     def _read(self, start: int, limit: int, stop: int) -> tuple[int, int | None,
                                                                  list[Notification]]:
