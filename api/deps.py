@@ -12,6 +12,7 @@ is the one place a successful command wakes the projections.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -160,11 +161,60 @@ async def wake_after_commands(request: Request, services: ServicesDep) -> AsyncI
 
     Installed once on the API router; a command that raised never gets here.
     Waking is de-duplicated and never fails a command (see ``wake_projections``);
-    its Redis call runs on the thread pool, and only after commands.
+    its Redis calls run on the thread pool, after commands, and once for all the
+    commands that finished while a wake was under way (``SharedWake``).
     """
     yield
     if request.method in COMMAND_METHODS:
-        await run_in_threadpool(wake_projections, services)
+        state = request.app.state
+        shared: SharedWake | None = getattr(state, "shared_wake", None)
+        if shared is None or not shared.serves(services):
+            shared = state.shared_wake = SharedWake(services)
+        await shared()
+
+
+class SharedWake:
+    """``wake_projections`` for many waiting commands at once, one run at a time.
+
+    Why: one thread hop and one Redis pipeline per command was a tenth of a
+    command's time under load, and a group commit answers a whole batch at once.
+    A command waits for a run that *started* after it asked (so the run sees its
+    commit); commands asking during a run share the next one.  Lives on the event
+    loop: no lock is needed.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._loop = asyncio.get_running_loop()
+        self._running: asyncio.Task[None] | None = None
+        self._queued: asyncio.Future[None] | None = None
+
+    def serves(self, services: Services) -> bool:
+        """Whether this one wakes those services on the running loop (a test client may
+        run each request on a loop of its own)."""
+        return self.services is services and self._loop is asyncio.get_running_loop()
+
+    async def __call__(self) -> None:
+        queued = self._queued
+        if queued is None:
+            queued = self._queued = self._loop.create_future()
+            if self._running is None:
+                self._start()
+        await asyncio.shield(queued)  # a caller gone does not cancel the others' run
+
+    def _start(self) -> None:
+        done, self._queued = self._queued, None
+        assert done is not None
+        self._running = asyncio.ensure_future(self._run(done))
+
+    async def _run(self, done: asyncio.Future[None]) -> None:
+        try:
+            await run_in_threadpool(wake_projections, self.services)
+        finally:
+            done.set_result(None)
+            self._running = None
+            if self._queued is not None:
+                self._start()
 
 
 # --- authorising view reads ------------------------------------------------------
