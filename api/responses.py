@@ -59,9 +59,8 @@ class CommandResult(BaseModel):
 class KeyCreated(CommandResult):
     org: str
     role: str
-    key: str | None = Field(
-        description="The API key, shown once; null when an idempotent repeat answers"
-    )
+    key: str | None = Field(description="The API key, shown once; "
+                                        "null when an idempotent repeat answers")
 
 
 # --- organisations and contracts ---------------------------------------------------

@@ -30,9 +30,8 @@ class Webhook(BaseModel):
     owner: WebhookOwner
     version: int
     created_at: str
-    previous_secret_until: str | None = Field(
-        description="Until when the secret before the last rotation still signs"
-    )
+    previous_secret_until: str | None = Field(description="Until when the secret before "
+                                                          "the last rotation still signs")
 
 
 class WebhookCreated(Webhook):
