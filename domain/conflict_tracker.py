@@ -102,12 +102,16 @@ class ConflictTracker:
         """Spans by window ends: directives repeat a few windows (the period, its months)."""
         self._cited: dict[str, dict[str, Any]] = {}
         """Resolved conflict id → how later conflicts cite it (``precedent``)."""
+        self._covered: dict[Span, range] = {}
+        """Weeks covered by each distinct span (a memo, shared by copies like ``_windows``)."""
         for directive in directives:
             if directive.get("status", "active") == "active":
                 self._add(directive)
         for record in view.values():
             self._index(record, +1)
-        self.load.bear_all(self._load_of(key) for key in self.active)
+        # only directives asking hours bear load (``_load_of`` answers NONE for the others)
+        self.load.bear_all(self._load_of(key) for key, directive in self.active.items()
+                           if directive.get("hours_per_week"))
 
     def copy(self, terms: Mapping[str, Any]) -> ConflictTracker:
         """An independent twin for a copy of the contract: far cheaper than a rebuild."""
@@ -339,8 +343,12 @@ class ConflictTracker:
 
     def _with_precedents(self, detection: Detection, kind: str) -> dict[str, Any]:
         cited: set[str] = set()
-        for member in detection.members:
-            cited |= self.resolved_of_member.get(member, set())
+        resolved = self.resolved_of_member
+        if resolved:  # one lookup per member, no empty set made for each
+            for member in detection.members:
+                ids = resolved.get(member)
+                if ids:
+                    cited |= ids
         if KINDS[kind].locality == SUBJECT:
             cited |= self.resolved_on_subject.get(detection.key[0], set())
         if not cited:
@@ -399,14 +407,20 @@ class ConflictTracker:
         hours = to_micro(directive.get("hours_per_week") or 0)
         if hours <= 0:
             return directive, range(0), 0, NONE
-        kinds = self.open_of_member.get(key, {}).values()
-        if any(KINDS[kind].blocks for kind in kinds):
+        kinds = self.open_of_member.get(key)
+        if not kinds:
+            mode = FREE
+        elif any(KINDS[kind].blocks for kind in kinds.values()):
             mode = NONE
-        elif any(KINDS[kind].one_side for kind in kinds):
+        elif any(KINDS[kind].one_side for kind in kinds.values()):
             mode = SHARED
         else:
             mode = FREE
-        return directive, covered_weeks(self.spans[key], self.period), hours, mode
+        span = self.spans[key]
+        weeks = self._covered.get(span)
+        if weeks is None:
+            weeks = self._covered[span] = covered_weeks(span, self.period)
+        return directive, weeks, hours, mode
 
     # --- directives ----------------------------------------------------------------------
 
@@ -422,7 +436,11 @@ class ConflictTracker:
         else:
             span = self.period
         self.spans[key] = span
-        self.by_subject.setdefault(directive["subject"], set()).add(key)
+        group = self.by_subject.get(directive["subject"])
+        if group is None:
+            self.by_subject[directive["subject"]] = {key}
+        else:
+            group.add(key)
 
     def _remove(self, directive: Directive) -> None:
         key = directive["id"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 from domain.conflicts import blocking_kinds, find_conflicts, one_side_outcomes
@@ -257,7 +258,7 @@ def rank(
                 placed = 2
         scored.append((placed, -score, get("issued_version") or 0, str(key),
                        score, directive, components))
-    scored.sort(key=_ranking_key)
+    scored.sort(key=RANKING_KEY)
     schedule = WeeklySchedule(state)
     hours, covered = state.hours, state.covered
     not_scheduled = {"outcome": BLOCKED, "hours_granted": 0.0}
@@ -296,8 +297,8 @@ def rank(
     return ranked
 
 
-def _ranking_key(entry: tuple[Any, ...]) -> tuple[Any, ...]:
-    return entry[:4]
+RANKING_KEY = itemgetter(0, 1, 2, 3)
+"""Tier, minus score, issue order, id: what a ranking is sorted by."""
 
 
 class WeeklySchedule:

@@ -29,6 +29,9 @@ Directive = Mapping[str, Any]
 
 NONE, FREE, SHARED = 0, 1, 2
 
+Bearing = tuple[Directive, int, int, int, int]
+"""How a directive bears load: (directive, first week, last week, micro-hours, mode)."""
+
 
 class WeeklyLoad:
     def __init__(self, terms: Mapping[str, Any], period: Span) -> None:
@@ -174,10 +177,10 @@ class WeeklyLoad:
         return bool(self.count[index]) and (
             self.committed + self.free[index] + self.shared_max[index] > self.weekly)
 
-    def involved(self, first: int, last: int) -> list[tuple[Directive, int]]:
-        """Every directive bearing load in weeks ``first`` to ``last``, with its micro-hours."""
-        return [(directive, hours) for directive, start, end, hours, _ in self.bearing.values()
-                if start <= last and first <= end]
+    def involved(self, first: int, last: int) -> list[Bearing]:
+        """How each directive bearing load in weeks ``first`` to ``last`` bears it (``Bearing``:
+        the directive, its first and last week, its micro-hours and its mode)."""
+        return [entry for entry in self.bearing.values() if entry[1] <= last and first <= entry[2]]
 
     def widened(self, stretches: Iterable[range]) -> list[tuple[int, int]]:
         """The stretches widened to the ends of the over-capacity runs touching them, merged."""

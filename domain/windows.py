@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -36,8 +37,10 @@ def week_number(day: date) -> int:
     return (day.toordinal() - 1) // 7
 
 
+@cache
 def week_label(number: int) -> str:
-    """The ISO week string of a week number, e.g. ``"2008-W24"``."""
+    """The ISO week string of a week number, e.g. ``"2008-W24"`` (remembered: a contract
+    names the same few dozen weeks in every over-capacity detection)."""
     year, week, _ = date.fromordinal(number * 7 + 1).isocalendar()
     return f"{year}-W{week:02d}"
 
