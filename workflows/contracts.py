@@ -70,6 +70,18 @@ def on_contract(ledger: Ledger, caller: Caller, contract_id: str,
                 expected_version: int | None = None) -> CommandResult:
     """A command on one contract: load it (checking ``If-Match``), let ``act``
     authorise and change it and name what it changed, save."""
+    attempt = contract_attempt(ledger, caller, contract_id, act, expected_version)
+    return ledger.execute(caller, request, attempt, serial_key=contract_id)
+
+
+def contract_attempt(
+    ledger: Ledger,
+    caller: Caller,
+    contract_id: str,
+    act: Callable[[ServiceContract], str],
+    expected_version: int | None = None,
+) -> Callable[[], Change]:
+    """``on_contract``'s attempt, for a caller that submits it (``Ledger.submit``)."""
 
     def attempt() -> Change:
         contract = readable(ledger, caller, contract_id)
@@ -80,7 +92,7 @@ def on_contract(ledger: Ledger, caller: Caller, contract_id: str,
             )
         return Change([contract], contract, act(contract))
 
-    return ledger.execute(caller, request, attempt, serial_key=contract_id)
+    return attempt
 
 
 # --- use cases -----------------------------------------------------------------------

@@ -6,19 +6,51 @@ Each is one command on one contract (``workflows.contracts.on_contract``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
+
 from domain import access
 from domain.contract import ServiceContract
 from domain.directives import Classification, DirectiveFields, DirectivePatch, Dispute
 from domain.organisations import Caller
 from domain.terms import Admission
-from workflows.contracts import on_contract
+from workflows.contracts import contract_attempt, on_contract
 from workflows.idempotency import IdempotentRequest
 from workflows.ledger import CommandResult, Ledger
 
 
-def issue_directive(ledger: Ledger, caller: Caller, contract_id: str, fields: DirectiveFields, *,
-                    request: IdempotentRequest | None = None,
-                    expected_version: int | None = None) -> CommandResult:
+def issue_directive(
+    ledger: Ledger,
+    caller: Caller,
+    contract_id: str,
+    fields: DirectiveFields,
+    *,
+    request: IdempotentRequest | None = None,
+    expected_version: int | None = None,
+) -> CommandResult:
+    return on_contract(ledger, caller, contract_id, issuing(ledger, caller, fields, request),
+                       request=request, expected_version=expected_version)
+
+
+def submit_directive(
+    ledger: Ledger,
+    caller: Caller,
+    contract_id: str,
+    fields: DirectiveFields,
+    *,
+    request: IdempotentRequest | None = None,
+    expected_version: int | None = None,
+) -> Future[CommandResult] | None:
+    """``issue_directive`` queued for the next group commit (``Ledger.submit``): for the
+    ``async`` route, which awaits it without a thread.  ``None`` without group commit."""
+    act = issuing(ledger, caller, fields, request)
+    attempt = contract_attempt(ledger, caller, contract_id, act, expected_version)
+    return ledger.submit(caller, request, attempt)
+
+
+def issuing(
+    ledger: Ledger, caller: Caller, fields: DirectiveFields, request: IdempotentRequest | None
+) -> Callable[[ServiceContract], str]:
     def act(contract: ServiceContract) -> str:
         access.require_stakeholder(caller, contract)
         directive_id = (
@@ -30,8 +62,7 @@ def issue_directive(ledger: Ledger, caller: Caller, contract_id: str, fields: Di
         )
         return str(directive_id)
 
-    return on_contract(ledger, caller, contract_id, act, request=request,
-                       expected_version=expected_version)
+    return act
 
 
 def amend_directive(ledger: Ledger, caller: Caller, contract_id: str, directive_id: str,

@@ -3,12 +3,14 @@
 Why: one ``eventsourcing`` save per command is one PostgreSQL transaction (a
 table lock, several round trips and a WAL flush), so a few dozen to a few
 hundred commands a second is all one process manages, however many clients
-wait.  Here commands queue up while a transaction is in flight; the next
-*leader* (one of the waiting request threads, so no extra thread) takes the
-whole queue, runs every command in arrival order against one working copy of
-each aggregate it touches, and records all their events with one
-``save`` — one ``insert_events``, one commit.  Each command then answers with
-its own version and position, only after that commit.
+wait.  Here commands queue up while a transaction is in flight; the
+committer thread (one per ledger, started by the first command and ended when
+idle) takes the whole queue, runs every command in arrival order against one
+working copy of each aggregate it touches, and records all their events with
+one ``save`` — one ``insert_events``, one commit.  Each command then answers
+with its own version and position, only after that commit, through a future:
+a request thread waits on it (``run``), an ``async`` route awaits it
+(``submit``) and holds no thread at all.
 
 The batch works on the cached aggregates themselves, not on copies (see
 ``WorkingSet``): nothing is deep-copied per batch.
@@ -44,6 +46,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -162,20 +165,23 @@ class WorkingSet:
 
 @dataclass(eq=False)
 class Job:
-    """One command waiting for its batch."""
+    """One command waiting for its batch; answered through ``future``."""
 
     caller: Any
     request: Any
     attempt: Callable[[], Any]
-    wake: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False
+    future: Future[Any] = field(default_factory=Future)
     done: bool = False
-    result: Any = None
     error: BaseException | None = None
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
-        self.result, self.error, self.done = result, error, True
-        self.wake.set()
+        self.error, self.done = error, True
+        if self.future.cancelled():  # its caller left (a client gone): recorded all the same
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
 
     def record_id(self) -> UUID | None:
         return self.request.record_id(self.caller.principal_id) if self.request else None
@@ -191,14 +197,19 @@ class Staged:
 
 
 class GroupCommitter:
-    """Queues commands and lets one waiting thread at a time record a batch of them."""
+    """Queues commands; a committer thread of its own records them, a batch at a time."""
+
+    IDLE_SECONDS = 1.0
+    """How long the committer thread waits for work before it ends (a new one starts
+    with the next command), so an idle ledger holds no thread."""
 
     def __init__(self, app: Committing, max_batch: int = MAX_BATCH) -> None:
         self._app = app
         self._max_batch = max_batch
         self._mutex = threading.Lock()
+        self._arrived = threading.Condition(self._mutex)
         self._pending: deque[Job] = deque()
-        self._leading = False
+        self._thread: threading.Thread | None = None
         self._local = threading.local()
         self.batches = 0
         """How many batches committed in one transaction (for tests and the benchmark)."""
@@ -206,52 +217,54 @@ class GroupCommitter:
         """How many batches met a version conflict and were redone one by one."""
 
     def working_set(self) -> WorkingSet | None:
-        """The batch this thread is running, if it is a leader in the middle of one."""
+        """The batch this thread is running, if it is the committer in the middle of one."""
         working: WorkingSet | None = getattr(self._local, "working", None)
         return working
 
     def run(self, caller: Any, request: Any, attempt: Callable[[], Any]) -> Any:
         """Run one command; answer once its events are committed (or raise its error)."""
-        if self.working_set() is not None:  # a command inside a command: no batch within one
+        if threading.current_thread() is self._thread:  # a command inside a command
             return self._app.attempt_until_saved(caller, request, attempt)
+        return self.submit(caller, request, attempt).result()
+
+    def submit(self, caller: Any, request: Any, attempt: Callable[[], Any]) -> Future[Any]:
+        """Queue one command; its future answers once its events are committed.
+
+        An ``async`` route awaits it (``asyncio.wrap_future``) without holding a thread.
+        """
         job = Job(caller, request, attempt)
         with self._mutex:
             self._pending.append(job)
-            if not self._leading:
-                self._leading = job.lead = True
-        while not job.done:
-            if job.lead:
-                job.lead = False
-                self._lead()
-                continue
-            job.wake.wait()
-            job.wake.clear()
-        if job.error is not None:
-            raise job.error
-        return job.result
+            if self._thread is None or not self._thread.is_alive():  # none yet, or forked
+                self._thread = threading.Thread(
+                    target=self._serve, name="group-commit", daemon=True)
+                self._thread.start()
+            else:
+                self._arrived.notify()
+        return job.future
 
-    def _lead(self) -> None:
-        """Record one batch, then hand the lead to the oldest waiting command, if any."""
-        with self._mutex:
-            batch = [self._pending.popleft()
-                     for _ in range(min(self._max_batch, len(self._pending)))]
-        deferred: list[Job] = []
-        try:
-            deferred = self._record_batch(batch)
-        except BaseException as error:  # a bug here must not strand the waiting threads
-            for job in batch:
-                if not job.done:
-                    job.finish(error=error)
-            raise
-        finally:
+    def _serve(self) -> None:
+        """The committer thread: batch after batch while commands keep coming."""
+        while True:
             with self._mutex:
-                self._pending.extendleft(reversed(deferred))
-                if self._pending:
-                    successor = self._pending[0]
-                    successor.lead = True
-                    successor.wake.set()
-                else:
-                    self._leading = False
+                if not self._pending:
+                    self._arrived.wait(self.IDLE_SECONDS)
+                if not self._pending:
+                    self._thread = None
+                    return
+                batch = [self._pending.popleft()
+                         for _ in range(min(self._max_batch, len(self._pending)))]
+            deferred: list[Job] = []
+            try:
+                deferred = self._record_batch(batch)
+            except BaseException as error:  # a bug here must not strand the waiting commands
+                log.exception("a batch failed")
+                for job in batch:
+                    if not job.done:
+                        job.finish(error=error)
+            finally:
+                with self._mutex:
+                    self._pending.extendleft(reversed(deferred))
 
     def _record_batch(self, batch: list[Job]) -> list[Job]:
         """Run the batch on one working set and save it; answers the jobs, returns deferred ones."""

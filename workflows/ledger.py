@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -204,6 +205,16 @@ class Ledger(Application):
         with self._command_locks[stripe] if stripe is not None else nullcontext():
             return self.attempt_until_saved(caller, request, attempt)
 
+    def submit(
+        self, caller: Caller, request: IdempotentRequest | None, attempt: Attempt,
+    ) -> Future[CommandResult] | None:
+        """``execute`` answered later, through a future, when group commit is on (for an
+        ``async`` route: it awaits the batch without holding a thread); ``None`` when
+        commands are saved one by one (then call ``execute`` on a thread)."""
+        if self.group_commit is None:
+            return None
+        return self.group_commit.submit(caller, request, attempt)
+
     def attempt_until_saved(
         self, caller: Caller, request: IdempotentRequest | None, attempt: Attempt,
     ) -> CommandResult:
@@ -295,8 +306,9 @@ class Ledger(Application):
         the check is one small query, in parallel, and nothing is copied: a key
         revoked by another process is still refused at once.
         """
-        with self.repository.lock_for(aggregate_id):  # not while a batch has it borrowed
-            cached = self.repository.cached(aggregate_id)
+        repository = cast("LoadSafeRepository", self.repository)
+        with repository.lock_for(aggregate_id):  # not while a batch has it borrowed
+            cached = repository.cached(aggregate_id)
         if cached is not None and not self.recorder.select_events(
                 aggregate_id, gt=cached.version, limit=1):
             return cached

@@ -37,6 +37,12 @@ class LoadSafeRepository(Repository):
         if version is not None or not self.cache:
             return self._fresh(super().get(aggregate_id, version=version, **kwargs), version)
         with self._load_locks[hash(aggregate_id) % self.STRIPES]:
+            if getattr(self.cached(aggregate_id), "_pending_events", None):
+                # Borrowed and changed by this thread's batch (``WorkingSet``), not yet
+                # saved: a load sees what is stored, as it would anywhere else.
+                stored = Repository(event_store=self.event_store,
+                                    snapshot_store=self.snapshot_store)
+                return self._fresh(stored.get(aggregate_id, **kwargs), None)
             aggregate = self._fresh(super().get(aggregate_id, **kwargs), None)
             if aggregate is not None and vars(aggregate).get("reloaded_from_events"):
                 del vars(aggregate)["reloaded_from_events"]
