@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -94,7 +94,8 @@ async def get_vault(services: ServicesDep) -> SecretVault:
 VaultDep = Annotated[SecretVault, Depends(get_vault)]
 
 
-def get_caller(
+async def get_caller(
+    request: Request,
     ledger: LedgerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
@@ -104,10 +105,22 @@ def get_caller(
                             headers=unauthenticated)
     if not credentials.credentials.isascii():  # keys are ASCII; the admin key compare needs it
         raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
-    caller = directory.authenticate(ledger, credentials.credentials)
+    caller = await shared(request, "authenticate", ledger, authenticate_keys)(
+        credentials.credentials)
     if caller is None:
         raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
     return caller
+
+
+def authenticate_keys(ledger: Ledger, keys: frozenset[str]) -> dict[str, Any]:
+    """``directory.authenticate`` of each key; a key's error is its answer."""
+    answers: dict[str, Any] = {}
+    for key in keys:
+        try:
+            answers[key] = directory.authenticate(ledger, key)
+        except Exception as error:  # a store outage, say: that request answers with it
+            answers[key] = error
+    return answers
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -162,56 +175,82 @@ async def wake_after_commands(request: Request, services: ServicesDep) -> AsyncI
     Installed once on the API router; a command that raised never gets here.
     Waking is de-duplicated and never fails a command (see ``wake_projections``);
     its Redis calls run on the thread pool, after commands, and once for all the
-    commands that finished while a wake was under way (``SharedWake``).
+    commands that finished while a wake was under way (``SharedRuns``).
     """
     yield
     if request.method in COMMAND_METHODS:
-        state = request.app.state
-        shared: SharedWake | None = getattr(state, "shared_wake", None)
-        if shared is None or not shared.serves(services):
-            shared = state.shared_wake = SharedWake(services)
-        await shared()
+        await shared(request, "wake", services, wake_all)(None)
 
 
-class SharedWake:
-    """``wake_projections`` for many waiting commands at once, one run at a time.
+def wake_all(services: Services, _: frozenset[None]) -> dict[None, None]:
+    wake_projections(services)
+    return {None: None}
 
-    Why: one thread hop and one Redis pipeline per command was a tenth of a
-    command's time under load, and a group commit answers a whole batch at once.
-    A command waits for a run that *started* after it asked (so the run sees its
-    commit); commands asking during a run share the next one.  Lives on the event
-    loop: no lock is needed.
+
+def shared(request: Request, name: str, subject: Any,
+           call: Callable[[Any, frozenset[Any]], dict[Any, Any]]) -> SharedRuns:
+    """The app's ``SharedRuns`` of that name, for that subject (the ledger, the services)."""
+    state = request.app.state
+    runs: dict[str, SharedRuns] = getattr(state, "shared_runs", None) or {}
+    found = runs.get(name)
+    if found is None or not found.serves(subject):
+        found = runs[name] = SharedRuns(subject, call)
+        state.shared_runs = runs
+    return found
+
+
+class SharedRuns:
+    """A blocking call on the thread pool, made once for many waiting requests.
+
+    Why: a thread hop per request (authenticating its key, waking the
+    projections after its command) was a fifth of the event loop's time in the
+    command-path profile.  Requests that ask while a run is under way share the
+    next run, one run at a time: ``call(subject, keys)`` answers each key asked
+    (a key's answer may be an exception, raised to its requests).  A request
+    waits for a run that *started* after it asked, so it sees what the request
+    did (a command's commit) and what others did before (a key revoked).  Lives
+    on the event loop: no lock is needed.
     """
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, subject: Any,
+                 call: Callable[[Any, frozenset[Any]], dict[Any, Any]]) -> None:
+        self.subject = subject
+        self._call = call
         self._loop = asyncio.get_running_loop()
         self._running: asyncio.Task[None] | None = None
-        self._queued: asyncio.Future[None] | None = None
+        self._queued: tuple[set[Any], asyncio.Future[dict[Any, Any]]] | None = None
 
-    def serves(self, services: Services) -> bool:
-        """Whether this one wakes those services on the running loop (a test client may
+    def serves(self, subject: Any) -> bool:
+        """Whether this one is for that subject on the running loop (a test client may
         run each request on a loop of its own)."""
-        return self.services is services and self._loop is asyncio.get_running_loop()
+        return self.subject is subject and self._loop is asyncio.get_running_loop()
 
-    async def __call__(self) -> None:
+    async def __call__(self, key: Any) -> Any:
         queued = self._queued
         if queued is None:
-            queued = self._queued = self._loop.create_future()
-            if self._running is None:
-                self._start()
-        await asyncio.shield(queued)  # a caller gone does not cancel the others' run
+            queued = self._queued = (set(), self._loop.create_future())
+        queued[0].add(key)
+        if self._running is None:
+            self._start()
+        answer = (await asyncio.shield(queued[1]))[key]  # one request gone: the run goes on
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     def _start(self) -> None:
-        done, self._queued = self._queued, None
-        assert done is not None
-        self._running = asyncio.ensure_future(self._run(done))
+        assert self._queued is not None
+        (keys, answers), self._queued = self._queued, None
+        self._running = asyncio.ensure_future(self._run(frozenset(keys), answers))
 
-    async def _run(self, done: asyncio.Future[None]) -> None:
+    async def _run(self, keys: frozenset[Any], answers: asyncio.Future[dict[Any, Any]]) -> None:
         try:
-            await run_in_threadpool(wake_projections, self.services)
+            answers.set_result(await run_in_threadpool(self._call, self.subject, keys))
+        except asyncio.CancelledError:
+            answers.cancel()
+            raise
+        except Exception as error:
+            answers.set_exception(error)
         finally:
-            done.set_result(None)
             self._running = None
             if self._queued is not None:
                 self._start()
