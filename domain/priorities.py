@@ -271,9 +271,11 @@ def rank(
     for position, (placed, _, _, key, score, directive, components) in enumerate(scored, 1):
         asked, weeks = hours[key], covered[key]
         sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
-        reached = [outcome for index, outcome in sides_of or () if index in carried]
-        if sides_of and not reached:
-            carried.update(index for index, _ in sides_of)
+        reached = None  # most directives are in no open one-side conflict: no list made
+        if sides_of:
+            reached = [outcome for index, outcome in sides_of if index in carried]
+            if not reached:
+                carried.update(index for index, _ in sides_of)
         if placed == UNSCHEDULABLE_TIER:
             granted = not_scheduled
         elif reached:
