@@ -20,6 +20,7 @@ section of ``docs/benchmarks.md`` between marker comments.
 
     .venv/bin/python bench/detection.py [--quick] [--out docs/benchmarks.md]
     .venv/bin/python bench/detection.py --profile     # cProfile of (a)
+    .venv/bin/python bench/detection.py --profile-replay [--events N]   # cProfile of (c)
 """
 
 from __future__ import annotations
@@ -271,6 +272,29 @@ def ten_thousand_events(app: Bench, events: int = 10_000) -> ServiceContract:
     return contract
 
 
+def load_as_of(app: Bench, contract_id: Any, version: int) -> Any:
+    """(c)'s unit of work: the contract as of ``version`` (a snapshot and the events after
+    it, conflicts folded) and its priorities."""
+    loaded: Any = app.repository.get(contract_id, version=version)
+    priority_view(loaded.terms, loaded.active_directives(), REFERENCE,
+                  conflicts=loaded.conflicts)
+    return loaded
+
+
+def profile_replay(events: int) -> None:
+    """cProfile of 30 loads of (c), by own time: where a load as of a version goes."""
+    app = Bench(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    contract = ten_thousand_events(app, events)
+    rng = random.Random(5)
+    versions = [rng.randrange(2, contract.version + 1) for _ in range(30)]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for version in versions:
+        load_as_of(app, contract.id, version)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+
+
 def measure_replay(repeat: int, events: int) -> dict[str, Any]:
     app = Bench(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     began = time.perf_counter()
@@ -287,9 +311,7 @@ def measure_replay(repeat: int, events: int) -> dict[str, Any]:
         times = []
         for version in versions:
             started = time.perf_counter()
-            loaded: Any = app.repository.get(contract.id, version=version)
-            priority_view(loaded.terms, loaded.active_directives(), REFERENCE,
-                          conflicts=loaded.conflicts)
+            loaded = load_as_of(app, contract.id, version)
             times.append(time.perf_counter() - started)
             assert loaded.version == version
         medians[name] = statistics.median(times) * 1000
@@ -322,6 +344,8 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="profile (a) and stop")
+    parser.add_argument("--profile-replay", action="store_true",
+                        help="profile (c), 30 loads of a 10,000-event contract, and stop")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats and a 3,000-event contract for (c)")
     parser.add_argument("--repeat", type=int)
@@ -331,6 +355,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.profile:
         profile_detection()
+        return
+    if args.profile_replay:
+        profile_replay(args.events or 10_000)
         return
     repeat = args.repeat or (7 if args.quick else 21)
     events = args.events or (3_000 if args.quick else 10_000)
