@@ -367,7 +367,9 @@ def parse_wrk(text: str) -> dict[str, Any]:
         number, unit = re.fullmatch(r"([\d.]+)([a-z]+)", value).groups()  # type: ignore[union-attr]
         return float(number) * units[unit]
 
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", text, re.M))
+    if set(latency) != {"50", "99"}:
+        raise SystemExit(f"wrk's answer has no latency distribution:\n{text}")
     requests, elapsed = re.search(r"(\d+) requests in ([\d.]+[a-z]+)", text).groups()  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(r"Socket errors: (.*)", text)
