@@ -109,9 +109,12 @@ class ConflictTracker:
                 self._add(directive)
         for record in view.values():
             self._index(record, +1)
-        # only directives asking hours bear load (``_load_of`` answers NONE for the others)
-        self.load.bear_all(self._load_of(key) for key, directive in self.active.items()
-                           if directive.get("hours_per_week"))
+        # Only directives asking hours bear load (``_load_of`` answers NONE for the others).
+        # They bear it in id order: ``over_capacity`` sorts the ids of a run's members on
+        # every change that moves load, and a sort of ids already in order (but for the
+        # few the fold re-bears since) costs one pass, not n log n comparisons.
+        self.load.bear_all(self._load_of(key) for key in sorted(
+            [key for key, directive in self.active.items() if directive.get("hours_per_week")]))
 
     def copy(self, terms: Mapping[str, Any]) -> ConflictTracker:
         """An independent twin for a copy of the contract: far cheaper than a rebuild."""

@@ -46,7 +46,9 @@ class WeeklyLoad:
         self.shared: dict[str, dict[int, list[int]]] = {}
         """Subject → week index → the micro-hours of its shared members covering the week."""
         self.bearing: dict[str, tuple[Directive, int, int, int, int]] = {}
-        """Directive id → (directive, first week, last week, micro-hours, mode)."""
+        """Directive id → (directive, first week, last week, micro-hours, mode).  Callers of
+        ``bear_all`` give directives in id order, so that the ids of ``involved`` come
+        nearly sorted (only those re-borne since are out of order): cheap to sort."""
 
     @classmethod
     def of_state(
