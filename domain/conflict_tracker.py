@@ -102,8 +102,6 @@ class ConflictTracker:
         """Spans by window ends: directives repeat a few windows (the period, its months)."""
         self._cited: dict[str, dict[str, Any]] = {}
         """Resolved conflict id → how later conflicts cite it (``precedent``)."""
-        self._covered: dict[Span, range] = {}
-        """Weeks covered by each distinct span (a memo, shared by copies like ``_windows``)."""
         for directive in directives:
             if directive.get("status", "active") == "active":
                 self._add(directive)
@@ -419,11 +417,7 @@ class ConflictTracker:
             mode = SHARED
         else:
             mode = FREE
-        span = self.spans[key]
-        weeks = self._covered.get(span)
-        if weeks is None:
-            weeks = self._covered[span] = covered_weeks(span, self.period)
-        return directive, weeks, hours, mode
+        return directive, covered_weeks(self.spans[key], self.period), hours, mode
 
     # --- directives ----------------------------------------------------------------------
 

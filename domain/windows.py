@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -56,6 +56,13 @@ def week_dates(label: str) -> tuple[date, date]:
     return monday, monday + timedelta(days=6)
 
 
+@lru_cache(maxsize=1 << 14)
+def day_ordinal(text: str) -> int:
+    """The proleptic ordinal of an ISO date (remembered: a contract's thousands of windows
+    start and end on a few hundred days)."""
+    return date.fromisoformat(text).toordinal()
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """Inclusive first and last day of a window, as proleptic ordinals."""
@@ -65,8 +72,7 @@ class Span:
 
     @classmethod
     def of(cls, window: Mapping[str, str]) -> Span:
-        return cls(date.fromisoformat(window["from"]).toordinal(),
-                   date.fromisoformat(window["to"]).toordinal())
+        return cls(day_ordinal(window["from"]), day_ordinal(window["to"]))
 
     @property
     def first_week(self) -> int:
