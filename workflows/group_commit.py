@@ -51,9 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import EventStore, IntegrityError
-from eventsourcing.postgres import PostgresAggregateRecorder
-from psycopg.sql import SQL, Identifier
+from eventsourcing.persistence import IntegrityError
 
 from workflows.store import STORE_OUTAGES
 
@@ -391,24 +389,3 @@ class GroupCommitter:
             else:
                 job.finish(result=result)
 
-
-def put_snapshots(store: EventStore[Any], snapshots: list[Any]) -> None:
-    """Write snapshots; on PostgreSQL with one plain INSERT of binary bytes.
-
-    Why: the library's insert sends a composite array, which psycopg dumps as
-    escaped text in Python: 0.75 s for the multi-MB snapshot of a contract with
-    a few thousand directives, holding the GIL inside the command path.  A
-    snapshot of a version already kept (another process took it) is skipped.
-    """
-    recorder = store.recorder
-    if not isinstance(recorder, PostgresAggregateRecorder):
-        store.put(snapshots)
-        return
-    statement = SQL(
-        "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
-        "VALUES (%s, %s, %s, %b) ON CONFLICT DO NOTHING"
-    ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-    rows = [(s.originator_id, s.originator_version, s.topic, s.state)
-            for s in map(store.mapper.to_stored_event, snapshots)]
-    with recorder.datastore.transaction(commit=True) as cursor:
-        cursor.executemany(statement, rows)
