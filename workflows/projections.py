@@ -23,12 +23,10 @@ one leaves at once.  A commit sets a wake flag and sends a task
 flag before it reads the log and looks at it again before and after it lets
 the lease go, so a commit is never left waiting for the periodic safety net.
 
-Over 400 lines because reading, applying, the lease and the status of one
+Over 600 lines because reading, applying, the lease and the status of one
 partition share the projector's state (its caches and lease token); the
 partition-wide driving lives in ``projection_control``.
 
-Long because a partition's projection (batches, leases, rebuild, refresh, status) is one
-consumer's state; the partitioned driver lives in projection_control.py.
 """
 
 from __future__ import annotations
