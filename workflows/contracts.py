@@ -74,13 +74,9 @@ def on_contract(ledger: Ledger, caller: Caller, contract_id: str,
     return ledger.execute(caller, request, attempt, serial_key=contract_id)
 
 
-def contract_attempt(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    act: Callable[[ServiceContract], str],
-    expected_version: int | None = None,
-) -> Callable[[], Change]:
+def contract_attempt(ledger: Ledger, caller: Caller, contract_id: str,
+                     act: Callable[[ServiceContract], str],
+                     expected_version: int | None = None) -> Callable[[], Change]:
     """``on_contract``'s attempt, for a caller that submits it (``Ledger.submit``)."""
 
     def attempt() -> Change:

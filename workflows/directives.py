@@ -19,28 +19,16 @@ from workflows.idempotency import IdempotentRequest
 from workflows.ledger import CommandResult, Ledger
 
 
-def issue_directive(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    fields: DirectiveFields,
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> CommandResult:
+def issue_directive(ledger: Ledger, caller: Caller, contract_id: str, fields: DirectiveFields, *,
+                    request: IdempotentRequest | None = None,
+                    expected_version: int | None = None) -> CommandResult:
     return on_contract(ledger, caller, contract_id, issuing(ledger, caller, fields, request),
                        request=request, expected_version=expected_version)
 
 
-def submit_directive(
-    ledger: Ledger,
-    caller: Caller,
-    contract_id: str,
-    fields: DirectiveFields,
-    *,
-    request: IdempotentRequest | None = None,
-    expected_version: int | None = None,
-) -> Future[CommandResult] | None:
+def submit_directive(ledger: Ledger, caller: Caller, contract_id: str, fields: DirectiveFields, *,
+                     request: IdempotentRequest | None = None,
+                     expected_version: int | None = None) -> Future[CommandResult] | None:
     """``issue_directive`` queued for the next group commit (``Ledger.submit``): for the
     ``async`` route, which awaits it without a thread.  ``None`` without group commit."""
     act = issuing(ledger, caller, fields, request)
