@@ -24,8 +24,6 @@ from domain.windows import MICRO, Span, period_span
 
 Directive = Mapping[str, Any]
 
-NOTHING_OUTSIDE = Outside((), ())
-
 
 class ContractState:
     """The facts every view reads, worked out in one pass over the active directives.

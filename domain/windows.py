@@ -45,10 +45,6 @@ def week_label(number: int) -> str:
     return f"{year}-W{week:02d}"
 
 
-def week_monday(number: int) -> date:
-    return date.fromordinal(number * 7 + 1)
-
-
 def week_dates(label: str) -> tuple[date, date]:
     """The Monday and Sunday of an ISO week label such as ``2008-W24``."""
     year, _, week = label.partition("-W")
@@ -92,12 +88,6 @@ class Span:
 def period_span(terms: Mapping[str, Any]) -> Span:
     period = terms["period"]
     return Span.of({"from": period["start"], "to": period["end"]})
-
-
-def window_span(directive: Mapping[str, Any], terms: Mapping[str, Any]) -> Span:
-    """The directive's window; a directive without one applies for the whole period."""
-    window = directive.get("window")
-    return Span.of(window) if window else period_span(terms)
 
 
 def covered_weeks(span: Span, period: Span) -> range:
