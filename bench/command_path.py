@@ -21,7 +21,7 @@ a py-spy profile (``--gil``) of each Threadneedle server during its timed run.
         [--repeats 3] [--postgres URL | --sqlite] [--json PATH] [--profile DIR]
         [--load python -n 1500]   (full: 10 s or -n 1500, 3 repeats)
 
-Over 400 lines because the five subjects share one way to serve, load (wrk, or the
+Long because the five subjects share one way to serve, load (wrk, or the
 Python load generator), profile and report them: split, each would repeat it.
 """
 

@@ -22,7 +22,7 @@ section of ``docs/benchmarks.md`` between marker comments.
     .venv/bin/python bench/detection.py --profile     # cProfile of (a)
     .venv/bin/python bench/detection.py --profile-replay [--events N]   # cProfile of (c)
 
-Just over 400 lines: the three measurements share one generator of contracts.
+Long because the three measurements share one generator of contracts.
 """
 
 from __future__ import annotations

@@ -28,9 +28,6 @@ URL gets a fresh schema) and ``NEEDLE_BENCH_REDIS_URL`` (default
 flushed).  ``--json`` writes the numbers; ``--out`` writes the "Webhooks"
 section of a Markdown file between marker comments.
 
-Long (~580 lines) because the three measurements share one set-up of receivers,
-worker processes and outbox, and the check of the delivery log after them.
-
 Long because one script per benchmark area: its receivers, the throughput, isolation and
 multi-worker runs and the report share one set-up.
 """

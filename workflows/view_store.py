@@ -22,8 +22,7 @@ a view with the wrong position or a dropped generation.
 The contracts projection is partitioned by contract id (``partition_of``); each
 partition is a projection here, its keys tagged ``{contracts.p<i>}`` for Redis
 Cluster.  A contract's view is read from its partition; the board is merged
-from all of them.  (Just over 400 lines: the key layout, its scripts and their
-readers are kept in one place on purpose.)
+from all of them.
 
 Long because the Redis keys, Lua scripts and reads of the views are one schema and
 change together.

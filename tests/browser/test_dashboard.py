@@ -4,8 +4,8 @@ What the pages show is checked against what the API answers for the same key,
 so a test fails when a page shows something else than the application says.
 The test that decides a conflict runs last: it changes the demo's state.
 
-Just over 400 lines: every page shares one demo stack and one browser, which cost
-seconds to start, so the pages are tested in one module.
+Long because every page shares one demo stack and one browser, which cost seconds
+to start, so the pages are tested in one module.
 """
 
 from __future__ import annotations

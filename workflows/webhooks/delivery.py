@@ -29,9 +29,6 @@ attempts together (``GroupRecorder``): one transaction per group.  Messages
 of a subscription found disabled or deleted are marked ``failed``
 ("endpoint disabled").
 
-Just over 400 lines: the lane loop, the attempt's outcome and the group recorder
-of attempts are one job (a lane's delivery) and read best together.
-
 ``request_deliveries`` sends one ``threadneedle.webhooks.deliver`` task per
 lane, skipping lanes that had one sent in the last few seconds (a short
 Redis ``NX`` marker: only to avoid piling up duplicates; the truth is the
