@@ -8,7 +8,7 @@ an argument: the domain never reads a clock.
 Long (~800 lines) because the aggregate's events and the commands
 that record them must live on one class (the event classes nest in it, and
 replay finds them there); the rules themselves live beside it (conflicts,
-scope, resolution, values).  Section 13's commands (admission, classification,
+scope, resolution, terms, directives).  Section 13's commands (admission, classification,
 disputes, joint decisions) are short methods here for the same reason.
 """
 
