@@ -42,7 +42,7 @@ reach into the others' dictionaries.  Load lives apart (``domain.weekly_load``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from domain.conflict_records import (
@@ -58,7 +58,7 @@ from domain.conflicts import DIRECTIVE, KINDS, SUBJECT, WEEKS, Detection, kinds_
 from domain.contract_state import canonical_json
 from domain.scope import ContractScope, Outside
 from domain.weekly_load import FREE, NONE, SHARED, WeeklyLoad
-from domain.windows import Span, covered_weeks, period_span, to_micro, week_number
+from domain.windows import Span, covered_weeks, period_span, to_micro, week_dates, week_number
 
 Directive = Mapping[str, Any]
 Record = dict[str, Any]
@@ -494,8 +494,7 @@ def _rule_key(record: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _week(label: str) -> int:
-    year, _, week = label.partition("-W")
-    return week_number(date.fromisocalendar(int(year), int(week), 1))
+    return week_number(week_dates(label)[0])
 
 
 def _same_to_detectors(old: Directive, new: Directive) -> bool:

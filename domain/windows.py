@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ def week_number(day: date) -> int:
     return (day.toordinal() - 1) // 7
 
 
-@cache
+@lru_cache(maxsize=1 << 14)
 def week_label(number: int) -> str:
     """The ISO week string of a week number, e.g. ``"2008-W24"`` (remembered: a contract
     names the same few dozen weeks in every over-capacity detection)."""
