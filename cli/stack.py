@@ -51,6 +51,12 @@ class Interrupted(Exception):
     """SIGINT or SIGTERM asked the supervisor to stop."""
 
 
+_signalled: list[str] = []
+"""Signals already turned into ``Interrupted``. Python swallows an exception raised while a
+finaliser (``__del__``) runs ("Exception ignored in ..."), so the supervisor's loops raise
+it again from here (``raise_if_signalled``)."""
+
+
 @dataclass
 class Child:
     name: str
@@ -287,6 +293,7 @@ class Stack:
             time.sleep(poll)
 
     def _check_alive(self) -> None:
+        raise_if_signalled()
         for child in self.children:
             code = child.process.poll()
             if code is not None:
@@ -351,8 +358,10 @@ def raise_on_signals() -> Callable[[], None]:
     """Turn SIGINT and SIGTERM into ``Interrupted``; returns a function that restores them."""
 
     def interrupt(signum: int, _frame: object) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+        _signalled.append(signal.Signals(signum).name)
+        raise Interrupted(_signalled[-1])
 
+    _signalled.clear()
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def restore() -> None:
@@ -360,6 +369,12 @@ def raise_on_signals() -> Callable[[], None]:
             signal.signal(signum, handler)
 
     return restore
+
+
+def raise_if_signalled() -> None:
+    """Raise ``Interrupted`` if a signal came, even one whose exception Python swallowed."""
+    if _signalled:
+        raise Interrupted(_signalled[0])
 
 
 def ignore_signals() -> None:

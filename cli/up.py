@@ -16,6 +16,7 @@ from cli.stack import (
     StackError,
     demo_allowed_cidrs,
     ignore_signals,
+    raise_if_signalled,
     raise_on_signals,
     redacted,
 )
@@ -141,6 +142,7 @@ def wait_projected(services: Services, timeout: float) -> bool:
     views = services.contract_views
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        raise_if_signalled()
         status = views.status()
         if status["position"] >= status["head"] and status["status"] == "live":
             return True
