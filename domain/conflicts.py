@@ -73,6 +73,9 @@ class ConflictKind:
     find: Callable[..., list[Detection]]
     blocks: bool = False
     one_side: str | None = None
+    suspects: Callable[[ContractState], Iterable[Directive]] | None = None
+    """A ``directive`` kind's shortcut over a whole state: the only directives it can find
+    something in, in id order (``None``: every directive must be asked)."""
 
 
 KINDS: dict[str, ConflictKind] = {}
@@ -80,11 +83,12 @@ KINDS: dict[str, ConflictKind] = {}
 
 def conflict_kind(
     name: str, *, locality: str, blocks: bool = False, one_side: str | None = None,
+    suspects: Callable[[ContractState], Iterable[Directive]] | None = None,
 ) -> Callable[[Callable[..., list[Detection]]], Callable[..., list[Detection]]]:
     """Register a kind of conflict with its locality and the function that finds it there."""
 
     def register(find: Callable[..., list[Detection]]) -> Callable[..., list[Detection]]:
-        KINDS[name] = ConflictKind(name, locality, find, blocks, one_side)
+        KINDS[name] = ConflictKind(name, locality, find, blocks, one_side, suspects)
         return find
 
     return register
@@ -127,7 +131,7 @@ def find_conflicts(
         for subject, group in state.subjects_in_common:
             found += kind.find(state, subject, group)
     for kind in kinds_at(DIRECTIVE):
-        for directive in state.directives:
+        for directive in kind.suspects(state) if kind.suspects else state.directives:
             found += kind.find(state, directive)
     sharing: Iterable[Any]
     if opened is None:
@@ -239,7 +243,8 @@ def _window(span: Span) -> dict[str, str]:
 # --- out_of_scope and rule_violation: one directive against the contract ----------
 
 
-@conflict_kind("out_of_scope", locality=DIRECTIVE, blocks=True)
+@conflict_kind("out_of_scope", locality=DIRECTIVE, blocks=True,
+               suspects=lambda state: state.directives_in(state.outside))
 def out_of_scope_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
     outside = facts.outside_of(directive)
     if outside is None:
@@ -259,7 +264,8 @@ def out_of_scope_of(facts: DirectiveFacts, directive: Directive) -> list[Detecti
     )]
 
 
-@conflict_kind("rule_violation", locality=DIRECTIVE, blocks=True)
+@conflict_kind("rule_violation", locality=DIRECTIVE, blocks=True,
+               suspects=lambda state: state.directives_in(state.broken_rules))
 def rule_violations_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
     return [Detection(
         kind="rule_violation",
@@ -281,7 +287,8 @@ def rule_violations_of(facts: DirectiveFacts, directive: Directive) -> list[Dete
 # --- not_admitted and disputed (SPEC §13): one directive against the contract --------
 
 
-@conflict_kind("not_admitted", locality=DIRECTIVE, blocks=True)
+@conflict_kind("not_admitted", locality=DIRECTIVE, blocks=True,
+               suspects=lambda state: state.directives_in(state.unadmitted))
 def not_admitted_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
     """A directive from an organisation the admission list does not admit for its kind of
     work (or, naming no kind, not admitted for any)."""
@@ -301,7 +308,8 @@ def not_admitted_of(facts: DirectiveFacts, directive: Directive) -> list[Detecti
     )]
 
 
-@conflict_kind("disputed", locality=DIRECTIVE)
+@conflict_kind("disputed", locality=DIRECTIVE,
+               suspects=lambda state: [d for d in state.directives if d.get("disputes")])
 def disputes_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
     """One conflict per open dispute of the directive (it keeps its rank while disputed)."""
     return [Detection(

@@ -48,6 +48,7 @@ class ContractState:
         self.committed_hours: float = capacity["committed_hours_per_week"]
         self._canonical: dict[str, str] = {}
         self._canonical_by_value: dict[tuple[tuple[str, str], ...], str] = {}
+        self.by_id: dict[str, Directive] = {}
         self.spans: dict[str, Span] = {}
         self.covered: dict[str, range] = {}
         self.hours: dict[str, int] = {}
@@ -64,7 +65,7 @@ class ContractState:
     def _prepare(self) -> None:
         period, scope = self.period, self.scope
         first_week, last_week = period.first_week, period.last_week
-        spans, covered, hours_of = self.spans, self.covered, self.hours
+        by_id, spans, covered, hours_of = self.by_id, self.spans, self.covered, self.hours
         outside, broken_rules = self.outside, self.broken_rules
         days: dict[str, int] = {}
         windows: dict[tuple[str, str], tuple[Span, range]] = {}
@@ -76,6 +77,7 @@ class ContractState:
         untagged_rules = scope.untagged_match
         for directive in self.directives:
             key = directive["id"]
+            by_id[key] = directive
             window = directive.get("window")
             if window:
                 ends = (window["from"], window["to"])
@@ -160,6 +162,10 @@ class ContractState:
             else:
                 group.append(directive)
         return sorted(((s, ds) for s, ds in groups.items() if len(ds) > 1), key=itemgetter(0))
+
+    def directives_in(self, keyed: Iterable[str]) -> list[Directive]:
+        """The directives of the ids in ``keyed`` (a dict above, filled in id order)."""
+        return [self.by_id[key] for key in keyed]
 
     def outside_of(self, directive: Directive) -> Outside | None:
         return self.outside.get(directive["id"])
