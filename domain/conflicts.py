@@ -33,16 +33,16 @@ order, and weekly load is kept per week.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Protocol
 
 from domain.contract_state import ContractState
 from domain.detection import Detection
 from domain.scope import OPEN_DISPUTE, Outside, task_type_of
 from domain.weekly_load import Bearing, WeeklyLoad
-from domain.windows import Span, from_micro, overlap_groups, runs, week_label
+from domain.windows import Span, day_text, from_micro, overlap_groups, runs, week_label
 
 Directive = Mapping[str, Any]
 
@@ -162,22 +162,23 @@ def contradictions_on(
     group is a connected component of that overlap graph; every directive of a
     group holding two or more distinct non-null values is a member.
     """
+    canonical = facts.canonical
     valued = [d for d in group if d.get("value") is not None]
-    if len({facts.canonical(d) for d in valued}) < 2:
+    if len({canonical(d) for d in valued}) < 2:
         return []  # one value (or none) cannot contradict itself
     found = []
     for component in overlap_groups(valued, facts.span):
-        sides = _sides(facts, component)
+        sides = _sides(canonical, component)
         if len(sides) < 2:
             continue
         found.append(Detection(
             kind="contradiction",
-            members=tuple(sorted(d["id"] for d in component)),
+            members=tuple(sorted([d["id"] for d in component])),
             details={
                 "subject": subject,
                 "values": [side["value"] for side in sides.values()],
                 "sides": list(sides.values()),
-                "window": _window(_hull(facts, component)),
+                "window": _window(facts, component),
             },
             key=(subject,),
         ))
@@ -189,12 +190,20 @@ def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -
     """Groups of directives from two or more issuers asking the same value over chained windows."""
     if len({d["issuer"] for d in group}) < 2:
         return []  # one issuer cannot duplicate itself
-    same_value: dict[str, list[Directive]] = defaultdict(list)
+    canonical = facts.canonical
+    same_value: dict[str, list[Directive]] = {}
     for directive in group:
         if directive.get("value") is not None:
-            same_value[facts.canonical(directive)].append(directive)
+            text = canonical(directive)
+            alike = same_value.get(text)
+            if alike is None:
+                same_value[text] = [directive]
+            else:
+                alike.append(directive)
+    repeated = [text for text, alike in same_value.items() if len(alike) > 1]
     found = []
-    for _, alike in sorted(same_value.items()):
+    for text in sorted(repeated):
+        alike = same_value[text]
         if len({d["issuer"] for d in alike}) < 2:
             continue
         for component in overlap_groups(alike, facts.span):
@@ -203,25 +212,29 @@ def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -
                 continue
             found.append(Detection(
                 kind="duplicate",
-                members=tuple(sorted(d["id"] for d in component)),
+                members=tuple(sorted([d["id"] for d in component])),
                 details={
                     "subject": subject,
                     "values": [component[0].get("value")],
                     "issuers": issuers,
-                    "window": _window(_hull(facts, component)),
+                    "window": _window(facts, component),
                 },
                 key=(subject,),
             ))
     return found
 
 
-def _sides(facts: DirectiveFacts, component: list[Directive]) -> dict[str, dict[str, Any]]:
+def _sides(
+    canonical: Callable[[Directive], str], component: list[Directive],
+) -> dict[str, dict[str, Any]]:
     """The distinct values of a group, in canonical order, each with its directives and issuers."""
     sides: dict[str, dict[str, Any]] = {}
-    for directive in sorted(component, key=lambda d: (facts.canonical(d), str(d["id"]))):
-        side = sides.setdefault(facts.canonical(directive), {
-            "value": directive.get("value"), "directives": [], "issuers": [],
-        })
+    for text, _, directive in sorted([(canonical(d), str(d["id"]), d) for d in component],
+                                     key=_TEXT_AND_ID):
+        side = sides.get(text)
+        if side is None:
+            side = sides[text] = {"value": directive.get("value"), "directives": [],
+                                  "issuers": []}
         side["directives"].append(directive["id"])
         if directive["issuer"] not in side["issuers"]:
             side["issuers"].append(directive["issuer"])
@@ -230,14 +243,15 @@ def _sides(facts: DirectiveFacts, component: list[Directive]) -> dict[str, dict[
     return sides
 
 
-def _hull(facts: DirectiveFacts, directives: list[Directive]) -> Span:
-    spans = [facts.span(d) for d in directives]
-    return Span(min(s.first for s in spans), max(s.last for s in spans))
+_TEXT_AND_ID = itemgetter(0, 1)
 
 
-def _window(span: Span) -> dict[str, str]:
-    first, _, last = span.label().partition(" to ")
-    return {"from": first, "to": last}
+def _window(facts: DirectiveFacts, component: list[Directive]) -> dict[str, str]:
+    """The days from the first to the last of a group's windows (sorted by first day, as
+    ``overlap_groups`` gives them)."""
+    span = facts.span
+    return {"from": day_text(span(component[0]).first),
+            "to": day_text(max([span(d).last for d in component]))}
 
 
 # --- out_of_scope and rule_violation: one directive against the contract ----------

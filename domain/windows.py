@@ -13,10 +13,10 @@ view computed from directives that arrived in another order is the same view.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any, TypeVar
+from operator import itemgetter
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -59,9 +59,17 @@ def day_ordinal(text: str) -> int:
     return date.fromisoformat(text).toordinal()
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """Inclusive first and last day of a window, as proleptic ordinals."""
+@lru_cache(maxsize=1 << 14)
+def day_text(ordinal: int) -> str:
+    """The ISO date of a proleptic ordinal, e.g. ``"2008-06-09"`` (remembered, as above)."""
+    return date.fromordinal(ordinal).isoformat()
+
+
+class Span(NamedTuple):
+    """Inclusive first and last day of a window, as proleptic ordinals.
+
+    A named tuple, so that spans sort by first day, then last day, without a key function.
+    """
 
     first: int
     last: int
@@ -82,7 +90,7 @@ class Span:
         return self.first <= other.last and other.first <= self.last
 
     def label(self) -> str:
-        return f"{date.fromordinal(self.first)} to {date.fromordinal(self.last)}"
+        return f"{day_text(self.first)} to {day_text(self.last)}"
 
 
 def period_span(terms: Mapping[str, Any]) -> Span:
@@ -96,6 +104,10 @@ def covered_weeks(span: Span, period: Span) -> range:
                  min(span.last_week, period.last_week) + 1)
 
 
+_BY_SPAN = itemgetter(0)
+"""The span of a (span, item) pair: spans sort by first day, then last day."""
+
+
 def overlap_groups(items: Iterable[T], span_of: Callable[[T], Span]) -> list[list[T]]:
     """Connected components of the overlap graph of ``items``' windows, by sort and sweep.
 
@@ -106,8 +118,8 @@ def overlap_groups(items: Iterable[T], span_of: Callable[[T], Span]) -> list[lis
     O(n log n) without comparing pairs.  Items keep their sorted order in each
     group (ties in input order); only groups of two or more are returned.
     """
-    keyed = sorted(((span_of(item), item) for item in items),
-                   key=lambda entry: (entry[0].first, entry[0].last))
+    keyed = [(span_of(item), item) for item in items]
+    keyed.sort(key=_BY_SPAN)
     groups: list[list[T]] = []
     current: list[T] = []
     reach = -1
