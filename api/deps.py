@@ -103,12 +103,18 @@ async def get_caller(
     if credentials is None:
         raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'",
                             headers=unauthenticated)
-    if not credentials.credentials.isascii():  # keys are ASCII; the admin key compare needs it
-        raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
-    caller = await shared(request, "authenticate", ledger, authenticate_keys)(
-        credentials.credentials)
+    caller = await authenticated(request.app.state, ledger, credentials.credentials)
     if caller is None:
         raise HTTPException(401, "the API key is unknown or revoked", headers=unauthenticated)
+    return caller
+
+
+async def authenticated(state: Any, ledger: Ledger, key: str) -> Caller | None:
+    """The caller this key stands for, or None (unknown, revoked, or not ASCII: keys are
+    ASCII, and the admin key's compare needs it).  Shared with the other requests asking."""
+    if not key.isascii():
+        return None
+    caller: Caller | None = await shared_on(state, "authenticate", ledger, authenticate_keys)(key)
     return caller
 
 
@@ -154,6 +160,11 @@ async def get_expected_version(
                description='The contract version the change is based on, as its ETag: "5".'),
     ] = None,
 ) -> int | None:
+    return parse_if_match(if_match)
+
+
+def parse_if_match(if_match: str | None) -> int | None:
+    """``"5"`` (or ``W/"5"``, ``5``) -> 5; absent or ``*`` -> None; else ``ValidationFailed``."""
     if if_match is None or if_match.strip() == "*":
         return None
     match = ENTITY_TAG.match(if_match.strip())
@@ -179,7 +190,12 @@ async def wake_after_commands(request: Request, services: ServicesDep) -> AsyncI
     """
     yield
     if request.method in COMMAND_METHODS:
-        await shared(request, "wake", services, wake_all)(None)
+        await wake(request.app.state, services)
+
+
+async def wake(state: Any, services: Services) -> None:
+    """Wake the projections after a command (shared with the other commands finishing)."""
+    await shared_on(state, "wake", services, wake_all)(None)
 
 
 def wake_all(services: Services, _: frozenset[None]) -> dict[None, None]:
@@ -187,10 +203,10 @@ def wake_all(services: Services, _: frozenset[None]) -> dict[None, None]:
     return {None: None}
 
 
-def shared(request: Request, name: str, subject: Any,
-           call: Callable[[Any, frozenset[Any]], dict[Any, Any]]) -> SharedRuns:
-    """The app's ``SharedRuns`` of that name, for that subject (the ledger, the services)."""
-    state = request.app.state
+def shared_on(state: Any, name: str, subject: Any,
+              call: Callable[[Any, frozenset[Any]], dict[Any, Any]]) -> SharedRuns:
+    """The app's (``app.state``) ``SharedRuns`` of that name, for that subject (the ledger,
+    the services)."""
     runs: dict[str, SharedRuns] = getattr(state, "shared_runs", None) or {}
     found = runs.get(name)
     if found is None or not found.serves(subject):

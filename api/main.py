@@ -12,13 +12,14 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 
+from api.directive_fast_path import DirectiveFastPath
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.observability import install_observability
 from api.openapi_bodies import document_request_bodies
 from api.problems import install_problem_handlers
 from api.rate_limits import RateLimitMiddleware, RateLimits
-from api.routes import api_router
+from api.routes import api_router, directives
 from api.ui import install_dashboard
 from workflows.bootstrap import Services, bootstrap
 from workflows.settings import Settings
@@ -66,6 +67,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.include_router(api_router)
+    # First of the routes: the hot command, served without FastAPI's routing (see module).
+    app.router.routes.insert(0, DirectiveFastPath(directives.issue_route()))
     document_request_bodies(app)  # what the bodies' validators check, in the document
     install_dashboard(app)  # the web dashboard under /ui/ (api/ui)
     # Added last, so it runs first: metrics see every answer, including the 429s and 413s;

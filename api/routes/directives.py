@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 
 from api.deps import CallerDep, ContractId, DirectiveId, IdempotencyDep, IfMatchDep, LedgerDep
 from api.problems import problem_responses
@@ -65,3 +66,9 @@ def withdraw_directive(
     return directives.withdraw_directive(
         ledger, caller, contract_id, directive_id, expected_version=expected_version
     ).as_dict()
+
+
+def issue_route() -> APIRoute:
+    """The documented route of ``issue_directive`` (``api/directive_fast_path.py`` serves it)."""
+    return next(route for route in router.routes
+                if isinstance(route, APIRoute) and route.endpoint is issue_directive)

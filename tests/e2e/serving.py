@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from integration.processes import settings_env
@@ -28,7 +29,14 @@ def free_port() -> int:
 @contextmanager
 def serve_api(services: Services, name: str = "e2e-uvicorn") -> Iterator[str]:
     """The API on a free loopback port, in a background thread; yields its base URL."""
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=free_port(),
+    with serve_app(create_app(services), name) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serve_app(app: Any, name: str = "e2e-uvicorn") -> Iterator[str]:
+    """That ASGI app on a free loopback port, in a background thread; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(),
                             log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
