@@ -163,8 +163,12 @@ def contradictions_on(
     group holding two or more distinct non-null values is a member.
     """
     canonical = facts.canonical
-    valued = [d for d in group if d.get("value") is not None]
-    if len({canonical(d) for d in valued}) < 2:
+    valued, values = [], set()
+    for directive in group:  # loops, not comprehensions: most groups hold two directives
+        if directive.get("value") is not None:
+            valued.append(directive)
+            values.add(canonical(directive))
+    if len(values) < 2:
         return []  # one value (or none) cannot contradict itself
     found = []
     for component in overlap_groups(valued, facts.span):
@@ -188,10 +192,9 @@ def contradictions_on(
 @conflict_kind("duplicate", locality=SUBJECT, one_side="covered")
 def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -> list[Detection]:
     """Groups of directives from two or more issuers asking the same value over chained windows."""
-    if len({d["issuer"] for d in group}) < 2:
-        return []  # one issuer cannot duplicate itself
     canonical = facts.canonical
     same_value: dict[str, list[Directive]] = {}
+    repeated = False
     for directive in group:
         if directive.get("value") is not None:
             text = canonical(directive)
@@ -200,12 +203,14 @@ def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -
                 same_value[text] = [directive]
             else:
                 alike.append(directive)
-    repeated = [text for text, alike in same_value.items() if len(alike) > 1]
+                repeated = True
+    if not repeated:
+        return []  # no value is asked twice
     found = []
-    for text in sorted(repeated):
+    for text in sorted(same_value):
         alike = same_value[text]
-        if len({d["issuer"] for d in alike}) < 2:
-            continue
+        if len(alike) < 2 or len({d["issuer"] for d in alike}) < 2:
+            continue  # one issuer cannot duplicate itself
         for component in overlap_groups(alike, facts.span):
             issuers = sorted({d["issuer"] for d in component})
             if len(issuers) < 2:

@@ -12,7 +12,7 @@ view computed from directives that arrived in another order is the same view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from functools import lru_cache
 from operator import itemgetter
@@ -108,7 +108,7 @@ _BY_SPAN = itemgetter(0)
 """The span of a (span, item) pair: spans sort by first day, then last day."""
 
 
-def overlap_groups(items: Iterable[T], span_of: Callable[[T], Span]) -> list[list[T]]:
+def overlap_groups(items: Sequence[T], span_of: Callable[[T], Span]) -> list[list[T]]:
     """Connected components of the overlap graph of ``items``' windows, by sort and sweep.
 
     Two items are joined when their windows share a day, and components are
@@ -118,6 +118,12 @@ def overlap_groups(items: Iterable[T], span_of: Callable[[T], Span]) -> list[lis
     O(n log n) without comparing pairs.  Items keep their sorted order in each
     group (ties in input order); only groups of two or more are returned.
     """
+    if len(items) == 2:  # the common case, answered without building the sweep
+        one, other = items
+        span, other_span = span_of(one), span_of(other)
+        if span.first > other_span.last or other_span.first > span.last:
+            return []
+        return [[other, one]] if other_span < span else [[one, other]]
     keyed = [(span_of(item), item) for item in items]
     keyed.sort(key=_BY_SPAN)
     groups: list[list[T]] = []
