@@ -21,9 +21,13 @@ Guarantees kept:
   other on the same working copy, so each sees the previous one's events and
   chains its ``prev_hash`` to them, exactly as if saved one by one.
 - **Conflicts**: if the batch's transaction meets a version conflict
-  (``IntegrityError``: another process wrote one of its aggregates first),
-  nothing of it was recorded; each command of the batch is then run and saved
-  on its own, with the usual reload-and-retry.
+  (``IntegrityError``: another API process wrote one of its aggregates
+  first), nothing of it was recorded; the batch is run again as a whole on
+  fresh copies of what it changed (what it only read stays cached), up to
+  ``BATCH_ATTEMPTS`` times, then each command on its own with the usual
+  reload-and-retry.  A command answered in between (an idempotent repeat)
+  is not run again; one whose key another process recorded meanwhile finds
+  that record and answers as a repeat.
 - **A failed command** (a domain error) answers with its error and records
   nothing; the others of its batch go on.  If it failed *after* changing a
   working copy (so the copy can no longer be trusted), the batch is redone one
@@ -38,6 +42,9 @@ per transaction (the baseline the benchmark compares with).
 The committer works the ledger (``workflows/ledger.py``) through its public
 methods only (``Committing``); the ledger asks the committer for the batch a
 thread is running (``working_set``) so a command sees its batch's earlier ones.
+
+Long because the guarantees above are one loop over one batch (run, commit, retry,
+answer): split, each part would need the others' working set and jobs.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ from workflows.store import STORE_OUTAGES
 
 MAX_BATCH = 512
 """The most commands one transaction takes (bounds a batch's latency and memory)."""
+BATCH_ATTEMPTS = 3
+"""Tries of a whole batch that meets version conflicts before it is redone one by one."""
 
 log = logging.getLogger("threadneedle.group_commit")
 
@@ -133,11 +142,12 @@ class WorkingSet:
         return found
 
     def release(self, *, keep: bool) -> None:
-        """Give back what was borrowed: kept in the cache (saved, or unchanged), or
-        dropped from it (changed but not saved).  Once; later calls do nothing."""
+        """Give back what was borrowed: kept in the cache (saved, or unchanged), or, with
+        ``keep=False``, what the batch changed dropped from it (changed but not saved).
+        Once; later calls do nothing."""
         borrowed, self._borrowed = self._borrowed, []
         for aggregate_id, lock in reversed(borrowed):
-            if not keep:
+            if not keep and self.aggregates[aggregate_id].version != self._loaded_at[aggregate_id]:
                 self._repository.forget(aggregate_id)
             lock.release()
 
@@ -211,8 +221,11 @@ class GroupCommitter:
         self._local = threading.local()
         self.batches = 0
         """How many batches committed in one transaction (for tests and the benchmark)."""
+        self.retries = 0
+        """How many times a batch met a version conflict and was run again as a whole."""
         self.fallbacks = 0
-        """How many batches met a version conflict and were redone one by one."""
+        """How many batches kept meeting conflicts (or failed oddly) and were redone one
+        by one."""
 
     def working_set(self) -> WorkingSet | None:
         """The batch this thread is running, if it is the committer in the middle of one."""
@@ -265,14 +278,24 @@ class GroupCommitter:
                     self._pending.extendleft(reversed(deferred))
 
     def _record_batch(self, batch: list[Job]) -> list[Job]:
-        """Run the batch on one working set and save it; answers the jobs, returns deferred ones."""
-        working = WorkingSet(self._app.repository)
-        try:
-            return self._run_batch(batch, working)
-        finally:
-            working.release(keep=False)  # only if something went wrong before the release
+        """Run the batch on one working set and save it; answers the jobs, returns deferred
+        ones.  Run again on a fresh working set while it meets version conflicts."""
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            working = WorkingSet(self._app.repository)
+            try:
+                deferred = self._run_batch(batch, working, last=attempt == BATCH_ATTEMPTS)
+            finally:
+                working.release(keep=False)  # only if something went wrong before the release
+            if deferred is not None:
+                return deferred
+            self.retries += 1
+            batch = [job for job in batch if not job.done]
+        return []  # not reached: the last attempt never asks for another
 
-    def _run_batch(self, batch: list[Job], working: WorkingSet) -> list[Job]:
+    def _run_batch(self, batch: list[Job], working: WorkingSet, *, last: bool = True
+                   ) -> list[Job] | None:
+        """The batch's commands on ``working``, then one commit; None when that met a version
+        conflict and ``last`` is false (nothing was answered: run the batch again)."""
         staged: list[Staged] = []
         refused: list[Job] = []
         deferred: list[Job] = []
@@ -298,7 +321,8 @@ class GroupCommitter:
         finally:
             self._local.working = None
         if staged:
-            self._commit(working, staged)
+            if not self._commit(working, staged, retry=not last and not working.strangers):
+                return None
         else:
             working.release(keep=True)  # refusals changed nothing (``_stage``)
         # A refusal decided on an unchecked copy is decided again on a fresh one.
@@ -334,20 +358,23 @@ class GroupCommitter:
         staged.append(Staged(job, change, change.target.version))
         return True
 
-    def _commit(self, working: WorkingSet, staged: list[Staged]) -> None:
-        """One transaction for the whole batch; one by one if it meets a version conflict."""
+    def _commit(self, working: WorkingSet, staged: list[Staged], *, retry: bool) -> bool:
+        """One transaction for the whole batch.  On a version conflict: False if ``retry``
+        (the caller runs the batch again), else each command redone one by one."""
         try:
             recordings = self._app.save(*working.to_save())
         except IntegrityError:
             working.release(keep=False)
+            if retry:
+                return False
             self.fallbacks += 1
             self._one_by_one([s.job for s in staged])
-            return
+            return True
         except Exception as error:  # the store is down, say: every command of it failed
             working.release(keep=False)
             for s in staged:
                 s.job.finish(error=error)
-            return
+            return True
         working.release(keep=True)
         self.batches += 1
         positions = {
@@ -362,6 +389,7 @@ class GroupCommitter:
                 log.exception("a command of a committed batch could not be answered")
                 s.job.finish(error=NothingRecorded(
                     "the command recorded nothing; its batch's other commands were recorded"))
+        return True
 
     @staticmethod
     def _fail_all(jobs: list[Job], error: BaseException) -> None:

@@ -4,7 +4,8 @@ Each test holds the first transaction back until the other commands have
 queued, so they are certain to meet in one batch; then it checks what a client
 relies on: its own version and position, contiguous versions per contract, an
 intact hash chain, idempotent repeats answered once, refusals that record
-nothing, and a batch that meets another process's write redone one by one.
+nothing, and a batch that meets another process's write run again as a whole
+(one by one when it keeps meeting them).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from domain.directives import DirectiveFields
 from domain.errors import ContractNotActive
 from domain.organisations import Caller, OrganisationSpec, Role
 from domain.terms import ContractTerms
 from workflows import contracts, directives, directory, history
-from workflows.group_commit import GroupCommitter
+from workflows.group_commit import BATCH_ATTEMPTS, GroupCommitter
 from workflows.idempotency import IdempotentRequest
 from workflows.identities import BOOTSTRAP_ADMIN
 from workflows.ledger import CommandResult, Ledger
@@ -156,7 +158,7 @@ def test_commands_on_one_contract_chain_one_after_the_other(app: Ledger) -> None
                                                          contract_id).head_hash
 
 
-def test_a_batch_meeting_another_writer_is_redone_one_by_one(
+def test_a_batch_meeting_another_writer_is_run_again_as_a_whole(
     app: Ledger, settings: Settings
 ) -> None:
     # Given a contract this process has cached at version 2 ...
@@ -168,16 +170,77 @@ def test_a_batch_meeting_another_writer_is_redone_one_by_one(
     finally:
         other.close()
     assert elsewhere.version == 3
+    before = committer(app).batches
     # When eight directives arrive together here (their batch meets version 3 taken)
     futures = in_one_batch(app, [issued(app, contract_id, n) for n in range(8)])
-    # Then the batch was redone one by one: every one is recorded after it, nothing
-    # twice, and the chain is whole
+    # Then the batch that met it was run again as a whole on the contract reloaded: every
+    # one is recorded after it, nothing twice, in two transactions, and the chain is whole
     results = [future.result() for future in futures]
-    assert committer(app).fallbacks == 1
+    assert (committer(app).retries, committer(app).fallbacks) == (1, 0)
+    assert committer(app).batches - before == 2
     assert sorted(r.version for r in results) == list(range(4, 12))
     assert_recorded_as_answered(app, contract_id, results)
     assert str(elsewhere.id) in contracts.read_contract(app, BOOTSTRAP_ADMIN,
                                                         contract_id).directives
+
+
+def test_a_batch_that_keeps_meeting_conflicts_is_redone_one_by_one(app: Ledger) -> None:
+    # Given a contract, and a store that refuses the next three saves as conflicts
+    (contract_id,) = open_contracts(app, 1)
+    original_save = app.save
+    refusals = [IntegrityError("another writer")] * BATCH_ATTEMPTS
+
+    def refusing_save(*aggregates: Any) -> Any:
+        if refusals:
+            raise refusals.pop()
+        return original_save(*aggregates)
+
+    app.save = refusing_save  # type: ignore[method-assign,assignment]
+    try:
+        # When a batch of directives arrives
+        futures = in_one_batch(app, [issued(app, contract_id, n) for n in range(6)])
+    finally:
+        app.save = original_save  # type: ignore[method-assign]
+    # Then after BATCH_ATTEMPTS tries of the whole it was redone one by one: all recorded once
+    results = [future.result() for future in futures]
+    assert committer(app).retries == BATCH_ATTEMPTS - 1
+    assert committer(app).fallbacks == 1
+    assert sorted(r.version for r in results) == list(range(3, 9))
+    assert_recorded_as_answered(app, contract_id, results)
+
+
+def test_a_key_another_process_recorded_meanwhile_answers_as_a_repeat(
+    app: Ledger, settings: Settings
+) -> None:
+    # Given a contract, and one request whose Idempotency-Key another process records
+    # while this process's batch holding the same request is about to commit
+    (contract_id,) = open_contracts(app, 1)
+    body = b'{"subject": "youth_zone.item_1"}'
+    request = IdempotentRequest.of("两处-key", "POST", f"/v1/contracts/{contract_id}", body)
+    original_save = app.save
+    elsewhere: list[CommandResult] = []
+
+    def save_after_the_other(*aggregates: Any) -> Any:
+        if not elsewhere:
+            other = Ledger(settings)
+            try:
+                elsewhere.append(directives.issue_directive(
+                    other, STREET, contract_id, fields(1), request=request))
+            finally:
+                other.close()
+        return original_save(*aggregates)
+
+    app.save = save_after_the_other  # type: ignore[method-assign,assignment]
+    try:
+        here = directives.issue_directive(app, STREET, contract_id, fields(1), request=request)
+    finally:
+        app.save = original_save  # type: ignore[method-assign]
+    # Then this process's batch was run again and answered with the first answer
+    assert committer(app).retries == 1
+    assert here.replayed and (here.id, here.version, here.position) == (
+        elsewhere[0].id, elsewhere[0].version, elsewhere[0].position)
+    contract = contracts.read_contract(app, BOOTSTRAP_ADMIN, contract_id)
+    assert len(contract.directives) == 1 and contract.version == 3
 
 
 def test_an_idempotent_repeat_inside_a_batch_is_answered_once(app: Ledger) -> None:
