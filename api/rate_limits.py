@@ -12,7 +12,7 @@ Counts are sent in batches (``Tally``): a Redis round trip per request was 8 %
 of the event loop's time in the command-path profile.  Each process adds up
 its own hits of a window and sends them (one ``limits`` storage ``incr`` of
 that many) when it has not for ``SYNC_SECONDS``, when they reach a share of
-what the window has left (``remaining / (2 × NEEDLE_API_WORKERS)``, so the
+what the window has left (``remaining / (2 × NEEDLE_API_PROCESSES)``, so the
 processes' unsent hits together stay under it), and whenever the window is
 new to it.  It refuses when the window's count, as last read plus its own
 since, is over the limit: a key's requests beyond its limit are refused, at
@@ -70,7 +70,7 @@ class RateLimits:
     keyed: list[RateLimitItem]
     anonymous: list[RateLimitItem]
     processes: int = 1
-    """API processes sharing the counts (``NEEDLE_API_WORKERS``): each holds back less."""
+    """API processes sharing the counts (``NEEDLE_API_PROCESSES``): each holds back less."""
     _tallies: dict[tuple[RateLimitItem, str], Tally] = field(default_factory=dict)
     _last_outage_log: float = 0.0
 
@@ -89,7 +89,7 @@ class RateLimits:
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
         else:
             storage = MemoryStorage()
-        return cls(storage, keyed, anonymous, settings.api_workers)
+        return cls(storage, keyed, anonymous, settings.api_processes)
 
     async def retry_after(self, identity: str, keyed: bool) -> int | None:
         """Count one request; the seconds to wait if it is over a limit, else None."""

@@ -19,7 +19,10 @@ a py-spy profile (``--gil``) of each Threadneedle server during its timed run.
 
     .venv/bin/python bench/command_path.py [--quick] [--seconds 10] [-c 32] [--contracts 32]
         [--repeats 3] [--postgres URL | --sqlite] [--json PATH] [--profile DIR]
-        [--load python -n 1500]   (full: 10 s or -n 1500, 3 repeats)
+        [--load python -n 1500] [--workers N]   (full: 10 s or -n 1500, 3 repeats)
+
+``--workers N`` serves every subject with ``uvicorn --workers N`` (Threadneedle with
+``NEEDLE_API_PROCESSES=N``): its server CPU is that of all the processes.
 
 Long because the five subjects share one way to serve, load (wrk, or the
 Python load generator), profile and report them: split, each would repeat it.
@@ -75,6 +78,8 @@ def main() -> None:
                         default="wrk" if shutil.which("wrk") else "python",
                         help="the load generator (default wrk when installed)")
     parser.add_argument("--seconds", type=float, help="wrk: timed seconds (default 10; 4 quick)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn processes serving each subject (default 1)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy record (--gil) each Threadneedle server's timed run here")
     args = parser.parse_args()
@@ -100,6 +105,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "store": "postgresql" if postgres else "sqlite", "directives": args.directives,
             "clients": args.clients, "contracts": args.contracts, "repeats": args.repeats,
+            "workers": args.workers,
             "results": results, "runs": runs}, indent=2), "utf-8")
 
 
@@ -109,11 +115,13 @@ def measure(subject: str, args: argparse.Namespace, postgres: str | None) -> dic
         env, schema = store_env(Path(folder), postgres)
         admin_key = secrets.token_urlsafe(24)
         env["NEEDLE_ADMIN_KEY"] = admin_key
+        env["NEEDLE_API_PROCESSES"] = str(args.workers)
         env["NEEDLE_GROUP_COMMIT"] = "0" if subject == "one save per command" else "1"
         bare = subject in ("bare FastAPI", "plain eventsourcing")
         env["BENCH_BARE_MODE"] = "eventsourcing" if subject == "plain eventsourcing" else "parse"
         port = free_port()
-        server = start_api(env, port, "bench.bare_api:create_app" if bare else None)
+        server = start_api(env, port, "bench.bare_api:create_app" if bare else None,
+                           args.workers)
         try:
             base_url = f"http://127.0.0.1:{port}"
             wait_until_ready(base_url, server)
@@ -140,9 +148,13 @@ def measure(subject: str, args: argparse.Namespace, postgres: str | None) -> dic
 
 
 def cpu_seconds(pid: int) -> float:
-    """The CPU time (user + system) the process has used so far (Linux ``/proc``)."""
+    """The CPU time (user + system) the process and its children (uvicorn's workers) have
+    used so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def bare_targets(contracts: int) -> list[tuple[str, str]]:
@@ -242,11 +254,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_api(env: dict[str, str], port: int, factory: str | None = None
+def start_api(env: dict[str, str], port: int, factory: str | None = None, workers: int = 1
               ) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "uvicorn", "--factory", factory or "api.main:create_app",
                "--host", "127.0.0.1", "--port", str(port),
-               "--log-level", "warning", "--no-access-log"]
+               "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
     return subprocess.Popen(command, cwd=ROOT, env=env)
 
 
@@ -393,7 +405,8 @@ def profiling(folder: Path | None, subject: str, pid: int, seconds: float) -> It
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"command-path-{time.strftime('%H%M%S')}"
     spy = subprocess.Popen(
-        [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "-r", "200",
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--subprocesses",
+         "-r", "200",
          "-d", str(int(seconds) + 1), "-f", "raw", "-o", f"{out}.txt", "--pid", str(pid)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -431,7 +444,8 @@ def report(args: argparse.Namespace, postgres: str | None,
     load = (f"wrk for {args.seconds:.0f} s" if args.load == "wrk"
             else f"{args.directives} directives")
     print(f"command path on {store}: {load}, {args.clients} clients, "
-          f"{args.contracts} contracts, medians of {args.repeats} ({machine()})")
+          f"{args.contracts} contracts, {args.workers} server process(es) each, "
+          f"medians of {args.repeats} ({machine()})")
     ours = results.get("threadneedle", {}).get("rate")
     for subject, result in results.items():
         ratio = f"{ours / result['rate']:.2f} ×" if ours and result["rate"] else ""

@@ -241,6 +241,8 @@ class Stack:
             self.python, "-m", "uvicorn", "--factory", "api.main:create_app",
             "--host", self.host, "--port", str(self.port), "--timeout-graceful-shutdown", "5",
             "--http", "api.server:GuardedProtocol",  # header, slowloris and connection limits
+            *(["--workers", str(self.settings.api_processes)]
+              if self.settings.api_processes > 1 else []),
         ])
 
     def start_printing_receiver(self, port: int | None = None, timeout: float = 15.0) -> str:

@@ -66,9 +66,9 @@ class Settings(BaseSettings):
     """A request's headers must all arrive within this of its first byte (408 beyond)."""
     max_connections: int = Field(default=1000, ge=1)
     """Open HTTP connections one API process holds; a new one beyond is answered 503."""
-    api_workers: int = Field(default=1, ge=1, le=64)
-    """API processes ``needle up`` and docker-compose run (``uvicorn --workers``); they share
-    the store, and group commit retries a batch another process got ahead of."""
+    api_processes: int = Field(default=1, ge=1, le=64)
+    """API processes ``needle up`` runs (``uvicorn --workers``; docker-compose: 4); they share
+    the store (group commit runs a batch again when another got ahead) and the rate counts."""
     rate_limit: str = "2500/second"
     """Requests per API key (``limits`` notation, ``;``-separated; empty: no limit): 429."""
     rate_limit_anonymous: str = "300/second"

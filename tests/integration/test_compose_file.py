@@ -89,6 +89,8 @@ def test_several_api_processes_and_workers_and_one_beat() -> None:
     services = compose(ENV | {"NEEDLE_API_PROCESSES": "6", "NEEDLE_WORKERS": "3"})["services"]
     api = services["api"]["command"]
     assert api[api.index("--workers") + 1] == "6"
+    # and the API's settings know how many there are (each holds back its share of a limit)
+    assert str(services["api"]["environment"]["NEEDLE_API_PROCESSES"]) == "6"
     assert api[api.index("--http") + 1] == "api.server:GuardedProtocol"
     assert services["worker"]["deploy"]["replicas"] == 3
     assert services["webhooks"]["deploy"]["replicas"] == 3

@@ -19,7 +19,7 @@ from workflows.settings import Settings
 
 def limits(queue: str, rate: str, workers: int = 2) -> RateLimits:
     settings = Settings(redis_url=redis_url_for_tests(12), rate_limit=rate,
-                        rate_limit_anonymous="", celery_queue=queue, api_workers=workers)
+                        rate_limit_anonymous="", celery_queue=queue, api_processes=workers)
     found = RateLimits.of(settings)
     assert found is not None
     return found
