@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from operator import itemgetter
 from typing import Any
 
 from domain.conflicts import blocking_kinds, find_conflicts, one_side_outcomes
@@ -194,7 +193,6 @@ def rank(
     w_need, w_urgency, w_indicator, w_legitimacy, w_efficiency = (
         weights[name] for name in COMPONENTS
     )
-    client_first = profile == Profile.CLIENT_FIRST
     blocking, sides = blocking_kinds(), one_side_outcomes()
     blocked: set[str] = set()
     sided: dict[str, list[tuple[int, str]]] = {}
@@ -212,11 +210,12 @@ def rank(
     urgency_by_due: dict[Any, dict[str, float]] = {}
     efficiency_by_hours: dict[Any, dict[str, float]] = {}
     need_by_value: dict[float, dict[str, float]] = {}
-    legitimacy_by_basis: dict[str, dict[str, float]] = {}
+    by_basis: dict[str, tuple[dict[str, float], int]] = {}
+    """Basis → its legitimacy component and its tier (when not blocked)."""
     served = {"value": 1.0, "weight": w_indicator, "contribution": w_indicator * 1.0}
     not_served = {"value": 0.0, "weight": w_indicator, "contribution": w_indicator * 0.0}
     scored = []
-    for directive in state.directives:
+    for index, directive in enumerate(state.directives):
         get = directive.get
         key = directive["id"]
         basis = directive["basis"]
@@ -233,11 +232,13 @@ def rank(
             c_urgency = urgency_by_due[due] = {"value": u, "weight": w_urgency,
                                                "contribution": w_urgency * u}
         c_indicator = served if get("indicator") in indicator_keys else not_served
-        c_legitimacy = legitimacy_by_basis.get(basis)
-        if c_legitimacy is None:
+        known = by_basis.get(basis)
+        if known is None:
             lg = LEGITIMACY[basis]
-            c_legitimacy = legitimacy_by_basis[basis] = {
-                "value": lg, "weight": w_legitimacy, "contribution": w_legitimacy * lg}
+            known = by_basis[basis] = (
+                {"value": lg, "weight": w_legitimacy, "contribution": w_legitimacy * lg},
+                tier(directive, profile))
+        c_legitimacy, placed = known
         asked = get("hours_per_week")
         c_efficiency = efficiency_by_hours.get(asked)
         if c_efficiency is None:
@@ -252,13 +253,11 @@ def rank(
                        + c_efficiency["contribution"])
         if key in blocked:
             placed = UNSCHEDULABLE_TIER
-        else:
-            placed = BASIS_TIER.get(basis, OTHER_BASIS_TIER)
-            if client_first and placed > 1:
-                placed = 2
-        scored.append((placed, -score, get("issued_version") or 0, str(key),
+        # The ranking order (tier, minus score, issue order, id), then the index: no two
+        # entries tie, so the tuples sort as they are, without a key.
+        scored.append((placed, -score, get("issued_version") or 0, str(key), index,
                        score, directive, components))
-    scored.sort(key=RANKING_KEY)
+    scored.sort()
     schedule = WeeklySchedule(state)
     hours, covered = state.hours, state.covered
     not_scheduled = {"outcome": BLOCKED, "hours_granted": 0.0}
@@ -268,7 +267,7 @@ def rank(
     """The open one-side conflicts whose best-ranked schedulable member was reached."""
     asked_nothing: dict[int, dict[str, Any]] = {}
     ranked = []
-    for position, (placed, _, _, key, score, directive, components) in enumerate(scored, 1):
+    for position, (placed, _, _, key, _, score, directive, components) in enumerate(scored, 1):
         asked, weeks = hours[key], covered[key]
         sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
         reached = None  # most directives are in no open one-side conflict: no list made
@@ -297,10 +296,6 @@ def rank(
             "basis": directive["basis"],
         })
     return ranked
-
-
-RANKING_KEY = itemgetter(0, 1, 2, 3)
-"""Tier, minus score, issue order, id: what a ranking is sorted by."""
 
 
 class WeeklySchedule:
@@ -334,14 +329,15 @@ class WeeklySchedule:
             return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
         start, stop = weeks.start - self.first_week, weeks.stop - self.first_week
         left = self.free[start:stop]
-        if min(left) >= asked:
+        least = min(left)
+        if least >= asked:
             self.free[start:stop] = [hours - asked for hours in left]
             return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
         if max(left) == 0:
             return {"outcome": DEFERRED, "hours_granted": 0.0}
-        given = [min(asked, hours) for hours in left]
-        self.free[start:stop] = [hours - grant for hours, grant in zip(left, given, strict=True)]
-        return {"outcome": PARTIAL, "hours_granted": from_micro(min(given))}
+        # each week gives what it can: all it has left, or what is asked
+        self.free[start:stop] = [hours - asked if hours > asked else 0 for hours in left]
+        return {"outcome": PARTIAL, "hours_granted": from_micro(least)}
 
 
 def priority_view(
