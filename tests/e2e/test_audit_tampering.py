@@ -127,7 +127,7 @@ def test_an_altered_snapshot_fails_the_audit_and_is_not_served(
 
     # When the snapshot's copy of a directive's summary is changed
     def forge(state: dict[str, Any]) -> None:
-        for record in state["directives"].values():
+        for record in state["directives"]:  # listed, each with its id (domain/contract.py)
             record["summary"] = "街道同意关闭青少年地带 forged"
 
     version = alter_latest_snapshot(served.settings, contract_id, forge)

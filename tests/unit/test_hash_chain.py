@@ -199,10 +199,9 @@ def test_a_snapshot_stores_records_once_and_restores_them_exactly(
     # given a contract with two directives, when a snapshot of it is taken
     snapshot = ServiceContract.Snapshot.take(active_contract)
 
-    # then its directive records do not repeat the ids that key them
+    # then its directive records are listed in order, each holding its id once
     stored = snapshot.state["directives"]
-    assert len(stored) == 2
-    assert all("id" not in record for record in stored.values())
+    assert [record["id"] for record in stored] == list(active_contract.directives)
 
     # and the restored contract holds the same records, fields in the same order
     restored = snapshot.mutate(None)
@@ -222,5 +221,22 @@ def test_a_snapshot_keeps_whole_a_record_whose_id_is_not_its_first_field(
 
     # when a snapshot is taken and restored, then that record comes back unchanged
     snapshot = ServiceContract.Snapshot.take(active_contract)
-    assert snapshot.state["directives"][key]["id"] == key
     assert snapshot.mutate(None).directives[key] == active_contract.directives[key]
+    assert list(snapshot.mutate(None).directives[key]) == list(active_contract.directives[key])
+
+
+def test_a_snapshot_stored_keyed_by_id_still_loads(
+    active_contract: ServiceContract, history: Events
+) -> None:
+    # given a snapshot as they were stored before: records keyed by id, without their ids
+    snapshot = ServiceContract.Snapshot.take(active_contract)
+    for name in ("directives", "conflicts"):
+        snapshot.state[name] = {record["id"]: {k: v for k, v in record.items() if k != "id"}
+                                for record in snapshot.state[name]}
+
+    # when it is restored, then it holds the same records, fields in the same order
+    restored = snapshot.mutate(None)
+    assert restored.directives == active_contract.directives
+    assert restored.conflicts == active_contract.conflicts
+    for key, record in active_contract.directives.items():
+        assert list(restored.directives[key]) == list(record)
