@@ -72,7 +72,7 @@ class ContractState:
         whole = (period, range(first_week, last_week + 1))
         scoped: dict[tuple[Any, ...], Outside | None] = {}
         ruled: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-        groups_in, admission = scope.target_groups, bool(scope.admission)
+        admission = bool(scope.admission)
         unadmitted = self.unadmitted
         untagged_rules = scope.untagged_match
         for directive in self.directives:
@@ -99,7 +99,7 @@ class ContractState:
             named_places = directive.get("locations") or ()
             said = directive.get("classification") or directive.get("disputes")
             kind = task_type_of(directive) if said else directive.get("task_type")
-            if named_places or kind or not groups_in.issuperset(named_groups):
+            if not scope.covers(named_groups, named_places, kind):
                 scope_key = (tuple(named_groups), tuple(named_places), kind)
                 if scope_key not in scoped:
                     scoped[scope_key] = scope.outside(directive)
