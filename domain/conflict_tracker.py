@@ -43,9 +43,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from domain.conflict_records import (
+    DISSOLVED,
     OPEN,
     RESOLVED,
     continued,
@@ -98,21 +100,18 @@ class ConflictTracker:
         self.resolved_of_member: dict[str, set[str]] = {}
         self.resolved_on_subject: dict[str, set[str]] = {}
         self._opening = (0, 0)
-        self._windows: dict[tuple[str, str], Span] = {}
-        """Spans by window ends: directives repeat a few windows (the period, its months)."""
         self._cited: dict[str, dict[str, Any]] = {}
         """Resolved conflict id → how later conflicts cite it (``precedent``)."""
-        for directive in directives:
-            if directive.get("status", "active") == "active":
-                self._add(directive)
+        asking_hours = self._add_all(directives)
         for record in view.values():
-            self._index(record, +1)
+            if record["status"] != DISSOLVED:  # a dissolved conflict is in no index
+                self._index(record, +1)
         # Only directives asking hours bear load (``_load_of`` answers NONE for the others).
         # They bear it in id order: ``over_capacity`` sorts the ids of a run's members on
         # every change that moves load, and a sort of ids already in order (but for the
         # few the fold re-bears since) costs one pass, not n log n comparisons.
-        self.load.bear_all(self._load_of(key) for key in sorted(
-            [key for key, directive in self.active.items() if directive.get("hours_per_week")]))
+        asking_hours.sort()
+        self.load.bear_all(self._load_of(key) for key in asking_hours)
 
     def copy(self, terms: Mapping[str, Any]) -> ConflictTracker:
         """An independent twin for a copy of the contract: far cheaper than a rebuild."""
@@ -422,22 +421,31 @@ class ConflictTracker:
     # --- directives ----------------------------------------------------------------------
 
     def _add(self, directive: Directive) -> None:
-        key = directive["id"]
-        self.active[key] = directive
-        window = directive.get("window")
-        if window:
-            ends = (window["from"], window["to"])
-            span = self._windows.get(ends)
-            if span is None:
-                span = self._windows[ends] = Span.of(window)
-        else:
-            span = self.period
-        self.spans[key] = span
-        group = self.by_subject.get(directive["subject"])
-        if group is None:
-            self.by_subject[directive["subject"]] = {key}
-        else:
-            group.add(key)
+        self._add_all((directive,))
+
+    def _add_all(self, directives: Iterable[Directive]) -> list[str]:
+        """Index the active ones of these directives; answers the ids of those asking hours.
+
+        One loop with its lookups held in locals: a tracker's build adds every
+        active directive of the contract (thousands, on each load as of a version).
+        """
+        active, spans, by_subject, period = self.active, self.spans, self.by_subject, self.period
+        asking_hours = []
+        for directive in directives:
+            if directive.get("status", "active") != "active":
+                continue
+            key = directive["id"]
+            active[key] = directive
+            window = directive.get("window")
+            spans[key] = _span(window["from"], window["to"]) if window else period
+            group = by_subject.get(directive["subject"])
+            if group is None:
+                by_subject[directive["subject"]] = {key}
+            else:
+                group.add(key)
+            if directive.get("hours_per_week"):
+                asking_hours.append(key)
+        return asking_hours
 
     def _remove(self, directive: Directive) -> None:
         key = directive["id"]
@@ -491,6 +499,13 @@ def _toggle(index: dict[str, set[str]], key: str, conflict: str, sign: int) -> N
 def _rule_key(record: Mapping[str, Any]) -> tuple[str, str]:
     details = record["details"]
     return record["members"][0], details.get("rule") or details.get("dispute") or ""
+
+
+@lru_cache(maxsize=1 << 14)
+def _span(first: str, last: str) -> Span:
+    """The span of a window's ends (remembered: directives repeat a few thousand windows,
+    and every load of a contract as of a version indexes all of them again)."""
+    return Span.of({"from": first, "to": last})
 
 
 def _week(label: str) -> int:
