@@ -145,8 +145,8 @@ def find_conflicts(
     load = WeeklyLoad.of_state(state, blocked=blocked, sharing=sharing)
     for kind in kinds_at(WEEKS):
         found += kind.find(load, load.first_week, load.last_week)
-    order = list(KINDS)
-    return sorted(found, key=lambda d: (order.index(d.kind), d.key, d.members))
+    order = {name: index for index, name in enumerate(KINDS)}
+    return sorted(found, key=lambda d: (order[d.kind], d.key, d.members))
 
 
 # --- contradiction and duplicate: same subject, overlapping windows ---------------

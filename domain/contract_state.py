@@ -53,6 +53,8 @@ class ContractState:
         self.covered: dict[str, range] = {}
         self.hours: dict[str, int] = {}
         """Micro-hours each directive asks a week (0 for none)."""
+        self.asking: list[Directive] = []
+        """The directives asking some hours a week, in id order (only they can bear load)."""
         self.outside: dict[str, Outside] = {}
         """For each directive naming a target group or place the contract does not cover,
         what lies outside."""
@@ -66,6 +68,7 @@ class ContractState:
         period, scope = self.period, self.scope
         first_week, last_week = period.first_week, period.last_week
         by_id, spans, covered, hours_of = self.by_id, self.spans, self.covered, self.hours
+        asking = self.asking
         outside, broken_rules = self.outside, self.broken_rules
         days: dict[str, int] = {}
         windows: dict[tuple[str, str], tuple[Span, range]] = {}
@@ -94,7 +97,9 @@ class ContractState:
                 known = whole
             spans[key], covered[key] = known
             asked = directive.get("hours_per_week") or 0
-            hours_of[key] = round(asked * MICRO) if asked else 0
+            hours_of[key] = hours = round(asked * MICRO) if asked else 0
+            if hours > 0:
+                asking.append(directive)
             named_groups = directive.get("target_groups") or ()
             named_places = directive.get("locations") or ()
             said = directive.get("classification") or directive.get("disputes")

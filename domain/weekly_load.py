@@ -57,10 +57,11 @@ class WeeklyLoad:
         """The load of a whole state whose open conflicts are the ones detected in it."""
         load = cls(state.terms, state.period)
         shared = {key for detection in sharing for key in detection.members} - blocked
+        covered, hours = state.covered, state.hours
         load.bear_all(
-            (directive, state.covered[key], state.hours[key],
+            (directive, covered[key], hours[key],
              NONE if key in blocked else SHARED if key in shared else FREE)
-            for directive in state.directives for key in (directive["id"],)
+            for directive in state.asking for key in (directive["id"],)
         )
         return load
 
