@@ -20,6 +20,7 @@ section of ``docs/benchmarks.md`` between marker comments.
 
     .venv/bin/python bench/detection.py [--quick] [--out docs/benchmarks.md]
     .venv/bin/python bench/detection.py --profile     # cProfile of (a)
+    .venv/bin/python bench/detection.py --only-detection [--repeat N]   # (a), printed only
     .venv/bin/python bench/detection.py --profile-replay [--events N]   # cProfile of (c)
 
 Long because the three measurements share one generator of contracts.
@@ -346,6 +347,8 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="profile (a) and stop")
+    parser.add_argument("--only-detection", action="store_true",
+                        help="measure (a) only, print it and stop (writes nothing)")
     parser.add_argument("--profile-replay", action="store_true",
                         help="profile (c), 30 loads of a 10,000-event contract, and stop")
     parser.add_argument("--quick", action="store_true",
@@ -362,6 +365,9 @@ def main() -> None:
         profile_replay(args.events or 10_000)
         return
     repeat = args.repeat or (7 if args.quick else 21)
+    if args.only_detection:
+        measure_detection(repeat)
+        return
     events = args.events or (3_000 if args.quick else 10_000)
     detected = measure_detection(repeat)
     issued = measure_issue(repeat * 10)
