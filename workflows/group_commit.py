@@ -43,14 +43,19 @@ The committer works the ledger (``workflows/ledger.py``) through its public
 methods only (``Committing``); the ledger asks the committer for the batch a
 thread is running (``working_set``) so a command sees its batch's earlier ones.
 
+Several API processes (``NEEDLE_API_PROCESSES``) on PostgreSQL take turns batch by batch
+(``_Turns``: an advisory lock, and each borrowed aggregate brought up to the store first).
+
 Long because the guarantees above are one loop over one batch (run, commit, retry,
 answer): split, each part would need the others' working set and jobs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -113,8 +118,10 @@ class WorkingSet:
     loaded (a copy) from the store.
     """
 
-    def __init__(self, repository: Any) -> None:
+    def __init__(self, repository: Any, *, refresh: bool = False) -> None:
         self._repository = repository
+        self._refresh = refresh
+        """Bring a borrowed aggregate up to the store first (several API processes)."""
         self.aggregates: dict[UUID, Any] = {}
         self._loaded_at: dict[UUID, int] = {}
         self._borrowed: list[tuple[UUID, Any]] = []
@@ -131,6 +138,8 @@ class WorkingSet:
             lock = self._repository.lock_for(aggregate_id)
             lock.acquire()
             found = self._repository.cached(aggregate_id)
+            if found is not None and self._refresh:
+                found = self._fast_forward(aggregate_id, found)
             if found is None:
                 lock.release()
                 found = self._repository.get(aggregate_id)
@@ -140,6 +149,21 @@ class WorkingSet:
             self.aggregates[aggregate_id] = found
             self._loaded_at[aggregate_id] = found.version
         return found
+
+    def _fast_forward(self, aggregate_id: UUID, cached: Any) -> Any:
+        """The cached aggregate with the events other processes stored since, applied in
+        place (its lock held); None (and dropped from the cache) if they do not apply."""
+        try:
+            for event in self._repository.event_store.get(aggregate_id, gt=cached.version):
+                cached = event.mutate(cached)
+        except STORE_OUTAGES:
+            self._repository.forget(aggregate_id)
+            raise
+        except Exception:
+            log.exception("a cached aggregate could not be brought up to the store")
+            self._repository.forget(aggregate_id)
+            return None
+        return cached
 
     def release(self, *, keep: bool) -> None:
         """Give back what was borrowed: kept in the cache (saved, or unchanged), or, with
@@ -226,6 +250,7 @@ class GroupCommitter:
         self.fallbacks = 0
         """How many batches kept meeting conflicts (or failed oddly) and were redone one
         by one."""
+        self._turns = _Turns.of(app)
 
     def working_set(self) -> WorkingSet | None:
         """The batch this thread is running, if it is the committer in the middle of one."""
@@ -280,16 +305,22 @@ class GroupCommitter:
     def _record_batch(self, batch: list[Job]) -> list[Job]:
         """Run the batch on one working set and save it; answers the jobs, returns deferred
         ones.  Run again on a fresh working set while it meets version conflicts."""
-        for attempt in range(1, BATCH_ATTEMPTS + 1):
-            working = WorkingSet(self._app.repository)
-            try:
-                deferred = self._run_batch(batch, working, last=attempt == BATCH_ATTEMPTS)
-            finally:
-                working.release(keep=False)  # only if something went wrong before the release
-            if deferred is not None:
-                return deferred
-            self.retries += 1
-            batch = [job for job in batch if not job.done]
+        try:
+            turn = self._turns.take()
+        except STORE_OUTAGES as outage:
+            self._fail_all(batch, outage)
+            return []
+        with turn:
+            for attempt in range(1, BATCH_ATTEMPTS + 1):
+                working = WorkingSet(self._app.repository, refresh=self._turns.shared)
+                try:
+                    deferred = self._run_batch(batch, working, last=attempt == BATCH_ATTEMPTS)
+                finally:
+                    working.release(keep=False)  # only if something went wrong before
+                if deferred is not None:
+                    return deferred
+                self.retries += 1
+                batch = [job for job in batch if not job.done]
         return []  # not reached: the last attempt never asks for another
 
     def _run_batch(self, batch: list[Job], working: WorkingSet, *, last: bool = True
@@ -417,3 +448,53 @@ class GroupCommitter:
             else:
                 job.finish(result=result)
 
+
+
+class _Turns:
+    """Batches of several API processes on one PostgreSQL store take turns.
+
+    With ``NEEDLE_API_PROCESSES`` above 1, each batch holds a session advisory lock
+    (one per events table) while it runs and commits, and brings each aggregate it
+    borrows up to the store first (``WorkingSet(refresh=True)``: the events other
+    processes stored since, applied in place).  Why: processes batching the same
+    contracts met each other's versions in most batches, and every conflict
+    reloaded every contract of the batch from the store (≈7 ms a directive with two
+    processes).  The version check at commit still guards correctness; the lock
+    only makes conflicts rare.  A lock whose connection is lost is released by
+    PostgreSQL.  One process, or SQLite: no lock, no refresh.
+    """
+
+    def __init__(self, datastore: Any, key: int) -> None:
+        self._datastore = datastore
+        self._key = key
+        self.shared = datastore is not None
+
+    @classmethod
+    def of(cls, app: Any) -> _Turns:
+        settings = getattr(app, "settings", None)
+        datastore = getattr(getattr(app, "recorder", None), "datastore", None)
+        if settings is None or settings.api_processes < 2 or not settings.uses_postgres \
+                or datastore is None:
+            return cls(None, 0)
+        table = f"{datastore.schema}.{app.recorder.events_table_name}"
+        return cls(datastore, zlib.crc32(f"threadneedle group commit {table}".encode()))
+
+    def take(self) -> contextlib.AbstractContextManager[Any]:
+        """Wait for this process's turn; the context holds it (nothing without a store lock)."""
+        if self._datastore is None:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        try:
+            connection = stack.enter_context(self._datastore.get_connection())
+            connection.execute("SELECT pg_advisory_lock(%s)", (self._key,))
+            stack.callback(self._give_back, connection)
+        except BaseException:
+            stack.close()
+            raise
+        return stack
+
+    def _give_back(self, connection: Any) -> None:
+        try:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
+        except Exception:  # never back to the pool still holding the lock
+            connection.close()

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import USES_POSTGRES
 from eventsourcing.persistence import IntegrityError
 
 from domain.directives import DirectiveFields
@@ -299,3 +300,34 @@ def test_one_by_one_when_group_commit_is_off(
         assert directory.list_organisations(application, BOOTSTRAP_ADMIN)[0]["name"] == "启智"
     finally:
         application.close()
+
+
+@pytest.mark.skipif(not USES_POSTGRES, reason="API processes take turns on PostgreSQL only")
+def test_several_api_processes_take_turns_on_fresh_contracts(settings: Settings) -> None:
+    # Given two processes' ledgers set for two API processes, both with the contract cached
+    shared = settings.model_copy(update={"group_commit": True, "api_processes": 2})
+    here, there = Ledger(shared), Ledger(shared)
+    try:
+        for org, name, kind in (("haizhu-street", "海珠区江南中街街道办事处", "street_office"),
+                                ("qizhi", "启智社会工作服务中心", "provider")):
+            directory.register_organisation(here, BOOTSTRAP_ADMIN, OrganisationSpec.model_validate(
+                {"id": org, "name": name, "kind": kind}))
+        (contract_id,) = open_contracts(here, 1)
+        directives.issue_directive(there, STREET, contract_id, fields(0))  # there caches v3
+        # When the other process records a directive while this one waits for its turn
+        turn = committer(there)._turns.take()
+        waiting = ThreadPoolExecutor(1).submit(
+            directives.issue_directive, here, STREET, contract_id, fields(1))
+        time.sleep(0.3)
+        assert not waiting.done()  # this process's batch waits for the other's turn
+        turn.__exit__(None, None, None)
+        first = waiting.result(timeout=30)
+        second = directives.issue_directive(there, STREET, contract_id, fields(2))
+        # Then each batch started from the store's latest version: no conflict, no retry
+        assert (first.version, second.version) == (4, 5)
+        for ledger in (here, there):
+            assert (committer(ledger).retries, committer(ledger).fallbacks) == (0, 0)
+        assert_recorded_as_answered(here, contract_id, [first, second])
+    finally:
+        here.close()
+        there.close()
