@@ -66,6 +66,11 @@ Directive = Mapping[str, Any]
 Record = dict[str, Any]
 View = MutableMapping[str, Record]
 
+# The kinds found in each locality, in registration order (``domain.conflicts`` registers
+# them all when it is imported).
+SUBJECT_KINDS, DIRECTIVE_KINDS, WEEKS_KINDS = (
+    tuple(kinds_at(locality)) for locality in (SUBJECT, DIRECTIVE, WEEKS))
+
 # Fields no detector reads: changing only these changes no conflict.
 UNDETECTED_FIELDS = frozenset({
     "summary", "due", "people_affected", "vulnerability", "indicator", "citation",
@@ -194,14 +199,17 @@ class ConflictTracker:
         if not touched:
             return
         moved: set[str] = set(touched)
-        for kind in kinds_at(SUBJECT):
-            for subject in sorted(subjects):
-                group = sorted((self.active[key] for key in self.by_subject.get(subject, ())),
-                               key=lambda d: d["id"])
+        # each subject's active directives in id order, read (not changed) by every kind
+        groups = [(subject, [self.active[key] for key in sorted(self.by_subject.get(subject, ()))])
+                  for subject in sorted(subjects)]
+        for kind in SUBJECT_KINDS:
+            for subject, group in groups:
                 found = kind.find(self, subject, group) if len(group) > 1 else []
-                records = [view[c] for c in self.open_on_subject.get(subject, ())
-                           if view[c]["kind"] == kind.name]
-                moved |= self._reconcile(view, kind.name, found, records, version, at)
+                open_ids = self.open_on_subject.get(subject)
+                records = [view[c] for c in open_ids if view[c]["kind"] == kind.name] \
+                    if open_ids else []
+                if found or records:
+                    moved |= self._reconcile(view, kind.name, found, records, version, at)
         moved |= self._redetect_directives(view, touched, version, at)
         self._loads_moved(view, moved, version, at)
 
@@ -210,12 +218,16 @@ class ConflictTracker:
     ) -> set[str]:
         """Re-detect the directive kinds of these directives; answers what moved."""
         moved: set[str] = set()
-        for kind in kinds_at(DIRECTIVE):
-            for key in sorted(keys):
+        keys = sorted(keys)
+        for kind in DIRECTIVE_KINDS:
+            for key in keys:
                 directive = self.active.get(key)
                 found = kind.find(self, directive) if directive is not None else []
-                records = [view[c] for c, k in self.open_of_member.get(key, {}).items()
-                           if k == kind.name]
+                open_kinds = self.open_of_member.get(key)
+                records = [view[c] for c, k in open_kinds.items() if k == kind.name] \
+                    if open_kinds else []
+                if not found and not records:
+                    continue  # the common case: nothing found, nothing open
                 for group_key in sorted({d.key for d in found} | {_rule_key(r) for r in records}):
                     moved |= self._reconcile(
                         view, kind.name, [d for d in found if d.key == group_key],
@@ -387,7 +399,7 @@ class ConflictTracker:
         stretches = [weeks for key in sorted(moved) if (weeks := self._move_load(key))]
         if not stretches:
             return
-        for kind in kinds_at(WEEKS):
+        for kind in WEEKS_KINDS:
             for first, last in self.load.widened(stretches):
                 found = kind.find(self.load, first, last)
                 records = [view[c] for c, (start, end) in self.open_runs.items()
