@@ -38,8 +38,10 @@ class ContractState:
     def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive]) -> None:
         self.terms = terms
         self.period = period_span(terms)
-        arrived = [d for d in directives if d.get("status", "active") == "active"]
-        self.directives: list[Directive] = sorted(arrived, key=itemgetter("id"))
+        self.arrived = [d for d in directives if d.get("status", "active") == "active"]
+        """The same directives in the order given: the order they lie in memory, quicker to
+        read in a loop whose result does not depend on the order."""
+        self.directives: list[Directive] = sorted(self.arrived, key=itemgetter("id"))
         self.scope = ContractScope(terms)
         capacity = terms["capacity"]
         self.weekly_hours: float = capacity["staff"] * capacity["hours_per_staff_week"]
@@ -60,15 +62,13 @@ class ContractState:
         """For each directive some contract rule blocks, those rules in the contract's order."""
         self.unadmitted: dict[str, list[str]] = {}
         """For each directive the admission list does not admit, the kinds its issuer may ask."""
-        self._prepare(arrived)
+        self._prepare()
 
-    def _prepare(self, arrived: list[Directive]) -> None:
-        """Work out each directive's facts, reading them in the order they arrived.
-
-        That order is the one they lie in memory, which makes reading 5,000 of them a
-        fifth faster than in id order; nothing filled here depends on it: the memos are
-        keyed by all they read, the dicts are looked up by id, and ``asking`` is sorted.
-        """
+    def _prepare(self) -> None:
+        """Work out each directive's facts, reading them in the order they arrived (a fifth
+        faster than in id order for 5,000 of them).  Nothing filled here depends on that
+        order: the memos are keyed by all they read, the dicts are looked up by id, and
+        ``asking`` is sorted."""
         period, scope = self.period, self.scope
         first_week, last_week = period.first_week, period.last_week
         by_id, spans, covered, hours_of = self.by_id, self.spans, self.covered, self.hours
@@ -82,7 +82,7 @@ class ContractState:
         admission = bool(scope.admission)
         unadmitted = self.unadmitted
         untagged_rules = scope.untagged_match
-        for directive in arrived:
+        for directive in self.arrived:
             key = directive["id"]
             by_id[key] = directive
             window = directive.get("window")

@@ -215,7 +215,7 @@ def rank(
     served = {"value": 1.0, "weight": w_indicator, "contribution": w_indicator * 1.0}
     not_served = {"value": 0.0, "weight": w_indicator, "contribution": w_indicator * 0.0}
     scored = []
-    for index, directive in enumerate(state.directives):
+    for index, directive in enumerate(state.arrived):  # scored in any order, then sorted
         get = directive.get
         key = directive["id"]
         basis = directive["basis"]
