@@ -53,6 +53,7 @@ from domain.shanghai_calendar import shanghai_date
 from workflows import directory, messaging, view_store
 from workflows.explanations import Explainer
 from workflows.ledger import Ledger
+from workflows.transcoding import collection_paused
 from workflows.view_store import ViewStore
 
 NAME = view_store.CONTRACTS
@@ -332,7 +333,14 @@ class ContractViews:
         ``flush`` is called (a catch-up ranks and encodes each contract once per flush,
         not once per batch).  Nothing is visible, and nothing is lost, before that write:
         a crash starts again from the stored position.
+
+        The garbage collector is paused meanwhile (``collection_paused``): applying and
+        ranking make no cycles, and each full collection walked every cached aggregate.
         """
+        with collection_paused():
+            return self._project_batch(generation, hold=hold)
+
+    def _project_batch(self, generation: str, *, hold: bool) -> int | None:
         held = self._held.pop(generation, None)
         if held is None:
             position = self.store.position(generation)
@@ -369,7 +377,8 @@ class ContractViews:
         """Write what ``project_batch(hold=True)`` holds for the generation, if anything."""
         held = self._held.pop(generation, None)
         if held is not None and held.position != held.expected:
-            self._write(generation, held)
+            with collection_paused():
+                self._write(generation, held)
 
     def _write(self, generation: str, held: Held) -> bool:
         """The views of the contracts ``held`` touched and its position, in one commit
