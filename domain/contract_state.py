@@ -7,7 +7,8 @@ that the two views of a 5,000-directive contract cost one preparation.  It
 takes plain inputs (the contract's ``terms`` dict and directive dicts, as a
 ``ServiceContract`` holds them or replay rebuilds them) and ignores any
 directive that is not ``active``.  Directives are kept in id order, so nothing
-downstream depends on the order in which they arrived.
+downstream depends on the order in which they arrived (loops that give the same
+answer in any order read them as they arrived, the order they lie in memory).
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ class ContractState:
     def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive]) -> None:
         self.terms = terms
         self.period = period_span(terms)
-        self.arrived = [d for d in directives if d.get("status", "active") == "active"]
+        active = [d for d in directives if d.get("status", "active") == "active"]
+        self.directives: list[Directive] = sorted(active, key=itemgetter("id"))
+        self.arrived = active
         """The same directives in the order given: the order they lie in memory, quicker to
         read in a loop whose result does not depend on the order."""
-        self.directives: list[Directive] = sorted(self.arrived, key=itemgetter("id"))
         self.scope = ContractScope(terms)
         capacity = terms["capacity"]
         self.weekly_hours: float = capacity["staff"] * capacity["hours_per_staff_week"]
