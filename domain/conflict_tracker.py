@@ -428,7 +428,7 @@ class ConflictTracker:
             mode = SHARED
         else:
             mode = FREE
-        return directive, covered_weeks(self.spans[key], self.period), hours, mode
+        return directive, _covered(self.spans[key], self.period), hours, mode
 
     # --- directives ----------------------------------------------------------------------
 
@@ -518,6 +518,12 @@ def _span(first: str, last: str) -> Span:
     """The span of a window's ends (remembered: directives repeat a few thousand windows,
     and every load of a contract as of a version indexes all of them again)."""
     return Span.of({"from": first, "to": last})
+
+
+@lru_cache(maxsize=1 << 14)
+def _covered(span: Span, period: Span) -> range:
+    """``covered_weeks``, remembered like ``_span``: one range per distinct window."""
+    return covered_weeks(span, period)
 
 
 def _week(label: str) -> int:
