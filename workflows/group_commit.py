@@ -57,14 +57,13 @@ import logging
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
-from psycopg.sql import SQL, Identifier
 
 from workflows.store import STORE_OUTAGES
 
@@ -119,10 +118,10 @@ class WorkingSet:
     loaded (a copy) from the store.
     """
 
-    def __init__(self, repository: Any, *, refresh: Container[UUID] = frozenset()) -> None:
+    def __init__(self, repository: Any, *, refresh: bool = False) -> None:
         self._repository = repository
         self._refresh = refresh
-        """Borrowed aggregates to bring up to the store first (others' processes wrote them)."""
+        """Bring a borrowed aggregate up to the store first (several API processes)."""
         self.aggregates: dict[UUID, Any] = {}
         self._loaded_at: dict[UUID, int] = {}
         self._borrowed: list[tuple[UUID, Any]] = []
@@ -139,7 +138,7 @@ class WorkingSet:
             lock = self._repository.lock_for(aggregate_id)
             lock.acquire()
             found = self._repository.cached(aggregate_id)
-            if found is not None and aggregate_id in self._refresh:
+            if found is not None and self._refresh:
                 found = self._fast_forward(aggregate_id, found)
             if found is None:
                 lock.release()
@@ -311,11 +310,9 @@ class GroupCommitter:
         except STORE_OUTAGES as outage:
             self._fail_all(batch, outage)
             return []
-        with turn as stale:
+        with turn:
             for attempt in range(1, BATCH_ATTEMPTS + 1):
-                # after a conflict (a writer that takes no turns), everything is checked
-                refresh = stale if attempt == 1 or not self._turns.shared else EVERYTHING
-                working = WorkingSet(self._app.repository, refresh=refresh)
+                working = WorkingSet(self._app.repository, refresh=self._turns.shared)
                 try:
                     deferred = self._run_batch(batch, working, last=attempt == BATCH_ATTEMPTS)
                 finally:
@@ -458,9 +455,8 @@ class _Turns:
 
     With ``NEEDLE_API_PROCESSES`` above 1, each batch holds a session advisory lock
     (one per events table) while it runs and commits, and brings each aggregate it
-    borrows up to the store first if another process wrote it since this one's last
-    turn (one query of the log's notifications since then; the events applied in
-    place: ``WorkingSet(refresh=...)``).  Why: processes batching the same
+    borrows up to the store first (``WorkingSet(refresh=True)``: the events other
+    processes stored since, applied in place).  Why: processes batching the same
     contracts met each other's versions in most batches, and every conflict
     reloaded every contract of the batch from the store (≈7 ms a directive with two
     processes).  The version check at commit still guards correctness; the lock
@@ -468,12 +464,9 @@ class _Turns:
     PostgreSQL.  One process, or SQLite: no lock, no refresh.
     """
 
-    def __init__(self, datastore: Any, key: int, table: str = "") -> None:
+    def __init__(self, datastore: Any, key: int) -> None:
         self._datastore = datastore
         self._key = key
-        self._table = table
-        self._seen: int | None = None
-        """The log's last position at the end of this process's last turn (None: unknown)."""
         self.shared = datastore is not None
 
     @classmethod
@@ -483,61 +476,25 @@ class _Turns:
         if settings is None or settings.api_processes < 2 or not settings.uses_postgres \
                 or datastore is None:
             return cls(None, 0)
-        table = app.recorder.events_table_name
-        key = zlib.crc32(f"threadneedle group commit {datastore.schema}.{table}".encode())
-        return cls(datastore, key, table)
+        table = f"{datastore.schema}.{app.recorder.events_table_name}"
+        return cls(datastore, zlib.crc32(f"threadneedle group commit {table}".encode()))
 
-    def take(self) -> contextlib.AbstractContextManager[Container[UUID]]:
-        """Wait for this process's turn; the context holds it and gives the aggregates
-        other processes wrote since this one's last turn (none without a store lock)."""
+    def take(self) -> contextlib.AbstractContextManager[Any]:
+        """Wait for this process's turn; the context holds it (nothing without a store lock)."""
         if self._datastore is None:
-            return contextlib.nullcontext(frozenset())
+            return contextlib.nullcontext()
         stack = contextlib.ExitStack()
         try:
             connection = stack.enter_context(self._datastore.get_connection())
             connection.execute("SELECT pg_advisory_lock(%s)", (self._key,))
             stack.callback(self._give_back, connection)
-            stale: Container[UUID] = EVERYTHING
-            if self._seen is not None:
-                stale = {row["originator_id"] for row in connection.execute(
-                    SQL("SELECT DISTINCT originator_id FROM {}.{} WHERE notification_id > %s"
-                        ).format(Identifier(self._datastore.schema), Identifier(self._table)),
-                    (self._seen,))}
         except BaseException:
             stack.close()
             raise
-        return _Holding(stack, stale)
+        return stack
 
     def _give_back(self, connection: Any) -> None:
         try:
-            self._seen = None
-            self._seen = int(connection.execute(
-                SQL("SELECT coalesce(max(notification_id), 0) AS head FROM {}.{}").format(
-                    Identifier(self._datastore.schema), Identifier(self._table))
-            ).fetchone()["head"])
             connection.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
         except Exception:  # never back to the pool still holding the lock
             connection.close()
-
-
-class _Everything:
-    """Every aggregate (a ``Container`` answering yes): all are checked against the store."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-EVERYTHING = _Everything()
-
-
-class _Holding(contextlib.AbstractContextManager[Container[UUID]]):
-    """A turn held: entering gives the stale aggregates, leaving gives the turn back."""
-
-    def __init__(self, stack: contextlib.ExitStack, stale: Container[UUID]) -> None:
-        self._stack, self._stale = stack, stale
-
-    def __enter__(self) -> Container[UUID]:
-        return self._stale
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.close()
