@@ -253,10 +253,14 @@ def rank(
                        + c_efficiency["contribution"])
         if key in blocked:
             placed = UNSCHEDULABLE_TIER
+        # The entry is made here, where the directive is at hand; its rank and schedule are
+        # filled in below, once the order is known.
+        entry = {"directive_id": key, "rank": 0, "tier": placed, "score": score,
+                 "components": components, "schedule": None, "subject": directive["subject"],
+                 "issuer": get("issuer"), "basis": basis}
         # The ranking order (tier, minus score, issue order, id), then the index: no two
         # entries tie, so the tuples sort as they are, without a key.
-        scored.append((placed, -score, get("issued_version") or 0, str(key), index,
-                       score, directive, components))
+        scored.append((placed, -score, get("issued_version") or 0, str(key), index, entry))
     scored.sort()
     schedule = WeeklySchedule(state)
     hours, covered = state.hours, state.covered
@@ -267,7 +271,7 @@ def rank(
     """The open one-side conflicts whose best-ranked schedulable member was reached."""
     asked_nothing: dict[int, dict[str, Any]] = {}
     ranked = []
-    for position, (placed, _, _, key, _, score, directive, components) in enumerate(scored, 1):
+    for position, (placed, _, _, key, _, entry) in enumerate(scored, 1):
         asked, weeks = hours[key], covered[key]
         sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
         reached = None  # most directives are in no open one-side conflict: no list made
@@ -284,17 +288,8 @@ def rank(
                 asked, schedule.grant_hours(asked, weeks))
         else:
             granted = schedule.grant_hours(asked, weeks)
-        ranked.append({
-            "directive_id": directive["id"],
-            "rank": position,
-            "tier": placed,
-            "score": score,
-            "components": components,
-            "schedule": granted,
-            "subject": directive["subject"],
-            "issuer": directive.get("issuer"),
-            "basis": directive["basis"],
-        })
+        entry["rank"], entry["schedule"] = position, granted
+        ranked.append(entry)
     return ranked
 
 
