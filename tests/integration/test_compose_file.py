@@ -97,7 +97,7 @@ def test_several_api_processes_and_workers_and_one_beat() -> None:
     assert services["beat"]["deploy"]["replicas"] == 1
     defaults = compose(ENV)["services"]
     assert defaults["worker"]["deploy"]["replicas"] == 2
-    assert defaults["api"]["command"][defaults["api"]["command"].index("--workers") + 1] == "4"
+    assert defaults["api"]["command"][defaults["api"]["command"].index("--workers") + 1] == "1"
 
 
 def docker_compose() -> bool:
