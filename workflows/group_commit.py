@@ -44,7 +44,8 @@ methods only (``Committing``); the ledger asks the committer for the batch a
 thread is running (``working_set``) so a command sees its batch's earlier ones.
 
 Several API processes (``NEEDLE_API_PROCESSES``) on PostgreSQL take turns batch by batch
-(``_Turns``: an advisory lock, and each borrowed aggregate brought up to the store first).
+(``workflows/commit_turns.py``: an advisory lock, and each borrowed aggregate brought up
+to the store first).
 
 Long because the guarantees above are one loop over one batch (run, commit, retry,
 answer): split, each part would need the others' working set and jobs.
@@ -52,10 +53,8 @@ answer): split, each part would need the others' working set and jobs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -65,6 +64,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from workflows.commit_turns import CommitTurns
 from workflows.store import STORE_OUTAGES
 
 # A store outage (``workflows.store.STORE_OUTAGES``) fails every command waiting in
@@ -250,7 +250,7 @@ class GroupCommitter:
         self.fallbacks = 0
         """How many batches kept meeting conflicts (or failed oddly) and were redone one
         by one."""
-        self._turns = _Turns.of(app)
+        self._turns = CommitTurns.of(app)
 
     def working_set(self) -> WorkingSet | None:
         """The batch this thread is running, if it is the committer in the middle of one."""
@@ -447,54 +447,3 @@ class GroupCommitter:
                 job.finish(error=error)
             else:
                 job.finish(result=result)
-
-
-
-class _Turns:
-    """Batches of several API processes on one PostgreSQL store take turns.
-
-    With ``NEEDLE_API_PROCESSES`` above 1, each batch holds a session advisory lock
-    (one per events table) while it runs and commits, and brings each aggregate it
-    borrows up to the store first (``WorkingSet(refresh=True)``: the events other
-    processes stored since, applied in place).  Why: processes batching the same
-    contracts met each other's versions in most batches, and every conflict
-    reloaded every contract of the batch from the store (≈7 ms a directive with two
-    processes).  The version check at commit still guards correctness; the lock
-    only makes conflicts rare.  A lock whose connection is lost is released by
-    PostgreSQL.  One process, or SQLite: no lock, no refresh.
-    """
-
-    def __init__(self, datastore: Any, key: int) -> None:
-        self._datastore = datastore
-        self._key = key
-        self.shared = datastore is not None
-
-    @classmethod
-    def of(cls, app: Any) -> _Turns:
-        settings = getattr(app, "settings", None)
-        datastore = getattr(getattr(app, "recorder", None), "datastore", None)
-        if settings is None or settings.api_processes < 2 or not settings.uses_postgres \
-                or datastore is None:
-            return cls(None, 0)
-        table = f"{datastore.schema}.{app.recorder.events_table_name}"
-        return cls(datastore, zlib.crc32(f"threadneedle group commit {table}".encode()))
-
-    def take(self) -> contextlib.AbstractContextManager[Any]:
-        """Wait for this process's turn; the context holds it (nothing without a store lock)."""
-        if self._datastore is None:
-            return contextlib.nullcontext()
-        stack = contextlib.ExitStack()
-        try:
-            connection = stack.enter_context(self._datastore.get_connection())
-            connection.execute("SELECT pg_advisory_lock(%s)", (self._key,))
-            stack.callback(self._give_back, connection)
-        except BaseException:
-            stack.close()
-            raise
-        return stack
-
-    def _give_back(self, connection: Any) -> None:
-        try:
-            connection.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-        except Exception:  # never back to the pool still holding the lock
-            connection.close()
