@@ -58,7 +58,7 @@ from domain.contract_state import ContractState
 from domain.directives import DirectiveFields, DirectivePatch
 from domain.priorities import priority_view, priority_view_of
 from domain.terms import ContractTerms
-from workflows.transcoding import FastJSONTranscoder
+from workflows.transcoding import FastJSONTranscoder, collection_paused
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -277,10 +277,13 @@ def ten_thousand_events(app: Bench, events: int = 10_000) -> ServiceContract:
 
 def load_as_of(app: Bench, contract_id: Any, version: int) -> Any:
     """(c)'s unit of work: the contract as of ``version`` (a snapshot and the events after
-    it, conflicts folded) and its priorities."""
-    loaded: Any = app.repository.get(contract_id, version=version)
-    priority_view(loaded.terms, loaded.active_directives(), REFERENCE,
-                  conflicts=loaded.conflicts)
+    it, conflicts folded) and its priorities, with the garbage collector paused for both as
+    ``workflows.contracts.read_contract`` and ``workflows.history.priority_view_at`` pause it."""
+    with collection_paused():
+        loaded: Any = app.repository.get(contract_id, version=version)
+    with collection_paused():
+        priority_view(loaded.terms, loaded.active_directives(), REFERENCE,
+                      conflicts=loaded.conflicts)
     return loaded
 
 

@@ -22,6 +22,7 @@ from workflows.directory import directory
 from workflows.idempotency import IdempotentRequest
 from workflows.identities import DIRECTORY_ID, contract_id_for
 from workflows.ledger import Change, CommandResult, Ledger
+from workflows.transcoding import collection_paused
 
 # --- loading -------------------------------------------------------------------------
 
@@ -43,7 +44,8 @@ def read_contract(ledger: Ledger, caller: Caller, contract_id: str, *, version: 
         return current
     if version > current.version:
         raise NotFound(f"contract {current.code} has no version {version} yet")
-    past: object = ledger.repository.get(current.id, version=version)
+    with collection_paused():  # a whole state built from a snapshot: no cycles to find
+        past: object = ledger.repository.get(current.id, version=version)
     assert isinstance(past, ServiceContract)
     return past
 
