@@ -80,7 +80,10 @@ and a thread-pool worker on `<queue>.webhooks`; a thread in the benchmark sends
 the healthy endpoints 3 lanes each (12 in all); each repeat measures them
 alone, then gives the slow endpoint one message on each of 5 lanes (its cap of
 4, and one more that waits) and measures them again while those wait, then
-lets the slow ones finish.  The thread pool (16) has room for the healthy lanes
+lets the slow ones finish.  Each measured run is 3,000 deliveries (about 3 s):
+with 1,000 (about 1.2 s) one hiccup of a shared 2-core machine swung the slowdown
+from -11 % to +21 % between runs of the same code; 3 s still ends well inside the
+slow endpoint's 10 s.  The thread pool (16) has room for the healthy lanes
 and the slow endpoint's cap, which is the design's promise (a slow endpoint
 holds at most `NEEDLE_WEBHOOK_ENDPOINT_CONCURRENCY` threads).
 
@@ -566,7 +569,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the Markdown section into this file")
     args = parser.parse_args()
     args.messages = args.messages or (1_000 if args.quick else 5_000)
-    args.isolation_messages = args.isolation_messages or (400 if args.quick else 1_000)
+    args.isolation_messages = args.isolation_messages or (400 if args.quick else 3_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
 
     with tempfile.TemporaryDirectory(prefix="needle-bench-webhooks-") as folder:
