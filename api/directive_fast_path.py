@@ -21,12 +21,10 @@ to the app's problem handlers, exactly as the route raises it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
 
-from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
@@ -35,9 +33,9 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Message, Receive, Scope, Send
 
 from api.deps import authenticated, parse_if_match, wake
+from api.routes.directives import issued
 from domain.directives import DirectiveFields
 from domain.errors import ValidationFailed
-from workflows import directives
 from workflows.idempotency import IdempotentRequest
 
 DECLINED = "threadneedle.fast_path_declined"
@@ -75,8 +73,7 @@ class DirectiveFastPath(BaseRoute):
         messages, body = await _read_body(receive)
         command = None if body is None else _command(scope, body)
         if body is None or command is None:
-            scope[DECLINED] = True
-            await scope["router"].app(scope, _replaying(messages, receive), send)
+            await _hand_on(scope, messages, receive, send)
             return
         contract_id, key, fields, idempotency_key, expected_version = command
         state = scope["app"].state
@@ -84,24 +81,15 @@ class DirectiveFastPath(BaseRoute):
         ledger = services.ledger
         caller = await authenticated(state, ledger, key)
         if caller is None:  # the route answers the 401
-            scope[DECLINED] = True
-            await scope["router"].app(scope, _replaying(messages, receive), send)
+            await _hand_on(scope, messages, receive, send)
             return
         request = (None if idempotency_key is None else IdempotentRequest.of(
             idempotency_key, "POST", Request(scope).url.path, body))
-        submitted = directives.submit_directive(
-            ledger, caller, contract_id, fields, request=request,
-            expected_version=expected_version)
-        if submitted is None:  # one save per command: on a thread, as the route does
-            result = await run_in_threadpool(
-                directives.issue_directive, ledger, caller, contract_id, fields,
-                request=request, expected_version=expected_version)
-        else:
-            result = await asyncio.wrap_future(submitted)
+        result = await issued(ledger, caller, contract_id, fields, request=request,
+                              expected_version=expected_version)
         await wake(state, services)
-        answer = json.dumps({"id": result.id, "version": result.version,
-                             "position": result.position},
-                            ensure_ascii=False, separators=(",", ":")).encode()
+        answer = json.dumps(result.as_dict(), ensure_ascii=False,
+                            separators=(",", ":")).encode()
         await send({"type": "http.response.start", "status": 201, "headers": [
             (b"content-length", str(len(answer)).encode()),
             (b"content-type", b"application/json")]})
@@ -148,6 +136,12 @@ async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
             return messages, None
         if not message.get("more_body", False):
             return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+async def _hand_on(scope: Scope, messages: list[Message], receive: Receive, send: Send) -> None:
+    """Let the documented route answer, with the body already read replayed to it."""
+    scope[DECLINED] = True
+    await scope["router"].app(scope, _replaying(messages, receive), send)
 
 
 def _replaying(messages: list[Message], receive: Receive) -> Receive:
