@@ -301,25 +301,18 @@ class WeeklySchedule:
 
     def __init__(self, state: ContractState) -> None:
         free = max(0, to_micro(state.weekly_hours) - to_micro(state.committed_hours))
-        self.state = state
         self.first_week = state.period.first_week
         self.free = [free] * (state.period.last_week - self.first_week + 1)
 
-    def grant(self, directive: Directive, *, blocked: bool = False) -> dict[str, Any]:
-        """Grant the directive what each covered week can still give; answer its schedule.
+    def grant_hours(self, asked: int, weeks: range) -> dict[str, Any]:
+        """Grant ``asked`` micro-hours a week over ``weeks`` (week numbers) what each week
+        can still give; answer the schedule.
 
         ``hours_granted`` is the smallest weekly grant; the outcome is
         ``scheduled`` when every week gave all it asked, ``deferred`` when no
-        week gave anything, else ``partial``.  A directive asking for no hours,
-        or covering no week of the period, asks nothing and is ``scheduled``.
+        week gave anything, else ``partial``.  Asking for no hours, or over no
+        week of the period, asks nothing and is ``scheduled``.
         """
-        if blocked:
-            return {"outcome": BLOCKED, "hours_granted": 0.0}
-        return self.grant_hours(to_micro(directive.get("hours_per_week") or 0),
-                                self.state.weeks(directive))
-
-    def grant_hours(self, asked: int, weeks: range) -> dict[str, Any]:
-        """``grant`` of ``asked`` micro-hours a week over ``weeks`` (week numbers)."""
         if asked <= 0 or not weeks:
             return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
         start, stop = weeks.start - self.first_week, weeks.stop - self.first_week

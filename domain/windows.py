@@ -89,9 +89,6 @@ class Span(NamedTuple):
     def overlaps(self, other: Span) -> bool:
         return self.first <= other.last and other.first <= self.last
 
-    def label(self) -> str:
-        return f"{day_text(self.first)} to {day_text(self.last)}"
-
 
 def period_span(terms: Mapping[str, Any]) -> Span:
     period = terms["period"]
