@@ -58,7 +58,8 @@ from domain.contract_state import ContractState
 from domain.directives import DirectiveFields, DirectivePatch
 from domain.priorities import priority_view, priority_view_of
 from domain.terms import ContractTerms
-from workflows.transcoding import FastJSONTranscoder, collection_paused
+from workflows.collector import collection_paused
+from workflows.transcoding import FastJSONTranscoder
 
 ROOT = Path(__file__).resolve().parent.parent
 

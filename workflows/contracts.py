@@ -18,11 +18,11 @@ from domain.contract import ServiceContract
 from domain.errors import AlreadyExists, NotFound, VersionMismatch
 from domain.organisations import Caller
 from domain.terms import ContractTerms, Policy, StakeholderSpec
+from workflows.collector import collection_paused
 from workflows.directory import directory
 from workflows.idempotency import IdempotentRequest
 from workflows.identities import DIRECTORY_ID, contract_id_for
 from workflows.ledger import Change, CommandResult, Ledger
-from workflows.transcoding import collection_paused
 
 # --- loading -------------------------------------------------------------------------
 

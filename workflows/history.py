@@ -17,11 +17,11 @@ from domain.organisations import Caller
 from domain.priorities import priority_view
 from domain.shanghai_calendar import shanghai_date
 from workflows.audit import audit_aggregate
+from workflows.collector import collection_paused
 from workflows.contracts import read_contract, readable
 from workflows.directory import organisation_names
 from workflows.explanations import explained
 from workflows.ledger import Ledger
-from workflows.transcoding import collection_paused
 
 
 def event_record(event: ChainedAggregate.Event) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def priority_view_at(ledger: Ledger, caller: Caller, contract_id: str, *,
         reference = shanghai_date(contract.modified_on)
     else:
         reference = shanghai_date(ledger.clock())
-    with collection_paused():  # thousands of acyclic entries (``transcoding.collection_paused``)
+    with collection_paused():  # thousands of acyclic entries (``workflows.collector``)
         view = priority_view(contract.terms, contract.active_directives(), reference,
                              profile=profile, conflicts=contract.conflicts)
     return {"contract_id": str(contract.id), "version": contract.version, **view}

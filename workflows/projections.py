@@ -51,9 +51,9 @@ from domain.contract import ServiceContract
 from domain.priorities import priority_view
 from domain.shanghai_calendar import shanghai_date
 from workflows import directory, messaging, view_store
+from workflows.collector import collection_paused
 from workflows.explanations import Explainer
 from workflows.ledger import Ledger
-from workflows.transcoding import collection_paused
 from workflows.view_store import ViewStore
 
 NAME = view_store.CONTRACTS

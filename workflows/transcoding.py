@@ -13,7 +13,7 @@ events written before and after this transcoder are the same bytes.  Anything
 orjson refuses (``NaN``, integers beyond 64 bits) is decoded the old way.
 
 A large payload (a snapshot) is decoded with the cyclic garbage collector
-paused (``collection_paused``): its hundred thousand new lists and dicts made
+paused (``workflows.collector.collection_paused``): its hundred thousand new lists and dicts made
 Python run full collections over the whole heap in the middle of the decode,
 and a decode makes no cycles, so none of that work could free anything (a load
 as of a version of the 10,000-event benchmark contract: median 81 -> 69 ms CPU).
@@ -21,36 +21,16 @@ as of a version of the 10,000-event benchmark contract: median 81 -> 69 ms CPU).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
 from eventsourcing.persistence import JSONTranscoder
 
+from workflows.collector import collection_paused
+
 TYPE_MARK = b'"_type_"'
 PAUSE_ABOVE = 1 << 16
 """Bytes above which a decode pauses the garbage collector (an event is far smaller)."""
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many objects that form no cycles.
-
-    Each full collection walks every object the process holds (its cached
-    aggregates: hundreds of thousands); work that only allocates acyclic records
-    frees nothing by it.  Garbage is still freed by reference counting meanwhile.
-    The pause is process-wide: two threads pausing at once at worst resume early.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class FastJSONTranscoder(JSONTranscoder):

