@@ -214,3 +214,8 @@ class Explainer:
         result = explained(record, self.names)
         self._memo[record["id"]] = (record, self._names_key, result)
         return result
+
+    def forget(self, record_ids: Iterable[str]) -> None:
+        """Drop the memo of these records (their contract left the projector's cache)."""
+        for record_id in record_ids:
+            self._memo.pop(record_id, None)

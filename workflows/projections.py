@@ -35,7 +35,7 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -100,6 +100,10 @@ class Encoded:
         text = _json(explained)
         self._texts[explained["id"]] = (explained, text)
         return text
+
+    def forget(self, conflict_ids: Iterable[str]) -> None:
+        for conflict_id in conflict_ids:
+            self._texts.pop(conflict_id, None)
 
     def conflict_json(self, contract: ServiceContract, position: int) -> bytes:
         head = _json({"contract_id": str(contract.id), "position": position,
@@ -541,8 +545,19 @@ class ContractViews:
         cache[contract.id] = contract
         cache.move_to_end(contract.id)
         while len(cache) > self.cache_size:
-            cache.popitem(last=False)
+            _, evicted = cache.popitem(last=False)
+            self._forget(evicted)
         return contract
+
+    def _forget(self, contract: ServiceContract) -> None:
+        """Drop what the memos keep of an evicted contract's conflicts, so that they hold no
+        more than the bounded cache does (a memo missing an entry only writes it again)."""
+        conflict_ids = list(contract.conflicts)
+        self._explain.forget(conflict_ids)
+        self._encoded.forget(conflict_ids)
+        for board in self._boards.values():
+            for conflict_id in conflict_ids:
+                board.items.pop(f"{contract.id}:{conflict_id}", None)
 
     # --- one consumer at a time ---------------------------------------------------
 
