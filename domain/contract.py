@@ -5,7 +5,7 @@ changes; events carry everything replay needs (state is JSON-native so that
 snapshots and the hash chain see exactly what was stored).  Time comes in as
 an argument: the domain never reads a clock.
 
-Long (~800 lines) because the aggregate's events and the commands
+Long (~840 lines) because the aggregate's events and the commands
 that record them must live on one class (the event classes nest in it, and
 replay finds them there); the rules themselves live beside it (conflicts,
 scope, resolution, terms, directives).  Section 13's commands (admission, classification,
