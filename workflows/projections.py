@@ -23,37 +23,36 @@ one leaves at once.  A commit sets a wake flag and sends a task
 flag before it reads the log and looks at it again before and after it lets
 the lease go, so a commit is never left waiting for the periodic safety net.
 
-Long (~650 lines) because reading, applying, the lease and the status of one
+Long (~580 lines) because reading, applying, the lease and the status of one
 partition share the projector's state (its caches and lease token); the
-partition-wide driving lives in ``projection_control``.
+partition-wide driving lives in ``projection_control``, and the documents the views
+hold are made in ``view_documents``.
 
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
-from domain.priorities import priority_view
 from domain.shanghai_calendar import shanghai_date
 from workflows import directory, messaging, view_store
 from workflows.collector import collection_paused
 from workflows.explanations import Explainer
 from workflows.ledger import Ledger
+from workflows.view_documents import Encoded, board_item, due_epoch, encoded_json, priority_document
 from workflows.view_store import ViewStore
 
 NAME = view_store.CONTRACTS
@@ -70,63 +69,6 @@ def contract_topics() -> list[str]:
         if isinstance(value, type) and issubclass(value, ChainedAggregate.Event)
     ]
     return sorted({get_topic(cls) for cls in classes})
-
-
-def conflict_document(
-    contract: ServiceContract, position: int, explain: Callable[[Any], dict[str, Any]],
-) -> dict[str, Any]:
-    return {
-        "contract_id": str(contract.id),
-        "position": position,
-        "version": contract.version,
-        "conflicts": [explain(record) for record in contract.conflicts.values()],
-    }
-
-
-class Encoded:
-    """The JSON of explained conflicts, kept by conflict id while the explained record is the
-    same object (``Explainer`` answers the same object until the record or the names change):
-    a contract's conflict document is its records' texts joined, so a batch encodes only the
-    conflicts it changed.  ``conflict_json`` is byte for byte ``_json(conflict_document(...))``."""
-
-    def __init__(self, explain: Callable[[Any], dict[str, Any]]) -> None:
-        self.explain = explain
-        self._texts: dict[str, tuple[dict[str, Any], bytes]] = {}
-
-    def __call__(self, explained: dict[str, Any]) -> bytes:
-        known = self._texts.get(explained["id"])
-        if known is not None and known[0] is explained:
-            return known[1]
-        text = _json(explained)
-        self._texts[explained["id"]] = (explained, text)
-        return text
-
-    def forget(self, conflict_ids: Iterable[str]) -> None:
-        for conflict_id in conflict_ids:
-            self._texts.pop(conflict_id, None)
-
-    def conflict_json(self, contract: ServiceContract, position: int) -> bytes:
-        head = _json({"contract_id": str(contract.id), "position": position,
-                      "version": contract.version})
-        texts = b",".join(self(self.explain(record)) for record in contract.conflicts.values())
-        return head[:-1] + b',"conflicts":[' + texts + b"]}"
-
-
-def priority_document(
-    contract: ServiceContract, reference_date: date, position: int
-) -> dict[str, Any]:
-    view = priority_view(contract.terms, contract.active_directives(), reference_date,
-                         conflicts=contract.conflicts)
-    return {"contract_id": str(contract.id), "position": position,
-            "version": contract.version, **view}
-
-
-def board_item(contract: ServiceContract, conflict: dict[str, Any]) -> dict[str, Any]:
-    return {**conflict, "contract_id": str(contract.id), "contract_code": contract.code}
-
-
-def due_epoch(conflict: dict[str, Any]) -> float:
-    return datetime.fromisoformat(conflict["due"]).timestamp()
 
 
 @dataclass(frozen=True)
@@ -476,7 +418,8 @@ class ContractViews:
                 continue
             contract = self._at(cache, UUID(contract_id), current["version"])
             document = priority_document(contract, reference, current["position"])
-            ops.append(["set", view_store.priorities_key(generation, contract_id), _json(document)])
+            ops.append(["set", view_store.priorities_key(generation, contract_id),
+                        encoded_json(document)])
         ops.append(["set", view_store.reference_key(self.name, generation), reference.isoformat()])
         self.store.commit(generation, position, position, ops)
         return len(ops) - 1
@@ -495,7 +438,7 @@ class ContractViews:
         yield ["set", view_store.conflicts_key(generation, contract_id),
                self._encoded.conflict_json(contract, position)]
         yield ["set", view_store.priorities_key(generation, contract_id),
-               _json(priority_document(contract, reference, position))]
+               encoded_json(priority_document(contract, reference, position))]
         yield ["sadd", view_store.contracts_key(generation), contract_id]
         code = contract.code
         for conflict in contract.conflicts.values():
@@ -510,7 +453,7 @@ class ContractViews:
             if conflict["status"] == "open":
                 yield ["zadd", view_store.board_key(generation), due_epoch(conflict), member]
                 yield ["hset", view_store.board_items_key(generation), member,
-                       _json(board_item(contract, explained))]
+                       encoded_json(board_item(contract, explained))]
             else:
                 yield ["zrem", view_store.board_key(generation), member]
                 yield ["hdel", view_store.board_items_key(generation), member]
@@ -632,14 +575,3 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
-
-
-def _json(document: Any) -> bytes:
-    """A view's JSON, UTF-8: orjson (~9 × faster than ``json`` on a 5,000-entry ranking, and
-    the same bytes but for floats under 1e-4, written ``0.00001`` rather than ``1e-05``:
-    the same numbers to every reader); ``json`` for what orjson refuses (integers past 64
-    bits), so nothing a view held before fails now."""
-    try:
-        return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
