@@ -149,6 +149,9 @@ class ContractViews:
         self._boards: dict[str, BoardMemo] = {}
         self._held: dict[str, Held] = {}
         self._lease_token: str | None = None
+        self._reached_head = False
+        """The last batch was written up to the head it read: no need to look again (a
+        commit after that head sets the wake flag, which the caller looks at)."""
 
     # --- running ------------------------------------------------------------
 
@@ -256,6 +259,8 @@ class ContractViews:
                 processed += done
                 batches += 1
                 self._renew()
+                if self._reached_head:  # written up to the head read before it
+                    return processed, True
                 if _past(deadline):
                     break
         except BaseException:
@@ -304,6 +309,7 @@ class ContractViews:
             limit = max(limit, min(self.bulk_batch_size, behind))
         count, last, notifications = self._read(position + 1, limit, head)
         held.position = last if count == limit and last is not None else head
+        self._reached_head = False
         held.events += count
         cache = self._caches.setdefault(generation, OrderedDict())
         touched = held.touched
@@ -317,6 +323,7 @@ class ContractViews:
             return count
         if not self._write(generation, held):
             return None  # dropped, or Redis was emptied: the caller starts again
+        self._reached_head = held.position >= head
         return count
 
     def flush(self, generation: str) -> None:
