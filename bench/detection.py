@@ -184,6 +184,14 @@ def detection_and_ranking(contract: ServiceContract) -> tuple[int, int]:
     return len(found), len(view["priorities"])
 
 
+def prepared(terms: dict[str, Any], directives: list[dict[str, Any]]) -> ContractState:
+    """A ``ContractState`` with the facts both views read worked out (it works each out when
+    first asked for): weeks and hours, scope and rules, the id order."""
+    state = ContractState(terms, directives)
+    _ = state.asking, state.outside
+    return state
+
+
 def measure_detection(repeat: int) -> dict[str, Any]:
     contract = contract_with(5000)
     directives = list(contract.directives.values())
@@ -191,7 +199,7 @@ def measure_detection(repeat: int) -> dict[str, Any]:
     kinds: dict[str, int] = {}
     for found in find_conflicts(ContractState(contract.terms, directives)):
         kinds[found.kind] = kinds.get(found.kind, 0) + 1
-    baseline = median_ms(lambda: ContractState(contract.terms, directives), repeat)
+    baseline = median_ms(lambda: prepared(contract.terms, directives), repeat)
     full = median_ms(lambda: detection_and_ranking(contract), repeat)
     print(f"(a) detection + ranking, {ranked} active directives, {conflicts} conflicts {kinds}")
     print(f"    median {full:.1f} ms (bar 100 ms); baseline ContractState alone "

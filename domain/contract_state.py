@@ -2,8 +2,10 @@
 
 Conflict detection and the ranking read the same facts about each directive:
 its window, the weeks it covers, what of it lies outside the contract's
-scope and which rules block it.  ``ContractState`` works them out once, so
-that the two views of a 5,000-directive contract cost one preparation.  It
+scope and which rules block it.  ``ContractState`` works each out once, when
+first asked for, so that the two views of a 5,000-directive contract cost one
+preparation and the ranking alone (a contract read as of a version) pays only
+for the weeks and hours it reads.  It
 takes plain inputs (the contract's ``terms`` dict and directive dicts, as a
 ``ServiceContract`` holds them or replay rebuilds them) and ignores any
 directive that is not ``active``.  Directives are kept in id order, so nothing
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from functools import cached_property
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain.scope import ContractScope, Outside, disputed_fields, tags_of, task_type_of
 from domain.windows import MICRO, Span, period_span
@@ -26,86 +28,136 @@ from domain.windows import MICRO, Span, period_span
 Directive = Mapping[str, Any]
 
 
-class ContractState:
-    """The facts every view reads, worked out in one pass over the active directives.
+class _Judgements(NamedTuple):
+    outside: dict[str, Outside]
+    broken_rules: dict[str, list[Mapping[str, Any]]]
+    unadmitted: dict[str, list[str]]
 
-    Per directive (by id): its span, the weeks of the period it covers (as a
-    ``range`` of week numbers), the micro-hours it asks a week, and, lazily,
-    its canonical value.  Scope and rule answers are looked up once per
-    distinct combination of named groups, places, tags and basis: a large
-    contract names the same few again and again.
+
+class ContractState:
+    """The facts every view reads, worked out once, when first asked for.
+
+    Per directive (by id): the micro-hours it asks a week and, if it asks
+    some, the weeks of the period it covers (as a ``range`` of week numbers;
+    ``_measured``); what of it lies outside the contract's scope and which
+    rules block it (``_judged``); its span and its canonical value.  The
+    ranking reads only the hours and weeks, so a state built to rank never
+    works out scope and rules; the detectors read all of them.  Scope and
+    rule answers are looked up once per distinct combination of named groups,
+    places, tags and basis: a large contract names the same few again and
+    again.
     """
 
     def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive]) -> None:
         self.terms = terms
         self.period = period_span(terms)
-        active = [d for d in directives if d.get("status", "active") == "active"]
-        self.directives: list[Directive] = sorted(active, key=itemgetter("id"))
-        self.arrived = active
-        """The same directives in the order given: the order they lie in memory, quicker to
+        self.arrived: list[Directive] = [
+            d for d in directives if d.get("status", "active") == "active"]
+        """The active directives in the order given: the order they lie in memory, quicker to
         read in a loop whose result does not depend on the order."""
-        self.scope = ContractScope(terms)
         capacity = terms["capacity"]
         self.weekly_hours: float = capacity["staff"] * capacity["hours_per_staff_week"]
         self.committed_hours: float = capacity["committed_hours_per_week"]
+        self._spans: dict[str, Span] = {}
         self._canonical: dict[str, str] = {}
         self._canonical_by_value: dict[tuple[tuple[str, str], ...], str] = {}
-        self.by_id: dict[str, Directive] = {}
-        self.spans: dict[str, Span] = {}
-        self.covered: dict[str, range] = {}
-        self.hours: dict[str, int] = {}
+
+    @cached_property
+    def directives(self) -> list[Directive]:
+        """The active directives in id order."""
+        return sorted(self.arrived, key=itemgetter("id"))
+
+    @cached_property
+    def scope(self) -> ContractScope:
+        return ContractScope(self.terms)
+
+    # --- hours and weeks (``_measured``) ------------------------------------------------
+
+    @property
+    def hours(self) -> dict[str, int]:
         """Micro-hours each directive asks a week (0 for none)."""
-        self.asking: list[Directive] = []
+        return self._measured[0]
+
+    @property
+    def covered(self) -> dict[str, range]:
+        """The weeks each directive asking hours covers (only those: no other bears load or
+        is given hours)."""
+        return self._measured[1]
+
+    @cached_property
+    def asking(self) -> list[Directive]:
         """The directives asking some hours a week, in id order (only they can bear load)."""
-        self.outside: dict[str, Outside] = {}
+        covered = self.covered
+        return [directive for directive in self.directives if directive["id"] in covered]
+
+    @cached_property
+    def _measured(self) -> tuple[dict[str, int], dict[str, range]]:
+        """Each directive's hours and, if it asks some, its weeks: one pass in the order the
+        directives arrived (nothing filled depends on it)."""
+        first_week, last_week = self.period.first_week, self.period.last_week
+        hours_of: dict[str, int] = {}
+        covered: dict[str, range] = {}
+        days: dict[str, int] = {}
+        windows: dict[tuple[str, str], range] = {}
+        whole = range(first_week, last_week + 1)
+        for directive in self.arrived:
+            key = directive["id"]
+            asked = directive.get("hours_per_week")
+            hours_of[key] = hours = round(asked * MICRO) if asked else 0
+            if hours <= 0:
+                continue
+            window = directive.get("window")
+            if not window:
+                covered[key] = whole
+                continue
+            ends = (window["from"], window["to"])
+            weeks = windows.get(ends)
+            if weeks is None:
+                first, last = days.get(ends[0]), days.get(ends[1])
+                if first is None:
+                    first = days[ends[0]] = date.fromisoformat(ends[0]).toordinal()
+                if last is None:
+                    last = days[ends[1]] = date.fromisoformat(ends[1]).toordinal()
+                weeks = windows[ends] = range(max((first - 1) // 7, first_week),
+                                              min((last - 1) // 7, last_week) + 1)
+            covered[key] = weeks
+        return hours_of, covered
+
+    @cached_property
+    def by_id(self) -> dict[str, Directive]:
+        return {directive["id"]: directive for directive in self.arrived}
+
+    # --- scope, rules and admission (``_judged``) ------------------------------------------
+
+    @property
+    def outside(self) -> dict[str, Outside]:
         """For each directive naming a target group or place the contract does not cover,
         what lies outside."""
-        self.broken_rules: dict[str, list[Mapping[str, Any]]] = {}
-        """For each directive some contract rule blocks, those rules in the contract's order."""
-        self.unadmitted: dict[str, list[str]] = {}
-        """For each directive the admission list does not admit, the kinds its issuer may ask."""
-        self._prepare()
+        return self._judged.outside
 
-    def _prepare(self) -> None:
-        """Work out each directive's facts, reading them in the order they arrived (a fifth
-        faster than in id order for 5,000 of them).  Nothing filled here depends on that
-        order: the memos are keyed by all they read, the dicts are looked up by id, and
-        ``asking`` is sorted."""
-        period, scope = self.period, self.scope
-        first_week, last_week = period.first_week, period.last_week
-        by_id, spans, covered, hours_of = self.by_id, self.spans, self.covered, self.hours
-        asking = self.asking
-        outside, broken_rules = self.outside, self.broken_rules
-        days: dict[str, int] = {}
-        windows: dict[tuple[str, str], tuple[Span, range]] = {}
-        whole = (period, range(first_week, last_week + 1))
+    @property
+    def broken_rules(self) -> dict[str, list[Mapping[str, Any]]]:
+        """For each directive some contract rule blocks, those rules in the contract's order."""
+        return self._judged.broken_rules
+
+    @property
+    def unadmitted(self) -> dict[str, list[str]]:
+        """For each directive the admission list does not admit, the kinds its issuer may ask."""
+        return self._judged.unadmitted
+
+    @cached_property
+    def _judged(self) -> _Judgements:
+        """What the contract's scope, rules and admission list say of each directive, read
+        in the order the directives arrived (the memos are keyed by all they read)."""
+        scope = self.scope
+        judged = _Judgements({}, {}, {})
+        outside, broken_rules, unadmitted = judged
         scoped: dict[tuple[Any, ...], Outside | None] = {}
         ruled: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
         admission = bool(scope.admission)
-        unadmitted = self.unadmitted
         untagged_rules = scope.untagged_match
         for directive in self.arrived:
             key = directive["id"]
-            by_id[key] = directive
-            window = directive.get("window")
-            if window:
-                ends = (window["from"], window["to"])
-                known = windows.get(ends)
-                if known is None:
-                    first, last = days.get(ends[0]), days.get(ends[1])
-                    if first is None:
-                        first = days[ends[0]] = date.fromisoformat(ends[0]).toordinal()
-                    if last is None:
-                        last = days[ends[1]] = date.fromisoformat(ends[1]).toordinal()
-                    known = windows[ends] = (Span(first, last), range(
-                        max((first - 1) // 7, first_week), min((last - 1) // 7, last_week) + 1))
-            else:
-                known = whole
-            spans[key], covered[key] = known
-            asked = directive.get("hours_per_week") or 0
-            hours_of[key] = hours = round(asked * MICRO) if asked else 0
-            if hours > 0:
-                asking.append(directive)
             named_groups = directive.get("target_groups") or ()
             named_places = directive.get("locations") or ()
             said = directive.get("classification") or directive.get("disputes")
@@ -130,8 +182,7 @@ class ContractState:
                     broken = ruled[rule_key] = scope.broken_rules(directive)
                 if broken:
                     broken_rules[key] = broken
-
-        asking.sort(key=itemgetter("id"))
+        return judged
 
     @property
     def free_hours(self) -> float:
@@ -139,11 +190,14 @@ class ContractState:
         return self.weekly_hours - self.committed_hours
 
     def span(self, directive: Directive) -> Span:
-        return self.spans[directive["id"]]
-
-    def weeks(self, directive: Directive) -> range:
-        """The week numbers of the contract period that the directive's window covers."""
-        return self.covered[directive["id"]]
+        """The days of the directive's window (the contract period without one); worked out
+        when first asked for: only directives sharing a subject are asked."""
+        key = directive["id"]
+        span = self._spans.get(key)
+        if span is None:
+            window = directive.get("window")
+            span = self._spans[key] = Span.of(window) if window else self.period
+        return span
 
     def canonical(self, directive: Directive) -> str:
         """The directive's value as canonical JSON (see ``canonical_json``)."""

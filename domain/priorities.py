@@ -272,7 +272,7 @@ def rank(
     asked_nothing: dict[int, dict[str, Any]] = {}
     ranked = []
     for position, (placed, _, _, key, _, entry) in enumerate(scored, 1):
-        asked, weeks = hours[key], covered[key]
+        asked = hours[key]
         sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
         reached = None  # most directives are in no open one-side conflict: no list made
         if sides_of:
@@ -283,9 +283,9 @@ def rank(
             granted = not_scheduled
         elif reached:
             granted = left_out[COVERED if COVERED in reached else reached[0]]
-        elif asked <= 0 or not weeks:
+        elif asked <= 0 or not (weeks := covered[key]):  # weeks: of those asking hours
             granted = asked_nothing.get(asked) or asked_nothing.setdefault(
-                asked, schedule.grant_hours(asked, weeks))
+                asked, schedule.grant_hours(asked, range(0)))
         else:
             granted = schedule.grant_hours(asked, weeks)
         entry["rank"], entry["schedule"] = position, granted
