@@ -90,14 +90,15 @@ class SharedBatch:
 
 @dataclass
 class BoardMemo:
-    """What this projector's commits left on a generation's board: member → (explained
-    record, contract code), valid while the generation's position is still ``position`` (the
-    one our last commit set).  A batch writes a board item only when it differs from it; any
-    other writer (another consumer, Redis emptied, a failed commit) moves the position or
-    drops the memo, and the next batch writes every item of the contracts it touches again."""
+    """What this projector's commits left on a generation's board: contract id → (its code,
+    conflict id → the explained record written), valid while the generation's position is
+    still ``position`` (the one our last commit set).  A batch writes a board item only when
+    it differs from it; any other writer (another consumer, Redis emptied, a failed commit)
+    moves the position or drops the memo, and the next batch writes every item of the
+    contracts it touches again."""
 
     position: int = -1
-    items: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    items: dict[str, tuple[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,7 +146,7 @@ class ContractViews:
         self._partition_of: dict[Any, int] = {}
         self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
         self._explain = Explainer()
-        self._encoded = Encoded(self._explain)
+        self._encoded = Encoded()
         self._boards: dict[str, BoardMemo] = {}
         self._held: dict[str, Held] = {}
         self._lease_token: str | None = None
@@ -340,7 +341,7 @@ class ContractViews:
         board = self._boards.get(generation)
         if board is None or board.position != position:
             board = self._boards[generation] = BoardMemo(position)
-        wrote: dict[str, tuple[dict[str, Any], str]] = {}
+        wrote: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}
         reference = shanghai_date(self.clock())
         if held.touched:  # (a batch of other partitions' events only moves the position)
             self._explain.use_names(directory.organisation_names(self.app))
@@ -357,7 +358,12 @@ class ContractViews:
                 self._caches.pop(generation, None)
                 return False
             return True
-        board.items.update(wrote)
+        for contract_id, (code, written) in wrote.items():
+            kept = board.items.get(contract_id)
+            if kept is not None and kept[0] == code:
+                kept[1].update(written)
+            else:
+                board.items[contract_id] = (code, written)
         board.position = held.position
         return True
 
@@ -435,35 +441,44 @@ class ContractViews:
 
     def view_ops(
         self, generation: str, contract: ServiceContract, reference: date, position: int,
-        known: dict[str, tuple[dict[str, Any], str]] | None = None,
-        wrote: dict[str, tuple[dict[str, Any], str]] | None = None,
-    ) -> Iterator[list[Any]]:
+        known: dict[str, tuple[str, dict[str, dict[str, Any]]]] | None = None,
+        wrote: dict[str, tuple[str, dict[str, dict[str, Any]]]] | None = None,
+    ) -> list[list[Any]]:
         """The operations that write a contract's views.  With ``known`` (what the board
         holds, ``BoardMemo.items``) only the board items that changed are written, and what
-        was written goes into ``wrote``."""
-        contract_id = str(contract.id)
-        yield ["set", view_store.conflicts_key(generation, contract_id),
-               self._encoded.conflict_json(contract, position)]
-        yield ["set", view_store.priorities_key(generation, contract_id),
-               encoded_json(priority_document(contract, reference, position))]
-        yield ["sadd", view_store.contracts_key(generation), contract_id]
-        code = contract.code
-        for conflict in contract.conflicts.values():
-            member = f"{contract_id}:{conflict['id']}"
-            explained = self._explain(conflict)
-            if known is not None:
-                seen = known.get(member)
-                if seen is not None and seen[0] is explained and seen[1] == code:
-                    continue
-                if wrote is not None:
-                    wrote[member] = (explained, code)
+        was written goes into ``wrote``.  One walk over the contract's conflicts explains
+        each (from memory when unchanged), takes its JSON and decides its board item."""
+        contract_id, code = str(contract.id), contract.code
+        explain, encode = self._explain, self._encoded
+        kept = known.get(contract_id) if known is not None else None
+        on_board = kept[1] if kept is not None and kept[0] == code else {}
+        written: dict[str, dict[str, Any]] = {}
+        texts, board_ops = [], []
+        board, items = view_store.board_key(generation), view_store.board_items_key(generation)
+        for conflict_id, conflict in contract.conflicts.items():
+            explained = explain(conflict)
+            texts.append(encode(explained))
+            if on_board.get(conflict_id) is explained:
+                continue
+            written[conflict_id] = explained
+            member = f"{contract_id}:{conflict_id}"
             if conflict["status"] == "open":
-                yield ["zadd", view_store.board_key(generation), due_epoch(conflict), member]
-                yield ["hset", view_store.board_items_key(generation), member,
-                       encoded_json(board_item(contract, explained))]
+                board_ops.append(["zadd", board, due_epoch(conflict), member])
+                board_ops.append(["hset", items, member,
+                                  encoded_json(board_item(contract, explained))])
             else:
-                yield ["zrem", view_store.board_key(generation), member]
-                yield ["hdel", view_store.board_items_key(generation), member]
+                board_ops.append(["zrem", board, member])
+                board_ops.append(["hdel", items, member])
+        if wrote is not None and written:
+            wrote[contract_id] = (code, written)
+        return [
+            ["set", view_store.conflicts_key(generation, contract_id),
+             encode.conflict_json(contract, position, texts)],
+            ["set", view_store.priorities_key(generation, contract_id),
+             encoded_json(priority_document(contract, reference, position))],
+            ["sadd", view_store.contracts_key(generation), contract_id],
+            *board_ops,
+        ]
 
     def _advance(
         self, cache: OrderedDict[UUID, ServiceContract], notification: Notification
@@ -506,8 +521,7 @@ class ContractViews:
         self._explain.forget(conflict_ids)
         self._encoded.forget(conflict_ids)
         for board in self._boards.values():
-            for conflict_id in conflict_ids:
-                board.items.pop(f"{contract.id}:{conflict_id}", None)
+            board.items.pop(str(contract.id), None)
 
     # --- one consumer at a time ---------------------------------------------------
 
