@@ -59,7 +59,7 @@ from domain.conflict_records import (
 from domain.conflicts import DIRECTIVE, KINDS, SUBJECT, WEEKS, Detection, kinds_at
 from domain.contract_state import canonical_json
 from domain.scope import ContractScope, Outside
-from domain.weekly_load import FREE, NONE, SHARED, WeeklyLoad
+from domain.weekly_load import FREE, NONE, SHARED, LoadEntry, WeeklyLoad
 from domain.windows import Span, covered_weeks, period_span, to_micro, week_dates, week_number
 
 Directive = Mapping[str, Any]
@@ -70,6 +70,10 @@ View = MutableMapping[str, Record]
 # them all when it is imported).
 SUBJECT_KINDS, DIRECTIVE_KINDS, WEEKS_KINDS = (
     tuple(kinds_at(locality)) for locality in (SUBJECT, DIRECTIVE, WEEKS))
+
+# How a member of an open conflict of each kind bears its hours (``_mode``).
+MODE_OF_KIND = {kind.name: NONE if kind.blocks else SHARED if kind.one_side else FREE
+                for kind in KINDS.values()}
 
 # Fields no detector reads: changing only these changes no conflict.
 UNDETECTED_FIELDS = frozenset({
@@ -107,16 +111,16 @@ class ConflictTracker:
         self._opening = (0, 0)
         self._cited: dict[str, dict[str, Any]] = {}
         """Resolved conflict id → how later conflicts cite it (``precedent``)."""
-        asking_hours = self._add_all(directives)
         for record in view.values():
             if record["status"] != DISSOLVED:  # a dissolved conflict is in no index
                 self._index(record, +1)
+        asking_hours = self._add_all(directives)
         # Only directives asking hours bear load (``_load_of`` answers NONE for the others).
         # They bear it in id order: ``over_capacity`` sorts the ids of a run's members on
         # every change that moves load, and a sort of ids already in order (but for the
         # few the fold re-bears since) costs one pass, not n log n comparisons.
-        asking_hours.sort()
-        self.load.bear_all(self._load_of(key) for key in asking_hours)
+        asking_hours.sort(key=_directive_id)
+        self.load.bear_all(asking_hours)
 
     def copy(self, terms: Mapping[str, Any]) -> ConflictTracker:
         """An independent twin for a copy of the contract: far cheaper than a rebuild."""
@@ -145,7 +149,15 @@ class ConflictTracker:
     # --- the facts the locality functions ask for (``DirectiveFacts``) --------------
 
     def span(self, directive: Directive) -> Span:
-        return self.spans[directive["id"]]
+        """The days of an active directive's window, worked out when first asked for (most
+        directives are never asked: only those on a changed subject or bearing load)."""
+        key = directive["id"]
+        span = self.spans.get(key)
+        if span is None:
+            window = directive.get("window")
+            span = self.spans[key] = _span(window["from"], window["to"]) if window \
+                else self.period
+        return span
 
     def canonical(self, directive: Directive) -> str:
         key = directive["id"]
@@ -419,49 +431,55 @@ class ConflictTracker:
         hours = to_micro(directive.get("hours_per_week") or 0)
         if hours <= 0:
             return directive, range(0), 0, NONE
+        return directive, _covered(self.span(directive), self.period), hours, self._mode(key)
+
+    def _mode(self, key: str) -> int:
+        """How an active directive asking hours bears them, as its open conflicts say: none in
+        a blocking one, shared in a one-side one, else its own hours (``FREE``)."""
         kinds = self.open_of_member.get(key)
         if not kinds:
-            mode = FREE
-        elif any(KINDS[kind].blocks for kind in kinds.values()):
-            mode = NONE
-        elif any(KINDS[kind].one_side for kind in kinds.values()):
-            mode = SHARED
-        else:
-            mode = FREE
-        return directive, _covered(self.spans[key], self.period), hours, mode
+            return FREE
+        modes = {MODE_OF_KIND[kind] for kind in kinds.values()}
+        return NONE if NONE in modes else SHARED if SHARED in modes else FREE
 
     # --- directives ----------------------------------------------------------------------
 
     def _add(self, directive: Directive) -> None:
         self._add_all((directive,))
 
-    def _add_all(self, directives: Iterable[Directive]) -> list[str]:
-        """Index the active ones of these directives; answers the ids of those asking hours.
+    def _add_all(self, directives: Iterable[Directive]) -> list[LoadEntry]:
+        """Index the active ones of these directives; answers how those asking hours bear
+        load (``_load_of``), in the order given.
 
         One loop with its lookups held in locals: a tracker's build adds every
         active directive of the contract (thousands, on each load as of a version).
+        Spans are left to ``span``, when asked for.
         """
-        active, spans, by_subject, period = self.active, self.spans, self.by_subject, self.period
+        active, by_subject, period = self.active, self.by_subject, self.period
+        open_of_member, mode_of = self.open_of_member, self._mode
         asking_hours = []
         for directive in directives:
             if directive.get("status", "active") != "active":
                 continue
             key = directive["id"]
             active[key] = directive
-            window = directive.get("window")
-            spans[key] = _span(window["from"], window["to"]) if window else period
             group = by_subject.get(directive["subject"])
             if group is None:
                 by_subject[directive["subject"]] = {key}
             else:
                 group.add(key)
-            if directive.get("hours_per_week"):
-                asking_hours.append(key)
+            asked = directive.get("hours_per_week")
+            if asked and (hours := to_micro(asked)) > 0:
+                window = directive.get("window")
+                weeks = _window_weeks(window["from"], window["to"], period) if window \
+                    else _covered(period, period)
+                asking_hours.append((directive, weeks, hours,
+                                     mode_of(key) if key in open_of_member else FREE))
         return asking_hours
 
     def _remove(self, directive: Directive) -> None:
         key = directive["id"]
-        self.spans.pop(key)
+        self.spans.pop(key, None)
         del self.active[key]
         self._canonical.pop(key, None)
         group = self.by_subject[directive["subject"]]
@@ -524,6 +542,17 @@ def _span(first: str, last: str) -> Span:
 def _covered(span: Span, period: Span) -> range:
     """``covered_weeks``, remembered like ``_span``: one range per distinct window."""
     return covered_weeks(span, period)
+
+
+@lru_cache(maxsize=1 << 14)
+def _window_weeks(first: str, last: str, period: Span) -> range:
+    """The weeks of the period a window's ends cover (``_covered`` of ``_span``, in one
+    look-up: a tracker's build asks it for every directive asking hours)."""
+    return _covered(_span(first, last), period)
+
+
+def _directive_id(entry: LoadEntry) -> str:
+    return str(entry[0]["id"])
 
 
 def _week(label: str) -> int:

@@ -29,6 +29,9 @@ Directive = Mapping[str, Any]
 
 NONE, FREE, SHARED = 0, 1, 2
 
+LoadEntry = tuple[Directive, range, int, int]
+"""What ``bear_all`` takes for each directive: (directive, weeks, micro-hours, mode)."""
+
 Bearing = tuple[Directive, int, int, int, int]
 """How a directive bears load: (directive, first week, last week, micro-hours, mode)."""
 
@@ -65,7 +68,7 @@ class WeeklyLoad:
         )
         return load
 
-    def bear_all(self, entries: Iterable[tuple[Directive, range, int, int]]) -> None:
+    def bear_all(self, entries: Iterable[LoadEntry]) -> None:
         """``bear`` for many directives at once, on a load that bears nothing yet.
 
         Free hours are added up with difference arrays: the cost is one step per
