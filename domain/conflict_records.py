@@ -108,12 +108,12 @@ def continued(
 ) -> dict[str, Any]:
     """An open conflict as a change leaves it: current members and details, the change of
     members kept; ``level`` and ``due`` only ever rise and fall, respectively (a merge)."""
-    before = set(record["members"])
-    after = set(members)
     changes = record.get("member_changes", [])
-    if before != after:
-        changes = [*changes, {"version": version, "joined": sorted(after - before),
-                              "left": sorted(before - after)}]
+    if record["members"] != members:  # a list compare first: most changes keep the members
+        before, after = set(record["members"]), set(members)
+        if before != after:
+            changes = [*changes, {"version": version, "joined": sorted(after - before),
+                                  "left": sorted(before - after)}]
     return {
         **record,
         "members": members,

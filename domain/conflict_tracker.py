@@ -138,6 +138,7 @@ class ConflictTracker:
         load.shared = {subject: {week: list(tally) for week, tally in weeks.items()}
                        for subject, weeks in self.load.shared.items()}
         load.bearing = dict(self.load.bearing)
+        load.runs = {run: members.copy() for run, members in self.load.runs.items()}
         twin.open_on_subject = {key: set(ids) for key, ids in self.open_on_subject.items()}
         twin.open_runs = dict(self.open_runs)
         twin.open_of_member = {key: dict(ids) for key, ids in self.open_of_member.items()}
@@ -387,6 +388,8 @@ class ConflictTracker:
                 and previous["details"].get("weeks") == record["details"].get("weeks")
                 and previous["details"].get("subject") == record["details"].get("subject")):
             # an open conflict whose members changed: re-index only those that did
+            if previous["members"] == record["members"]:
+                return
             before, after = set(previous["members"]), set(record["members"])
             kind, conflict = record["kind"], record["id"]
             for member in before - after:

@@ -32,7 +32,6 @@ order, and weekly load is kept per week.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -41,7 +40,7 @@ from typing import Any, Protocol
 from domain.contract_state import ContractState
 from domain.detection import Detection
 from domain.scope import OPEN_DISPUTE, Outside, task_type_of
-from domain.weekly_load import Bearing, WeeklyLoad
+from domain.weekly_load import WeeklyLoad
 from domain.windows import Span, day_text, from_micro, overlap_groups, runs, week_label
 
 Directive = Mapping[str, Any]
@@ -349,20 +348,6 @@ def disputes_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
 # --- over_capacity: runs of weeks whose load exceeds capacity ----------------------
 
 
-def _heaviest(involved: list[Bearing], hours: list[int]) -> list[tuple[Directive, int]]:
-    """The ``MENTIONED_AT_MOST`` largest demands, ties by id: the threshold is found on the
-    hours alone (``hours``, the entries' hours in order), so only the few entries at or
-    above it are sorted."""
-    if len(involved) > MENTIONED_AT_MOST:
-        # the MENTIONED_AT_MOST-th largest demand: in a long run, most often the largest
-        least = max(hours)
-        if hours.count(least) < MENTIONED_AT_MOST:
-            least = heapq.nlargest(MENTIONED_AT_MOST, hours)[-1]
-        involved = [entry for entry in involved if entry[3] >= least]
-    chosen = sorted(involved, key=lambda entry: (-entry[3], entry[0]["id"]))
-    return [(entry[0], entry[3]) for entry in chosen[:MENTIONED_AT_MOST]]
-
-
 @conflict_kind("over_capacity", locality=WEEKS)
 def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]:
     """The maximal runs of over-capacity weeks from week ``first`` to ``last`` (week numbers).
@@ -373,14 +358,13 @@ def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]
     found = []
     for run in runs([week for week in range(first, last + 1) if load.over(week)]):
         involved = load.involved(run[0], run[1])
-        hours = [entry[3] for entry in involved]
         weeks = [week_label(week) for week in range(run[0], run[1] + 1)]
         excess = {week: load.excess(week) for week in range(run[0], run[1] + 1)}
         peak = max(excess, key=lambda week: (excess[week], -week))
-        heaviest = _heaviest(involved, hours)
+        heaviest = involved.heaviest(MENTIONED_AT_MOST)
         found.append(Detection(
             kind="over_capacity",
-            members=tuple(sorted([entry[0]["id"] for entry in involved])),
+            members=tuple(involved.ids),
             details={
                 "weeks": weeks,
                 "excess_hours": from_micro(excess[peak]),

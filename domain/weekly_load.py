@@ -16,6 +16,7 @@ covers.  Hours are whole micro-hours, so sums are exact in any order.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,10 @@ LoadEntry = tuple[Directive, range, int, int]
 Bearing = tuple[Directive, int, int, int, int]
 """How a directive bears load: (directive, first week, last week, micro-hours, mode)."""
 
+REMEMBERED_RUNS = 8
+"""How many stretches' members ``WeeklyLoad.involved`` keeps up to date (a contract has a
+few over-capacity runs at a time; a run that grows or shrinks is a new stretch)."""
+
 
 class WeeklyLoad:
     def __init__(self, terms: Mapping[str, Any], period: Span) -> None:
@@ -49,9 +54,11 @@ class WeeklyLoad:
         self.shared: dict[str, dict[int, list[int]]] = {}
         """Subject → week index → the micro-hours of its shared members covering the week."""
         self.bearing: dict[str, tuple[Directive, int, int, int, int]] = {}
-        """Directive id → (directive, first week, last week, micro-hours, mode).  Callers of
-        ``bear_all`` give directives in id order, so that the ids of ``involved`` come
-        nearly sorted (only those re-borne since are out of order): cheap to sort."""
+        """Directive id → (directive, first week, last week, micro-hours, mode)."""
+        self.runs: dict[tuple[int, int], RunMembers] = {}
+        """The members of the stretches ``involved`` was last asked about (the over-capacity
+        runs), kept up to date by ``bear``: a long run's thousands of members are not
+        looked for again each time one of them moves."""
 
     @classmethod
     def of_state(
@@ -110,6 +117,7 @@ class WeeklyLoad:
             for week, tally in by_week.items():
                 self.shared_max[week] += max(tally)
                 self.count[week] += len(tally)
+        self.runs.clear()
 
     # --- changes ----------------------------------------------------------------
 
@@ -128,18 +136,25 @@ class WeeklyLoad:
         if old is not None and mode != NONE and old[1:] == (
                 weeks.start, weeks.stop - 1, hours, mode) and old[0]["subject"] == \
                 directive["subject"]:
-            self.bearing[key] = (directive, *old[1:])
+            self.bearing[key] = entry = (directive, *old[1:])
+            for members in self.runs.values():
+                members.replace(key, entry)
             return None
         touched = []
         if old is not None:
             self._take(old, -1)
             del self.bearing[key]
             touched.append((old[1], old[2]))
+            for members in self.runs.values():
+                members.discard(key)
         if mode != NONE:
             entry = (directive, weeks.start, weeks.stop - 1, hours, mode)
             self.bearing[key] = entry
             self._take(entry, +1)
             touched.append((weeks.start, weeks.stop - 1))
+            for (first, last), members in self.runs.items():
+                if entry[1] <= last and first <= entry[2]:
+                    members.add(key, entry)
         return range(min(t[0] for t in touched), max(t[1] for t in touched) + 1)
 
     def _take(self, entry: tuple[Directive, int, int, int, int], sign: int) -> None:
@@ -183,10 +198,17 @@ class WeeklyLoad:
         return bool(self.count[index]) and (
             self.committed + self.free[index] + self.shared_max[index] > self.weekly)
 
-    def involved(self, first: int, last: int) -> list[Bearing]:
-        """How each directive bearing load in weeks ``first`` to ``last`` bears it (``Bearing``:
-        the directive, its first and last week, its micro-hours and its mode)."""
-        return [entry for entry in self.bearing.values() if entry[1] <= last and first <= entry[2]]
+    def involved(self, first: int, last: int) -> RunMembers:
+        """The directives bearing load in weeks ``first`` to ``last``, and how (``Bearing``);
+        remembered for the last few stretches asked about (``runs``) and kept up to date."""
+        members = self.runs.get((first, last))
+        if members is None:
+            if len(self.runs) >= REMEMBERED_RUNS:
+                del self.runs[next(iter(self.runs))]  # the one asked about first
+            members = self.runs[first, last] = RunMembers(
+                entry for entry in self.bearing.values()
+                if entry[1] <= last and first <= entry[2])
+        return members
 
     def widened(self, stretches: Iterable[range]) -> list[tuple[int, int]]:
         """The stretches widened to the ends of the over-capacity runs touching them, merged."""
@@ -208,3 +230,58 @@ class WeeklyLoad:
             else:
                 merged.append((first, last))
         return merged
+
+
+class RunMembers:
+    """The directives bearing load in a stretch of weeks: their ids in order, and their ids
+    in order by the hours they ask (for the heaviest demands), each changed in place as one
+    directive comes or goes, with no pass over the others."""
+
+    def __init__(self, entries: Iterable[Bearing]) -> None:
+        self.entries: dict[str, Bearing] = {entry[0]["id"]: entry for entry in entries}
+        self.ids: list[str] = sorted(self.entries)
+        self.by_hours: dict[int, list[str]] = {}
+        """Micro-hours → the ids of the members asking that many, in order."""
+        for key in self.ids:
+            hours = self.entries[key][3]
+            same = self.by_hours.get(hours)
+            if same is None:
+                self.by_hours[hours] = [key]
+            else:
+                same.append(key)
+
+    def copy(self) -> RunMembers:
+        twin = object.__new__(RunMembers)
+        twin.entries, twin.ids = dict(self.entries), list(self.ids)
+        twin.by_hours = {hours: list(ids) for hours, ids in self.by_hours.items()}
+        return twin
+
+    def add(self, key: str, entry: Bearing) -> None:
+        self.entries[key] = entry
+        insort(self.ids, key)
+        insort(self.by_hours.setdefault(entry[3], []), key)
+
+    def discard(self, key: str) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is None:
+            return
+        del self.ids[bisect_left(self.ids, key)]
+        same = self.by_hours[entry[3]]
+        del same[bisect_left(same, key)]
+        if not same:
+            del self.by_hours[entry[3]]
+
+    def replace(self, key: str, entry: Bearing) -> None:
+        """The same bearing with a newer record of its directive."""
+        if key in self.entries:
+            self.entries[key] = entry
+
+    def heaviest(self, count: int) -> list[tuple[Directive, int]]:
+        """The ``count`` largest demands (directive, micro-hours), ties by id."""
+        chosen: list[tuple[Directive, int]] = []
+        for hours in sorted(self.by_hours, reverse=True):
+            for key in self.by_hours[hours]:
+                if len(chosen) == count:
+                    return chosen
+                chosen.append((self.entries[key][0], hours))
+        return chosen
