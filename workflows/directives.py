@@ -6,8 +6,8 @@ Each is one command on one contract (``workflows.contracts.on_contract``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from concurrent.futures import Future
 
 from domain import access
 from domain.contract import ServiceContract
@@ -28,9 +28,10 @@ def issue_directive(ledger: Ledger, caller: Caller, contract_id: str, fields: Di
 
 def submit_directive(ledger: Ledger, caller: Caller, contract_id: str, fields: DirectiveFields, *,
                      request: IdempotentRequest | None = None,
-                     expected_version: int | None = None) -> Future[CommandResult] | None:
+                     expected_version: int | None = None) -> asyncio.Future[CommandResult] | None:
     """``issue_directive`` queued for the next group commit (``Ledger.submit``): for the
-    ``async`` route, which awaits it without a thread.  ``None`` without group commit."""
+    ``async`` route, which awaits it on its event loop without a thread.  ``None`` without
+    group commit."""
     act = issuing(ledger, caller, fields, request)
     attempt = contract_attempt(ledger, caller, contract_id, act, expected_version)
     return ledger.submit(caller, request, attempt)

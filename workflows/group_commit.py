@@ -10,7 +10,8 @@ working copy of each aggregate it touches, and records all their events with
 one ``save`` — one ``insert_events``, one commit.  Each command then answers
 with its own version and position, only after that commit, through a future:
 a request thread waits on it (``run``), an ``async`` route awaits it
-(``submit``) and holds no thread at all.
+(``submit_awaitable``) and holds no thread at all: the batch's answers reach
+each event loop in one callback (``call_soon_threadsafe``), not one wake-up each.
 
 The batch works on the cached aggregates themselves, not on copies (see
 ``WorkingSet``): nothing is deep-copied per batch.
@@ -53,6 +54,8 @@ answer): split, each part would need the others' working set and jobs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -197,17 +200,26 @@ class WorkingSet:
 
 @dataclass(eq=False)
 class Job:
-    """One command waiting for its batch; answered through ``future``."""
+    """One command waiting for its batch; answered through ``future`` (a thread waits on
+    it) or ``awaited`` (an event loop awaits it: answered with its batch, ``_settle``)."""
 
     caller: Any
     request: Any
     attempt: Callable[[], Any]
-    future: Future[Any] = field(default_factory=Future)
+    future: Future[Any] | None = None
+    awaited: asyncio.Future[Any] | None = None
+    outbox: list[Job] = field(default_factory=list)
+    """Where an awaited job goes once finished, to be answered on its loop after the batch."""
     done: bool = False
+    result: Any = None
     error: BaseException | None = None
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
-        self.error, self.done = error, True
+        self.result, self.error, self.done = result, error, True
+        if self.awaited is not None:
+            self.outbox.append(self)
+            return
+        assert self.future is not None
         if self.future.cancelled():  # its caller left (a client gone): recorded all the same
             return
         if error is not None:
@@ -241,6 +253,10 @@ class GroupCommitter:
         self._mutex = threading.Lock()
         self._arrived = threading.Condition(self._mutex)
         self._pending: deque[Job] = deque()
+        self._idle = False
+        """Whether the committer thread waits for work (a new command must wake it)."""
+        self._answered: list[Job] = []
+        """Awaited jobs finished in the running batch, answered on their loops after it."""
         self._thread: threading.Thread | None = None
         self._local = threading.local()
         self.batches = 0
@@ -264,27 +280,40 @@ class GroupCommitter:
         return self.submit(caller, request, attempt).result()
 
     def submit(self, caller: Any, request: Any, attempt: Callable[[], Any]) -> Future[Any]:
-        """Queue one command; its future answers once its events are committed.
+        """Queue one command; its future answers once its events are committed."""
+        job = Job(caller, request, attempt, future=Future())
+        self._queue(job)
+        assert job.future is not None
+        return job.future
 
-        An ``async`` route awaits it (``asyncio.wrap_future``) without holding a thread.
-        """
-        job = Job(caller, request, attempt)
+    def submit_awaitable(self, caller: Any, request: Any, attempt: Callable[[], Any]
+                         ) -> asyncio.Future[Any]:
+        """``submit`` for an ``async`` route (call it on the event loop): an asyncio future,
+        awaited without holding a thread.  Cancelling it does not withdraw the command."""
+        job = Job(caller, request, attempt, awaited=asyncio.get_running_loop().create_future(),
+                  outbox=self._answered)
+        self._queue(job)
+        assert job.awaited is not None
+        return job.awaited
+
+    def _queue(self, job: Job) -> None:
         with self._mutex:
             self._pending.append(job)
             if self._thread is None or not self._thread.is_alive():  # none yet, or forked
                 self._thread = threading.Thread(
                     target=self._serve, name="group-commit", daemon=True)
                 self._thread.start()
-            else:
+            elif self._idle:
                 self._arrived.notify()
-        return job.future
 
     def _serve(self) -> None:
         """The committer thread: batch after batch while commands keep coming."""
         while True:
             with self._mutex:
                 if not self._pending:
+                    self._idle = True
                     self._arrived.wait(self.IDLE_SECONDS)
+                    self._idle = False
                 if not self._pending:
                     self._thread = None
                     return
@@ -299,8 +328,20 @@ class GroupCommitter:
                     if not job.done:
                         job.finish(error=error)
             finally:
+                self._answer_awaited()
                 with self._mutex:
                     self._pending.extendleft(reversed(deferred))
+
+    def _answer_awaited(self) -> None:
+        """The batch's awaited jobs answered: one callback for each loop they wait on."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
+        for job in self._answered:
+            assert job.awaited is not None
+            by_loop.setdefault(job.awaited.get_loop(), []).append(job)
+        self._answered.clear()
+        for loop, jobs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there
+                loop.call_soon_threadsafe(_settle, jobs)
 
     def _record_batch(self, batch: list[Job]) -> list[Job]:
         """Run the batch on one working set and save it; answers the jobs, returns deferred
@@ -447,3 +488,15 @@ class GroupCommitter:
                 job.finish(error=error)
             else:
                 job.finish(result=result)
+
+
+def _settle(jobs: list[Job]) -> None:
+    """On the jobs' event loop: each awaited future set, unless its caller left."""
+    for job in jobs:
+        awaited = job.awaited
+        if awaited is None or awaited.done():  # cancelled: recorded all the same
+            continue
+        if job.error is not None:
+            awaited.set_exception(job.error)
+        else:
+            awaited.set_result(job.result)

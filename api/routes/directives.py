@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -48,7 +47,7 @@ async def issued(ledger: Ledger, caller: Caller, contract_id: str, fields: Direc
         return await run_in_threadpool(
             directives.issue_directive, ledger, caller, contract_id, fields, request=request,
             expected_version=expected_version)
-    return await asyncio.wrap_future(submitted)
+    return await submitted
 
 
 @router.patch("/{directive_id}", response_model=CommandResult)
