@@ -129,16 +129,22 @@ def measure(subject: str, args: argparse.Namespace, postgres: str | None) -> dic
                        else prepare(base_url, admin_key, args.contracts))
             if args.load == "wrk":
                 wrk(port, targets, 1.0, args.clients)  # warm up
-                cpu = cpu_seconds(server.pid)
+                cpu, threads = cpu_seconds(server.pid), thread_cpu_seconds(server.pid)
                 with profiling(args.profile, subject, server.pid, args.seconds):
                     result = outcome(wrk(port, targets, args.seconds, args.clients))
             else:
                 fire(port, targets, args.warmup, args.clients)
-                cpu = cpu_seconds(server.pid)
+                cpu, threads = cpu_seconds(server.pid), thread_cpu_seconds(server.pid)
                 with profiling(args.profile, subject, server.pid, 30):
                     result = outcome(fire(port, targets, args.directives, args.clients))
-            answered = result.pop("answered")
-            result["server_cpu_ms"] = (cpu_seconds(server.pid) - cpu) * 1000 / max(1, answered)
+            answered = max(1, result.pop("answered"))
+            result["server_cpu_ms"] = (cpu_seconds(server.pid) - cpu) * 1000 / answered
+            used = sorted((seconds - threads.get(tid, 0.0) for tid, seconds
+                           in thread_cpu_seconds(server.pid).items() if tid != server.pid),
+                          reverse=True)
+            loop = thread_cpu_seconds(server.pid).get(server.pid, 0.0) - threads.get(server.pid, 0)
+            result["loop_cpu_ms"] = loop * 1000 / answered
+            result["busiest_thread_cpu_ms"] = (used[0] if used else 0.0) * 1000 / answered
         finally:
             server.terminate()
             server.wait(timeout=15)
@@ -155,6 +161,18 @@ def cpu_seconds(pid: int) -> float:
     children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
                 for child in (task / "children").read_text().split()]
     return own + sum(cpu_seconds(child) for child in children)
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """The CPU time (user + system) each thread of the process has used so far, by thread id
+    (the main thread's id is the process's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            used[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def bare_targets(contracts: int) -> list[tuple[str, str]]:
@@ -178,12 +196,17 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_ms": statistics.median(r["p99_ms"] for r in runs),
             "failures": sum(r["failures"] for r in runs),
             "server_cpu_ms": statistics.median(r["server_cpu_ms"] for r in runs),
+            "loop_cpu_ms": statistics.median(r.get("loop_cpu_ms", 0.0) for r in runs),
+            "busiest_thread_cpu_ms": statistics.median(r.get("busiest_thread_cpu_ms", 0.0)
+                                                       for r in runs),
             "rates": [round(r["rate"], 1) for r in runs]}
 
 
 def summary(run: dict[str, Any]) -> str:
     text = (f"{run['rate']:8.0f}/s  p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms"
-            f"  server CPU {run['server_cpu_ms']:5.2f} ms/request  failures {run['failures']}")
+            f"  server CPU {run['server_cpu_ms']:5.2f} ms/request (event loop "
+            f"{run.get('loop_cpu_ms', 0):4.2f}, busiest other thread "
+            f"{run.get('busiest_thread_cpu_ms', 0):4.2f})  failures {run['failures']}")
     return text + "".join(f"\n      {f}" for f in run.get("failure_examples", []))
 
 
