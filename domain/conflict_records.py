@@ -110,10 +110,12 @@ def continued(
     members kept; ``level`` and ``due`` only ever rise and fall, respectively (a merge)."""
     changes = record.get("member_changes", [])
     if record["members"] != members:  # a list compare first: most changes keep the members
-        before, after = set(record["members"]), set(members)
-        if before != after:
-            changes = [*changes, {"version": version, "joined": sorted(after - before),
-                                  "left": sorted(before - after)}]
+        before = set(record["members"])
+        moved = before.symmetric_difference(members)
+        if moved:
+            changes = [*changes, {"version": version,
+                                  "joined": sorted(m for m in moved if m not in before),
+                                  "left": sorted(m for m in moved if m in before)}]
     return {
         **record,
         "members": members,

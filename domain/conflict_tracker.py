@@ -60,7 +60,15 @@ from domain.conflicts import DIRECTIVE, KINDS, SUBJECT, WEEKS, Detection, kinds_
 from domain.contract_state import canonical_json
 from domain.scope import ContractScope, Outside
 from domain.weekly_load import FREE, NONE, SHARED, LoadEntry, WeeklyLoad
-from domain.windows import Span, covered_weeks, period_span, to_micro, week_dates, week_number
+from domain.windows import (
+    Span,
+    covered_weeks,
+    period_span,
+    to_micro,
+    week_dates,
+    week_number,
+    window_weeks,
+)
 
 Directive = Mapping[str, Any]
 Record = dict[str, Any]
@@ -390,13 +398,15 @@ class ConflictTracker:
             # an open conflict whose members changed: re-index only those that did
             if previous["members"] == record["members"]:
                 return
-            before, after = set(previous["members"]), set(record["members"])
+            before = set(previous["members"])
+            changed = before.symmetric_difference(record["members"])
             kind, conflict = record["kind"], record["id"]
-            for member in before - after:
-                self.open_of_member.get(member, {}).pop(conflict, None)
-            for member in after - before:
-                self.open_of_member.setdefault(member, {})[conflict] = kind
-            moved.update(before ^ after)
+            for member in changed:
+                if member in before:  # left
+                    self.open_of_member.get(member, {}).pop(conflict, None)
+                else:  # joined
+                    self.open_of_member.setdefault(member, {})[conflict] = kind
+            moved.update(changed)
             return
         if previous is not None:
             self._index(previous, -1)
@@ -474,7 +484,7 @@ class ConflictTracker:
             asked = directive.get("hours_per_week")
             if asked and (hours := to_micro(asked)) > 0:
                 window = directive.get("window")
-                weeks = _window_weeks(window["from"], window["to"], period) if window \
+                weeks = window_weeks(window["from"], window["to"], period) if window \
                     else _covered(period, period)
                 asking_hours.append((directive, weeks, hours,
                                      mode_of(key) if key in open_of_member else FREE))
@@ -545,13 +555,6 @@ def _span(first: str, last: str) -> Span:
 def _covered(span: Span, period: Span) -> range:
     """``covered_weeks``, remembered like ``_span``: one range per distinct window."""
     return covered_weeks(span, period)
-
-
-@lru_cache(maxsize=1 << 14)
-def _window_weeks(first: str, last: str, period: Span) -> range:
-    """The weeks of the period a window's ends cover (``_covered`` of ``_span``, in one
-    look-up: a tracker's build asks it for every directive asking hours)."""
-    return _covered(_span(first, last), period)
 
 
 def _directive_id(entry: LoadEntry) -> str:

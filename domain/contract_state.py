@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date
 from functools import cached_property
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from domain.scope import ContractScope, Outside, disputed_fields, tags_of, task_type_of
-from domain.windows import MICRO, Span, period_span
+from domain.windows import MICRO, Span, period_span, window_weeks
 
 Directive = Mapping[str, Any]
 
@@ -94,33 +93,18 @@ class ContractState:
     def _measured(self) -> tuple[dict[str, int], dict[str, range]]:
         """Each directive's hours and, if it asks some, its weeks: one pass in the order the
         directives arrived (nothing filled depends on it)."""
-        first_week, last_week = self.period.first_week, self.period.last_week
+        period = self.period
         hours_of: dict[str, int] = {}
         covered: dict[str, range] = {}
-        days: dict[str, int] = {}
-        windows: dict[tuple[str, str], range] = {}
-        whole = range(first_week, last_week + 1)
+        whole = range(period.first_week, period.last_week + 1)
         for directive in self.arrived:
             key = directive["id"]
             asked = directive.get("hours_per_week")
             hours_of[key] = hours = round(asked * MICRO) if asked else 0
-            if hours <= 0:
-                continue
-            window = directive.get("window")
-            if not window:
-                covered[key] = whole
-                continue
-            ends = (window["from"], window["to"])
-            weeks = windows.get(ends)
-            if weeks is None:
-                first, last = days.get(ends[0]), days.get(ends[1])
-                if first is None:
-                    first = days[ends[0]] = date.fromisoformat(ends[0]).toordinal()
-                if last is None:
-                    last = days[ends[1]] = date.fromisoformat(ends[1]).toordinal()
-                weeks = windows[ends] = range(max((first - 1) // 7, first_week),
-                                              min((last - 1) // 7, last_week) + 1)
-            covered[key] = weeks
+            if hours > 0:
+                window = directive.get("window")
+                covered[key] = window_weeks(window["from"], window["to"], period) if window \
+                    else whole
         return hours_of, covered
 
     @cached_property

@@ -101,6 +101,14 @@ def covered_weeks(span: Span, period: Span) -> range:
                  min(span.last_week, period.last_week) + 1)
 
 
+@lru_cache(maxsize=1 << 14)
+def window_weeks(first: str, last: str, period: Span) -> range:
+    """``covered_weeks`` of a window given by its ends, in one look-up (remembered: the
+    tracker's build and the ranking ask it for every directive asking hours, and a
+    contract's windows repeat from one load of it to the next)."""
+    return covered_weeks(Span(day_ordinal(first), day_ordinal(last)), period)
+
+
 _BY_SPAN = itemgetter(0)
 """The span of a (span, item) pair: spans sort by first day, then last day."""
 
