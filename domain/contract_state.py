@@ -89,22 +89,25 @@ class ContractState:
         covered = self.covered
         return [directive for directive in self.directives if directive["id"] in covered]
 
+    def weeks(self, directive: Directive) -> range:
+        """The weeks of the period the directive's window covers."""
+        window = directive.get("window")
+        if not window:
+            return range(self.period.first_week, self.period.last_week + 1)
+        return window_weeks(window["from"], window["to"], self.period)
+
     @cached_property
     def _measured(self) -> tuple[dict[str, int], dict[str, range]]:
         """Each directive's hours and, if it asks some, its weeks: one pass in the order the
         directives arrived (nothing filled depends on it)."""
-        period = self.period
         hours_of: dict[str, int] = {}
         covered: dict[str, range] = {}
-        whole = range(period.first_week, period.last_week + 1)
         for directive in self.arrived:
             key = directive["id"]
             asked = directive.get("hours_per_week")
             hours_of[key] = hours = round(asked * MICRO) if asked else 0
             if hours > 0:
-                window = directive.get("window")
-                covered[key] = window_weeks(window["from"], window["to"], period) if window \
-                    else whole
+                covered[key] = self.weeks(directive)
         return hours_of, covered
 
     @cached_property

@@ -30,7 +30,7 @@ from domain.contract_state import ContractState
 from domain.directives import Basis
 from domain.errors import ValidationFailed
 from domain.terms import Profile, Weights
-from domain.windows import from_micro, to_micro
+from domain.windows import MICRO, from_micro, to_micro
 
 Directive = Mapping[str, Any]
 
@@ -207,24 +207,29 @@ def rank(
                 sided.setdefault(member, []).append((index, sides[kind]))
     # Entries share equal component and schedule dicts (a ranking is read, never
     # changed in place): a large contract has few distinct values of each.
+    need_by_inputs: dict[tuple[Any, Any], dict[str, float]] = {}
+    """(vulnerability, people affected) → the need component."""
     urgency_by_due: dict[Any, dict[str, float]] = {}
-    efficiency_by_hours: dict[Any, dict[str, float]] = {}
-    need_by_value: dict[float, dict[str, float]] = {}
+    by_hours: dict[Any, tuple[dict[str, float], int]] = {}
+    """Hours a week asked → the efficiency component and those hours in micro-hours."""
     by_basis: dict[str, tuple[dict[str, float], int]] = {}
     """Basis → its legitimacy component and its tier (when not blocked)."""
     served = {"value": 1.0, "weight": w_indicator, "contribution": w_indicator * 1.0}
     not_served = {"value": 0.0, "weight": w_indicator, "contribution": w_indicator * 0.0}
     scored = []
+    asking: list[int] = []
+    """Micro-hours each directive asks a week, by its index in ``state.arrived``."""
     for index, directive in enumerate(state.arrived):  # scored in any order, then sorted
         get = directive.get
         key = directive["id"]
         basis = directive["basis"]
-        people = get("people_affected") or 0
-        n = 0.5 * (get("vulnerability") or 0) + 0.5 * min(1.0, people / 100)
-        c_need = need_by_value.get(n)
+        inputs = (get("vulnerability"), get("people_affected"))
+        c_need = need_by_inputs.get(inputs)
         if c_need is None:
-            c_need = need_by_value[n] = {"value": n, "weight": w_need,
-                                         "contribution": w_need * n}
+            people = inputs[1] or 0
+            n = 0.5 * (inputs[0] or 0) + 0.5 * min(1.0, people / 100)
+            c_need = need_by_inputs[inputs] = {"value": n, "weight": w_need,
+                                               "contribution": w_need * n}
         due = get("due")
         c_urgency = urgency_by_due.get(due)
         if c_urgency is None:
@@ -240,11 +245,14 @@ def rank(
                 tier(directive, profile))
         c_legitimacy, placed = known
         asked = get("hours_per_week")
-        c_efficiency = efficiency_by_hours.get(asked)
-        if c_efficiency is None:
+        hours_known = by_hours.get(asked)
+        if hours_known is None:
             e = efficiency(directive, free_hours)
-            c_efficiency = efficiency_by_hours[asked] = {
-                "value": e, "weight": w_efficiency, "contribution": w_efficiency * e}
+            hours_known = by_hours[asked] = (
+                {"value": e, "weight": w_efficiency, "contribution": w_efficiency * e},
+                round(asked * MICRO) if asked else 0)
+        c_efficiency, micro = hours_known
+        asking.append(micro)
         components = {"need": c_need, "urgency": c_urgency, "indicator": c_indicator,
                       "legitimacy": c_legitimacy, "efficiency": c_efficiency}
         # Summed in the documented order, so a reader adding them up by hand gets this float.
@@ -263,7 +271,7 @@ def rank(
         scored.append((placed, -score, get("issued_version") or 0, str(key), index, entry))
     scored.sort()
     schedule = WeeklySchedule(state)
-    hours, covered = state.hours, state.covered
+    arrived, weeks_of = state.arrived, state.weeks
     not_scheduled = {"outcome": BLOCKED, "hours_granted": 0.0}
     left_out = {outcome: {"outcome": outcome, "hours_granted": 0.0}
                 for outcome in set(sides.values())}
@@ -271,8 +279,8 @@ def rank(
     """The open one-side conflicts whose best-ranked schedulable member was reached."""
     asked_nothing: dict[int, dict[str, Any]] = {}
     ranked = []
-    for position, (placed, _, _, key, _, entry) in enumerate(scored, 1):
-        asked = hours[key]
+    for position, (placed, _, _, key, index, entry) in enumerate(scored, 1):
+        asked = asking[index]
         sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
         reached = None  # most directives are in no open one-side conflict: no list made
         if sides_of:
@@ -283,7 +291,7 @@ def rank(
             granted = not_scheduled
         elif reached:
             granted = left_out[COVERED if COVERED in reached else reached[0]]
-        elif asked <= 0 or not (weeks := covered[key]):  # weeks: of those asking hours
+        elif asked <= 0 or not (weeks := weeks_of(arrived[index])):
             granted = asked_nothing.get(asked) or asked_nothing.setdefault(
                 asked, schedule.grant_hours(asked, range(0)))
         else:
