@@ -59,6 +59,7 @@ from domain.directives import DirectiveFields, DirectivePatch
 from domain.priorities import priority_view, priority_view_of
 from domain.terms import ContractTerms
 from workflows.collector import collection_paused
+from workflows.contracts import applied
 from workflows.transcoding import FastJSONTranscoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,10 +287,11 @@ def ten_thousand_events(app: Bench, events: int = 10_000) -> ServiceContract:
 
 def load_as_of(app: Bench, contract_id: Any, version: int) -> Any:
     """(c)'s unit of work: the contract as of ``version`` (a snapshot and the events after
-    it, conflicts folded) and its priorities, with the garbage collector paused for both as
-    ``workflows.contracts.read_contract`` and ``workflows.history.priority_view_at`` pause it."""
+    it, conflicts folded) and its priorities, with the garbage collector paused for both and
+    the events applied as ``workflows.contracts.read_contract`` and
+    ``workflows.history.priority_view_at`` do."""
     with collection_paused():
-        loaded: Any = app.repository.get(contract_id, version=version)
+        loaded: Any = app.repository.get(contract_id, version=version, projector_func=applied)
     with collection_paused():
         priority_view(loaded.terms, loaded.active_directives(), REFERENCE,
                       conflicts=loaded.conflicts)
