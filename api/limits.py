@@ -1,9 +1,10 @@
 """Refuse request bodies over the configured size, before anything parses them.
 
-A pure ASGI middleware: it trusts neither ``Content-Length`` nor its absence.
-It refuses a declared length over the limit at once, and otherwise reads the
-body (at most the limit plus one chunk) and counts what actually arrives, so a
-chunked upload cannot slip past.  The body it accepted is replayed to the app.
+``read_body`` (run for every request by ``api/gate.py``) trusts neither
+``Content-Length`` nor its absence.  It refuses a declared length over the limit
+at once, and otherwise reads the body (at most the limit plus one chunk) and
+counts what actually arrives, so a chunked upload cannot slip past.  The body it
+accepted is replayed to the app.
 
 It also refuses a JSON body whose strings hold a lone UTF-16 surrogate
 (``"\\ud800"``): valid JSON, but no UTF-8 text, so it could never be hashed or
@@ -16,56 +17,50 @@ import json
 import re
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_JSON, problem_bytes
 
 
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+async def read_body(scope: Scope, receive: Receive, send: Send, max_bytes: int
+                    ) -> list[Message] | None:
+    """The request's body as the one message to replay to the app (or the disconnect that
+    ended it); None when refused, after answering 400, 413 or 422."""
+    declared = _content_length(scope)
+    if declared == -1:
+        await _refuse(send, 400, "bad_request", "Content-Length is not a number")
+        return None
+    if declared is not None and declared > max_bytes:
+        await _too_large(send, max_bytes)
+        return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _content_length(scope)
-        if declared == -1:
-            await _refuse(send, 400, "bad_request", "Content-Length is not a number")
-            return
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(send)
-            return
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return [message]
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            await _too_large(send, max_bytes)
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    content = b"".join(chunks)
+    field = lone_surrogate_field(content)
+    if field is not None:
+        await _refuse(send, 422, "validation_failed",
+                      f"{field}: must not contain a lone UTF-16 surrogate",
+                      errors=[(field, "must not contain a lone UTF-16 surrogate")])
+        return None
+    return [{"type": "http.request", "body": content, "more_body": False}]
 
-        chunks: list[bytes] = []
-        received = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replaying([message], receive), send)
-                return
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        content = b"".join(chunks)
-        field = lone_surrogate_field(content)
-        if field is not None:
-            await _refuse(send, 422, "validation_failed",
-                          f"{field}: must not contain a lone UTF-16 surrogate",
-                          errors=[(field, "must not contain a lone UTF-16 surrogate")])
-            return
-        body: Message = {"type": "http.request", "body": content, "more_body": False}
-        await self.app(scope, _replaying([body], receive), send)
 
-    async def _too_large(self, send: Send) -> None:
-        await _refuse(send, 413, "payload_too_large",
-                      f"request bodies are limited to {self.max_bytes} bytes")
+async def _too_large(send: Send, max_bytes: int) -> None:
+    await _refuse(send, 413, "payload_too_large",
+                  f"request bodies are limited to {max_bytes} bytes")
 
 
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -115,7 +110,8 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
+def replaying(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` that answers ``messages`` first (the body already read), then asks on."""
     pending = list(messages)
 
     async def replay() -> Message:

@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 
-from api.directive_fast_path import DirectiveFastPath
-from api.limits import BodyLimitMiddleware
-from api.metrics import Metrics, MetricsMiddleware
+from api.directive_fast_path import DirectiveFastPath, Raised
+from api.gate import Gate
+from api.metrics import Metrics
 from api.observability import install_observability
 from api.openapi_bodies import document_request_bodies
 from api.problems import install_problem_handlers
-from api.rate_limits import RateLimitMiddleware, RateLimits
+from api.rate_limits import RateLimits
 from api.routes import api_router, directives
 from api.ui import install_dashboard
 from workflows.bootstrap import Services, bootstrap
@@ -41,7 +41,9 @@ THREADS = 128
 """Worker threads for sync routes: enough for every waiting command of a busy batch."""
 
 
-def create_app(services: Services | None = None) -> FastAPI:
+def create_app(services: Services | None = None, *, fast_path: bool = True) -> FastAPI:
+    """The app on these services (else bootstrapped from the environment); ``fast_path=False``
+    leaves every directive to the documented route (the fast path's differential test)."""
     owned = services is None
     services = services or bootstrap(Settings())
 
@@ -70,14 +72,16 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.include_router(api_router)
-    # First of the routes: the hot command, served without FastAPI's routing (see module).
-    app.router.routes.insert(0, DirectiveFastPath(directives.issue_route()))
+    issue = directives.issue_route()
+    # First of the routes: what a command of the directive fast path raised (see module).
+    app.router.routes.insert(0, Raised(issue))
     document_request_bodies(app)  # what the bodies' validators check, in the document
     install_dashboard(app)  # the web dashboard under /ui/ (api/ui)
-    # Added last, so it runs first: metrics see every answer, including the 429s and 413s;
-    # a client over its rate limit is refused before its body is read.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
-    app.add_middleware(RateLimitMiddleware, limits=RateLimits.of(services.settings))
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    install_observability(app, services.settings, configure=owned)  # request ids, logs, traces
+    install_observability(app, services.settings, configure=owned)  # logs, traces
+    # In front of every route: request ids, metrics (of every answer, including the 429s
+    # and 413s), rate limits (before the body is read), the body limit, the fast path.
+    app.add_middleware(Gate, metrics=app.state.metrics,
+                       rate_limits=RateLimits.of(services.settings),
+                       max_body_bytes=services.settings.max_body_bytes,
+                       fast_path=DirectiveFastPath(issue) if fast_path else None)
     return app

@@ -1,8 +1,9 @@
 """Per-key request limits (SPEC §11, abuse): 429 with ``Retry-After``, counted in Redis.
 
-A pure ASGI middleware in front of everything else (after metrics): a request
-is counted against its bearer key — by a hash of it, so no key is ever written
-to Redis — or, without one, against the client's address.  Counting uses the
+Checked in front of everything but the request id and metrics (``api/gate.py``),
+before the body is read: a request is counted against its bearer key — by a
+hash of it, so no key is ever written to Redis — or, without one, against the
+client's address.  Counting uses the
 ``limits`` library's fixed windows in the stack's Redis (shared by every API
 process), or in memory when no Redis is configured.  Limits are ``limits``
 notation, several separated by ``;`` (``NEEDLE_RATE_LIMIT``,
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from api.problems import PROBLEM_JSON, problem_bytes
 from workflows.settings import Settings
@@ -144,33 +145,26 @@ def parse_limits(text: str) -> list[RateLimitItem]:
     return parse_many(text) if text.strip() else []
 
 
-class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, limits: RateLimits | None) -> None:
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.limits is None:
-            await self.app(scope, receive, send)
-            return
-        identity, keyed = _identity(scope)
-        wait = await self.limits.retry_after(identity, keyed)
-        if wait is None:
-            await self.app(scope, receive, send)
-            return
-        who = "this API key" if keyed else "this address (no API key)"
-        body = problem_bytes(429, "rate_limited",
-                             f"too many requests from {who}; try again in {wait} s")
-        await send({
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(wait).encode()),
-            ],
-        })
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+async def refuse_if_limited(limits: RateLimits, scope: Scope, send: Send) -> bool:
+    """Count the request; if it is over a limit, answer 429 (``Retry-After``) and say so."""
+    identity, keyed = _identity(scope)
+    wait = await limits.retry_after(identity, keyed)
+    if wait is None:
+        return False
+    who = "this API key" if keyed else "this address (no API key)"
+    body = problem_bytes(429, "rate_limited",
+                         f"too many requests from {who}; try again in {wait} s")
+    await send({
+        "type": "http.response.start",
+        "status": 429,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(wait).encode()),
+        ],
+    })
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return True
 
 
 def _identity(scope: Scope) -> tuple[str, bool]:

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from conftest import ADMIN_KEY
 
-from api.directive_fast_path import DirectiveFastPath
 from api.main import create_app
 
 from .client import Needle, World, directive
@@ -27,8 +26,7 @@ from .serving import serve_app
 @pytest.fixture(scope="module")
 def plain_route(live_server: LiveServer) -> Iterator[str]:
     """The same API without the fast path: the documented route answers everything."""
-    app = create_app(live_server.services)
-    app.router.routes[:] = [r for r in app.router.routes if not isinstance(r, DirectiveFastPath)]
+    app = create_app(live_server.services, fast_path=False)
     with serve_app(app, "e2e-plain-route") as base_url:
         yield base_url
 
