@@ -293,7 +293,7 @@ def load_as_of(app: Bench, contract_id: Any, version: int) -> Any:
     with collection_paused():
         loaded: Any = app.repository.get(contract_id, version=version, projector_func=applied)
     with collection_paused():
-        priority_view(loaded.terms, loaded.active_directives(), REFERENCE,
+        priority_view(loaded.terms, loaded.directives.values(), REFERENCE,
                       conflicts=loaded.conflicts)
     return loaded
 

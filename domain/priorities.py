@@ -311,6 +311,8 @@ class WeeklySchedule:
         free = max(0, to_micro(state.weekly_hours) - to_micro(state.committed_hours))
         self.first_week = state.period.first_week
         self.free = [free] * (state.period.last_week - self.first_week + 1)
+        self.scheduled: dict[int, dict[str, Any]] = {}
+        """Micro-hours → the schedule of a directive given all of them (shared: read only)."""
 
     def grant_hours(self, asked: int, weeks: range) -> dict[str, Any]:
         """Grant ``asked`` micro-hours a week over ``weeks`` (week numbers) what each week
@@ -322,18 +324,26 @@ class WeeklySchedule:
         week of the period, asks nothing and is ``scheduled``.
         """
         if asked <= 0 or not weeks:
-            return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
+            return self._scheduled(asked)
         start, stop = weeks.start - self.first_week, weeks.stop - self.first_week
         left = self.free[start:stop]
         least = min(left)
         if least >= asked:
             self.free[start:stop] = [hours - asked for hours in left]
-            return {"outcome": SCHEDULED, "hours_granted": from_micro(asked)}
+            return self._scheduled(asked)
         if max(left) == 0:
             return {"outcome": DEFERRED, "hours_granted": 0.0}
         # each week gives what it can: all it has left, or what is asked
         self.free[start:stop] = [hours - asked if hours > asked else 0 for hours in left]
         return {"outcome": PARTIAL, "hours_granted": from_micro(least)}
+
+
+    def _scheduled(self, asked: int) -> dict[str, Any]:
+        known = self.scheduled.get(asked)
+        if known is None:
+            known = self.scheduled[asked] = {"outcome": SCHEDULED,
+                                             "hours_granted": from_micro(asked)}
+        return known
 
 
 def priority_view(

@@ -94,6 +94,7 @@ def priority_view_at(ledger: Ledger, caller: Caller, contract_id: str, *,
     else:
         reference = shanghai_date(ledger.clock())
     with collection_paused():  # thousands of acyclic entries (``workflows.collector``)
-        view = priority_view(contract.terms, contract.active_directives(), reference,
+        # every directive: ContractState keeps the active ones (one pass, not two)
+        view = priority_view(contract.terms, contract.directives.values(), reference,
                              profile=profile, conflicts=contract.conflicts)
     return {"contract_id": str(contract.id), "version": contract.version, **view}

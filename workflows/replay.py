@@ -50,7 +50,7 @@ def ranking_of(
     contract: ServiceContract, reference: date, profile: str | None = None,
 ) -> list[dict[str, Any]]:
     """The ranking of the contract's active directives, as its priority view orders them."""
-    return rank_directives(contract.terms, contract.active_directives(), reference,
+    return rank_directives(contract.terms, contract.directives.values(), reference,
                            profile=profile, conflicts=contract.conflicts)
 
 
