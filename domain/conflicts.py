@@ -356,10 +356,10 @@ def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]
     stretch the tracker widened to the ends of the runs touching a change.
     """
     found = []
-    for run in runs([week for week in range(first, last + 1) if load.over(week)]):
+    for run in runs(load.over_weeks(first, last)):
         involved = load.involved(run[0], run[1])
         weeks = [week_label(week) for week in range(run[0], run[1] + 1)]
-        excess = {week: load.excess(week) for week in range(run[0], run[1] + 1)}
+        excess = load.excesses(run[0], run[1])
         peak = max(excess, key=lambda week: (excess[week], -week))
         heaviest = involved.heaviest(MENTIONED_AT_MOST)
         found.append(Detection(

@@ -198,6 +198,20 @@ class WeeklyLoad:
         return bool(self.count[index]) and (
             self.committed + self.free[index] + self.shared_max[index] > self.weekly)
 
+    def over_weeks(self, first: int, last: int) -> list[int]:
+        """The weeks from ``first`` to ``last`` that are ``over`` capacity, in one pass."""
+        base, weekly, committed = self.first_week, self.weekly, self.committed
+        free, shared_max, count = self.free, self.shared_max, self.count
+        return [week for week in range(first, last + 1) if count[week - base] and (
+            committed + free[week - base] + shared_max[week - base] > weekly)]
+
+    def excesses(self, first: int, last: int) -> dict[int, int]:
+        """The ``excess`` of each week from ``first`` to ``last``, in one pass."""
+        base, weekly, committed = self.first_week, self.weekly, self.committed
+        free, shared_max = self.free, self.shared_max
+        return {week: committed + free[week - base] + shared_max[week - base] - weekly
+                for week in range(first, last + 1)}
+
     def involved(self, first: int, last: int) -> RunMembers:
         """The directives bearing load in weeks ``first`` to ``last``, and how (``Bearing``);
         remembered for the last few stretches asked about (``runs``) and kept up to date."""
