@@ -124,9 +124,9 @@ class ConflictTracker:
                 self._index(record, +1)
         asking_hours = self._add_all(directives)
         # Only directives asking hours bear load (``_load_of`` answers NONE for the others).
-        # They bear it in id order: ``over_capacity`` sorts the ids of a run's members on
-        # every change that moves load, and a sort of ids already in order (but for the
-        # few the fold re-bears since) costs one pass, not n log n comparisons.
+        # They bear it in id order: the first look at a run's members (``WeeklyLoad.involved``,
+        # which keeps them up to date from then on) sorts their ids, and a sort of ids
+        # already in order costs one pass, not n log n comparisons.
         asking_hours.sort(key=_directive_id)
         self.load.bear_all(asking_hours)
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from eventsourcing.application import project_aggregate
-
 from domain import access
 from domain.contract import ServiceContract
 from domain.diff import ContractAt, conflict_changes, contract_diff
@@ -29,7 +27,7 @@ from domain.errors import NotFound, ValidationFailed
 from domain.organisations import Caller
 from domain.priorities import effective_policy, rank_directives
 from domain.shanghai_calendar import shanghai_date
-from workflows.contracts import read_contract
+from workflows.contracts import applied, read_contract
 from workflows.ledger import Ledger
 
 TOP = 3
@@ -143,7 +141,7 @@ def fold_steps(
     leaders = TopOfRanking(profile)
     for event in events:
         conflicts_before = {} if contract is None else dict(contract.conflicts)
-        contract = project_aggregate(contract, [event])
+        contract = applied(contract, [event])
         assert isinstance(contract, ServiceContract)
         top_before = leaders.top(top)
         leaders.follow(contract, event.type_name(), event.data, shanghai_date(event.timestamp))
