@@ -6,6 +6,8 @@ one process — tests, benchmarks — never collide in a global registry.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Scope
 
@@ -28,17 +30,30 @@ class Metrics:
             "needle_commands_total", "Commands received, by command and outcome.",
             ["command", "outcome"], registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int, str | None], tuple[Any, Any, Any]] = {}
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         """One answered request, labelled with its route's template, never the raw path
         (``api/gate.py`` times every request)."""
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        method = scope["method"]
+        key = (template, scope["method"], status, getattr(route, "name", None))
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._children_of(*key)
+        requests, latency, commands = children
+        requests.inc()
+        latency.observe(seconds)
+        if commands is not None:
+            commands.inc()
+
+    def _children_of(self, template: str, method: str, status: int, name: str | None
+                     ) -> tuple[Any, Any, Any]:
+        """The series a request with these labels counts in (kept: ``labels`` looks them up
+        under a lock, each call)."""
         labels = (template, method, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        commands = None
         if method in COMMAND_METHODS and template.startswith("/v1/"):
-            name = getattr(route, "name", None) or template
             outcome = "accepted" if status < 400 else "refused"
-            self.commands.labels(name, outcome).inc()
+            commands = self.commands.labels(name or template, outcome)
+        return self.requests.labels(*labels), self.latency.labels(*labels), commands
