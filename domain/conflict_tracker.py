@@ -398,15 +398,13 @@ class ConflictTracker:
             # an open conflict whose members changed: re-index only those that did
             if previous["members"] == record["members"]:
                 return
-            before = set(previous["members"])
-            changed = before.symmetric_difference(record["members"])
+            joined, left = _member_change(previous, record)
             kind, conflict = record["kind"], record["id"]
-            for member in changed:
-                if member in before:  # left
-                    self.open_of_member.get(member, {}).pop(conflict, None)
-                else:  # joined
-                    self.open_of_member.setdefault(member, {})[conflict] = kind
-            moved.update(changed)
+            for member in left:
+                self.open_of_member.get(member, {}).pop(conflict, None)
+            for member in joined:
+                self.open_of_member.setdefault(member, {})[conflict] = kind
+            moved.update(joined, left)
             return
         if previous is not None:
             self._index(previous, -1)
@@ -537,6 +535,23 @@ def _toggle(index: dict[str, set[str]], key: str, conflict: str, sign: int) -> N
         ids.discard(conflict)
         if not ids:
             del index[key]
+
+
+def _member_change(previous: Record, record: Record) -> tuple[list[str], list[str]]:
+    """The members that joined and that left between two versions of an open conflict.
+
+    When ``record`` is ``continued(previous, ...)`` it holds ``previous``'s member
+    changes (the same objects) and one more, which says exactly this: it is read
+    rather than worked out again from two sets of a long run's thousands of members.
+    Otherwise the member lists are compared.
+    """
+    before = previous.get("member_changes", [])
+    after = record.get("member_changes", [])
+    if len(after) == len(before) + 1 and (not before or after[-2] is before[-1]):
+        return after[-1]["joined"], after[-1]["left"]
+    old = set(previous["members"])
+    changed = old.symmetric_difference(record["members"])
+    return [m for m in changed if m not in old], [m for m in changed if m in old]
 
 
 def _rule_key(record: Mapping[str, Any]) -> tuple[str, str]:
