@@ -393,9 +393,11 @@ class ConflictTracker:
         previous = view.get(record["id"])
         view[record["id"]] = record
         if (previous is not None and previous["status"] == record["status"] == OPEN
-                and previous["details"].get("weeks") == record["details"].get("weeks")
                 and previous["details"].get("subject") == record["details"].get("subject")):
-            # an open conflict whose members changed: re-index only those that did
+            # an open conflict whose members (or run of weeks) changed: re-index only what did
+            weeks = record["details"].get("weeks")
+            if weeks != previous["details"].get("weeks"):
+                self.open_runs[record["id"]] = (_week(weeks[0]), _week(weeks[-1]))
             if previous["members"] == record["members"]:
                 return
             joined, left = _member_change(previous, record)

@@ -38,10 +38,12 @@ class ContractState:
 
     Per directive (by id): the micro-hours it asks a week and, if it asks
     some, the weeks of the period it covers (as a ``range`` of week numbers;
-    ``_measured``); what of it lies outside the contract's scope and which
-    rules block it (``_judged``); its span and its canonical value.  The
-    ranking reads only the hours and weeks, so a state built to rank never
-    works out scope and rules; the detectors read all of them.  Scope and
+    ``_measured``, for the weekly load); what of it lies outside the
+    contract's scope and which rules block it (``_judged``); its span and its
+    canonical value.  The ranking reads only the weeks of the directives it
+    gives hours (``weeks``: it reckons their hours as it scores them), so a
+    state built to rank works out nothing else; the detectors read all of
+    them.  Scope and
     rule answers are looked up once per distinct combination of named groups,
     places, tags and basis: a large contract names the same few again and
     again.
