@@ -33,7 +33,7 @@ conflict (``conflict_changed``) moves load the same way.
 Everything the tracker keeps is derived from the contract's directives and
 conflict view: built when first needed, never stored.
 
-Long (~570 lines) because the indices (by subject, by member, by
+Long (~590 lines) because the indices (by subject, by member, by
 run of weeks, resolved conflicts) and the reconciliation that keeps them are
 one piece of state changed in one fold; split across modules, every part would
 reach into the others' dictionaries.  Load lives apart (``domain.weekly_load``).
