@@ -51,7 +51,8 @@ class Encoded:
 def priority_document(
     contract: ServiceContract, reference_date: date, position: int
 ) -> dict[str, Any]:
-    view = priority_view(contract.terms, contract.active_directives(), reference_date,
+    # every directive: the ranking's state keeps the active ones (one pass, not two)
+    view = priority_view(contract.terms, contract.directives.values(), reference_date,
                          conflicts=contract.conflicts)
     return {"contract_id": str(contract.id), "position": position,
             "version": contract.version, **view}
