@@ -173,6 +173,20 @@ def open_conflicts(state: ContractState, conflicts: Conflicts | None) -> list[Ma
     return [record for record in records if record.get("status", "open") == "open"]
 
 
+class RankMemo:
+    """What a ranking worked out for each directive, kept for the next ranking of the same
+    contract (the projection ranks a contract once per batch): a directive whose record is
+    the same object (records are replaced, never changed in place) keeps its score,
+    components, tier by basis and hours, as long as what they depend on besides the record
+    (reference date, free capacity, profile, weights, the contract's indicators) is the
+    same.  Only the memo's owner ranks with it, one ranking at a time."""
+
+    def __init__(self) -> None:
+        self.inputs: tuple[Any, ...] | None = None
+        self.scored: dict[str, tuple[Directive, int, float, dict[str, Any], int]] = {}
+        """Directive id → (its record, tier by basis, score, components, micro-hours asked)."""
+
+
 def rank(
     state: ContractState,
     reference_date: date,
@@ -180,19 +194,29 @@ def rank(
     weights: Mapping[str, float],
     *,
     conflicts: Conflicts | None = None,
+    memo: RankMemo | None = None,
 ) -> list[dict[str, Any]]:
     """The ranking of a prepared state under a decided profile and weights.
 
     The components are the functions above, written out in one loop (this is
     the loop every ranking of a large contract pays for): the same
     expressions in the same order, so every float is the one they give.
-    Urgency and efficiency take few distinct inputs and are computed once each.
+    Urgency and efficiency take few distinct inputs and are computed once each;
+    with a ``memo``, a directive scored by the last ranking is not scored again.
     """
     indicator_keys = frozenset(i["key"] for i in state.terms.get("indicators") or ())
     free_hours = state.free_hours
     w_need, w_urgency, w_indicator, w_legitimacy, w_efficiency = (
         weights[name] for name in COMPONENTS
     )
+    remembered: dict[str, tuple[Directive, int, float, dict[str, Any], int]] = {}
+    if memo is not None:
+        depends_on = (reference_date, free_hours, profile,
+                      tuple(weights[name] for name in COMPONENTS), indicator_keys)
+        if memo.inputs != depends_on or len(memo.scored) > 2 * len(state.arrived) + 100:
+            memo.inputs, memo.scored = depends_on, {}  # (withdrawn directives dropped too)
+        remembered = memo.scored
+    keep = memo is not None
     blocking, sides = blocking_kinds(), one_side_outcomes()
     blocked: set[str] = set()
     sided: dict[str, list[tuple[int, str]]] = {}
@@ -223,6 +247,17 @@ def rank(
         get = directive.get
         key = directive["id"]
         basis = directive["basis"]
+        before = remembered.get(key)
+        if before is not None and before[0] is directive:
+            _, placed, score, components, micro = before
+            asking.append(micro)
+            if key in blocked:
+                placed = UNSCHEDULABLE_TIER
+            entry = {"directive_id": key, "rank": 0, "tier": placed, "score": score,
+                     "components": components, "schedule": None,
+                     "subject": directive["subject"], "issuer": get("issuer"), "basis": basis}
+            scored.append((placed, -score, get("issued_version") or 0, str(key), index, entry))
+            continue
         inputs = (get("vulnerability"), get("people_affected"))
         c_need = need_by_inputs.get(inputs)
         if c_need is None:
@@ -259,6 +294,8 @@ def rank(
         score = 100 * (c_need["contribution"] + c_urgency["contribution"]
                        + c_indicator["contribution"] + c_legitimacy["contribution"]
                        + c_efficiency["contribution"])
+        if keep:
+            remembered[key] = (directive, placed, score, components, micro)
         if key in blocked:
             placed = UNSCHEDULABLE_TIER
         # The entry is made here, where the directive is at hand; its rank and schedule are
@@ -354,13 +391,14 @@ def priority_view(
     profile: str | Profile | None = None,
     weights: Mapping[str, float] | Weights | None = None,
     conflicts: Conflicts | None = None,
+    memo: RankMemo | None = None,
 ) -> dict[str, Any]:
     """The priority view without its address: the caller adds ``contract_id`` and
     ``position`` or ``version``.  ``profile`` and ``weights`` are what-if overrides;
-    ``conflicts`` is the contract's conflict view."""
+    ``conflicts`` is the contract's conflict view; ``memo`` the last ranking's (``rank``)."""
     return priority_view_of(
         ContractState(terms, directives), reference_date, profile=profile, weights=weights,
-        conflicts=conflicts,
+        conflicts=conflicts, memo=memo,
     )
 
 
@@ -371,6 +409,7 @@ def priority_view_of(
     profile: str | Profile | None = None,
     weights: Mapping[str, float] | Weights | None = None,
     conflicts: Conflicts | None = None,
+    memo: RankMemo | None = None,
 ) -> dict[str, Any]:
     """``priority_view`` of a prepared state (share one state with the detectors)."""
     chosen, weighting = effective_policy(state.terms, profile, weights)
@@ -378,5 +417,6 @@ def priority_view_of(
         "profile": chosen.value,
         "weights": weighting,
         "reference_date": reference_date.isoformat(),
-        "priorities": rank(state, reference_date, chosen, weighting, conflicts=conflicts),
+        "priorities": rank(state, reference_date, chosen, weighting, conflicts=conflicts,
+                           memo=memo),
     }

@@ -47,6 +47,7 @@ from eventsourcing.utils import get_topic
 
 from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
+from domain.priorities import RankMemo
 from domain.shanghai_calendar import shanghai_date
 from workflows import directory, messaging, view_store
 from workflows.collector import collection_paused
@@ -147,6 +148,8 @@ class ContractViews:
         self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
         self._explain = Explainer()
         self._encoded = Encoded()
+        self._rank_memos: dict[UUID, RankMemo] = {}
+        """Each cached contract's last ranking (``domain.priorities.RankMemo``)."""
         self._boards: dict[str, BoardMemo] = {}
         self._held: dict[str, Held] = {}
         self._lease_token: str | None = None
@@ -475,7 +478,9 @@ class ContractViews:
             ["set", view_store.conflicts_key(generation, contract_id),
              encode.conflict_json(contract, position, texts)],
             ["set", view_store.priorities_key(generation, contract_id),
-             encoded_json(priority_document(contract, reference, position))],
+             encoded_json(priority_document(contract, reference, position,
+                                            self._rank_memos.setdefault(contract.id,
+                                                                        RankMemo())))],
             ["sadd", view_store.contracts_key(generation), contract_id],
             *board_ops,
         ]
@@ -518,6 +523,7 @@ class ContractViews:
         """Drop what the memos keep of an evicted contract's conflicts, so that they hold no
         more than the bounded cache does (a memo missing an entry only writes it again)."""
         conflict_ids = list(contract.conflicts)
+        self._rank_memos.pop(contract.id, None)
         self._explain.forget(conflict_ids)
         self._encoded.forget(conflict_ids)
         for board in self._boards.values():

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from domain.contract import ServiceContract
-from domain.priorities import priority_view
+from domain.priorities import RankMemo, priority_view
 
 
 class Encoded:
@@ -49,11 +49,13 @@ class Encoded:
 
 
 def priority_document(
-    contract: ServiceContract, reference_date: date, position: int
+    contract: ServiceContract, reference_date: date, position: int,
+    memo: RankMemo | None = None,
 ) -> dict[str, Any]:
+    """The contract's ranking (with ``memo``, the contract's last ranking's: ``RankMemo``)."""
     # every directive: the ranking's state keeps the active ones (one pass, not two)
     view = priority_view(contract.terms, contract.directives.values(), reference_date,
-                         conflicts=contract.conflicts)
+                         conflicts=contract.conflicts, memo=memo)
     return {"contract_id": str(contract.id), "position": position,
             "version": contract.version, **view}
 
