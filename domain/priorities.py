@@ -17,6 +17,11 @@ takes the contract's conflict view; without one, every conflict detected in
 the state counts as open.
 
 The reference date for urgency is an argument: the domain reads no clock.
+
+Longer than most modules (~420 lines): the components, the policy, the ranking
+and its schedule are one calculation a reader checks against SPEC §5 in one
+place; the ranking loop is written out whole because every large contract pays
+for it.
 """
 
 from __future__ import annotations
