@@ -18,11 +18,13 @@ from celery.signals import (
     task_postrun,
     task_prerun,
     worker_init,
+    worker_process_init,
     worker_ready,
 )
 
 from workers.schedule import beat_schedule
 from workflows import logs
+from workflows.collector import settle_collector
 from workflows.messaging import REFRESH_PRIORITIES, celery_client
 from workflows.settings import Settings
 
@@ -82,6 +84,19 @@ def _observability(**_: object) -> None:
         except OSError as error:  # the port is taken (a second worker on this machine)
             logging.getLogger(__name__).warning(
                 "worker metrics not served on port %d: %s", settings.worker_metrics_port, error)
+
+
+@worker_process_init.connect
+def _settle_pool_process(**_: object) -> None:
+    """A prefork pool process, once started: its start-up objects out of the collector's
+    walks (``settle_collector``), which each full collection walked beside the cached
+    contracts; a worker with a thread pool settles its main process when ready."""
+    settle_collector()
+
+
+@worker_ready.connect
+def _settle_main_process(**_: object) -> None:
+    settle_collector()
 
 
 @worker_ready.connect
