@@ -6,7 +6,6 @@ bootstraps from the ``NEEDLE_*`` environment.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +22,7 @@ from api.rate_limits import RateLimits
 from api.routes import api_router, directives
 from api.ui import install_dashboard
 from workflows.bootstrap import Services, bootstrap
+from workflows.collector import settle_collector
 from workflows.settings import Settings
 
 DESCRIPTION = """\
@@ -40,9 +40,6 @@ and the global `position` of the event they recorded; `POST` commands accept
 
 THREADS = 128
 """Worker threads for sync routes: enough for every waiting command of a busy batch."""
-GC_THRESHOLDS = (10_000, 10, 10)
-"""The API process's cyclic collector: a young collection every 10,000 allocations (700 by
-default), see ``settle_collector``."""
 
 
 def create_app(services: Services | None = None, *, fast_path: bool = True) -> FastAPI:
@@ -91,19 +88,3 @@ def create_app(services: Services | None = None, *, fast_path: bool = True) -> F
                        max_body_bytes=services.settings.max_body_bytes,
                        fast_path=DirectiveFastPath(issue) if fast_path else None)
     return app
-
-
-def settle_collector() -> None:
-    """Keep the process's start-up objects out of the cyclic collector's walks, and collect
-    the young generation less often (the API process's own app only: not a test's).
-
-    Why: in the command-path benchmark, every full collection walked the ~150,000
-    objects of start-up (modules, classes, the app) with the GIL held, 5-7 times a run
-    and up to 110 ms each (the run's p99 latency), and 800 young collections ran in
-    8 s: collection was ~6 % of the process's time.  Frozen (``gc.freeze``), start-up
-    objects are never walked again (nor collected: they live as long as the process);
-    garbage is still freed by reference counting at once, and cycles by the collector.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
