@@ -155,6 +155,17 @@ def projection_statuses(services: Services) -> list[dict[str, Any]]:
     return [projector.summary(parts), *parts]
 
 
+def woken(parts: list[ContractViews]) -> list[ContractViews]:
+    """The partitions whose wake flag a commit has set since their last pass (one round
+    trip: the partitions share one Redis)."""
+    if not parts:
+        return []
+    pipe = parts[0].store.client.pipeline(transaction=False)
+    for part in parts:
+        pipe.exists(messaging.wake_key(part.name))
+    return [part for part, flag in zip(parts, pipe.execute(), strict=True) if flag]
+
+
 @dataclass
 class PartitionedViews:
     """The partitions' projectors, driven together (a worker runs those it can lease)."""
@@ -177,22 +188,34 @@ class PartitionedViews:
         it served was woken again.  A partition whose lease another worker holds is left
         to it (the holder looks at its wake flag before and after it lets go), so two
         workers share the partitions, and one worker alone keeps all of them fresh: a
-        steady stream of commits to one partition cannot starve the others."""
+        steady stream of commits to one partition cannot starve the others (after each
+        round, a partition left out because it had nothing to do joins the next one if a
+        commit has woken it since: else it waited for the busy one to pause, and the
+        lowest position, which the board reads, with it)."""
         deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
         start = partition if partition is not None else random.randrange(len(self.parts))
         offset = next((n for n, part in enumerate(self.parts) if part.partition == start), 0)
-        pending = self.parts[offset:] + self.parts[:offset]
+        order = self.parts[offset:] + self.parts[:offset]
+        pending = order
         processed = 0
+        elsewhere: set[int] = set()
+        """Partitions whose lease another worker held: theirs until this run ends."""
         while pending:
-            again = []
+            again = set()
             for part in pending:
                 done, held, more = part.run_pass(deadline)
                 processed += done
-                if held and (more or part.woken()):
-                    again.append(part)
+                if not held:
+                    elsewhere.add(part.partition)
+                elif more or part.woken():
+                    again.add(part.partition)
             if again and deadline is not None and time.monotonic() >= deadline:
                 return RunReport(processed, complete=False)
-            pending = again
+            if again:  # a partition left out of a round (nothing to do) may be woken since
+                left = [part for part in order
+                        if part.partition not in again and part.partition not in elsewhere]
+                again.update(part.partition for part in woken(left))
+            pending = [part for part in order if part.partition in again]
         return RunReport(processed, complete=True)
 
     def refresh(self) -> int:

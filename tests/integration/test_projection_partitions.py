@@ -14,7 +14,7 @@ from redis.crc import key_slot
 from bench.workload import open_contracts, random_command
 from workflows import view_store
 from workflows.bootstrap import bootstrap
-from workflows.projection_control import contract_views
+from workflows.projection_control import contract_views, wake_projections
 from workflows.settings import Settings
 
 from .projection_support import projection_settings
@@ -68,6 +68,51 @@ def test_partitions_keep_their_own_contracts_in_one_slot_each_and_the_board_merg
         assert len({UUID(item["contract_id"]) for item in board}) > 1
         assert view_store.read_board(client, 2, 5).value == board[2:6]
         assert view_store.read_board(client).position == projector.position()
+    finally:
+        services.close()
+
+
+def test_a_stream_of_commits_to_one_partition_does_not_hold_another_back(
+    make_settings: Callable[..., Settings], client: redis.Redis,
+) -> None:
+    # given a busy contract in one partition and a quiet one in another, projected
+    settings = projection_settings(make_settings(), projection_partitions=2)
+    services = bootstrap(settings)
+    try:
+        rng = random.Random(4)
+        handles = open_contracts(services.ledger, 8)
+        busy = next(h for h in handles if view_store.partition_of(h.id, 2) == 0)
+        quiet = next(h for h in handles if view_store.partition_of(h.id, 2) == 1)
+        projector = contract_views(services)
+        assert projector.run().complete
+        busy_part, quiet_part = projector.parts
+        serve_busy = busy_part.run_pass
+        seen: dict[str, int] = {}
+
+        def busy_pass(deadline: float | None) -> tuple[int, bool, bool]:
+            # each pass of the busy partition meets a new commit to it (a steady stream),
+            # and during its second pass the quiet contract gets one commit
+            answer = serve_busy(deadline)
+            passes = seen["busy passes"] = seen.get("busy passes", 0) + 1
+            if passes < 6:
+                random_command(services.ledger, busy, rng)
+                wake_projections(services)
+            if passes == 2:
+                seen["quiet commit"] = random_command(services.ledger, quiet, rng)
+                wake_projections(services)
+            if passes == 5:  # the stream has not paused yet
+                seen["quiet seen"] = quiet_part.store.position(quiet_part.store.current())
+            return answer
+
+        busy_part.run_pass = busy_pass  # type: ignore[method-assign]
+
+        # when one run serves both partitions, starting with the busy one
+        report = projector.run(partition=0)
+
+        # then the quiet partition's commit was visible before the stream paused
+        assert report.complete and seen["busy passes"] >= 5
+        assert seen["quiet seen"] >= seen["quiet commit"]
+        assert projector.caught_up()
     finally:
         services.close()
 
