@@ -334,6 +334,9 @@ def measure_replay(repeat: int, events: int) -> dict[str, Any]:
             assert loaded.version == version
         medians[name] = statistics.median(times) * 1000
         medians[f"{name}_cpu"] = statistics.median(cpu) * 1000  # steadier on a shared machine
+        slowest = max(range(len(versions)), key=times.__getitem__)
+        medians[f"{name}_slowest"] = times[slowest] * 1000
+        medians[f"{name}_slowest_version"] = versions[slowest]
     app.mapper.transcoder = fast
     last: Any = app.repository.get(contract.id)
     assert last.conflicts == contract.conflicts
@@ -400,8 +403,10 @@ def main() -> None:
          f"{issued['median']:.2f} ms", "", f"{issued['small']:.2f} ms on 200 directives"),
         (f"state, conflicts and priorities of a {replayed['events']:,}-event contract as of a "
          f"random version (snapshots every 100)",
-         f"{replayed['fast']:.1f} ms", "≤ 50 ms (10,000 events)",
-         verdict(replayed["fast"] <= 50) if replayed["events"] >= 10_000
+         f"{replayed['fast']:.1f} ms", "", ""),
+        (f"the slowest of those versions ({replayed['fast_slowest_version']:,}: the bar is "
+         f"for any version)", f"{replayed['fast_slowest']:.1f} ms", "≤ 50 ms (10,000 events)",
+         verdict(replayed["fast_slowest"] <= 50) if replayed["events"] >= 10_000
          else "not the bar's size"),
         (f"that contract's last snapshot ({replayed['active']:,} active directives, "
          f"{replayed['conflicts']:,} conflicts)", f"{replayed['snapshot_mb']:.2f} MB",
