@@ -155,7 +155,7 @@ def projection_statuses(services: Services) -> list[dict[str, Any]]:
     return [projector.summary(parts), *parts]
 
 
-def woken(parts: list[ContractViews]) -> list[ContractViews]:
+def woken_partitions(parts: list[ContractViews]) -> list[ContractViews]:
     """The partitions whose wake flag a commit has set since their last pass (one round
     trip: the partitions share one Redis)."""
     if not parts:
@@ -207,14 +207,14 @@ class PartitionedViews:
                 processed += done
                 if not held:
                     elsewhere.add(part.partition)
-                elif more or part.woken():
+                elif more:
                     again.add(part.partition)
+            # every other partition served here, this round or not, if woken since its pass
+            left = [part for part in order
+                    if part.partition not in again and part.partition not in elsewhere]
+            again.update(part.partition for part in woken_partitions(left))
             if again and deadline is not None and time.monotonic() >= deadline:
                 return RunReport(processed, complete=False)
-            if again:  # a partition left out of a round (nothing to do) may be woken since
-                left = [part for part in order
-                        if part.partition not in again and part.partition not in elsewhere]
-                again.update(part.partition for part in woken(left))
             pending = [part for part in order if part.partition in again]
         return RunReport(processed, complete=True)
 

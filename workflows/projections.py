@@ -23,7 +23,7 @@ one leaves at once.  A commit sets a wake flag and sends a task
 flag before it reads the log and looks at it again before and after it lets
 the lease go, so a commit is never left waiting for the periodic safety net.
 
-Long (~580 lines) because reading, applying, the lease and the status of one
+Long (~600 lines) because reading, applying, the lease and the status of one
 partition share the projector's state (its caches and lease token); the
 partition-wide driving lives in ``projection_control``, and the documents the views
 hold are made in ``view_documents``.
@@ -212,10 +212,6 @@ class ContractViews:
                 self._boards.pop(live, None)
                 return done + rebuilt, True, False
         return done + rebuilt, True, True
-
-    def woken(self) -> bool:
-        """A commit has set this partition's wake flag since a run deleted it."""
-        return bool(self.store.client.exists(messaging.wake_key(self.name)))
 
     def _run_held(self, deadline: float | None) -> tuple[int, bool]:
         processed = 0
