@@ -13,18 +13,15 @@ which calls back through the public methods below (``attempt_until_saved``,
 
 The library tuning also lives here: the faster transcoder, sealed snapshots,
 the load-safe repository (``workflows/repository.py``) and, on PostgreSQL,
-fail-fast store retries and events inserted as binary arrays (``ArrayInsertRecorder``).
-
-Long (~420 lines) because that tuning is of this ``Application`` subclass (its
-``save``, ``_record``, recorder and snapshots): split out, each part would reach
-back into the ledger's internals.
+fail-fast store retries and events inserted as binary arrays
+(``workflows/array_recorder.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,11 +36,9 @@ from eventsourcing.application import (
     Repository,
 )
 from eventsourcing.domain import BaseAggregate
-from eventsourcing.persistence import EventStore, IntegrityError, StoredEvent, Transcoder
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
+from eventsourcing.persistence import EventStore, IntegrityError, Transcoder
+from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import get_topic
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from domain.chain import ChainedAggregate
@@ -51,6 +46,7 @@ from domain.contract import ServiceContract
 from domain.errors import DomainError, IdempotencyKeyReused, NotFound
 from domain.organisations import Caller, Directory
 from workflows import anchoring
+from workflows.array_recorder import ArrayInsertRecorder
 from workflows.fail_fast import limit_store_retries
 from workflows.group_commit import GroupCommitter
 from workflows.idempotency import IdempotencyRecord, IdempotentRequest
@@ -392,35 +388,3 @@ def put_snapshots(store: EventStore[Any], snapshots: list[Any]) -> None:
     with recorder.datastore.transaction(commit=True) as cursor:
         cursor.executemany(statement, rows)
 
-
-class ArrayInsertRecorder(anchoring.AnchoredPostgresRecorder):
-    """The anchoring recorder, inserting a save's events as four arrays sent in binary.
-
-    Why: the library sends them as one array of a composite type, which psycopg
-    dumps as text in Python, escaping every byte of every event's state: the largest
-    part of a group commit's save in the command-path profile.  The statement is the
-    library's (same columns, same order, ``RETURNING notification_id``), its arrays
-    of ids, versions, topics and states dumped by psycopg's binary dumpers.
-    """
-
-    def __init__(self, datastore: PostgresDatastore, *,
-                 events_table_name: str = "stored_events") -> None:
-        super().__init__(datastore, events_table_name=events_table_name)
-        self.insert_arrays_statement = SQL(
-            "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(Identifier(datastore.schema), Identifier(events_table_name),
-                 Identifier(datastore.originator_id_type))
-        self.notify_statement = SQL("NOTIFY {}").format(Identifier(self.channel_name))
-
-    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
-                              **kwargs: Any) -> None:
-        self._lock_table(curs)
-        curs.execute(self.notify_statement, prepare=True)
-        curs.execute(self.insert_arrays_statement, (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-        ), prepare=True)
