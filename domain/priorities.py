@@ -253,54 +253,47 @@ def rank(
         key = directive["id"]
         basis = directive["basis"]
         before = remembered.get(key)
-        if before is not None and before[0] is directive:
+        if before is not None and before[0] is directive:  # scored by the last ranking
             _, placed, score, components, micro = before
-            asking.append(micro)
-            if key in blocked:
-                placed = UNSCHEDULABLE_TIER
-            entry = {"directive_id": key, "rank": 0, "tier": placed, "score": score,
-                     "components": components, "schedule": None,
-                     "subject": directive["subject"], "issuer": get("issuer"), "basis": basis}
-            scored.append((placed, -score, get("issued_version") or 0, str(key), index, entry))
-            continue
-        inputs = (get("vulnerability"), get("people_affected"))
-        c_need = need_by_inputs.get(inputs)
-        if c_need is None:
-            people = inputs[1] or 0
-            n = 0.5 * (inputs[0] or 0) + 0.5 * min(1.0, people / 100)
-            c_need = need_by_inputs[inputs] = {"value": n, "weight": w_need,
-                                               "contribution": w_need * n}
-        due = get("due")
-        c_urgency = urgency_by_due.get(due)
-        if c_urgency is None:
-            u = urgency(directive, reference_date)
-            c_urgency = urgency_by_due[due] = {"value": u, "weight": w_urgency,
-                                               "contribution": w_urgency * u}
-        c_indicator = served if get("indicator") in indicator_keys else not_served
-        known = by_basis.get(basis)
-        if known is None:
-            lg = LEGITIMACY[basis]
-            known = by_basis[basis] = (
-                {"value": lg, "weight": w_legitimacy, "contribution": w_legitimacy * lg},
-                tier(directive, profile))
-        c_legitimacy, placed = known
-        asked = get("hours_per_week")
-        hours_known = by_hours.get(asked)
-        if hours_known is None:
-            e = efficiency(directive, free_hours)
-            hours_known = by_hours[asked] = (
-                {"value": e, "weight": w_efficiency, "contribution": w_efficiency * e},
-                round(asked * MICRO) if asked else 0)
-        c_efficiency, micro = hours_known
+        else:
+            inputs = (get("vulnerability"), get("people_affected"))
+            c_need = need_by_inputs.get(inputs)
+            if c_need is None:
+                people = inputs[1] or 0
+                n = 0.5 * (inputs[0] or 0) + 0.5 * min(1.0, people / 100)
+                c_need = need_by_inputs[inputs] = {"value": n, "weight": w_need,
+                                                   "contribution": w_need * n}
+            due = get("due")
+            c_urgency = urgency_by_due.get(due)
+            if c_urgency is None:
+                u = urgency(directive, reference_date)
+                c_urgency = urgency_by_due[due] = {"value": u, "weight": w_urgency,
+                                                   "contribution": w_urgency * u}
+            c_indicator = served if get("indicator") in indicator_keys else not_served
+            known = by_basis.get(basis)
+            if known is None:
+                lg = LEGITIMACY[basis]
+                known = by_basis[basis] = (
+                    {"value": lg, "weight": w_legitimacy, "contribution": w_legitimacy * lg},
+                    tier(directive, profile))
+            c_legitimacy, placed = known
+            asked = get("hours_per_week")
+            hours_known = by_hours.get(asked)
+            if hours_known is None:
+                e = efficiency(directive, free_hours)
+                hours_known = by_hours[asked] = (
+                    {"value": e, "weight": w_efficiency, "contribution": w_efficiency * e},
+                    round(asked * MICRO) if asked else 0)
+            c_efficiency, micro = hours_known
+            components = {"need": c_need, "urgency": c_urgency, "indicator": c_indicator,
+                          "legitimacy": c_legitimacy, "efficiency": c_efficiency}
+            # Summed in the documented order, so a reader adding them up by hand gets this float.
+            score = 100 * (c_need["contribution"] + c_urgency["contribution"]
+                           + c_indicator["contribution"] + c_legitimacy["contribution"]
+                           + c_efficiency["contribution"])
+            if keep:
+                remembered[key] = (directive, placed, score, components, micro)
         asking.append(micro)
-        components = {"need": c_need, "urgency": c_urgency, "indicator": c_indicator,
-                      "legitimacy": c_legitimacy, "efficiency": c_efficiency}
-        # Summed in the documented order, so a reader adding them up by hand gets this float.
-        score = 100 * (c_need["contribution"] + c_urgency["contribution"]
-                       + c_indicator["contribution"] + c_legitimacy["contribution"]
-                       + c_efficiency["contribution"])
-        if keep:
-            remembered[key] = (directive, placed, score, components, micro)
         if key in blocked:
             placed = UNSCHEDULABLE_TIER
         # The entry is made here, where the directive is at hand; its rank and schedule are
