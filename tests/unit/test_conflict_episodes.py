@@ -77,8 +77,9 @@ def open_conflicts(contract: ServiceContract) -> list[dict[str, Any]]:
                   key=lambda r: r["id"])
 
 
-def step(contract: ServiceContract, data: st.DataObject, issued: list[str]) -> None:
-    """One random command that is valid now."""
+def step(contract: ServiceContract, data: st.DataObject, issued: list[str],
+         fields: dict[str, st.SearchStrategy[Any]] = FIELDS) -> None:
+    """One random command that is valid now (issues and amendments draw ``fields``)."""
     when = at(contract.version + 1)
     active = [d["id"] for d in contract.active_directives()]
     live = open_conflicts(contract)
@@ -87,7 +88,7 @@ def step(contract: ServiceContract, data: st.DataObject, issued: list[str]) -> N
         moves += ["resolve", "escalate"]
     move = data.draw(st.sampled_from(moves), label="move")
     if move == "issue":
-        body = {name: data.draw(strategy, label=name) for name, strategy in FIELDS.items()}
+        body = {name: data.draw(strategy, label=name) for name, strategy in fields.items()}
         name = f"指令-{len(issued)}"
         issuer = data.draw(st.sampled_from(ISSUERS), label="issuer")
         contract.issue_directive(
@@ -97,9 +98,9 @@ def step(contract: ServiceContract, data: st.DataObject, issued: list[str]) -> N
         issued.append(str(directive_id(name)))
     elif move == "amend":
         target = data.draw(st.sampled_from(active), label="amended")
-        changed = data.draw(st.sets(st.sampled_from(sorted(FIELDS)), min_size=1, max_size=3),
+        changed = data.draw(st.sets(st.sampled_from(sorted(fields)), min_size=1, max_size=3),
                             label="fields")
-        patch = {name: data.draw(FIELDS[name], label=name) for name in sorted(changed)}
+        patch = {name: data.draw(fields[name], label=name) for name in sorted(changed)}
         contract.amend_directive(target, DirectivePatch.model_validate(patch),
                                  actor=ADMIN_ACTOR, at=when)
     elif move == "withdraw":
