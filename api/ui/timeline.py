@@ -2,8 +2,8 @@
 
 The state at a version, its conflicts and its ranking (under the contract's
 policy, or another profile as a what-if) are replayed from the event store by
-the use cases (``contracts.read_contract``, ``history.conflict_view_at``,
-``history.priority_view_at``, ``replay.diff``), as ``GET /v1/contracts/{id}?version=``,
+the use cases (``history.state_at``: all three from one replay; ``replay.diff``),
+as ``GET /v1/contracts/{id}?version=``,
 ``/conflicts?version=``, ``/priorities?profile=`` and ``/diff`` replay them.
 """
 
@@ -44,10 +44,8 @@ def _at_version(services: Services, session: Session, contract_id: str, version:
     app, caller = services.ledger, session.caller
     current = contracts.read_contract(app, caller, contract_id)
     version = min(version or current.version, current.version)
-    past = contracts.read_contract(app, caller, contract_id, version=version)
-    conflicts = history.conflict_view_at(app, caller, contract_id, version=version, status="all")
-    ranking = history.priority_view_at(app, caller, contract_id, version=version, profile=profile)
-    shown = past.as_dict()
+    state = history.state_at(app, caller, contract_id, version=version, profile=profile)
+    shown, conflicts, ranking = state["contract"], state["conflicts"], state["priorities"]
     return {
         "contract": current.as_dict() | {"version": current.version},
         "past": shown, "version": version, "latest": current.version,
