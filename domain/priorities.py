@@ -178,18 +178,28 @@ def open_conflicts(state: ContractState, conflicts: Conflicts | None) -> list[Ma
     return [record for record in records if record.get("status", "open") == "open"]
 
 
+Order = tuple[int, float, int, str]
+"""The ranking order: tier, minus score, issue order, id (no two directives tie)."""
+Scored = tuple[Directive, int, float, dict[str, Any], int, tuple[Order, dict[str, Any]] | None]
+"""A directive's record, tier by basis, score, components, micro-hours asked, and, unless
+it was blocked, its place in the order and its entry (``RankMemo``)."""
+
+
 class RankMemo:
     """What a ranking worked out for each directive, kept for the next ranking of the same
     contract (the projection ranks a contract once per batch): a directive whose record is
     the same object (records are replaced, never changed in place) keeps its score,
     components, tier by basis and hours, as long as what they depend on besides the record
     (reference date, free capacity, profile, weights, the contract's indicators) is the
-    same.  Only the memo's owner ranks with it, one ranking at a time."""
+    same.  Such a directive's entry and place in the order are kept too, so a ranking made
+    with a memo is changed by the next one (ranks and schedules filled in again): read it
+    (the projection encodes it) before ranking again.  Only the memo's owner ranks with
+    it, one ranking at a time."""
 
     def __init__(self) -> None:
         self.inputs: tuple[Any, ...] | None = None
-        self.scored: dict[str, tuple[Directive, int, float, dict[str, Any], int]] = {}
-        """Directive id → (its record, tier by basis, score, components, micro-hours asked)."""
+        self.scored: dict[str, Scored] = {}
+        """Directive id → what the last ranking worked out for it (``Scored``)."""
 
 
 def rank(
@@ -214,7 +224,7 @@ def rank(
     w_need, w_urgency, w_indicator, w_legitimacy, w_efficiency = (
         weights[name] for name in COMPONENTS
     )
-    remembered: dict[str, tuple[Directive, int, float, dict[str, Any], int]] = {}
+    remembered: dict[str, Scored] = {}
     if memo is not None:
         depends_on = (reference_date, free_hours, profile,
                       tuple(weights[name] for name in COMPONENTS), indicator_keys)
@@ -245,17 +255,25 @@ def rank(
     """Basis → its legitimacy component and its tier (when not blocked)."""
     served = {"value": 1.0, "weight": w_indicator, "contribution": w_indicator * 1.0}
     not_served = {"value": 0.0, "weight": w_indicator, "contribution": w_indicator * 0.0}
-    scored = []
+    scored: list[tuple[int, float, int, str, int]] = []
+    """Each directive's place in the order (``Order``), then its index in ``state.arrived``."""
+    entries: list[dict[str, Any]] = []
     asking: list[int] = []
     """Micro-hours each directive asks a week, by its index in ``state.arrived``."""
     for index, directive in enumerate(state.arrived):  # scored in any order, then sorted
-        get = directive.get
         key = directive["id"]
-        basis = directive["basis"]
         before = remembered.get(key)
         if before is not None and before[0] is directive:  # scored by the last ranking
-            _, placed, score, components, micro = before
+            again = before[5]
+            if again is not None and key not in blocked:  # its order and entry again
+                scored.append((*again[0], index))
+                entries.append(again[1])
+                asking.append(before[4])
+                continue
+            placed, score, components, micro = before[1:5]
         else:
+            get = directive.get
+            basis = directive["basis"]
             inputs = (get("vulnerability"), get("people_affected"))
             c_need = need_by_inputs.get(inputs)
             if c_need is None:
@@ -291,19 +309,21 @@ def rank(
             score = 100 * (c_need["contribution"] + c_urgency["contribution"]
                            + c_indicator["contribution"] + c_legitimacy["contribution"]
                            + c_efficiency["contribution"])
-            if keep:
-                remembered[key] = (directive, placed, score, components, micro)
         asking.append(micro)
-        if key in blocked:
-            placed = UNSCHEDULABLE_TIER
+        shown = UNSCHEDULABLE_TIER if key in blocked else placed
         # The entry is made here, where the directive is at hand; its rank and schedule are
         # filled in below, once the order is known.
-        entry = {"directive_id": key, "rank": 0, "tier": placed, "score": score,
+        entry = {"directive_id": key, "rank": 0, "tier": shown, "score": score,
                  "components": components, "schedule": None, "subject": directive["subject"],
-                 "issuer": get("issuer"), "basis": basis}
-        # The ranking order (tier, minus score, issue order, id), then the index: no two
-        # entries tie, so the tuples sort as they are, without a key.
-        scored.append((placed, -score, get("issued_version") or 0, str(key), index, entry))
+                 "issuer": directive.get("issuer"), "basis": directive["basis"]}
+        issued = directive.get("issued_version") or 0
+        scored.append((shown, -score, issued, str(key), index))
+        entries.append(entry)
+        if keep and (before is None or before[0] is not directive or shown == placed):
+            # kept with its entry and order unless blocked now (made again once unblocked)
+            remembered[key] = (directive, placed, score, components, micro,
+                               ((shown, -score, issued, str(key)), entry)
+                               if shown == placed else None)
     scored.sort()
     schedule = WeeklySchedule(state)
     arrived, weeks_of = state.arrived, state.weeks
@@ -314,8 +334,8 @@ def rank(
     """The open one-side conflicts whose best-ranked schedulable member was reached."""
     asked_nothing: dict[int, dict[str, Any]] = {}
     ranked = []
-    for position, (placed, _, _, key, index, entry) in enumerate(scored, 1):
-        asked = asking[index]
+    for position, (placed, _, _, key, index) in enumerate(scored, 1):
+        entry, asked = entries[index], asking[index]
         sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
         reached = None  # most directives are in no open one-side conflict: no list made
         if sides_of:

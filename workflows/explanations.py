@@ -191,31 +191,3 @@ WRITERS: dict[str, Callable[[Mapping[str, Any], _Words], str]] = {
     "not_admitted": _not_admitted,
     "disputed": _disputed,
 }
-
-
-class Explainer:
-    """``explained`` with a memory, for the projection: a record that has not changed since
-    it was last explained (records are replaced, never changed in place) is not written
-    again, as long as the organisations' names are the same."""
-
-    def __init__(self) -> None:
-        self._memo: dict[str, tuple[Mapping[str, Any], int, dict[str, Any]]] = {}
-        self.names: Names = {}
-        self._names_key = 0
-
-    def use_names(self, names: Names) -> None:
-        self.names = names
-        self._names_key = hash(frozenset(names.items()))
-
-    def __call__(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        known = self._memo.get(record["id"])
-        if known is not None and known[0] is record and known[1] == self._names_key:
-            return known[2]
-        result = explained(record, self.names)
-        self._memo[record["id"]] = (record, self._names_key, result)
-        return result
-
-    def forget(self, record_ids: Iterable[str]) -> None:
-        """Drop the memo of these records (their contract left the projector's cache)."""
-        for record_id in record_ids:
-            self._memo.pop(record_id, None)

@@ -51,9 +51,14 @@ from domain.priorities import RankMemo
 from domain.shanghai_calendar import shanghai_date
 from workflows import directory, messaging, view_store
 from workflows.collector import collection_paused
-from workflows.explanations import Explainer
 from workflows.ledger import Ledger
-from workflows.view_documents import Encoded, board_item, due_epoch, encoded_json, priority_document
+from workflows.view_documents import (
+    ConflictTexts,
+    board_item,
+    due_epoch,
+    encoded_json,
+    priority_document,
+)
 from workflows.view_store import ViewStore
 
 NAME = view_store.CONTRACTS
@@ -146,8 +151,7 @@ class ContractViews:
         self.name = self.store.projection
         self._partition_of: dict[Any, int] = {}
         self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
-        self._explain = Explainer()
-        self._encoded = Encoded()
+        self._texts = ConflictTexts()
         self._rank_memos: dict[UUID, RankMemo] = {}
         """Each cached contract's last ranking (``domain.priorities.RankMemo``)."""
         self._boards: dict[str, BoardMemo] = {}
@@ -343,7 +347,7 @@ class ContractViews:
         wrote: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}
         reference = shanghai_date(self.clock())
         if held.touched:  # (a batch of other partitions' events only moves the position)
-            self._explain.use_names(directory.organisation_names(self.app))
+            self._texts.use_names(directory.organisation_names(self.app))
         ops: list[list[Any]] = []
         for contract, event_position in held.touched.values():
             ops.extend(self.view_ops(generation, contract, reference, event_position,
@@ -448,15 +452,21 @@ class ContractViews:
         was written goes into ``wrote``.  One walk over the contract's conflicts explains
         each (from memory when unchanged), takes its JSON and decides its board item."""
         contract_id, code = str(contract.id), contract.code
-        explain, encode = self._explain, self._encoded
+        texts_of = self._texts
+        known_text, names_key = texts_of.known.get, texts_of.names_key
         kept = known.get(contract_id) if known is not None else None
         on_board = kept[1] if kept is not None and kept[0] == code else {}
         written: dict[str, dict[str, Any]] = {}
         texts, board_ops = [], []
         board, items = view_store.board_key(generation), view_store.board_items_key(generation)
         for conflict_id, conflict in contract.conflicts.items():
-            explained = explain(conflict)
-            texts.append(encode(explained))
+            text_known = known_text(conflict_id)
+            if text_known is not None and text_known[0] is conflict \
+                    and text_known[1] == names_key:
+                explained, text = text_known[2], text_known[3]
+            else:
+                explained, text = texts_of.made(conflict)
+            texts.append(text)
             if on_board.get(conflict_id) is explained:
                 continue
             written[conflict_id] = explained
@@ -472,7 +482,7 @@ class ContractViews:
             wrote[contract_id] = (code, written)
         return [
             ["set", view_store.conflicts_key(generation, contract_id),
-             encode.conflict_json(contract, position, texts)],
+             ConflictTexts.conflict_json(contract, position, texts)],
             ["set", view_store.priorities_key(generation, contract_id),
              encoded_json(priority_document(contract, reference, position,
                                             self._rank_memos.setdefault(contract.id,
@@ -520,8 +530,7 @@ class ContractViews:
         more than the bounded cache does (a memo missing an entry only writes it again)."""
         conflict_ids = list(contract.conflicts)
         self._rank_memos.pop(contract.id, None)
-        self._explain.forget(conflict_ids)
-        self._encoded.forget(conflict_ids)
+        self._texts.forget(conflict_ids)
         for board in self._boards.values():
             board.items.pop(str(contract.id), None)
 

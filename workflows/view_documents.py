@@ -1,5 +1,5 @@
 """The views' documents as the projection writes them: a contract's conflicts (their JSON
-kept per conflict, ``Encoded``), its priorities, and the board's items, encoded once.
+kept per conflict, ``ConflictTexts``), its priorities, and the board's items, encoded once.
 
 SPEC §9 fixes their shapes; ``workflows/projections.py`` decides when they are written.
 """
@@ -7,7 +7,7 @@ SPEC §9 fixes their shapes; ``workflows/projections.py`` decides when they are 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -15,34 +15,43 @@ import orjson
 
 from domain.contract import ServiceContract
 from domain.priorities import RankMemo, priority_view
+from workflows.explanations import Names, explained
 
 
-class Encoded:
-    """The JSON of explained conflicts, kept by conflict id while the explained record is the
-    same object (``Explainer`` answers the same object until the record or the names change):
-    a contract's conflict document is its records' texts joined, so a batch encodes only the
-    conflicts it changed.  ``conflict_json`` is the contract id, position, version and every
-    explained conflict, as one JSON object."""
+class ConflictTexts:
+    """Each conflict's explained record (``workflows.explanations.explained``) and its JSON,
+    kept by conflict id while the record is the same object (records are replaced, never
+    changed in place) and the organisations' names are the same: a contract's conflict
+    document is its records' texts joined, so a batch explains and encodes only the
+    conflicts it changed.  ``ContractViews.view_ops`` reads ``known`` in its walk over a
+    contract's conflicts (one lookup each) and asks ``made`` for the others."""
 
     def __init__(self) -> None:
-        self._texts: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self.known: dict[str, tuple[Mapping[str, Any], int, dict[str, Any], bytes]] = {}
+        """Conflict id → (its record, the names' key, the record explained, its JSON)."""
+        self.names: Names = {}
+        self.names_key = 0
 
-    def __call__(self, explained: dict[str, Any]) -> bytes:
-        known = self._texts.get(explained["id"])
-        if known is not None and known[0] is explained:
-            return known[1]
-        text = encoded_json(explained)
-        self._texts[explained["id"]] = (explained, text)
-        return text
+    def use_names(self, names: Names) -> None:
+        self.names = names
+        self.names_key = hash(frozenset(names.items()))
+
+    def made(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The record explained and encoded now, and kept."""
+        shown = explained(record, self.names)
+        text = encoded_json(shown)
+        self.known[record["id"]] = (record, self.names_key, shown, text)
+        return shown, text
 
     def forget(self, conflict_ids: Iterable[str]) -> None:
+        """Drop these conflicts (their contract left the projector's cache)."""
         for conflict_id in conflict_ids:
-            self._texts.pop(conflict_id, None)
+            self.known.pop(conflict_id, None)
 
-    def conflict_json(self, contract: ServiceContract, position: int,
-                      texts: list[bytes]) -> bytes:
-        """The conflict document, given its conflicts' JSON in order (``self`` of each
-        explained record: ``ContractViews.view_ops`` takes them in its walk over them)."""
+    @staticmethod
+    def conflict_json(contract: ServiceContract, position: int, texts: list[bytes]) -> bytes:
+        """The conflict document: the contract id, position, version and every explained
+        conflict, given its conflicts' JSON in order, as one JSON object."""
         head = encoded_json({"contract_id": str(contract.id), "position": position,
                              "version": contract.version})
         return head[:-1] + b',"conflicts":[' + b",".join(texts) + b"]}"
