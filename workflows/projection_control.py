@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -171,11 +171,13 @@ class PartitionedViews:
     """The partitions' projectors, driven together (a worker runs those it can lease)."""
 
     parts: list[ContractViews]
+    shared: SharedBatch = field(init=False)
+    """What the partitions read once for all of them (the log's batch, a round's head)."""
 
     def __post_init__(self) -> None:
-        shared = SharedBatch()
+        self.shared = SharedBatch()
         for part in self.parts:
-            part.shared = shared
+            part.shared = self.shared
 
     @property
     def clock(self) -> Any:
@@ -202,13 +204,17 @@ class PartitionedViews:
         """Partitions whose lease another worker held: theirs until this run ends."""
         while pending:
             again = set()
-            for part in pending:
-                done, held, more = part.run_pass(deadline)
-                processed += done
-                if not held:
-                    elsewhere.add(part.partition)
-                elif more:
-                    again.add(part.partition)
+            self.shared.head = self.parts[0].app.head_position()  # the round's (``SharedBatch``)
+            try:
+                for part in pending:
+                    done, held, more = part.run_pass(deadline)
+                    processed += done
+                    if not held:
+                        elsewhere.add(part.partition)
+                    elif more:
+                        again.add(part.partition)
+            finally:
+                self.shared.head = None
             # every other partition served here, this round or not, if woken since its pass
             left = [part for part in order
                     if part.partition not in again and part.partition not in elsewhere]

@@ -92,6 +92,12 @@ class SharedBatch:
     count: int = 0
     last: int | None = None
     parts: dict[int, list[Notification]] = field(default_factory=dict)
+    head: int | None = None
+    """The head read once for a round of passes over the partitions (``PartitionedViews.run``),
+    or None.  Every notification at or below it is committed (commit order is id order), so
+    each partition's batch of the round may stop there, and the partitions, level after the
+    last round, read the same batch once: one head query and one read of the log a round,
+    not one of each per partition.  Later commits set the wake flags: the next round."""
 
 
 @dataclass
@@ -199,7 +205,11 @@ class ContractViews:
             return 0, True, True
 
     def _pass_held(self, deadline: float | None) -> tuple[int, bool, bool]:
-        self.store.client.delete(messaging.wake_key(self.name))
+        woken = bool(self.store.client.delete(messaging.wake_key(self.name)))
+        # A pass of a round stops at the round's head (``SharedBatch.head``), read before
+        # this flag was deleted: a commit that set it may lie past that head, so a woken
+        # partition comes back in the next round, which reads the head again.
+        behind = woken and self.shared is not None and self.shared.head is not None
         live = self.store.current()
         done, caught_up = self.catch_up(live, max_batches=1, deadline=deadline)
         if not caught_up or self.store.current() != live:
@@ -207,14 +217,14 @@ class ContractViews:
         self.refresh_if_stale(live)
         building = self.store.building()
         if not (building and self.store.exists(building)):
-            return done, True, False
+            return done, True, behind
         rebuilt, caught_up = self.catch_up(building, max_batches=4, deadline=deadline)
         if caught_up and self.store.position(building) >= self.app.head_position():
             self.refresh_if_stale(building)
             if self.store.switch(building):
                 self._caches.pop(live, None)
                 self._boards.pop(live, None)
-                return done + rebuilt, True, False
+                return done + rebuilt, True, behind
         return done + rebuilt, True, True
 
     def _run_held(self, deadline: float | None) -> tuple[int, bool]:
@@ -301,7 +311,9 @@ class ContractViews:
             position = self.store.position(generation)
             held = Held(expected=position, position=position, began=time.monotonic())
         position = held.position
-        head = self.app.head_position()
+        shared = self.shared
+        head = shared.head if shared is not None and shared.head is not None \
+            else self.app.head_position()
         if head <= position:
             if held.position != held.expected:
                 self._write(generation, held)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -119,3 +120,45 @@ def test_a_stream_of_commits_to_one_partition_does_not_hold_another_back(
 
 def _member(item: dict[str, object]) -> str:
     return f"{item['contract_id']}:{item['id']}"
+
+
+def test_the_partitions_of_a_round_read_the_head_and_the_log_once(
+    make_settings: Callable[..., Settings], client: redis.Redis,
+) -> None:
+    # given four partitions projected, and then one commit that wakes them all
+    settings = projection_settings(make_settings(), projection_partitions=4)
+    services = bootstrap(settings)
+    try:
+        rng = random.Random(8)
+        (handle,) = open_contracts(services.ledger, 1)
+        projector = contract_views(services)
+        assert projector.run().complete
+        random_command(services.ledger, handle, rng)
+        wake_projections(services)
+        ledger = services.ledger
+        counts = {"heads": 0, "reads": 0, "passes": 0}
+        head_position, select = ledger.head_position, ledger.recorder.select_notifications
+
+        def counted(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                counts[name] += 1
+                return call(*args, **kwargs)
+            return wrapper
+
+        ledger.head_position = counted("heads", head_position)  # type: ignore[method-assign]
+        ledger.recorder.select_notifications = counted(  # type: ignore[method-assign]
+            "reads", select)
+        for part in projector.parts:
+            part.run_pass = counted("passes", part.run_pass)  # type: ignore[method-assign]
+
+        # when one run serves them
+        report = projector.run()
+
+        # then every partition reached the commit, and each round of passes over the
+        # partitions read the head once and the log's batch once, not once per partition
+        rounds, head_reads, log_reads = counts["passes"] // 4, counts["heads"], counts["reads"]
+        assert report.complete and projector.caught_up()
+        assert counts["passes"] == 4 * rounds and rounds >= 1
+        assert head_reads == rounds and log_reads <= rounds
+    finally:
+        services.close()
