@@ -59,7 +59,7 @@ from workflows.view_documents import (
     encoded_json,
     priority_document,
 )
-from workflows.view_store import ViewStore
+from workflows.view_store import PassStart, ViewStore
 
 NAME = view_store.CONTRACTS
 
@@ -163,6 +163,8 @@ class ContractViews:
         self._boards: dict[str, BoardMemo] = {}
         self._held: dict[str, Held] = {}
         self._lease_token: str | None = None
+        self._known: tuple[str, int] | None = None
+        """The live generation and its position as this pass began (``begin_pass``)."""
         self._reached_head = False
         """The last batch was written up to the head it read: no need to look again (a
         commit after that head sets the wake flag, which the caller looks at)."""
@@ -196,26 +198,34 @@ class ContractViews:
         commits cannot hold the others (and so the lowest position) back.  The caller
         (``PartitionedViews.run``) comes back while there is more or the wake flag was set
         again.  (events, held, more); raises ``LeaseLost`` past the deadline."""
+        lock, token = view_store.lock_key(self.name), secrets.token_hex(8)
+        start = self.store.begin_pass(lock, token, int(self.lock_seconds * 1000),
+                                      messaging.wake_key(self.name))
+        if start is None:
+            return 0, False, False
+        self._lease_token = token
         try:
-            with self._lease() as held:
-                if not held:
-                    return 0, False, False
-                return self._pass_held(deadline)
+            return self._pass_held(start, deadline)
         except LeaseLost:
             return 0, True, True
+        finally:
+            self._lease_token = None
+            self.store.client.eval(_RELEASE, 1, lock, token)
 
-    def _pass_held(self, deadline: float | None) -> tuple[int, bool, bool]:
-        woken = bool(self.store.client.delete(messaging.wake_key(self.name)))
+    def _pass_held(self, start: PassStart, deadline: float | None) -> tuple[int, bool, bool]:
         # A pass of a round stops at the round's head (``SharedBatch.head``), read before
-        # this flag was deleted: a commit that set it may lie past that head, so a woken
-        # partition comes back in the next round, which reads the head again.
-        behind = woken and self.shared is not None and self.shared.head is not None
-        live = self.store.current()
+        # its wake flag was deleted: a commit that set the flag may lie past that head, so
+        # a woken partition comes back in the next round, which reads the head again.
+        behind = start.woken and self.shared is not None and self.shared.head is not None
+        live = start.generation or self.store.current()
+        self._known = (live, start.position) if start.generation else None
         done, caught_up = self.catch_up(live, max_batches=1, deadline=deadline)
-        if not caught_up or self.store.current() != live:
+        if not caught_up:
             return done, True, True
-        self.refresh_if_stale(live)
-        building = self.store.building()
+        current, reference, building = self.store.after_pass(live)
+        if current != live:
+            return done, True, True
+        self._refresh_if_older(live, reference)
         if not (building and self.store.exists(building)):
             return done, True, behind
         rebuilt, caught_up = self.catch_up(building, max_batches=4, deadline=deadline)
@@ -272,9 +282,9 @@ class ContractViews:
                     return processed, True
                 processed += done
                 batches += 1
+                if self._reached_head:  # written up to the head read before it (the
+                    return processed, True  # caller lets the lease go, or renews it next)
                 self._renew()
-                if self._reached_head:  # written up to the head read before it
-                    return processed, True
                 if _past(deadline):
                     break
         except BaseException:
@@ -308,7 +318,9 @@ class ContractViews:
     def _project_batch(self, generation: str, *, hold: bool) -> int | None:
         held = self._held.pop(generation, None)
         if held is None:
-            position = self.store.position(generation)
+            known, self._known = self._known, None  # (what ``begin_pass`` read)
+            position = known[1] if known is not None and known[0] == generation \
+                else self.store.position(generation)
             held = Held(expected=position, position=position, began=time.monotonic())
         position = held.position
         shared = self.shared
@@ -427,9 +439,11 @@ class ContractViews:
             return refreshed
 
     def refresh_if_stale(self, generation: str) -> int:
-        today = shanghai_date(self.clock()).isoformat()
-        stored = self.store.reference_date(generation)
-        if stored is None or stored >= today:
+        return self._refresh_if_older(generation, self.store.reference_date(generation))
+
+    def _refresh_if_older(self, generation: str, stored: str | None) -> int:
+        """Rank the generation again if its reference date (``stored``) is before today."""
+        if stored is None or stored >= shanghai_date(self.clock()).isoformat():
             return 0
         return self.refresh_generation(generation)
 

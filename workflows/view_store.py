@@ -300,6 +300,27 @@ def read_position(client: Any, projection: str | None = None,
     return min(int(position) for _, position, _ in pipe.execute())
 
 
+@dataclass(frozen=True)
+class PassStart:
+    """What ``ViewStore.begin_pass`` found on taking a partition's lease."""
+
+    woken: bool
+    """The wake flag was set (and is now deleted)."""
+    generation: str | None
+    """The live generation, None when there is none yet."""
+    position: int
+    """Its position."""
+
+
+_BEGIN_PASS = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local woken = redis.call('DEL', KEYS[2])
+local generation = redis.call('GET', KEYS[3])
+if not generation then return {woken} end
+return {woken, generation, redis.call('GET', ARGV[3] .. generation .. ':position') or '0'}
+"""
+
+
 @dataclass
 class ViewStore:
     """Reads and atomic writes of one projection's views in Redis."""
@@ -310,6 +331,31 @@ class ViewStore:
     def __post_init__(self) -> None:
         self._commit = self.client.register_script(_COMMIT)
         self._switch = self.client.register_script(_SWITCH)
+        self._begin_pass = self.client.register_script(_BEGIN_PASS)
+
+    # --- a pass (``workflows.projections.ContractViews.run_pass``) ------------
+
+    def begin_pass(self, lock: str, token: str, lease_ms: int, wake: str) -> PassStart | None:
+        """Take the lease ``lock`` if it is free and, holding it, delete the wake flag and
+        read the live generation and its position: one round trip where there were four.
+        None when another consumer holds the lease (its wake flag is left alone)."""
+        answer = self._begin_pass(keys=[lock, wake, current_key(self.projection)],
+                                  args=[token, lease_ms, _position_prefix(self.projection)])
+        if answer is None:
+            return None
+        if len(answer) == 1:  # no live generation yet: ``current`` makes one
+            return PassStart(bool(answer[0]), None, 0)
+        return PassStart(bool(answer[0]), _text(answer[1]), int(answer[2]))
+
+    def after_pass(self, generation: str) -> tuple[str | None, str | None, str | None]:
+        """The live generation, ``generation``'s reference date and the generation being
+        built: what a pass looks at before it lets go, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(current_key(self.projection))
+        pipe.get(reference_key(self.projection, generation))
+        pipe.get(building_key(self.projection))
+        current, reference, building = pipe.execute()
+        return _text_or_none(current), _text_or_none(reference), _text_or_none(building)
 
     # --- generations --------------------------------------------------------
 

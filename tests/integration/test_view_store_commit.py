@@ -8,7 +8,16 @@ import json
 import pytest
 import redis
 
-from workflows.view_store import STAGED_BYTES, ViewStore, conflicts_key, priorities_key
+from workflows.messaging import wake_key
+from workflows.view_store import (
+    STAGED_BYTES,
+    PassStart,
+    ViewStore,
+    conflicts_key,
+    lock_key,
+    priorities_key,
+    reference_key,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -68,3 +77,31 @@ def test_a_refused_commit_changes_nothing_and_drops_what_it_staged(
     assert store.position(generation) == 12
     assert client.smembers("tn:view:" + generation + ":contracts") == set()
     assert staged_keys(client) == []
+
+
+def test_a_pass_begins_only_with_the_lease_and_leaves_anothers_wake_flag_alone(
+    client: redis.Redis,
+) -> None:
+    # given a partition at position 7 of its live generation, woken by a commit
+    store = ViewStore(client, "contracts.p1")
+    live = store.current()
+    assert store.commit(live, 0, 7, [])
+    lock, wake = lock_key("contracts.p1"), wake_key("contracts.p1")
+    client.set(wake, 1)
+
+    # when another consumer holds the lease, a pass does not begin
+    client.set(lock, "其他消费者")
+    assert store.begin_pass(lock, "mine", 30_000, wake) is None
+    # and the wake flag is left for the holder, which looks at it before it lets go
+    assert client.get(wake) == b"1" and client.get(lock) == "其他消费者".encode()
+
+    # when the lease is free, the pass takes it, deletes the flag and knows where it is
+    client.delete(lock)
+    start = store.begin_pass(lock, "mine", 30_000, wake)
+    assert start == PassStart(woken=True, generation=live, position=7)
+    assert client.get(lock) == b"mine" and client.get(wake) is None
+    assert 0 < client.pttl(lock) <= 30_000
+
+    # and what it looks at before letting go comes in one answer
+    store.commit(live, 7, 8, [["set", reference_key("contracts.p1", live), "2008-06-01"]])
+    assert store.after_pass(live) == (live, "2008-06-01", None)
