@@ -37,6 +37,17 @@ Guarantees kept:
   waiting in the batch is held back to the next batch, where it finds that
   record and answers as a repeat.
 
+**Pipelined** (one API process): while one batch is written (``Ledger.write`` on the
+committer's writer thread, ``workflows/commit_pipeline.py``), the committer runs the
+next one on the same objects, with the first one's changes (``WorkingSet(after=…)``),
+so folding overlaps the wait for PostgreSQL.  The written batch is then answered, and
+only then is the next one handed to the writer: writes stay one after the other, in
+order.  If the first write fails, nothing of either was recorded; what both changed is
+dropped from the cache and both are redone as above, one after the other.  A snapshot
+is taken when its batch is prepared (``Ledger.prepare_save``), before the next batch
+changes the aggregate, and written after the commit.  Refusals decided on cached
+copies are decided again once nothing is being written.
+
 Set ``NEEDLE_GROUP_COMMIT=0`` (``Settings.group_commit``) to save one command
 per transaction (the baseline the benchmark compares with).
 
@@ -48,8 +59,15 @@ Several API processes (``NEEDLE_API_PROCESSES``) on PostgreSQL take turns batch 
 (``workflows/commit_turns.py``: an advisory lock, and each borrowed aggregate brought up
 to the store first).
 
+While batches keep borrowing a contract, its load lock stays held from one to the
+next; a reader on another thread waits at most ``LoadSafeRepository.BUSY_SECONDS``,
+then loads what is stored (``workflows/repository.py``).
+
 Long because the guarantees above are one loop over one batch (run, commit, retry,
-answer): split, each part would need the others' working set and jobs.
+answer, and with the pipeline, land the batch before): split, each part would need the
+others' working set and jobs.  What stands alone lives apart: the working set
+(``workflows/working_set.py``), the jobs (``workflows/commit_jobs.py``) and the
+writer (``workflows/commit_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -59,16 +77,18 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from workflows.commit_jobs import Job, Staged, settle
+from workflows.commit_pipeline import InFlight, Run, Writer
 from workflows.commit_turns import CommitTurns
 from workflows.store import STORE_OUTAGES
+from workflows.working_set import WorkingSet
 
 # A store outage (``workflows.store.STORE_OUTAGES``) fails every command waiting in
 # the batch alike: each failing store call takes the library's ten connection attempts
@@ -100,144 +120,17 @@ class Committing(Protocol):
 
     def save(self, *aggregates: Any) -> list[Any]: ...
 
+    def prepare_save(self, *aggregates: Any) -> Any: ...
+
+    def write(self, prepared: Any) -> Any: ...
+
+    def finish_save(self, prepared: Any, notification_ids: Any) -> list[Any]: ...
+
     def earlier(self, caller: Any, request: Any) -> Any: ...
 
     def with_idempotency(self, caller: Any, request: Any, change: Any) -> list[Any]: ...
 
     def attempt_until_saved(self, caller: Any, request: Any, attempt: Any) -> Any: ...
-
-
-class WorkingSet:
-    """The aggregates one batch has loaded or created: one object per id for the whole batch.
-
-    A cached aggregate is *borrowed*: the batch runs its commands on the cached
-    object itself, holding that aggregate's load lock
-    (``LoadSafeRepository.lock_for``) until the batch is saved or abandoned, so no
-    reader copies it half-changed and nothing is deep-copied per batch (copying a
-    contract and its conflict tracker was most of a batch's CPU with a few
-    thousand directives).  A batch that is not saved ``release``s with
-    ``keep=False``: what it borrowed is dropped from the cache and loaded again
-    from the store by whoever needs it next.  An aggregate not in the cache is
-    loaded (a copy) from the store.
-    """
-
-    def __init__(self, repository: Any, *, refresh: bool = False) -> None:
-        self._repository = repository
-        self._refresh = refresh
-        """Bring a borrowed aggregate up to the store first (several API processes)."""
-        self.aggregates: dict[UUID, Any] = {}
-        self._loaded_at: dict[UUID, int] = {}
-        self._borrowed: list[tuple[UUID, Any]] = []
-        self.unchecked = False
-        """Whether a copy came from the cache unchecked: a refusal may then be stale."""
-        self.strangers: list[Any] = []
-        """New aggregates whose id is already taken in the batch: saved, so the store refuses."""
-
-    def get(self, aggregate_id: UUID) -> Any:
-        """The batch's copy: from the cache as it is when cached (the commit's version
-        check catches one that another process has moved on), else from the store."""
-        found = self.aggregates.get(aggregate_id)
-        if found is None:
-            lock = self._repository.lock_for(aggregate_id)
-            lock.acquire()
-            found = self._repository.cached(aggregate_id)
-            if found is not None and self._refresh:
-                found = self._fast_forward(aggregate_id, found)
-            if found is None:
-                lock.release()
-                found = self._repository.get(aggregate_id)
-            else:
-                self._borrowed.append((aggregate_id, lock))
-                self.unchecked = True
-            self.aggregates[aggregate_id] = found
-            self._loaded_at[aggregate_id] = found.version
-        return found
-
-    def _fast_forward(self, aggregate_id: UUID, cached: Any) -> Any:
-        """The cached aggregate with the events other processes stored since, applied in
-        place (its lock held); None (and dropped from the cache) if they do not apply."""
-        try:
-            for event in self._repository.event_store.get(aggregate_id, gt=cached.version):
-                cached = event.mutate(cached)
-        except STORE_OUTAGES:
-            self._repository.forget(aggregate_id)
-            raise
-        except Exception:
-            log.exception("a cached aggregate could not be brought up to the store")
-            self._repository.forget(aggregate_id)
-            return None
-        return cached
-
-    def release(self, *, keep: bool) -> None:
-        """Give back what was borrowed: kept in the cache (saved, or unchanged), or, with
-        ``keep=False``, what the batch changed dropped from it (changed but not saved).
-        Once; later calls do nothing."""
-        borrowed, self._borrowed = self._borrowed, []
-        for aggregate_id, lock in reversed(borrowed):
-            if not keep and self.aggregates[aggregate_id].version != self._loaded_at[aggregate_id]:
-                self._repository.forget(aggregate_id)
-            lock.release()
-
-    def versions(self) -> dict[UUID, int]:
-        return {aggregate_id: a.version for aggregate_id, a in self.aggregates.items()}
-
-    def changed_since(self, before: dict[UUID, int]) -> bool:
-        """Whether any working copy moved since ``before`` (loads in between count from load)."""
-        return any(
-            a.version != before.get(aggregate_id, self._loaded_at.get(aggregate_id, a.version))
-            for aggregate_id, a in self.aggregates.items()
-        )
-
-    def adopt(self, aggregates: Iterable[Any]) -> None:
-        for aggregate in aggregates:
-            known = self.aggregates.setdefault(aggregate.id, aggregate)
-            if known is not aggregate and aggregate not in self.strangers:
-                self.strangers.append(aggregate)
-
-    def to_save(self) -> list[Any]:
-        return [*self.aggregates.values(), *self.strangers]
-
-
-@dataclass(eq=False)
-class Job:
-    """One command waiting for its batch; answered through ``future`` (a thread waits on
-    it) or ``awaited`` (an event loop awaits it: answered with its batch, ``_settle``)."""
-
-    caller: Any
-    request: Any
-    attempt: Callable[[], Any]
-    future: Future[Any] | None = None
-    awaited: asyncio.Future[Any] | None = None
-    outbox: list[Job] = field(default_factory=list)
-    """Where an awaited job goes once finished, to be answered on its loop after the batch."""
-    done: bool = False
-    result: Any = None
-    error: BaseException | None = None
-
-    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
-        self.result, self.error, self.done = result, error, True
-        if self.awaited is not None:
-            self.outbox.append(self)
-            return
-        assert self.future is not None
-        if self.future.cancelled():  # its caller left (a client gone): recorded all the same
-            return
-        if error is not None:
-            self.future.set_exception(error)
-        else:
-            self.future.set_result(result)
-
-    def record_id(self) -> UUID | None:
-        return self.request.record_id(self.caller.principal_id) if self.request else None
-
-
-@dataclass
-class Staged:
-    """A command that ran on the working set and waits for the batch's commit."""
-
-    job: Job
-    change: Any
-    version: int
 
 
 class GroupCommitter:
@@ -247,7 +140,8 @@ class GroupCommitter:
     """How long the committer thread waits for work before it ends (a new one starts
     with the next command), so an idle ledger holds no thread."""
 
-    def __init__(self, app: Committing, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, app: Committing, max_batch: int = MAX_BATCH, *,
+                 pipelined: bool = True) -> None:
         self._app = app
         self._max_batch = max_batch
         self._mutex = threading.Lock()
@@ -267,6 +161,13 @@ class GroupCommitter:
         """How many batches kept meeting conflicts (or failed oddly) and were redone one
         by one."""
         self._turns = CommitTurns.of(app)
+        self.pipelined = pipelined and not self._turns.shared
+        """Whether a batch is run while the one before is written (not with several API
+        processes: they take turns batch by batch, ``workflows/commit_turns.py``)."""
+        self._writer: Writer | None = None
+        self._in_flight: InFlight | None = None
+        self._recheck: list[Job] = []
+        """Refusals decided on cached copies, decided again once nothing is in flight."""
 
     def working_set(self) -> WorkingSet | None:
         """The batch this thread is running, if it is the committer in the middle of one."""
@@ -302,6 +203,8 @@ class GroupCommitter:
             if self._thread is None or not self._thread.is_alive():  # none yet, or forked
                 self._thread = threading.Thread(
                     target=self._serve, name="group-commit", daemon=True)
+                # a fork's: its writer and its batch in flight are gone
+                self._in_flight, self._recheck, self._writer = None, [], None
                 self._thread.start()
             elif self._idle:
                 self._arrived.notify()
@@ -310,27 +213,40 @@ class GroupCommitter:
         """The committer thread: batch after batch while commands keep coming."""
         while True:
             with self._mutex:
-                if not self._pending:
+                if not self._pending and self._in_flight is None and not self._recheck:
                     self._idle = True
                     self._arrived.wait(self.IDLE_SECONDS)
                     self._idle = False
-                if not self._pending:
-                    self._thread = None
-                    return
+                    if not self._pending:
+                        self._thread = None
+                        writer, self._writer = self._writer, None
+                        if writer is not None:
+                            writer.close()
+                        return
                 batch = [self._pending.popleft()
                          for _ in range(min(self._max_batch, len(self._pending)))]
-            deferred: list[Job] = []
-            try:
+            self._serve_batch(batch)
+
+    def _serve_batch(self, batch: list[Job]) -> None:
+        """One batch recorded (with nothing new: the one in flight landed); its deferred
+        commands back at the head of the queue."""
+        deferred: list[Job] = []
+        try:
+            if not batch or self._recheck:
+                self._drain()
+            if batch:
                 deferred = self._record_batch(batch)
-            except BaseException as error:  # a bug here must not strand the waiting commands
-                log.exception("a batch failed")
-                for job in batch:
-                    if not job.done:
-                        job.finish(error=error)
-            finally:
-                self._answer_awaited()
-                with self._mutex:
-                    self._pending.extendleft(reversed(deferred))
+        except BaseException as error:  # a bug here must not strand the waiting commands
+            log.exception("a batch failed")
+            with contextlib.suppress(BaseException):
+                self._drain()
+            for job in batch:
+                if not job.done:
+                    job.finish(error=error)
+        finally:
+            self._answer_awaited()
+            with self._mutex:
+                self._pending.extendleft(reversed(deferred))
 
     def _answer_awaited(self) -> None:
         """The batch's awaited jobs answered: one callback for each loop they wait on."""
@@ -341,21 +257,29 @@ class GroupCommitter:
         self._answered.clear()
         for loop, jobs in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there
-                loop.call_soon_threadsafe(_settle, jobs)
+                loop.call_soon_threadsafe(settle, jobs)
 
     def _record_batch(self, batch: list[Job]) -> list[Job]:
-        """Run the batch on one working set and save it; answers the jobs, returns deferred
-        ones.  Run again on a fresh working set while it meets version conflicts."""
+        """Run the batch and record it (pipelined: hand it to the writer); answers the jobs
+        it can, returns deferred ones."""
+        if self.pipelined:
+            return self._pipeline(batch)
+        return self._record_alone(batch)
+
+    def _record_alone(self, batch: list[Job], attempts: int = BATCH_ATTEMPTS) -> list[Job]:
+        """Run the batch on one working set and save it, with nothing in flight; answers the
+        jobs, returns deferred ones.  Run again on a fresh working set while it meets
+        version conflicts (``attempts`` tries in all)."""
         try:
             turn = self._turns.take()
         except STORE_OUTAGES as outage:
             self._fail_all(batch, outage)
             return []
         with turn:
-            for attempt in range(1, BATCH_ATTEMPTS + 1):
+            for attempt in range(1, attempts + 1):
                 working = WorkingSet(self._app.repository, refresh=self._turns.shared)
                 try:
-                    deferred = self._run_batch(batch, working, last=attempt == BATCH_ATTEMPTS)
+                    deferred = self._run_batch(batch, working, last=attempt == attempts)
                 finally:
                     working.release(keep=False)  # only if something went wrong before
                 if deferred is not None:
@@ -368,41 +292,123 @@ class GroupCommitter:
                    ) -> list[Job] | None:
         """The batch's commands on ``working``, then one commit; None when that met a version
         conflict and ``last`` is false (nothing was answered: run the batch again)."""
-        staged: list[Staged] = []
-        refused: list[Job] = []
-        deferred: list[Job] = []
-        waiting_records: set[UUID] = set()
+        run = self._run_commands(batch, working)
+        if run.broken is not None or run.outage is not None:
+            return self._give_up(batch, working, run)
+        if run.staged:
+            if not self._commit(working, run.staged, retry=not last and not working.strangers):
+                return None
+        else:
+            working.release(keep=True)  # refusals changed nothing (``_stage``)
+        self._answer_refusals(run.refused, working.unchecked)
+        return run.deferred
+
+    def _pipeline(self, batch: list[Job]) -> list[Job]:
+        """Run the batch behind the one in flight, let that one land, then hand this one to
+        the writer; returns the deferred jobs.  Anything but a plain batch of changes is
+        finished here once the one in flight has landed."""
+        before = self._in_flight
+        working = WorkingSet(self._app.repository,
+                             after=before.working if before is not None else None)
+        try:
+            run = self._run_commands(batch, working, before.run.records if before else None)
+            prepared = None
+            if run.broken is None and run.outage is None and run.staged:
+                prepared = self._app.prepare_save(*working.to_save())
+            if not self._land(behind=working):  # it was not recorded: neither is this one
+                return self._record_alone([job for job in batch if not job.done])
+            if prepared is None:
+                return self._finish_unwritten(batch, working, run)
+            if self._writer is None:
+                self._writer = Writer()  # this thread's, ended with it
+            self._in_flight = InFlight(batch, working, run, prepared,
+                                       self._writer.submit(self._app.write, prepared))
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                self._land(behind=working)
+            working.release(keep=False)
+            raise
+        return run.deferred
+
+    def _finish_unwritten(self, batch: list[Job], working: WorkingSet, run: Run) -> list[Job]:
+        """A batch with nothing to write behind the one before (that one has landed)."""
+        if run.broken is not None or run.outage is not None:
+            return self._give_up(batch, working, run)
+        working.release(keep=True)  # refusals and repeats changed nothing
+        self._answer_refusals(run.refused, working.unchecked)
+        return run.deferred
+
+    def _land(self, *, behind: WorkingSet | None) -> bool:
+        """The batch in flight, once written: answered, what it saved kept in the cache.
+        If it was not written, it is redone alone and ``behind`` (the batch run on its
+        changes) released unsaved; False then."""
+        flight, self._in_flight = self._in_flight, None
+        if flight is None:
+            return True
+        try:
+            ids = flight.written.result()
+            recordings = self._app.finish_save(flight.prepared, ids)
+        except Exception as error:
+            if behind is not None:
+                behind.release(keep=False)
+            flight.working.release(keep=False)
+            if isinstance(error, IntegrityError):  # its write was its first try
+                self.retries += 1
+                self._record_alone([job for job in flight.jobs if not job.done],
+                                   attempts=BATCH_ATTEMPTS - 1)
+            else:  # the store is down, say: every command of it failed
+                for s in flight.run.staged:
+                    s.job.finish(error=error)
+                self._answer_refusals(flight.run.refused, flight.working.unchecked)
+            return False
+        flight.working.release(keep=True)
+        self.batches += 1
+        self._answer(flight.run.staged, recordings)
+        if flight.working.unchecked:
+            self._recheck.extend(flight.run.refused)  # once nothing is in flight
+        else:
+            self._refuse(flight.run.refused)
+        return True
+
+    def _drain(self) -> None:
+        """Nothing left in flight, and refusals decided on cached copies decided again."""
+        self._land(behind=None)
+        recheck, self._recheck = self._recheck, []
+        self._one_by_one(recheck)
+
+    def _run_commands(self, batch: list[Job], working: WorkingSet,
+                      records_in_flight: set[UUID] | None = None) -> Run:
+        """The batch's commands on ``working``, in order, each seeing the ones before."""
+        run = Run()
         self._local.working = working
         try:
             for index, job in enumerate(batch):
                 record_id = job.record_id()
-                if record_id is not None and record_id in waiting_records:
-                    deferred.append(job)  # its first use is in this batch: answer it after
+                if record_id is not None and (
+                        record_id in run.records
+                        or (records_in_flight and record_id in records_in_flight)):
+                    run.deferred.append(job)  # its first use is being recorded: answer it after
                     continue
-                if not self._stage(job, working, staged, refused):
-                    self._local.working = None
-                    working.release(keep=False)
-                    self._one_by_one([s.job for s in staged] + refused + batch[index:])
-                    return deferred
-                if record_id is not None and staged and staged[-1].job is job:
-                    waiting_records.add(record_id)
+                if not self._stage(job, working, run.staged, run.refused):
+                    run.broken = [s.job for s in run.staged] + run.refused + batch[index:]
+                    return run
+                if record_id is not None and run.staged and run.staged[-1].job is job:
+                    run.records.add(record_id)
         except STORE_OUTAGES as outage:
-            working.release(keep=False)
-            self._fail_all(batch, outage)
-            return deferred
+            run.outage = outage
         finally:
             self._local.working = None
-        if staged:
-            if not self._commit(working, staged, retry=not last and not working.strangers):
-                return None
-        else:
-            working.release(keep=True)  # refusals changed nothing (``_stage``)
-        # A refusal decided on an unchecked copy is decided again on a fresh one.
-        if working.unchecked:
-            self._one_by_one(refused)
-        else:
-            self._refuse(refused)
-        return deferred
+        return run
+
+    def _give_up(self, batch: list[Job], working: WorkingSet, run: Run) -> list[Job]:
+        """A batch that cannot be recorded as one: redone one by one (a command left the
+        working set untrustworthy), or failed alike (the store is down)."""
+        working.release(keep=False)
+        if run.broken is not None:
+            self._one_by_one(run.broken)
+        elif run.outage is not None:
+            self._fail_all(batch, run.outage)
+        return run.deferred
 
     def _stage(
         self, job: Job, working: WorkingSet, staged: list[Staged], refused: list[Job]
@@ -449,6 +455,12 @@ class GroupCommitter:
             return True
         working.release(keep=True)
         self.batches += 1
+        self._answer(staged, recordings)
+        return True
+
+    @staticmethod
+    def _answer(staged: list[Staged], recordings: list[Any]) -> None:
+        """Each command of a committed batch answered with its version and position."""
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
             for r in recordings
@@ -461,7 +473,13 @@ class GroupCommitter:
                 log.exception("a command of a committed batch could not be answered")
                 s.job.finish(error=NothingRecorded(
                     "the command recorded nothing; its batch's other commands were recorded"))
-        return True
+
+    def _answer_refusals(self, refused: list[Job], unchecked: bool) -> None:
+        """A refusal decided on an unchecked copy is decided again on a fresh one."""
+        if unchecked:
+            self._one_by_one(refused)
+        else:
+            self._refuse(refused)
 
     @staticmethod
     def _fail_all(jobs: list[Job], error: BaseException) -> None:
@@ -488,15 +506,3 @@ class GroupCommitter:
                 job.finish(error=error)
             else:
                 job.finish(result=result)
-
-
-def _settle(jobs: list[Job]) -> None:
-    """On the jobs' event loop: each awaited future set, unless its caller left."""
-    for job in jobs:
-        awaited = job.awaited
-        if awaited is None or awaited.done():  # cancelled: recorded all the same
-            continue
-        if job.error is not None:
-            awaited.set_exception(job.error)
-        else:
-            awaited.set_result(job.result)

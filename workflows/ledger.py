@@ -9,19 +9,24 @@ it changed (with the command's idempotency record, if it has a key) and
 retries it when another writer got there first.  Concurrent commands are
 recorded together, one transaction per batch, by ``workflows/group_commit.py``,
 which calls back through the public methods below (``attempt_until_saved``,
-``earlier``, ``with_idempotency``, ``Change.answer``).
+``earlier``, ``with_idempotency``, ``Change.answer``, and the three steps of a save:
+``prepare_save``, ``write``, ``finish_save``).
 
 The library tuning also lives here: the faster transcoder, sealed snapshots,
 the load-safe repository (``workflows/repository.py``) and, on PostgreSQL,
-fail-fast store retries and events inserted as binary arrays
+fail-fast store retries and a save recorded with one statement
 (``workflows/array_recorder.py``).
+
+Long (about 440 lines) because the library's ``save`` is taken apart here into the
+steps the pipelined group commit runs on two threads; each step needs the
+application's mapper, recorder, cache and snapshot store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +41,14 @@ from eventsourcing.application import (
     Repository,
 )
 from eventsourcing.domain import BaseAggregate
-from eventsourcing.persistence import EventStore, IntegrityError, Transcoder
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    Notification,
+    Recording,
+    StoredEvent,
+    Transcoder,
+)
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
@@ -96,6 +108,16 @@ class Change:
 Attempt = Callable[[], Change]
 
 
+@dataclass
+class PreparedSave:
+    """A save's events, collected and mapped, not yet written (``Ledger.prepare_save``)."""
+
+    processing_event: ProcessingEvent[UUID]
+    stored_events: list[StoredEvent]
+    snapshots: list[StoredEvent]
+    """Of the aggregates as this save leaves them, written after it."""
+
+
 class Ledger(Application):
     name = "threadneedle"
     is_snapshotting_enabled = True
@@ -135,9 +157,19 @@ class Ledger(Application):
         return transcoder
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
-        """The library's ``save``, the aggregates' events collected without its checks
-        against runtime ``Protocol``s (in Python 3.11 each walks the protocol's class:
-        ~5 % of the group committer's time); anything else is collected as the library does."""
+        """The library's ``save``, in the three steps the group committer takes apart
+        (``prepare_save``, ``write``, ``finish_save``): the pipelined committer writes one
+        batch on its writer thread while it runs the next (``workflows/group_commit.py``)."""
+        prepared = self.prepare_save(*objs, **kwargs)
+        return self.finish_save(prepared, self.write(prepared))
+
+    def prepare_save(self, *objs: Any, **kwargs: Any) -> PreparedSave:
+        """The aggregates' new events collected (so they are no longer pending) and mapped
+        to stored events, with each aggregate's new anchor; nothing written yet.
+
+        The events are collected without the library's checks against runtime
+        ``Protocol``s (in Python 3.11 each walks the protocol's class: ~5 % of the group
+        committer's time); anything else is collected as the library does."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         for obj in objs:
             if isinstance(obj, BaseAggregate):
@@ -146,23 +178,51 @@ class Ledger(Application):
             else:
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
-        recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
+        # each aggregate's new head, anchored in the events' transaction (workflows/anchoring.py)
+        processing_event.saved_kwargs["chain_heads"] = anchoring.heads_of(
+            processing_event.events, self.chain_key)
+        mapper = self.events.mapper
+        return PreparedSave(processing_event,
+                            [mapper.to_stored_event(e) for e in processing_event.events],
+                            self._snapshots_of(processing_event))
+
+    def write(self, prepared: PreparedSave) -> Sequence[int] | None:
+        """The prepared events recorded in one transaction; their notification ids.  Touches
+        no aggregate: the pipelined committer calls it on its writer thread."""
+        if not prepared.stored_events:
+            return []
+        return self.recorder.insert_events(
+            prepared.stored_events, tracking=prepared.processing_event.tracking,
+            **prepared.processing_event.saved_kwargs)
+
+    def finish_save(self, prepared: PreparedSave, notification_ids: Sequence[int] | None
+                    ) -> list[Recording[UUID]]:
+        """After ``write``: the recordings (as ``EventStore.put`` makes them), what was saved
+        kept in the cache, snapshots taken and the library's notifications."""
+        processing_event = prepared.processing_event
+        recordings: list[Recording[UUID]] = []
+        if notification_ids:
+            for event, stored, notification_id in zip(
+                    processing_event.events, prepared.stored_events, notification_ids,
+                    strict=True):
+                recordings.append(Recording(event, Notification(
+                    originator_id=stored.originator_id,
+                    originator_version=stored.originator_version,
+                    topic=stored.topic, state=stored.state, id=notification_id)))
+        self._keep_saved(processing_event)
+        if self.snapshots is not None:
+            put_snapshots(self.snapshots, prepared.snapshots)
         self._notify(recordings)
         self.notify(processing_event.events)  # as the library's (deprecated there)
         return recordings
 
-    def _record(self, processing_event: Any) -> Any:
-        """Record, then keep what was saved in the cache.
+    def _keep_saved(self, processing_event: Any) -> None:
+        """Keep what was saved in the cache.
 
         With fast-forwarding on, the library leaves the cache at the old version,
         so the next command would re-apply (and re-fold) the event it just saved.
         The saved aggregate is exactly the recorded state, so it goes in as it is.
         """
-        # each aggregate's new head, anchored in the events' transaction (workflows/anchoring.py)
-        processing_event.saved_kwargs["chain_heads"] = anchoring.heads_of(
-            processing_event.events, self.chain_key)
-        recordings = super()._record(processing_event)
         cache = self.repository.cache
         if cache:
             for aggregate_id, aggregate in processing_event.aggregates.items():
@@ -172,10 +232,11 @@ class Ledger(Application):
                     cached = None
                 if cached is None or cached.version < aggregate.version:
                     cache.put(aggregate_id, aggregate)
-        return recordings
 
-    def _take_snapshots(self, processing_event: Any) -> None:
-        """Snapshot the saved aggregates as they are, rather than replaying them again.
+    def _snapshots_of(self, processing_event: Any) -> list[StoredEvent]:
+        """Snapshots of the saved aggregates as they are, rather than replaying them again,
+        mapped to stored events now (the pipelined committer changes the aggregates again
+        before this save is written), written after it (``finish_save``).
 
         An aggregate whose saved events cross a multiple of its interval is
         snapshotted at the version it was saved at: with group commit that may be
@@ -183,17 +244,16 @@ class Ledger(Application):
         which loads just as well and still bounds the events replayed after it.
         """
         if not (self.snapshots and self.snapshotting_intervals):
-            return
+            return []
         crossed: dict[Any, Any] = {}
         for event in processing_event.events:
             aggregate = processing_event.aggregates.get(event.originator_id)
             interval = self.snapshotting_intervals.get(type(aggregate))
             if aggregate is not None and interval and event.originator_version % interval == 0:
                 crossed[event.originator_id] = aggregate
-        put_snapshots(
-            self.snapshots,
-            [anchoring.sealed(type(a).Snapshot.take(a), self.chain_key) for a in crossed.values()],
-        )
+        return [self.snapshots.mapper.to_stored_event(
+                    anchoring.sealed(type(a).Snapshot.take(a), self.chain_key))
+                for a in crossed.values()]
 
     def construct_snapshot_store(self) -> Any:
         """Sealed snapshots: one whose seal fails is skipped on load (``workflows/anchoring``)."""
@@ -365,8 +425,8 @@ class Ledger(Application):
         return int(self.recorder.max_notification_id() or 0)
 
 
-def put_snapshots(store: EventStore[Any], snapshots: list[Any]) -> None:
-    """Write snapshots; on PostgreSQL with one plain INSERT of binary bytes.
+def put_snapshots(store: EventStore[Any], snapshots: list[StoredEvent]) -> None:
+    """Write snapshots (already mapped); on PostgreSQL with one plain INSERT of binary bytes.
 
     Why: the library's insert sends a composite array, which psycopg dumps as
     escaped text in Python: 0.75 s for the multi-MB snapshot of a contract with
@@ -377,14 +437,12 @@ def put_snapshots(store: EventStore[Any], snapshots: list[Any]) -> None:
         return
     recorder = store.recorder
     if not isinstance(recorder, PostgresAggregateRecorder):
-        store.put(snapshots)
+        recorder.insert_events(snapshots)
         return
     statement = SQL(
         "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
         "VALUES (%s, %s, %s, %b) ON CONFLICT DO NOTHING"
     ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-    rows = [(s.originator_id, s.originator_version, s.topic, s.state)
-            for s in map(store.mapper.to_stored_event, snapshots)]
+    rows = [(s.originator_id, s.originator_version, s.topic, s.state) for s in snapshots]
     with recorder.datastore.transaction(commit=True) as cursor:
         cursor.executemany(statement, rows)
-

@@ -22,6 +22,10 @@ class LoadSafeRepository(Repository):
     STRIPES = 1024
     """Many, so that a batch holding the locks of the contracts it borrowed (``borrow``)
     seldom holds up a load of anything else."""
+    BUSY_SECONDS = 0.05
+    """How long a load waits for a lock that a group-commit batch holds before it loads
+    what is stored instead: the pipelined committer keeps an aggregate borrowed from one
+    batch to the next while commands on it keep coming (``workflows/group_commit.py``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,18 +40,28 @@ class LoadSafeRepository(Repository):
     def get(self, aggregate_id: Any, *, version: int | None = None, **kwargs: Any) -> Any:
         if version is not None or not self.cache:
             return self._fresh(super().get(aggregate_id, version=version, **kwargs), version)
-        with self._load_locks[hash(aggregate_id) % self.STRIPES]:
+        lock = self._load_locks[hash(aggregate_id) % self.STRIPES]
+        if not lock.acquire(timeout=self.BUSY_SECONDS):
+            # Borrowed by a batch that keeps it (being changed, then written): what is
+            # stored, rather than waiting for a pause in the commands on it.
+            return self._stored(aggregate_id, **kwargs)
+        try:
             if getattr(self.cached(aggregate_id), "_pending_events", None):
                 # Borrowed and changed by this thread's batch (``WorkingSet``), not yet
                 # saved: a load sees what is stored, as it would anywhere else.
-                stored = Repository(event_store=self.event_store,
-                                    snapshot_store=self.snapshot_store)
-                return self._fresh(stored.get(aggregate_id, **kwargs), None)
+                return self._stored(aggregate_id, **kwargs)
             aggregate = self._fresh(super().get(aggregate_id, **kwargs), None)
             if aggregate is not None and vars(aggregate).get("reloaded_from_events"):
                 del vars(aggregate)["reloaded_from_events"]
                 self.cache.put(aggregate_id, deepcopy(aggregate))
             return aggregate
+        finally:
+            lock.release()
+
+    def _stored(self, aggregate_id: Any, **kwargs: Any) -> Any:
+        """The aggregate as stored, loaded without the cache."""
+        stored = Repository(event_store=self.event_store, snapshot_store=self.snapshot_store)
+        return self._fresh(stored.get(aggregate_id, **kwargs), None)
 
     def _fresh(self, aggregate: Any, version: int | None) -> Any:
         """The aggregate, or, when it came from a snapshot of an older fold of its state

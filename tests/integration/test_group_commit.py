@@ -82,16 +82,17 @@ def committer(app: Ledger) -> GroupCommitter:
 
 
 def in_one_batch(app: Ledger, commands: list[Callable[[], Any]]) -> list[Future[Any]]:
-    """Run ``commands`` concurrently, the first transaction held until all have queued."""
+    """Run ``commands`` concurrently, the first batch held (before it is written) until all
+    have queued: they then meet in the next batch."""
     group = committer(app)
     release = threading.Event()
-    original_save = app.save
+    original_prepare = app.prepare_save
 
-    def held_save(*aggregates: Any) -> Any:
+    def held_prepare(*aggregates: Any) -> Any:
         release.wait(10)
-        return original_save(*aggregates)
+        return original_prepare(*aggregates)
 
-    app.save = held_save  # type: ignore[method-assign,assignment]
+    app.prepare_save = held_prepare  # type: ignore[method-assign]
     pool = ThreadPoolExecutor(max_workers=len(commands) + 1)
     try:
         futures = [pool.submit(command) for command in commands]
@@ -104,7 +105,7 @@ def in_one_batch(app: Ledger, commands: list[Callable[[], Any]]) -> list[Future[
     finally:
         release.set()
         pool.shutdown()
-        app.save = original_save  # type: ignore[method-assign]
+        app.prepare_save = original_prepare  # type: ignore[method-assign]
     return futures
 
 
@@ -188,20 +189,20 @@ def test_a_batch_meeting_another_writer_is_run_again_as_a_whole(
 def test_a_batch_that_keeps_meeting_conflicts_is_redone_one_by_one(app: Ledger) -> None:
     # Given a contract, and a store that refuses the next three saves as conflicts
     (contract_id,) = open_contracts(app, 1)
-    original_save = app.save
+    original_write = app.write
     refusals = [IntegrityError("another writer")] * BATCH_ATTEMPTS
 
-    def refusing_save(*aggregates: Any) -> Any:
+    def refusing_write(prepared: Any) -> Any:
         if refusals:
             raise refusals.pop()
-        return original_save(*aggregates)
+        return original_write(prepared)
 
-    app.save = refusing_save  # type: ignore[method-assign,assignment]
+    app.write = refusing_write  # type: ignore[method-assign]
     try:
         # When a batch of directives arrives
         futures = in_one_batch(app, [issued(app, contract_id, n) for n in range(6)])
     finally:
-        app.save = original_save  # type: ignore[method-assign]
+        app.write = original_write  # type: ignore[method-assign]
     # Then after BATCH_ATTEMPTS tries of the whole it was redone one by one: all recorded once
     results = [future.result() for future in futures]
     assert committer(app).retries == BATCH_ATTEMPTS - 1
@@ -218,10 +219,10 @@ def test_a_key_another_process_recorded_meanwhile_answers_as_a_repeat(
     (contract_id,) = open_contracts(app, 1)
     body = b'{"subject": "youth_zone.item_1"}'
     request = IdempotentRequest.of("两处-key", "POST", f"/v1/contracts/{contract_id}", body)
-    original_save = app.save
+    original_write = app.write
     elsewhere: list[CommandResult] = []
 
-    def save_after_the_other(*aggregates: Any) -> Any:
+    def write_after_the_other(prepared: Any) -> Any:
         if not elsewhere:
             other = Ledger(settings)
             try:
@@ -229,13 +230,13 @@ def test_a_key_another_process_recorded_meanwhile_answers_as_a_repeat(
                     other, STREET, contract_id, fields(1), request=request))
             finally:
                 other.close()
-        return original_save(*aggregates)
+        return original_write(prepared)
 
-    app.save = save_after_the_other  # type: ignore[method-assign,assignment]
+    app.write = write_after_the_other  # type: ignore[method-assign]
     try:
         here = directives.issue_directive(app, STREET, contract_id, fields(1), request=request)
     finally:
-        app.save = original_save  # type: ignore[method-assign]
+        app.write = original_write  # type: ignore[method-assign]
     # Then this process's batch was run again and answered with the first answer
     assert committer(app).retries == 1
     assert here.replayed and (here.id, here.version, here.position) == (
