@@ -345,14 +345,19 @@ class GroupCommitter:
         flight, self._in_flight = self._in_flight, None
         if flight is None:
             return True
+        conflict = False
         try:
-            ids = flight.written.result()
+            try:
+                ids = flight.written.result()
+            except IntegrityError:
+                conflict = True
+                raise
             recordings = self._app.finish_save(flight.prepared, ids)
-        except Exception as error:
+        except Exception as error:  # not written, or written but not finished (a snapshot)
             if behind is not None:
                 behind.release(keep=False)
             flight.working.release(keep=False)
-            if isinstance(error, IntegrityError):  # its write was its first try
+            if conflict:  # nothing recorded; its write was its first try
                 self.retries += 1
                 self._record_alone([job for job in flight.jobs if not job.done],
                                    attempts=BATCH_ATTEMPTS - 1)
