@@ -177,6 +177,9 @@ class GroupCommitter:
     def run(self, caller: Any, request: Any, attempt: Callable[[], Any]) -> Any:
         """Run one command; answer once its events are committed (or raise its error)."""
         if threading.current_thread() is self._thread:  # a command inside a command
+            flight = self._in_flight
+            if flight is not None:  # saved after the batch being written, or not at all
+                flight.written.result()
             return self._app.attempt_until_saved(caller, request, attempt)
         return self.submit(caller, request, attempt).result()
 
