@@ -10,14 +10,12 @@ to start, so the pages are tested in one module.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from workflows.i18n import show_weeks
 from workflows.identities import contract_id_for
@@ -43,9 +41,12 @@ def assert_accessible_basics(page: Page) -> None:
     assert page.evaluate(UNLABELLED_CONTROLS) == []
     width = page.viewport_size["width"] if page.viewport_size else 1280
     # after a viewport change the chart resizes on its own next frames: let layout settle
-    with contextlib.suppress(PlaywrightTimeoutError):
-        page.wait_for_function(f"document.documentElement.scrollWidth <= {width + 1}",
-                               timeout=5000)
+    # (polled from here: ``wait_for_function`` evaluates a string, which the page's
+    # content security policy refuses, now and then before the timeout)
+    deadline = time.monotonic() + 5
+    while page.evaluate("document.documentElement.scrollWidth") > width + 1 \
+            and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
 
 
