@@ -102,11 +102,6 @@ def state_at(ledger: Ledger, caller: Caller, contract_id: str, *, version: int,
         }
 
 
-# Each replayed view is built, and its state dropped, with the cyclic collector paused:
-# a collection once it resumed walked the whole replayed state (hundreds of thousands of
-# acyclic records, about a fifth of a load of the 10,000-event contract) to free nothing.
-
-
 def _reference(ledger: Ledger, contract: ServiceContract, version: int | None,
                as_of: datetime | None) -> date:
     if as_of is not None:

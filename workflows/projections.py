@@ -23,7 +23,7 @@ one leaves at once.  A commit sets a wake flag and sends a task
 flag before it reads the log and looks at it again before and after it lets
 the lease go, so a commit is never left waiting for the periodic safety net.
 
-Long (~600 lines) because reading, applying, the lease and the status of one
+Long (~630 lines) because reading, applying, the lease and the status of one
 partition share the projector's state (its caches and lease token); the
 partition-wide driving lives in ``projection_control``, and the documents the views
 hold are made in ``view_documents``.
@@ -163,8 +163,6 @@ class ContractViews:
         self._boards: dict[str, BoardMemo] = {}
         self._held: dict[str, Held] = {}
         self._lease_token: str | None = None
-        self._known: tuple[str, int] | None = None
-        """The live generation and its position as this pass began (``begin_pass``)."""
         self._reached_head = False
         """The last batch was written up to the head it read: no need to look again (a
         commit after that head sets the wake flag, which the caller looks at)."""
@@ -218,7 +216,9 @@ class ContractViews:
         # a woken partition comes back in the next round, which reads the head again.
         behind = start.woken and self.shared is not None and self.shared.head is not None
         live = start.generation or self.store.current()
-        self._known = (live, start.position) if start.generation else None
+        if start.generation and live not in self._held:  # its position, as begin_pass read it
+            self._held[live] = Held(expected=start.position, position=start.position,
+                                    began=time.monotonic())
         done, caught_up = self.catch_up(live, max_batches=1, deadline=deadline)
         if not caught_up:
             return done, True, True
@@ -318,9 +318,7 @@ class ContractViews:
     def _project_batch(self, generation: str, *, hold: bool) -> int | None:
         held = self._held.pop(generation, None)
         if held is None:
-            known, self._known = self._known, None  # (what ``begin_pass`` read)
-            position = known[1] if known is not None and known[0] == generation \
-                else self.store.position(generation)
+            position = self.store.position(generation)
             held = Held(expected=position, position=position, began=time.monotonic())
         position = held.position
         shared = self.shared
