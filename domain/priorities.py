@@ -18,8 +18,9 @@ the state counts as open.
 
 The reference date for urgency is an argument: the domain reads no clock.
 
-Longer than most modules (~420 lines): the components, the policy, the ranking
-and its schedule are one calculation a reader checks against SPEC §5 in one
+Longer than most modules (~440 lines): the components, the policy, the ranking
+and its schedule (with the memo the projection ranks with) are one calculation a reader
+checks against SPEC §5 in one
 place; the ranking loop is written out whole because every large contract pays
 for it.
 """
