@@ -12,6 +12,7 @@ is the one place a successful command wakes the projections.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from workflows.ledger import Ledger
 from workflows.projection_control import wake_projections
 from workflows.webhooks.outbox import Outbox
 from workflows.webhooks.vault import SecretVault
+
+log = logging.getLogger("threadneedle.api")
 
 MAX_INTEGER = 2**63 - 1
 """The largest integer a query may carry: the store's positions and versions are 64-bit."""
@@ -193,8 +196,16 @@ async def wake_after_commands(request: Request, services: ServicesDep) -> AsyncI
 
 
 async def wake(state: Any, services: Services) -> None:
-    """Wake the projections after a command (shared with the other commands finishing)."""
-    await shared_on(state, "wake", services, wake_all)(None)
+    """Wake the projections after a command (shared with the other commands finishing).
+
+    Never raises: the command has committed, so an error here (one ``wake_projections``
+    does not expect, say while Redis or the broker restarts) is logged and the command
+    still answers.  A lost wake only delays the views until the next wake or beat's run.
+    """
+    try:
+        await shared_on(state, "wake", services, wake_all)(None)
+    except Exception:
+        log.exception("the projections were not woken after a command")
 
 
 def wake_all(services: Services, _: frozenset[None]) -> dict[None, None]:

@@ -126,3 +126,24 @@ def test_a_directive_recorded_answers_alike(
     # and the metrics name the documented route
     metrics = Needle(live_server.base_url, ADMIN_KEY).get("/metrics").text
     assert 'needle_commands_total{command="issue_directive",outcome="accepted"}' in metrics
+
+
+def test_a_wake_that_fails_does_not_fail_the_directive_it_follows(
+        live_server: LiveServer, plain_route: str, world: World,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # given waking the projections fails with an error nobody expected
+    def broken_wake(services: object) -> None:
+        raise RuntimeError("唤醒失败: the broker is restarting")
+
+    monkeypatch.setattr("api.deps.wake_projections", broken_wake)
+    path = f"{world.path}/directives"
+    version = world.version()
+    headers = bearer(world.keys["street"])
+
+    # when a directive is issued through the fast path and through the documented route
+    fast = httpx.post(live_server.base_url + path, json=directive(), headers=headers)
+    plain = httpx.post(plain_route + path, json=directive(), headers=headers)
+
+    # then both were recorded and answered as recorded, not as failures
+    assert fast.status_code == plain.status_code == 201, (fast.text, plain.text)
+    assert world.version() == version + 2
