@@ -181,9 +181,9 @@ def open_conflicts(state: ContractState, conflicts: Conflicts | None) -> list[Ma
 
 Order = tuple[int, float, int, str]
 """The ranking order: tier, minus score, issue order, id (no two directives tie)."""
-Scored = tuple[Directive, int, float, dict[str, Any], int, tuple[Order, dict[str, Any]] | None]
-"""A directive's record, tier by basis, score, components, micro-hours asked, and, unless
-it was blocked, its place in the order and its entry (``RankMemo``)."""
+Scored = tuple[Directive, int, float, dict[str, Any], int, tuple[Order, dict[str, Any]]]
+"""A directive's record, tier by basis, score, components, micro-hours asked, and its place
+in the order and its entry, blocked or not as it was then (``RankMemo``)."""
 
 
 class RankMemo:
@@ -266,9 +266,9 @@ def rank(
         before = remembered.get(key)
         if before is not None and before[0] is directive:  # scored by the last ranking
             again = before[5]
-            if again is not None and key not in blocked:  # its order and entry again
-                scored.append((*again[0], index))
-                entries.append(again[1])
+            if again[0][0] == (UNSCHEDULABLE_TIER if key in blocked else before[1]):
+                scored.append((*again[0], index))  # blocked or not as then: its order and
+                entries.append(again[1])  # entry again
                 asking.append(before[4])
                 continue
             placed, score, components, micro = before[1:5]
@@ -320,11 +320,9 @@ def rank(
         issued = directive.get("issued_version") or 0
         scored.append((shown, -score, issued, str(key), index))
         entries.append(entry)
-        if keep and (before is None or before[0] is not directive or shown == placed):
-            # kept with its entry and order unless blocked now (made again once unblocked)
+        if keep:  # kept with its entry and order, blocked or not
             remembered[key] = (directive, placed, score, components, micro,
-                               ((shown, -score, issued, str(key)), entry)
-                               if shown == placed else None)
+                               ((shown, -score, issued, str(key)), entry))
     scored.sort()
     schedule = WeeklySchedule(state)
     arrived, weeks_of = state.arrived, state.weeks

@@ -47,13 +47,13 @@ from eventsourcing.utils import get_topic
 
 from domain.chain import ChainedAggregate
 from domain.contract import ServiceContract
-from domain.priorities import RankMemo
 from domain.shanghai_calendar import shanghai_date
 from workflows import directory, messaging, view_store
 from workflows.collector import collection_paused
 from workflows.ledger import Ledger
 from workflows.view_documents import (
     ConflictTexts,
+    RankingTexts,
     board_item,
     due_epoch,
     encoded_json,
@@ -158,8 +158,8 @@ class ContractViews:
         self._partition_of: dict[Any, int] = {}
         self._caches: dict[str, OrderedDict[UUID, ServiceContract]] = {}
         self._texts = ConflictTexts()
-        self._rank_memos: dict[UUID, RankMemo] = {}
-        """Each cached contract's last ranking (``domain.priorities.RankMemo``)."""
+        self._rankings: dict[UUID, RankingTexts] = {}
+        """Each cached contract's last ranking and its entries' JSON (``RankingTexts``)."""
         self._boards: dict[str, BoardMemo] = {}
         self._held: dict[str, Held] = {}
         self._lease_token: str | None = None
@@ -508,9 +508,8 @@ class ContractViews:
             ["set", view_store.conflicts_key(generation, contract_id),
              ConflictTexts.conflict_json(contract, position, texts)],
             ["set", view_store.priorities_key(generation, contract_id),
-             encoded_json(priority_document(contract, reference, position,
-                                            self._rank_memos.setdefault(contract.id,
-                                                                        RankMemo())))],
+             self._rankings.setdefault(contract.id, RankingTexts()).document(
+                 contract, reference, position)],
             ["sadd", view_store.contracts_key(generation), contract_id],
             *board_ops,
         ]
@@ -553,7 +552,7 @@ class ContractViews:
         """Drop what the memos keep of an evicted contract's conflicts, so that they hold no
         more than the bounded cache does (a memo missing an entry only writes it again)."""
         conflict_ids = list(contract.conflicts)
-        self._rank_memos.pop(contract.id, None)
+        self._rankings.pop(contract.id, None)
         self._texts.forget(conflict_ids)
         for board in self._boards.values():
             board.items.pop(str(contract.id), None)

@@ -1,5 +1,6 @@
 """The views' documents as the projection writes them: a contract's conflicts (their JSON
-kept per conflict, ``ConflictTexts``), its priorities, and the board's items, encoded once.
+kept per conflict, ``ConflictTexts``), its priorities (each entry's JSON kept,
+``RankingTexts``), and the board's items, encoded once.
 
 SPEC §9 fixes their shapes; ``workflows/projections.py`` decides when they are written.
 """
@@ -67,6 +68,56 @@ def priority_document(
                          conflicts=contract.conflicts, memo=memo)
     return {"contract_id": str(contract.id), "position": position,
             "version": contract.version, **view}
+
+
+class RankingTexts:
+    """A contract's priority document as the projection writes it, once per batch: ranked
+    with the contract's ``RankMemo`` (which hands back each unchanged directive's entry, the
+    same object, with only its rank and schedule filled in again), and encoded from each
+    entry's JSON kept in three pieces around its rank and schedule, by directive id while
+    the entry is the same object.  The bytes are those of ``encoded_json`` of the whole
+    document (a test compares them); a batch encodes only the entries it changed, where
+    encoding the whole ranking of 5,000 directives was ~a fifth of a batch's CPU."""
+
+    def __init__(self) -> None:
+        self.memo = RankMemo()
+        self.known: dict[str, tuple[dict[str, Any], bytes, bytes, bytes]] = {}
+        """Directive id → (its entry, the JSON before its rank, between its rank and its
+        schedule, and after its schedule)."""
+
+    def document(self, contract: ServiceContract, reference_date: date, position: int) -> bytes:
+        view = priority_view(contract.terms, contract.directives.values(), reference_date,
+                             conflicts=contract.conflicts, memo=self.memo)
+        ranked = view.pop("priorities")
+        head = encoded_json({"contract_id": str(contract.id), "position": position,
+                             "version": contract.version, **view})
+        if len(self.known) > 2 * len(ranked) + 100:  # withdrawn directives dropped
+            self.known = {}
+        known = self.known
+        schedules: dict[int, bytes] = {}
+        parts = [head[:-1], b',"priorities":[']
+        for entry in ranked:
+            pieces = known.get(entry["directive_id"])
+            if pieces is None or pieces[0] is not entry:
+                pieces = self._pieces(entry)
+            schedule = entry["schedule"]
+            text = schedules.get(id(schedule))  # (few distinct schedules, shared)
+            if text is None:
+                text = schedules[id(schedule)] = encoded_json(schedule)
+            parts += (pieces[1], b"%d" % entry["rank"], pieces[2], text, pieces[3], b",")
+        if ranked:
+            parts.pop()
+        parts.append(b"]}")
+        return b"".join(parts)
+
+    def _pieces(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bytes, bytes, bytes]:
+        # Inside a JSON string every quote is escaped: `,"rank":` is the entry's own key.
+        text = encoded_json({**entry, "rank": 0, "schedule": None})
+        before, _, rest = text.partition(b',"rank":0,')
+        between, _, after = rest.partition(b',"schedule":null')
+        pieces = (entry, before + b',"rank":', b"," + between + b',"schedule":', after)
+        self.known[entry["directive_id"]] = pieces
+        return pieces
 
 
 def board_item(contract: ServiceContract, conflict: dict[str, Any]) -> dict[str, Any]:

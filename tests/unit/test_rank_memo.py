@@ -1,7 +1,9 @@
 """A ranking with the last ranking's memo (``RankMemo``, as the projection ranks a contract
 once per batch) is the ranking without it, after every event of random histories: issues
 (some due soon, some for vulnerable people or an indicator), amendments, withdrawals,
-decisions and escalations, with a reference date that moves."""
+decisions and escalations, with a reference date that moves; and the projection's
+priority document, encoded from each entry's JSON kept (``RankingTexts``), is the
+document encoded whole."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from domain.contract import ServiceContract
 from domain.priorities import RankMemo, priority_view
+from workflows.view_documents import RankingTexts, encoded_json, priority_document
 
 from .givens import ADMIN_ACTOR, moment
 from .test_conflict_episodes import FIELDS, PROPERTY_SETTINGS, day, step
@@ -35,6 +38,7 @@ def test_a_ranking_with_the_last_rankings_memo_is_the_ranking_without_it(
     contract = draft_contract()
     contract.transition("activate", actor=ADMIN_ACTOR, at=moment("2008-03-03"))
     memo, reference = RankMemo(), date(2008, 3, 10)
+    texts = RankingTexts()
     issued: list[str] = []
     while contract.version < 80:
         step(contract, data, issued, fields={**FIELDS, **SCORED})
@@ -47,5 +51,8 @@ def test_a_ranking_with_the_last_rankings_memo_is_the_ranking_without_it(
                               conflicts=contract.conflicts)
         # Then both are the same, byte for byte
         assert orjson.dumps(with_memo) == orjson.dumps(fresh)
+        # and so is the projection's document, joined from its entries' kept JSON
+        assert texts.document(contract, reference, position=7) == encoded_json(
+            priority_document(contract, reference, 7))
     # and the memo was used, and holds no more than the directives ever issued
     assert 0 < len(memo.scored) <= len(issued)
