@@ -453,7 +453,7 @@ class ContractViews:
         ops: list[list[Any]] = []
         for raw in self.store.client.smembers(view_store.contracts_key(generation)):
             contract_id = raw.decode() if isinstance(raw, bytes) else raw
-            current = self.store.read_json(view_store.conflicts_key(generation, contract_id))
+            current = self.store.conflicts_head(generation, contract_id)
             if current is None:
                 continue
             contract = self._at(cache, UUID(contract_id), current["version"])
@@ -471,17 +471,20 @@ class ContractViews:
         known: dict[str, tuple[str, dict[str, dict[str, Any]]]] | None = None,
         wrote: dict[str, tuple[str, dict[str, dict[str, Any]]]] | None = None,
     ) -> list[list[Any]]:
-        """The operations that write a contract's views.  With ``known`` (what the board
-        holds, ``BoardMemo.items``) only the board items that changed are written, and what
-        was written goes into ``wrote``.  One walk over the contract's conflicts explains
-        each (from memory when unchanged), takes its JSON and decides its board item."""
+        """The operations that write a contract's views.  With ``known`` (what this
+        projector's commits left in the generation, ``BoardMemo.items``) only the conflicts
+        that changed are written, to the board and to the contract's conflict hash, and what
+        was written goes into ``wrote``; without it, the hash is written whole.  One walk
+        over the contract's conflicts explains each (from memory when unchanged) and decides
+        what to write of it."""
         contract_id, code = str(contract.id), contract.code
         texts_of = self._texts
         known_text, names_key = texts_of.known.get, texts_of.names_key
         kept = known.get(contract_id) if known is not None else None
         on_board = kept[1] if kept is not None and kept[0] == code else {}
         written: dict[str, dict[str, Any]] = {}
-        texts, board_ops = [], []
+        conflicts = view_store.conflicts_key(generation, contract_id)
+        ops: list[list[Any]] = [] if on_board else [["del", conflicts]]
         board, items = view_store.board_key(generation), view_store.board_items_key(generation)
         for conflict_id, conflict in contract.conflicts.items():
             text_known = known_text(conflict_id)
@@ -490,28 +493,28 @@ class ContractViews:
                 explained, text = text_known[2], text_known[3]
             else:
                 explained, text = texts_of.made(conflict)
-            texts.append(text)
             if on_board.get(conflict_id) is explained:
                 continue
             written[conflict_id] = explained
+            ops.append(["hset", conflicts, conflict_id, text])
             member = f"{contract_id}:{conflict_id}"
             if conflict["status"] == "open":
-                board_ops.append(["zadd", board, due_epoch(conflict), member])
-                board_ops.append(["hset", items, member,
-                                  encoded_json(board_item(contract, explained))])
+                ops.append(["zadd", board, due_epoch(conflict), member])
+                ops.append(["hset", items, member,
+                            encoded_json(board_item(contract, explained))])
             else:
-                board_ops.append(["zrem", board, member])
-                board_ops.append(["hdel", items, member])
+                ops.append(["zrem", board, member])
+                ops.append(["hdel", items, member])
         if wrote is not None and written:
             wrote[contract_id] = (code, written)
         return [
-            ["set", view_store.conflicts_key(generation, contract_id),
-             ConflictTexts.conflict_json(contract, position, texts)],
+            *ops,
+            ["hset", conflicts, view_store.HEAD_FIELD, encoded_json(
+                {"contract_id": contract_id, "position": position, "version": contract.version})],
             ["set", view_store.priorities_key(generation, contract_id),
              self._rankings.setdefault(contract.id, RankingTexts()).document(
                  contract, reference, position)],
             ["sadd", view_store.contracts_key(generation), contract_id],
-            *board_ops,
         ]
 
     def _advance(

@@ -22,10 +22,11 @@ from workflows.explanations import Names, explained
 class ConflictTexts:
     """Each conflict's explained record (``workflows.explanations.explained``) and its JSON,
     kept by conflict id while the record is the same object (records are replaced, never
-    changed in place) and the organisations' names are the same: a contract's conflict
-    document is its records' texts joined, so a batch explains and encodes only the
-    conflicts it changed.  ``ContractViews.view_ops`` reads ``known`` in its walk over a
-    contract's conflicts (one lookup each) and asks ``made`` for the others."""
+    changed in place) and the organisations' names are the same: a contract's conflicts are
+    stored one hash field each (``view_store.conflicts_key``), so a batch explains, encodes
+    and writes only the conflicts it changed.  ``ContractViews.view_ops`` reads ``known`` in
+    its walk over a contract's conflicts (one lookup each) and asks ``made`` for the
+    others."""
 
     def __init__(self) -> None:
         self.known: dict[str, tuple[Mapping[str, Any], int, dict[str, Any], bytes]] = {}
@@ -48,14 +49,6 @@ class ConflictTexts:
         """Drop these conflicts (their contract left the projector's cache)."""
         for conflict_id in conflict_ids:
             self.known.pop(conflict_id, None)
-
-    @staticmethod
-    def conflict_json(contract: ServiceContract, position: int, texts: list[bytes]) -> bytes:
-        """The conflict document: the contract id, position, version and every explained
-        conflict, given its conflicts' JSON in order, as one JSON object."""
-        head = encoded_json({"contract_id": str(contract.id), "position": position,
-                             "version": contract.version})
-        return head[:-1] + b',"conflicts":[' + b",".join(texts) + b"]}"
 
 
 def priority_document(

@@ -45,7 +45,7 @@ def test_partitions_keep_their_own_contracts_in_one_slot_each_and_the_board_merg
             assert view_store.partition_of(handle.id.upper()) == home  # any spelling of the id
             for part in projector.parts:
                 key = view_store.conflicts_key(part.store.current(), handle.id)
-                assert (client.get(key) is not None) == (part.partition == home), part.name
+                assert bool(client.exists(key)) == (part.partition == home), part.name
             read = view_store.read_contract_view(client, "conflicts", handle.id)
             assert read.value is not None and read.value["contract_id"] == handle.id
             assert read.position == projector.parts[home].store.position(

@@ -14,7 +14,7 @@ from workflows.bootstrap import bootstrap
 from workflows.explanations import explained
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.view_store import conflicts_key, partition_of
+from workflows.view_store import partition_of
 
 
 def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
@@ -37,7 +37,7 @@ def test_the_live_conflict_view_at_every_version_equals_the_replayed_view(
         generation = projector.store.current()
         seen = []
         while projector.project_batch(generation) is not None:
-            document = projector.store.read_json(conflicts_key(generation, handle.id))
+            document = projector.store.read_conflicts(generation, handle.id)
             if document is None:
                 continue
             version = document["version"]

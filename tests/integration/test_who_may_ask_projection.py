@@ -17,7 +17,7 @@ from workflows.explanations import explained
 from workflows.identities import BOOTSTRAP_ADMIN, contract_id_for
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
-from workflows.view_store import conflicts_key, partition_of
+from workflows.view_store import partition_of
 
 
 def test_section_13_events_project_as_they_replay(
@@ -48,7 +48,7 @@ def test_section_13_events_project_as_they_replay(
         names = directory.organisation_names(app)
         seen = []
         while projector.project_batch(generation) is not None:
-            document = projector.store.read_json(conflicts_key(generation, liwan))
+            document = projector.store.read_conflicts(generation, liwan)
             if document is None or document["version"] in seen:
                 continue
             version = document["version"]
