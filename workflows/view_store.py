@@ -42,6 +42,8 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+import redis
+
 PREFIX = "tn"
 CONTRACTS = "contracts"
 """The projection there is: per-contract conflicts and priorities, and the board, split into
@@ -232,7 +234,11 @@ if not generation then return {false, '0', false} end
 local position = redis.call('GET', ARGV[1] .. generation .. ':position') or '0'
 local key = 'tn:view:' .. generation .. ':' .. ARGV[2]
 local view
-if ARGV[3] == 'hash' then view = redis.call('HGETALL', key) else view = redis.call('GET', key) end
+if ARGV[3] == 'hash' and redis.call('TYPE', key).ok == 'hash' then
+  view = redis.call('HGETALL', key)
+else
+  view = redis.call('GET', key)
+end
 return {generation, position, view}
 """
 
@@ -282,8 +288,8 @@ def read_contract_view(
         _READ_VIEW, 1, current_key(projection), _position_prefix(projection),
         f"{kind}:{contract_id}", "hash" if kind == "conflicts" else "string",
     )
-    if kind == "conflicts":
-        value = conflict_document(raw or [])
+    if isinstance(raw, list):  # a conflict hash; else a document, or a conflict document
+        value = conflict_document(raw)  # written whole before conflicts were hashed
     else:
         value = json.loads(raw) if raw else None
     return LiveRead(_text_or_none(generation), int(position), value)
@@ -494,12 +500,22 @@ class ViewStore:
         return json.loads(raw) if raw is not None else None
 
     def read_conflicts(self, generation: str, contract_id: str) -> dict[str, Any] | None:
-        """A contract's conflict document in a generation (``conflict_document``)."""
-        return conflict_document(self.client.hgetall(conflicts_key(generation, contract_id)))
+        """A contract's conflict document in a generation (``conflict_document``; or the
+        whole document a projector wrote before conflicts were hashed, until rewritten)."""
+        key = conflicts_key(generation, contract_id)
+        try:
+            return conflict_document(self.client.hgetall(key))
+        except redis.ResponseError:  # WRONGTYPE: the document of an earlier release
+            document: dict[str, Any] | None = self.read_json(key)
+            return document
 
     def conflicts_head(self, generation: str, contract_id: str) -> dict[str, Any] | None:
         """The head of that document: contract id, position, version."""
-        raw = self.client.hget(conflicts_key(generation, contract_id), HEAD_FIELD)
+        key = conflicts_key(generation, contract_id)
+        try:
+            raw = self.client.hget(key, HEAD_FIELD)
+        except redis.ResponseError:  # WRONGTYPE: the document of an earlier release
+            raw = self.client.get(key)
         return json.loads(raw) if raw is not None else None
 
     def dump(self, generation: str) -> dict[str, Any]:
