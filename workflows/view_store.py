@@ -288,10 +288,9 @@ def read_contract_view(
         _READ_VIEW, 1, current_key(projection), _position_prefix(projection),
         f"{kind}:{contract_id}", "hash" if kind == "conflicts" else "string",
     )
-    if isinstance(raw, list):  # a conflict hash; else a document, or a conflict document
-        value = conflict_document(raw)  # written whole before conflicts were hashed
-    else:
-        value = json.loads(raw) if raw else None
+    # a conflict hash; else a document (a conflict document written whole, before
+    # conflicts were hashed, included)
+    value = conflict_document(raw) if isinstance(raw, list) else json.loads(raw) if raw else None
     return LiveRead(_text_or_none(generation), int(position), value)
 
 
