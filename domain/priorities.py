@@ -18,20 +18,21 @@ the state counts as open.
 
 The reference date for urgency is an argument: the domain reads no clock.
 
-Longer than most modules (~440 lines): the components, the policy, the ranking
+Longer than most modules (~430 lines): the components, the policy, the ranking
 and its schedule (with the memo the projection ranks with) are one calculation a reader
-checks against SPEC §5 in one
-place; the ranking loop is written out whole because every large contract pays
-for it.
+checks against SPEC §5 in one place; the ranking loop is written out whole because
+every large contract pays for it.  What the open conflicts hold back, by member, is
+``domain.conflict_sides``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from domain.conflicts import blocking_kinds, find_conflicts, one_side_outcomes
+from domain.conflict_sides import ConflictSides
+from domain.conflicts import find_conflicts, one_side_outcomes
 from domain.contract_state import ContractState
 from domain.directives import Basis
 from domain.errors import ValidationFailed
@@ -170,13 +171,13 @@ def rank_directives(
                 conflicts=conflicts)
 
 
-def open_conflicts(state: ContractState, conflicts: Conflicts | None) -> list[Mapping[str, Any]]:
-    """The open conflict records of a view, or every conflict detected in the state."""
+def conflict_records(state: ContractState,
+                     conflicts: Conflicts | None) -> Iterable[Mapping[str, Any]]:
+    """The conflict records of a view, or every conflict detected in the state (open)."""
     if conflicts is None:
         return [{"kind": found.kind, "members": found.members}
                 for found in find_conflicts(state)]
-    records = conflicts.values() if isinstance(conflicts, Mapping) else conflicts
-    return [record for record in records if record.get("status", "open") == "open"]
+    return conflicts.values() if isinstance(conflicts, Mapping) else conflicts
 
 
 Order = tuple[int, float, int, str]
@@ -201,6 +202,8 @@ class RankMemo:
         self.inputs: tuple[Any, ...] | None = None
         self.scored: dict[str, Scored] = {}
         """Directive id → what the last ranking worked out for it (``Scored``)."""
+        self.sides = ConflictSides()
+        """The open conflicts of the last ranking, by member (``ConflictSides``)."""
 
 
 def rank(
@@ -233,18 +236,9 @@ def rank(
             memo.inputs, memo.scored = depends_on, {}  # (withdrawn directives dropped too)
         remembered = memo.scored
     keep = memo is not None
-    blocking, sides = blocking_kinds(), one_side_outcomes()
-    blocked: set[str] = set()
-    sided: dict[str, list[tuple[int, str]]] = {}
-    """Directive id → (index, outcome) of each open one-side conflict it is a member of."""
-    live = open_conflicts(state, conflicts)
-    for index, record in enumerate(live):
-        kind = record["kind"]
-        if kind in blocking:
-            blocked.update(record["members"])
-        elif kind in sides:
-            for member in record["members"]:
-                sided.setdefault(member, []).append((index, sides[kind]))
+    sides = memo.sides if memo is not None else ConflictSides()
+    sides.update(conflict_records(state, conflicts))
+    blocked, sided = sides.blocked, sides.sided
     # Entries share equal component and schedule dicts (a ranking is read, never
     # changed in place): a large contract has few distinct values of each.
     need_by_inputs: dict[tuple[Any, Any], dict[str, float]] = {}
@@ -328,8 +322,8 @@ def rank(
     arrived, weeks_of = state.arrived, state.weeks
     not_scheduled = {"outcome": BLOCKED, "hours_granted": 0.0}
     left_out = {outcome: {"outcome": outcome, "hours_granted": 0.0}
-                for outcome in set(sides.values())}
-    carried: set[int] = set()
+                for outcome in set(one_side_outcomes().values())}
+    carried: set[Hashable] = set()
     """The open one-side conflicts whose best-ranked schedulable member was reached."""
     asked_nothing: dict[int, dict[str, Any]] = {}
     ranked = []
@@ -338,9 +332,9 @@ def rank(
         sides_of = sided.get(key) if placed != UNSCHEDULABLE_TIER else None
         reached = None  # most directives are in no open one-side conflict: no list made
         if sides_of:
-            reached = [outcome for index, outcome in sides_of if index in carried]
+            reached = [outcome for conflict, outcome in sides_of.items() if conflict in carried]
             if not reached:
-                carried.update(index for index, _ in sides_of)
+                carried.update(sides_of)
         if placed == UNSCHEDULABLE_TIER:
             granted = not_scheduled
         elif reached:
