@@ -89,8 +89,8 @@ def main() -> None:
         finally:
             services.redis.flushdb()
             services.close()
-    print(f"a batch of {args.per_batch} directives into a contract of "
-          f"{len(handle.active):,}: median {statistics.median(walls[WARM:]):.1f} ms wall, "
+    print(f"a batch of {args.per_batch} directives into a contract grown to "
+          f"{len(handle.active):,} active directives: median {statistics.median(walls[WARM:]):.1f} ms wall, "
           f"{statistics.median(cpus[WARM:]):.1f} ms CPU ({args.batches - WARM} batches)")
     if args.profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
