@@ -89,9 +89,10 @@ def main() -> None:
         finally:
             services.redis.flushdb()
             services.close()
+    wall, cpu = statistics.median(walls[WARM:]), statistics.median(cpus[WARM:])
     print(f"a batch of {args.per_batch} directives into a contract grown to "
-          f"{len(handle.active):,} active directives: median {statistics.median(walls[WARM:]):.1f} ms wall, "
-          f"{statistics.median(cpus[WARM:]):.1f} ms CPU ({args.batches - WARM} batches)")
+          f"{len(handle.active):,} active directives: median {wall:.1f} ms wall, "
+          f"{cpu:.1f} ms CPU ({args.batches - WARM} batches)")
     if args.profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
 
