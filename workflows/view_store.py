@@ -137,8 +137,8 @@ HEAD_FIELD = "@"
 
 def conflict_document(pairs: Sequence[Any]) -> dict[str, Any] | None:
     """A contract's conflict document from its hash's fields and values (``HGETALL`` as a
-    flat list, or its items): the head, then ``conflicts`` in no particular order (readers
-    list them oldest first, ``domain.conflict_records.listed``); None when there is none."""
+    flat list, or its items): the head, then ``conflicts`` oldest first, then by id (as
+    ``domain.conflict_records.listed`` lists them); None when there is none."""
     items = pairs.items() if isinstance(pairs, Mapping) else zip(pairs[::2], pairs[1::2],
                                                                    strict=True)
     head: dict[str, Any] | None = None
@@ -148,6 +148,7 @@ def conflict_document(pairs: Sequence[Any]) -> dict[str, Any] | None:
             head = json.loads(value)
         else:
             conflicts.append(json.loads(value))
+    conflicts.sort(key=lambda record: (record["opened_version"], record["id"]))
     return None if head is None else {**head, "conflicts": conflicts}
 
 

@@ -39,16 +39,20 @@ def test_a_batch_writes_only_the_conflicts_it_changed_and_reads_join_them(
 
         # when a conflict field no batch touches is altered behind the projector's back
         untouched = next(f for f in fields if f != HEAD_FIELD.encode())
-        client.hset(key, untouched, json.dumps({"marker": "未改"}))
+        marked = {**json.loads(fields[untouched]), "marker": "未改"}
+        client.hset(key, untouched, json.dumps(marked, ensure_ascii=False))
         random_command(services.ledger, handle, rng)
         assert projector.run().complete
 
         # then the next batch left it (it writes only what it changed) and moved the head
-        assert json.loads(client.hget(key, untouched)) == {"marker": "未改"}
+        assert json.loads(client.hget(key, untouched)) == marked
         head = json.loads(client.hget(key, HEAD_FIELD))
         read = read_contract_view(client, "conflicts", handle.id)
         assert read.value is not None and read.value["version"] == head["version"]
         assert len(read.value["conflicts"]) == len(client.hkeys(key)) - 1
+        # in the order they opened, whatever the hash's
+        opened = [(c["opened_version"], c["id"]) for c in read.value["conflicts"]]
+        assert opened == sorted(opened)
     finally:
         services.close()
 
