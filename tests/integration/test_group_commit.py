@@ -86,19 +86,25 @@ def in_one_batch(app: Ledger, commands: list[Callable[[], Any]]) -> list[Future[
     have queued: they then meet in the next batch."""
     group = committer(app)
     release = threading.Event()
-    original_prepare = app.prepare_save
+    original_prepare, original_queue = app.prepare_save, group._queue
+    queued: list[Any] = []
 
     def held_prepare(*aggregates: Any) -> Any:
         release.wait(10)
         return original_prepare(*aggregates)
 
+    def counted_queue(job: Any) -> None:
+        original_queue(job)
+        queued.append(job)  # (one at a time: appending is atomic)
+
     app.prepare_save = held_prepare  # type: ignore[method-assign]
+    group._queue = counted_queue  # type: ignore[method-assign]
     pool = ThreadPoolExecutor(max_workers=len(commands) + 1)
     try:
         futures = [pool.submit(command) for command in commands]
         deadline = time.monotonic() + 10
-        while len(group._pending) < len(commands) - 1 and time.monotonic() < deadline:
-            time.sleep(0.005)  # the first is the leader, held in save; the rest queue
+        while len(queued) < len(commands) and time.monotonic() < deadline:
+            time.sleep(0.005)  # the first batch (one or a few) is held in save; the rest queue
         release.set()
         for future in futures:
             future.exception(timeout=60)
@@ -106,6 +112,7 @@ def in_one_batch(app: Ledger, commands: list[Callable[[], Any]]) -> list[Future[
         release.set()
         pool.shutdown()
         app.prepare_save = original_prepare  # type: ignore[method-assign]
+        group._queue = original_queue  # type: ignore[method-assign]
     return futures
 
 
