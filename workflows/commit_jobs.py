@@ -1,5 +1,6 @@
-"""The group committer's commands: each waits as a ``Job`` and is answered after its
-batch's commit (``workflows/group_commit.py``)."""
+"""The group committer's commands: each waits as a ``Job``, runs on the batch's working set
+(``Staged``, gathered in a ``Run``) and is answered after its batch's commit
+(``workflows/group_commit.py``)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,23 @@ class Staged:
     job: Job
     change: Any
     version: int
+
+
+@dataclass
+class Run:
+    """What running a batch's commands on a working set gave."""
+
+    staged: list[Staged] = field(default_factory=list)
+    refused: list[Job] = field(default_factory=list)
+    """Commands that raised (``job.error``): answered after the batch's commit."""
+    deferred: list[Job] = field(default_factory=list)
+    """Commands whose idempotency record an earlier command is about to write: next batch."""
+    records: set[UUID] = field(default_factory=set)
+    """The idempotency records this batch writes."""
+    broken: list[Job] | None = None
+    """When a command left the working set untrustworthy: the commands to redo one by one."""
+    outage: BaseException | None = None
+    """When the store could not be reached while the commands ran."""
 
 
 def settle(jobs: list[Job]) -> None:

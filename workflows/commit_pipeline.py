@@ -8,29 +8,11 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
-from workflows.commit_jobs import Job, Staged
+from workflows.commit_jobs import Job, Run
 from workflows.working_set import WorkingSet
-
-
-@dataclass
-class Run:
-    """What running a batch's commands on a working set gave."""
-
-    staged: list[Staged] = field(default_factory=list)
-    refused: list[Job] = field(default_factory=list)
-    """Commands that raised (``job.error``): answered after the batch's commit."""
-    deferred: list[Job] = field(default_factory=list)
-    """Commands whose idempotency record an earlier command is about to write: next batch."""
-    records: set[UUID] = field(default_factory=set)
-    """The idempotency records this batch writes."""
-    broken: list[Job] | None = None
-    """When a command left the working set untrustworthy: the commands to redo one by one."""
-    outage: BaseException | None = None
-    """When the store could not be reached while the commands ran."""
 
 
 @dataclass

@@ -84,8 +84,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from workflows.commit_jobs import Job, Staged, settle
-from workflows.commit_pipeline import InFlight, Run, Writer
+from workflows.commit_jobs import Job, Run, Staged, settle
+from workflows.commit_pipeline import InFlight, Writer
 from workflows.commit_turns import CommitTurns
 from workflows.store import STORE_OUTAGES
 from workflows.working_set import WorkingSet
@@ -296,13 +296,10 @@ class GroupCommitter:
         """The batch's commands on ``working``, then one commit; None when that met a version
         conflict and ``last`` is false (nothing was answered: run the batch again)."""
         run = self._run_commands(batch, working)
-        if run.broken is not None or run.outage is not None:
-            return self._give_up(batch, working, run)
-        if run.staged:
-            if not self._commit(working, run.staged, retry=not last and not working.strangers):
-                return None
-        else:
-            working.release(keep=True)  # refusals changed nothing (``_stage``)
+        if not run.staged or run.broken is not None or run.outage is not None:
+            return self._finish_unwritten(batch, working, run)
+        if not self._commit(working, run.staged, retry=not last and not working.strangers):
+            return None
         self._answer_refusals(run.refused, working.unchecked)
         return run.deferred
 
@@ -334,10 +331,10 @@ class GroupCommitter:
         return run.deferred
 
     def _finish_unwritten(self, batch: list[Job], working: WorkingSet, run: Run) -> list[Job]:
-        """A batch with nothing to write behind the one before (that one has landed)."""
+        """A batch with nothing to write (pipelined: the one before it has landed)."""
         if run.broken is not None or run.outage is not None:
             return self._give_up(batch, working, run)
-        working.release(keep=True)  # refusals and repeats changed nothing
+        working.release(keep=True)  # refusals and repeats changed nothing (``_stage``)
         self._answer_refusals(run.refused, working.unchecked)
         return run.deferred
 

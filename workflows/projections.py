@@ -507,8 +507,7 @@ class ContractViews:
                 ops.append(["hdel", items, member])
         if wrote is not None and written:
             wrote[contract_id] = (code, written)
-        return [
-            *ops,
+        ops += [
             ["hset", conflicts, view_store.HEAD_FIELD, encoded_json(
                 {"contract_id": contract_id, "position": position, "version": contract.version})],
             ["set", view_store.priorities_key(generation, contract_id),
@@ -516,6 +515,7 @@ class ContractViews:
                  contract, reference, position)],
             ["sadd", view_store.contracts_key(generation), contract_id],
         ]
+        return ops
 
     def _advance(
         self, cache: OrderedDict[UUID, ServiceContract], notification: Notification

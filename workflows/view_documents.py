@@ -79,11 +79,9 @@ class RankingTexts:
         schedule, and after its schedule)."""
 
     def document(self, contract: ServiceContract, reference_date: date, position: int) -> bytes:
-        view = priority_view(contract.terms, contract.directives.values(), reference_date,
-                             conflicts=contract.conflicts, memo=self.memo)
-        ranked = view.pop("priorities")
-        head = encoded_json({"contract_id": str(contract.id), "position": position,
-                             "version": contract.version, **view})
+        document = priority_document(contract, reference_date, position, self.memo)
+        ranked = document.pop("priorities")  # (the last key: the rest is the head, in order)
+        head = encoded_json(document)
         if len(self.known) > 2 * len(ranked) + 100:  # withdrawn directives dropped
             self.known = {}
         known = self.known
