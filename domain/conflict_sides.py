@@ -7,7 +7,9 @@ best-ranked schedulable member (``contested``, ``covered``).
 next (``domain.priorities.RankMemo``), reads only the conflicts whose record changed:
 records are replaced, never changed in place, so a conflict whose record is the same
 object counts as before.  Counting every member of every open conflict again was an
-eighth of a 5,000-directive contract's projection batch.
+eighth of a 5,000-directive contract's projection batch.  When the caller knows which
+records were written since the last count (``update_written``), the others are not even
+walked: a walk over the 6,000 conflict records of such a contract was still a fifteenth.
 """
 
 from __future__ import annotations
@@ -47,6 +49,26 @@ class ConflictSides:
             if counted.get(key) is not record:
                 self._count(key, record, 1)
         self._records = current
+
+    def update_written(self, view: Mapping[str, Mapping[str, Any]],
+                       written: Iterable[str]) -> None:
+        """Count again only these conflicts of ``view``, the conflict view the last update
+        counted: their records were written since (``ServiceContract.conflicts_written``),
+        and every other record is the one counted."""
+        counted = self._records
+        for key in written:
+            before = counted.get(key)
+            record = view.get(key)
+            now = record if record is not None and record.get("status", "open") == "open" \
+                else None
+            if before is now:
+                continue
+            if before is not None:
+                self._count(key, before, -1)
+                del counted[key]
+            if now is not None:
+                self._count(key, now, 1)
+                counted[key] = now
 
     def _count(self, key: Hashable, record: Mapping[str, Any], step: int) -> None:
         kind = record["kind"]

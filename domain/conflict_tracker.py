@@ -31,9 +31,12 @@ re-detects ``over_capacity`` where the load moved.  A decision that closes a
 conflict (``conflict_changed``) moves load the same way.
 
 Everything the tracker keeps is derived from the contract's directives and
-conflict view: built when first needed, never stored.
+conflict view: built when first needed, never stored.  It also logs which
+conflict records it wrote (``written_since``), so that a reader keeping
+something per conflict (the projection's ranking and its conflict hash) reads
+only those again.
 
-Long (~590 lines) because the indices (by subject, by member, by
+Long (~625 lines) because the indices (by subject, by member, by
 run of weeks, resolved conflicts) and the reconciliation that keeps them are
 one piece of state changed in one fold; split across modules, every part would
 reach into the others' dictionaries.  Load lives apart (``domain.weekly_load``).
@@ -73,6 +76,8 @@ from domain.windows import (
 Directive = Mapping[str, Any]
 Record = dict[str, Any]
 View = MutableMapping[str, Record]
+Cursor = tuple[object, int]
+"""Where a reader of ``ConflictTracker.written_since`` left off (opaque to it)."""
 
 # The kinds found in each locality, in registration order (``domain.conflicts`` registers
 # them all when it is imported).
@@ -119,6 +124,11 @@ class ConflictTracker:
         self._opening = (0, 0)
         self._cited: dict[str, dict[str, Any]] = {}
         """Resolved conflict id → how later conflicts cite it (``precedent``)."""
+        self._log_token = object()
+        self._serial = 0
+        self._written: dict[str, int] = {}
+        """Conflict id → the serial of its record's last write, in the order of those writes
+        (``written_since``)."""
         for record in view.values():
             if record["status"] != DISSOLVED:  # a dissolved conflict is in no index
                 self._index(record, +1)
@@ -153,7 +163,33 @@ class ConflictTracker:
         twin.resolved_of_member = {k: set(ids) for k, ids in self.resolved_of_member.items()}
         twin.resolved_on_subject = {k: set(ids) for k, ids in self.resolved_on_subject.items()}
         twin._cited = dict(self._cited)
+        twin._log_token, twin._written = object(), {}  # a cursor of ours is not the twin's
         return twin
+
+    # --- what was written since a reader last looked ---------------------------------
+
+    def written_since(self, cursor: Cursor | None) -> tuple[list[str] | None, Cursor]:
+        """The ids of the conflict records written into the view since ``cursor`` (a
+        cursor this tracker answered), newest first, and a cursor for the next call.
+        ``None`` instead of the ids when the cursor cannot tell: none was given, or it
+        was another tracker's (a contract loaded again, or a copy, builds its own).
+
+        A reader that keeps something per conflict (a count, an encoding) and its cursor
+        reads only these records again, not every conflict of the contract."""
+        now = (self._log_token, self._serial)
+        if cursor is None or cursor[0] is not self._log_token:
+            return None, now
+        since, ids = cursor[1], []
+        for conflict_id, serial in reversed(self._written.items()):
+            if serial <= since:
+                break
+            ids.append(conflict_id)
+        return ids, now
+
+    def _wrote(self, conflict_id: str) -> None:
+        self._serial += 1
+        self._written.pop(conflict_id, None)  # (to the end: the log stays in serial order)
+        self._written[conflict_id] = self._serial
 
     # --- the facts the locality functions ask for (``DirectiveFacts``) --------------
 
@@ -271,6 +307,7 @@ class ConflictTracker:
         if previous is not None:
             self._index(previous, -1)
         view[record["id"]] = record
+        self._wrote(record["id"])
         self._index(record, +1)
         if previous is not None and previous["status"] != record["status"]:
             self._loads_moved(view, set(record["members"]), version, at)
@@ -392,6 +429,7 @@ class ConflictTracker:
     def _replace(self, view: View, record: Record, moved: set[str]) -> None:
         previous = view.get(record["id"])
         view[record["id"]] = record
+        self._wrote(record["id"])
         if (previous is not None and previous["status"] == record["status"] == OPEN
                 and previous["details"].get("subject") == record["details"].get("subject")):
             # an open conflict whose members (or run of weeks) changed: re-index only what did

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from domain.chain import ChainedAggregate
 from domain.conflict_records import OPEN, escalated, lapsed, legacy_id, resolved
-from domain.conflict_tracker import ConflictTracker
+from domain.conflict_tracker import ConflictTracker, Cursor
 from domain.directives import Basis, Classification, DirectiveFields, DirectivePatch, Dispute
 from domain.errors import (
     AlreadyExists,
@@ -377,6 +377,12 @@ class ServiceContract(ChainedAggregate):
             if legacy_id(candidate["kind"], candidate["members"], *qualifiers) == conflict_id:
                 return candidate
         return None
+
+    def conflicts_written(self, since: Cursor | None) -> tuple[list[str] | None, Cursor]:
+        """The ids of the conflicts whose records were written since ``since`` (a cursor
+        this contract answered, or ``None``), and the cursor to ask with next time
+        (``ConflictTracker.written_since``: ``None`` for the ids when it cannot tell)."""
+        return self._conflict_tracker().written_since(since)
 
     def _conflict_tracker(self) -> ConflictTracker:
         tracker: ConflictTracker | None = self.__dict__.get("_tracker")

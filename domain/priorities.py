@@ -204,6 +204,11 @@ class RankMemo:
         """Directive id → what the last ranking worked out for it (``Scored``)."""
         self.sides = ConflictSides()
         """The open conflicts of the last ranking, by member (``ConflictSides``)."""
+        self.written: Iterable[str] | None = None
+        """Set by the memo's owner before a ranking whose ``conflicts`` is the conflict view
+        the last one ranked with: the ids of the records written into it since
+        (``ServiceContract.conflicts_written``), so that only they are counted again.
+        ``None``: every record is looked at.  A ranking uses it once."""
 
 
 def rank(
@@ -237,7 +242,13 @@ def rank(
         remembered = memo.scored
     keep = memo is not None
     sides = memo.sides if memo is not None else ConflictSides()
-    sides.update(conflict_records(state, conflicts))
+    written = memo.written if memo is not None else None
+    if written is not None and isinstance(conflicts, Mapping):
+        sides.update_written(conflicts, written)
+    else:
+        sides.update(conflict_records(state, conflicts))
+    if memo is not None:
+        memo.written = None
     blocked, sided = sides.blocked, sides.sided
     # Entries share equal component and schedule dicts (a ranking is read, never
     # changed in place): a large contract has few distinct values of each.

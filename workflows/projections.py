@@ -35,7 +35,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -46,6 +46,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from domain.chain import ChainedAggregate
+from domain.conflict_tracker import Cursor
 from domain.contract import ServiceContract
 from domain.shanghai_calendar import shanghai_date
 from workflows import directory, messaging, view_store
@@ -101,16 +102,29 @@ class SharedBatch:
 
 
 @dataclass
+class Boarded:
+    """What our commits left of one contract in a generation: its code, each conflict's
+    explained record as written (to its conflict hash and, when open, the board), and where
+    the contract's log of conflict writes (``ServiceContract.conflicts_written``) and the
+    organisations' names (``ConflictTexts.names_key``) stood then."""
+
+    code: str
+    written: dict[str, dict[str, Any]]
+    cursor: Cursor | None
+    names_key: int
+
+
+@dataclass
 class BoardMemo:
-    """What this projector's commits left on a generation's board: contract id → (its code,
-    conflict id → the explained record written), valid while the generation's position is
-    still ``position`` (the one our last commit set).  A batch writes a board item only when
-    it differs from it; any other writer (another consumer, Redis emptied, a failed commit)
-    moves the position or drops the memo, and the next batch writes every item of the
-    contracts it touches again."""
+    """What this projector's commits left in a generation, by contract id (``Boarded``),
+    valid while the generation's position is still ``position`` (the one our last commit
+    set).  A batch looks only at the conflicts written since (the names unchanged), and
+    writes one only when it differs from what was written; any other writer (another
+    consumer, Redis emptied, a failed commit) moves the position or drops the memo, and the
+    next batch writes every conflict of the contracts it touches again."""
 
     position: int = -1
-    items: dict[str, tuple[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    items: dict[str, Boarded] = field(default_factory=dict)
 
 
 @dataclass
@@ -366,7 +380,7 @@ class ContractViews:
         board = self._boards.get(generation)
         if board is None or board.position != position:
             board = self._boards[generation] = BoardMemo(position)
-        wrote: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}
+        wrote: dict[str, Boarded] = {}
         reference = shanghai_date(self.clock())
         if held.touched:  # (a batch of other partitions' events only moves the position)
             self._texts.use_names(directory.organisation_names(self.app))
@@ -383,12 +397,13 @@ class ContractViews:
                 self._caches.pop(generation, None)
                 return False
             return True
-        for contract_id, (code, written) in wrote.items():
+        for contract_id, done in wrote.items():
             kept = board.items.get(contract_id)
-            if kept is not None and kept[0] == code:
-                kept[1].update(written)
+            if kept is not None and kept.code == done.code:
+                kept.written.update(done.written)
+                kept.cursor, kept.names_key = done.cursor, done.names_key
             else:
-                board.items[contract_id] = (code, written)
+                board.items[contract_id] = done
         board.position = held.position
         return True
 
@@ -468,25 +483,32 @@ class ContractViews:
 
     def view_ops(
         self, generation: str, contract: ServiceContract, reference: date, position: int,
-        known: dict[str, tuple[str, dict[str, dict[str, Any]]]] | None = None,
-        wrote: dict[str, tuple[str, dict[str, dict[str, Any]]]] | None = None,
+        known: dict[str, Boarded] | None = None,
+        wrote: dict[str, Boarded] | None = None,
     ) -> list[list[Any]]:
         """The operations that write a contract's views.  With ``known`` (what this
         projector's commits left in the generation, ``BoardMemo.items``) only the conflicts
         that changed are written, to the board and to the contract's conflict hash, and what
         was written goes into ``wrote``; without it, the hash is written whole.  One walk
-        over the contract's conflicts explains each (from memory when unchanged) and decides
-        what to write of it."""
+        over the contract's conflicts (only those written since ``known``'s cursor, when it
+        has one and the names are the same) explains each (from memory when unchanged) and
+        decides what to write of it."""
         contract_id, code = str(contract.id), contract.code
         texts_of = self._texts
         known_text, names_key = texts_of.known.get, texts_of.names_key
         kept = known.get(contract_id) if known is not None else None
-        on_board = kept[1] if kept is not None and kept[0] == code else {}
+        if kept is not None and kept.code != code:
+            kept = None
+        on_board = kept.written if kept is not None else {}
+        changed, cursor = contract.conflicts_written(kept.cursor if kept is not None else None)
+        walk: Iterable[tuple[str, dict[str, Any]]] = contract.conflicts.items()
+        if kept is not None and kept.names_key == names_key and changed is not None:
+            walk = [(conflict_id, contract.conflicts[conflict_id]) for conflict_id in changed]
         written: dict[str, dict[str, Any]] = {}
         conflicts = view_store.conflicts_key(generation, contract_id)
-        ops: list[list[Any]] = [] if on_board else [["del", conflicts]]
+        ops: list[list[Any]] = [] if kept is not None else [["del", conflicts]]
         board, items = view_store.board_key(generation), view_store.board_items_key(generation)
-        for conflict_id, conflict in contract.conflicts.items():
+        for conflict_id, conflict in walk:
             text_known = known_text(conflict_id)
             if text_known is not None and text_known[0] is conflict \
                     and text_known[1] == names_key:
@@ -505,8 +527,8 @@ class ContractViews:
             else:
                 ops.append(["zrem", board, member])
                 ops.append(["hdel", items, member])
-        if wrote is not None and written:
-            wrote[contract_id] = (code, written)
+        if wrote is not None:
+            wrote[contract_id] = Boarded(code, written, cursor, names_key)
         ops += [
             ["hset", conflicts, view_store.HEAD_FIELD, encoded_json(
                 {"contract_id": contract_id, "position": position, "version": contract.version})],

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from domain.conflict_tracker import Cursor
 from domain.contract import ServiceContract
 from domain.priorities import RankMemo, priority_view
 from workflows.explanations import Names, explained
@@ -74,11 +75,15 @@ class RankingTexts:
 
     def __init__(self) -> None:
         self.memo = RankMemo()
+        self.cursor: Cursor | None = None
+        """Where the contract's log of conflict writes stood at the last ranking: the memo
+        counts again only the conflicts written since (``RankMemo.written``)."""
         self.known: dict[str, tuple[dict[str, Any], bytes, bytes, bytes]] = {}
         """Directive id → (its entry, the JSON before its rank, between its rank and its
         schedule, and after its schedule)."""
 
     def document(self, contract: ServiceContract, reference_date: date, position: int) -> bytes:
+        self.memo.written, self.cursor = contract.conflicts_written(self.cursor)
         document = priority_document(contract, reference_date, position, self.memo)
         ranked = document.pop("priorities")  # (the last key: the rest is the head, in order)
         head = encoded_json(document)
