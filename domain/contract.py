@@ -24,6 +24,7 @@ from uuid import UUID
 from domain.chain import ChainedAggregate
 from domain.conflict_records import OPEN, escalated, lapsed, legacy_id, resolved
 from domain.conflict_tracker import ConflictTracker, Cursor
+from domain.contract_state import ContractState
 from domain.directives import Basis, Classification, DirectiveFields, DirectivePatch, Dispute
 from domain.errors import (
     AlreadyExists,
@@ -377,6 +378,16 @@ class ServiceContract(ChainedAggregate):
             if legacy_id(candidate["kind"], candidate["members"], *qualifiers) == conflict_id:
                 return candidate
         return None
+
+    def active_state(self) -> ContractState:
+        """The terms and the active directives, as the ranking reads them: the conflict
+        tracker's active directives when it is built (the projection's contracts: no pass
+        over the withdrawn ones), else those picked from all.  Their order differs between
+        the two, and nothing read from a ``ContractState`` depends on it."""
+        tracker: ConflictTracker | None = self.__dict__.get("_tracker")
+        if tracker is None:
+            return ContractState(self.terms, self.directives.values())
+        return ContractState(self.terms, tracker.active.values(), active=True)
 
     def conflicts_written(self, since: Cursor | None) -> tuple[list[str] | None, Cursor]:
         """The ids of the conflicts whose records were written since ``since`` (a cursor

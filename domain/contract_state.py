@@ -49,10 +49,13 @@ class ContractState:
     again.
     """
 
-    def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive]) -> None:
+    def __init__(self, terms: Mapping[str, Any], directives: Iterable[Directive], *,
+                 active: bool = False) -> None:
+        """``directives``: every directive (the active ones are kept), or, with ``active``,
+        only active ones, taken as they are."""
         self.terms = terms
         self.period = period_span(terms)
-        self.arrived: list[Directive] = [
+        self.arrived: list[Directive] = list(directives) if active else [
             d for d in directives if d.get("status", "active") == "active"]
         """The active directives in the order given: the order they lie in memory, quicker to
         read in a loop whose result does not depend on the order."""

@@ -55,7 +55,7 @@ from workflows.ledger import Ledger
 from workflows.view_documents import (
     ConflictTexts,
     RankingTexts,
-    board_item,
+    board_item_text,
     due_epoch,
     encoded_json,
     priority_document,
@@ -523,7 +523,7 @@ class ContractViews:
             if conflict["status"] == "open":
                 ops.append(["zadd", board, due_epoch(conflict), member])
                 ops.append(["hset", items, member,
-                            encoded_json(board_item(contract, explained))])
+                            board_item_text(contract, explained, text)])
             else:
                 ops.append(["zrem", board, member])
                 ops.append(["hdel", items, member])

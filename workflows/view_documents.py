@@ -16,7 +16,7 @@ import orjson
 
 from domain.conflict_tracker import Cursor
 from domain.contract import ServiceContract
-from domain.priorities import RankMemo, priority_view
+from domain.priorities import RankMemo, priority_view_of
 from workflows.explanations import Names, explained
 
 
@@ -57,9 +57,8 @@ def priority_document(
     memo: RankMemo | None = None,
 ) -> dict[str, Any]:
     """The contract's ranking (with ``memo``, the contract's last ranking's: ``RankMemo``)."""
-    # every directive: the ranking's state keeps the active ones (one pass, not two)
-    view = priority_view(contract.terms, contract.directives.values(), reference_date,
-                         conflicts=contract.conflicts, memo=memo)
+    view = priority_view_of(contract.active_state(), reference_date,
+                            conflicts=contract.conflicts, memo=memo)
     return {"contract_id": str(contract.id), "position": position,
             "version": contract.version, **view}
 
@@ -118,6 +117,17 @@ class RankingTexts:
 
 def board_item(contract: ServiceContract, conflict: dict[str, Any]) -> dict[str, Any]:
     return {**conflict, "contract_id": str(contract.id), "contract_code": contract.code}
+
+
+def board_item_text(contract: ServiceContract, conflict: dict[str, Any], text: bytes) -> bytes:
+    """``encoded_json(board_item(contract, conflict))`` made from ``text``, the conflict's
+    own JSON: the item is the conflict with the contract's id and code after its last key,
+    so the two are joined in before its closing brace (encoding a large conflict again,
+    an over-capacity run of thousands of members, was ~2 % of a hot batch)."""
+    if not conflict or "contract_id" in conflict or "contract_code" in conflict:
+        return encoded_json(board_item(contract, conflict))
+    tail = encoded_json({"contract_id": str(contract.id), "contract_code": contract.code})
+    return text[:-1] + b"," + tail[1:]
 
 
 def due_epoch(conflict: dict[str, Any]) -> float:

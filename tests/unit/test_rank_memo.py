@@ -3,7 +3,8 @@ once per batch) is the ranking without it, after every event of random histories
 (some due soon, some for vulnerable people or an indicator), amendments, withdrawals,
 decisions and escalations, with a reference date that moves; and the projection's
 priority document, encoded from each entry's JSON kept (``RankingTexts``), is the
-document encoded whole."""
+document encoded whole (ranked from every directive, not the conflict tracker's active
+ones)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from domain.contract import ServiceContract
 from domain.priorities import RankMemo, priority_view
-from workflows.view_documents import RankingTexts, encoded_json, priority_document
+from workflows.view_documents import RankingTexts, encoded_json
 
 from .givens import ADMIN_ACTOR, moment
 from .test_conflict_episodes import FIELDS, PROPERTY_SETTINGS, day, step
@@ -51,8 +52,10 @@ def test_a_ranking_with_the_last_rankings_memo_is_the_ranking_without_it(
                               conflicts=contract.conflicts)
         # Then both are the same, byte for byte
         assert orjson.dumps(with_memo) == orjson.dumps(fresh)
-        # and so is the projection's document, joined from its entries' kept JSON
+        # and so is the projection's document, joined from its entries' kept JSON and
+        # ranked from the conflict tracker's active directives
         assert texts.document(contract, reference, position=7) == encoded_json(
-            priority_document(contract, reference, 7))
+            {"contract_id": str(contract.id), "position": 7, "version": contract.version,
+             **fresh})
     # and the memo was used, and holds no more than the directives ever issued
     assert 0 < len(memo.scored) <= len(issued)
