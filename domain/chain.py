@@ -81,22 +81,34 @@ def snapshot_seal(key: bytes, snapshot: Any, state_digest: str) -> str:
                 snapshot.topic, snapshot.state.get("head_hash", ""), state_digest)
 
 
+def stored_snapshot_seal(key: bytes, originator_id: UUID, version: int, topic: str,
+                         body_digest: str) -> str:
+    """The seal of a snapshot as stored: an HMAC over its id, version, topic and
+    ``body_digest``, the digest of its stored bytes before the seal
+    (``workflows.anchoring.seal_stored``)."""
+    return _mac(key, "stored snapshot", originator_id, version, topic, body_digest)
+
+
 class ChainedSnapshot(Snapshot):
     """A snapshot that records the head hash it was taken at and can carry a seal.
 
     ``state["head_hash"]`` is the hash of the event at ``originator_version``.
-    ``seal`` (empty until sealed, ``workflows.anchoring.sealed``) is an HMAC over the id,
-    version, topic, head hash and the digest of the state (``snapshot_seal``), so an
-    altered snapshot is refused on load.
+    A snapshot is stored sealed (``workflows.anchoring.seal_stored``): ``stored_seal``, the
+    last key of its stored JSON, is an HMAC over the bytes before it
+    (``stored_snapshot_seal``), so an altered snapshot is refused on load without reading
+    its JSON.  ``seal``, of snapshots stored by earlier releases, is an HMAC over the id,
+    version, topic, head hash and the digest of the state (``snapshot_seal``).
     """
 
     seal: str = ""
+    stored_seal: str = ""
 
 
-def with_seal(snapshot: Any, seal: str) -> Any:
-    """A copy of ``snapshot`` (of any snapshot class) carrying ``seal``: events are frozen."""
+def unsealed(snapshot: Any) -> Any:
+    """A copy of ``snapshot`` (of any snapshot class) carrying no seal: events are frozen."""
     copy = object.__new__(type(snapshot))
-    copy.__dict__.update({**snapshot.__dict__, "seal": seal})
+    copy.__dict__.update({name: value for name, value in snapshot.__dict__.items()
+                          if name not in ("seal", "stored_seal")})
     return copy
 
 

@@ -48,7 +48,8 @@ from domain.chain import (
     adoption_seal,
     head_seal,
     snapshot_seal,
-    with_seal,
+    stored_snapshot_seal,
+    unsealed,
 )
 from workflows.settings import Settings, development_key
 
@@ -242,13 +243,13 @@ def _adopt_snapshots(app: Any, key: bytes) -> None:
     for (raw_id,) in sql.run(f"SELECT DISTINCT originator_id FROM {table}"):
         aggregate_id = raw_id if isinstance(raw_id, UUID) else UUID(str(raw_id))
         for stored in store.recorder.select_events(aggregate_id):
-            snapshot = store.mapper.to_domain_event(stored)
-            if snapshot_is_sealed(snapshot, key):
+            snapshot, is_sealed = store.checked(stored)
+            if is_sealed:
                 continue
             where = "WHERE originator_id = ? AND originator_version = ?"
             params = (sql.key(aggregate_id), stored.originator_version)
             if replays_to(app, snapshot):
-                state = store.mapper.to_stored_event(sealed(snapshot, key)).state
+                state = seal_stored(store.mapper.to_stored_event(unsealed(snapshot)), key).state
                 sql.run(f"UPDATE {table} SET state = ? {where}", (state, *params), commit=True)
             else:
                 log.warning("deleted snapshot %s v%d: it does not equal a replay of its events",
@@ -256,16 +257,51 @@ def _adopt_snapshots(app: Any, key: bytes) -> None:
                 sql.run(f"DELETE FROM {table} {where}", params, commit=True)
 
 
+STORED_SEAL = b',"stored_seal":"'
+SEALED_END = len(STORED_SEAL) + 64 + 2
+"""The stored seal's bytes at the end of a sealed snapshot: the key, 64 hex digits, ``"}``."""
+
+
+def seal_stored(stored: StoredEvent, key: bytes) -> StoredEvent:
+    """A snapshot mapped to be stored, with ``stored_seal`` added as the last key of its JSON:
+    an HMAC over its id, version, topic and the SHA-256 of the bytes before the seal
+    (``domain.chain.stored_snapshot_seal``).  Checking it on load hashes those bytes and
+    reads no JSON, where checking a seal over the state (``snapshot_is_sealed``) encodes the
+    whole decoded state again: ~13 ms of each load of a 5,000-directive contract."""
+    body = bytes(stored.state)
+    if not body.endswith(b"}") or body.rstrip() == b"{}" or not body.startswith(b"{"):
+        raise ValueError("a snapshot is stored as a JSON object with some keys")
+    seal = _stored_seal(key, stored, body)
+    return StoredEvent(originator_id=stored.originator_id,
+                       originator_version=stored.originator_version, topic=stored.topic,
+                       state=body[:-1] + STORED_SEAL + seal.encode() + b'"}')
+
+
+def stored_is_sealed(stored: StoredEvent, key: bytes) -> bool | None:
+    """Whether a stored snapshot's ``stored_seal`` matches its bytes; ``None`` when it has
+    none where ``seal_stored`` puts it (stored by an earlier release, unsealed, or
+    rewritten): ``snapshot_is_sealed`` then decides, on the decoded snapshot."""
+    state = bytes(stored.state)
+    end = len(state) - SEALED_END
+    if end < 1 or state[end:end + len(STORED_SEAL)] != STORED_SEAL \
+            or not state.endswith(b'"}'):
+        return None
+    seal = state[-66:-2].decode("ascii", errors="replace")
+    return hmac.compare_digest(seal, _stored_seal(key, stored, state[:end] + b"}"))
+
+
+def _stored_seal(key: bytes, stored: StoredEvent, body: bytes) -> str:
+    originator = stored.originator_id
+    return stored_snapshot_seal(key, originator if isinstance(originator, UUID)
+                                else UUID(str(originator)), stored.originator_version,
+                                stored.topic, hashlib.sha256(body).hexdigest())
+
+
 def state_digest(state: Mapping[str, Any]) -> str:
     """SHA-256 of a snapshot's state as sorted JSON (the same before storing and after loading:
     ids, times and decimals come back as the same values, tuples as equal lists)."""
     options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
     return hashlib.sha256(orjson.dumps(state, option=options, default=str)).hexdigest()
-
-
-def sealed(snapshot: Any, key: bytes) -> Any:
-    """A copy of ``snapshot`` (of any snapshot class) with its seal under ``key``."""
-    return with_seal(snapshot, snapshot_seal(key, snapshot, state_digest(snapshot.state)))
 
 
 def snapshot_is_sealed(snapshot: Any, key: bytes) -> bool:
@@ -293,17 +329,37 @@ class SealedSnapshotStore(EventStore[UUID]):
 
     key: bytes = b""
 
+    def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
+        """Store snapshots sealed (``seal_stored``): a snapshot store records no
+        notifications, so there is nothing to answer."""
+        self.recorder.insert_events(
+            [seal_stored(self.mapper.to_stored_event(e), self.key) for e in domain_events],
+            **kwargs)
+        return []
+
     def get(self, originator_id: UUID, **kwargs: Any) -> Iterator[Any]:
-        for snapshot in super().get(originator_id, **kwargs):
-            if snapshot_is_sealed(snapshot, self.key):
+        for stored in self.recorder.select_events(originator_id, **kwargs):
+            snapshot, sealed = self.checked(stored)
+            if sealed:
                 yield snapshot
             else:
                 log.warning("ignored snapshot %s v%d: its seal does not match its content",
-                            originator_id, snapshot.originator_version)
+                            originator_id, stored.originator_version)
 
-    def latest_unverified(self, originator_id: UUID) -> Any | None:
-        """The latest stored snapshot of one aggregate, sealed or not (for the audit)."""
-        return next(iter(super().get(originator_id, desc=True, limit=1)), None)
+    def checked(self, stored: StoredEvent) -> tuple[Any, bool]:
+        """A stored snapshot decoded, and whether its seal (over its bytes, or, stored by an
+        earlier release, over its state) matches it."""
+        sealed = stored_is_sealed(stored, self.key)
+        snapshot = self.mapper.to_domain_event(stored)
+        if sealed is None:
+            sealed = snapshot_is_sealed(snapshot, self.key)
+        return snapshot, sealed
+
+    def latest_checked(self, originator_id: UUID) -> tuple[Any, bool] | None:
+        """The latest stored snapshot of one aggregate and whether it is sealed (the audit)."""
+        stored = next(iter(self.recorder.select_events(originator_id, desc=True, limit=1)),
+                      None)
+        return None if stored is None else self.checked(stored)
 
     def versions(self, originator_id: UUID) -> list[int]:
         """The versions of every stored snapshot of one aggregate, without reading them."""

@@ -25,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.chain import ChainReport, check_anchor, verify_chain
-from workflows.anchoring import marker_problem, read_anchor, snapshot_is_sealed
+from workflows.anchoring import marker_problem, read_anchor
 from workflows.directory import listed_contracts
 from workflows.ledger import Ledger
 
@@ -70,11 +70,12 @@ def _check_snapshots(app: Any, aggregate_id: UUID, events: list[Any]) -> ChainRe
         return ChainReport(False, count, head, count + 1,
                            f"a snapshot was taken at version {versions[-1]}, but the history "
                            f"ends at {count}: events were deleted")
-    snapshot = app.snapshots.latest_unverified(aggregate_id) if versions else None
-    if snapshot is None:
+    latest = app.snapshots.latest_checked(aggregate_id) if versions else None
+    if latest is None:
         return None
+    snapshot, sealed = latest
     version = snapshot.originator_version
-    if not snapshot_is_sealed(snapshot, app.chain_key):
+    if not sealed:
         return ChainReport(False, count, head, version,
                            f"the snapshot at version {version} was altered: its seal does "
                            "not match its content")

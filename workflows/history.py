@@ -15,7 +15,7 @@ from domain.chain import ChainedAggregate, ChainReport
 from domain.conflict_records import listed
 from domain.contract import ServiceContract
 from domain.organisations import Caller
-from domain.priorities import priority_view
+from domain.priorities import priority_view_of
 from domain.shanghai_calendar import shanghai_date
 from workflows.audit import audit_aggregate
 from workflows.collector import collection_paused
@@ -124,7 +124,6 @@ def _conflict_view(ledger: Ledger, contract: ServiceContract,
 
 def _priority_view(ledger: Ledger, contract: ServiceContract, reference: date,
                    profile: str | None) -> dict[str, Any]:
-    # every directive: ContractState keeps the active ones (one pass, not two)
-    view = priority_view(contract.terms, contract.directives.values(), reference,
-                         profile=profile, conflicts=contract.conflicts)
+    view = priority_view_of(contract.active_state(), reference, profile=profile,
+                            conflicts=contract.conflicts)
     return {"contract_id": str(contract.id), "version": contract.version, **view}

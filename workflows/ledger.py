@@ -251,8 +251,9 @@ class Ledger(Application):
             interval = self.snapshotting_intervals.get(type(aggregate))
             if aggregate is not None and interval and event.originator_version % interval == 0:
                 crossed[event.originator_id] = aggregate
-        return [self.snapshots.mapper.to_stored_event(
-                    anchoring.sealed(type(a).Snapshot.take(a), self.chain_key))
+        return [anchoring.seal_stored(
+                    self.snapshots.mapper.to_stored_event(type(a).Snapshot.take(a)),
+                    self.chain_key)
                 for a in crossed.values()]
 
     def construct_snapshot_store(self) -> Any:

@@ -159,6 +159,7 @@ def forget_anchoring(settings: Settings) -> None:
         aggregate_id = raw_id if isinstance(raw_id, UUID) else UUID(raw_id)
         for version, state in store.states(store.snapshots, aggregate_id).items():
             state.pop("seal", None)
+            state.pop("stored_seal", None)
             store.put_state(store.snapshots, aggregate_id, version, state)
 
 
