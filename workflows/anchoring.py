@@ -34,7 +34,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import EventStore, StoredEvent
+from eventsourcing.persistence import EventStore, Mapper, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import get_topic
@@ -52,6 +52,7 @@ from domain.chain import (
     unsealed,
 )
 from workflows.settings import Settings, development_key
+from workflows.transcoding import FastJSONTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def _adopt_snapshots(app: Any, key: bytes) -> None:
             where = "WHERE originator_id = ? AND originator_version = ?"
             params = (sql.key(aggregate_id), stored.originator_version)
             if replays_to(app, snapshot):
-                state = seal_stored(store.mapper.to_stored_event(unsealed(snapshot)), key).state
+                state = seal_stored(mapped_snapshot(store.mapper, unsealed(snapshot)), key).state
                 sql.run(f"UPDATE {table} SET state = ? {where}", (state, *params), commit=True)
             else:
                 log.warning("deleted snapshot %s v%d: it does not equal a replay of its events",
@@ -260,6 +261,22 @@ def _adopt_snapshots(app: Any, key: bytes) -> None:
 STORED_SEAL = b',"stored_seal":"'
 SEALED_END = len(STORED_SEAL) + 64 + 2
 """The stored seal's bytes at the end of a sealed snapshot: the key, 64 hex digits, ``"}``."""
+
+
+def mapped_snapshot(mapper: Mapper[UUID], snapshot: Any) -> StoredEvent:
+    """``mapper.to_stored_event(snapshot)``, its state encoded with orjson
+    (``FastJSONTranscoder.encode_snapshot``) when the mapper neither compresses nor
+    encrypts: the library's mapping, with that one call changed."""
+    transcoder = mapper.transcoder
+    if mapper.compressor or mapper.cipher or not isinstance(transcoder, FastJSONTranscoder):
+        return mapper.to_stored_event(snapshot)
+    state = dict(vars(snapshot))
+    originator_id, version = state.pop("originator_id"), state.pop("originator_version")
+    class_version = getattr(type(snapshot), "class_version", 1)
+    if class_version > 1:
+        state["class_version"] = class_version
+    return StoredEvent(originator_id=originator_id, originator_version=version,
+                       topic=get_topic(type(snapshot)), state=transcoder.encode_snapshot(state))
 
 
 def seal_stored(stored: StoredEvent, key: bytes) -> StoredEvent:
@@ -333,7 +350,7 @@ class SealedSnapshotStore(EventStore[UUID]):
         """Store snapshots sealed (``seal_stored``): a snapshot store records no
         notifications, so there is nothing to answer."""
         self.recorder.insert_events(
-            [seal_stored(self.mapper.to_stored_event(e), self.key) for e in domain_events],
+            [seal_stored(mapped_snapshot(self.mapper, e), self.key) for e in domain_events],
             **kwargs)
         return []
 

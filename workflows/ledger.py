@@ -252,7 +252,7 @@ class Ledger(Application):
             if aggregate is not None and interval and event.originator_version % interval == 0:
                 crossed[event.originator_id] = aggregate
         return [anchoring.seal_stored(
-                    self.snapshots.mapper.to_stored_event(type(a).Snapshot.take(a)),
+                    anchoring.mapped_snapshot(self.snapshots.mapper, type(a).Snapshot.take(a)),
                     self.chain_key)
                 for a in crossed.values()]
 
