@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import re
 import secrets
 import shutil
@@ -85,9 +86,26 @@ def _die_with_parent() -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
+    """A port free on ``host`` now, chosen below the range the kernel hands out to outgoing
+    connections: a port from that range, free when probed, can be taken by any process's
+    next outgoing connection before our server binds it (seen in CI: a test's API found its
+    port taken while another test suite ran beside it)."""
+    low, high = 10_000, _first_outgoing_port() - 1
+    chooser = random.SystemRandom()
+    for _ in range(100 if high > low else 0):
+        port = chooser.randint(low, high)
+        if not port_in_use(host, port):
+            return port
+    with socket.socket() as probe:  # (that range crowded, or none below it: the kernel's pick)
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def _first_outgoing_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -17,7 +17,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,15 +34,10 @@ import redis
 from e2e.client import Needle, directive
 from integration.processes import settings_env, stop_tree
 
+from cli.stack import free_port
 from workflows.settings import Settings
 
 VALUES = ("晚上九点关门 close at 21:00", "晚上十点关门 close at 22:00")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -16,14 +15,9 @@ import uvicorn
 from integration.processes import settings_env
 
 from api.main import create_app
+from cli.stack import free_port
 from workflows.bootstrap import Services
 from workflows.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
