@@ -262,10 +262,9 @@ class Bench(Application):
         return transcoder
 
     def construct_snapshot_store(self) -> Any:  # as the ledger's: sealed, checked on load
-        store = anchoring.SealedSnapshotStore(
-            mapper=self.mapper, recorder=self.factory.aggregate_recorder(purpose="snapshots"))
-        store.key = b"bench-snapshot-key"
-        return store
+        return anchoring.SealedSnapshotStore(
+            mapper=anchoring.SnapshotMapper(self.mapper, b"bench-snapshot-key"),
+            recorder=self.factory.aggregate_recorder(purpose="snapshots"))
 
 
 def ten_thousand_events(app: Bench, events: int = 10_000) -> ServiceContract:

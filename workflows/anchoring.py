@@ -29,12 +29,13 @@ import hmac
 import logging
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import EventStore, Mapper, StoredEvent
+from eventsourcing.persistence import EventStore, JSONTranscoder, Mapper, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import get_topic
@@ -52,7 +53,7 @@ from domain.chain import (
     unsealed,
 )
 from workflows.settings import Settings, development_key
-from workflows.transcoding import FastJSONTranscoder
+from workflows.transcoding import SnapshotTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def adopt_existing(app: Any, key: bytes) -> int:
     if rows:
         sql.run(f"INSERT INTO {anchors} VALUES (?, ?, ?, ?) ON CONFLICT (originator_id) DO NOTHING",
                 rows, commit=True, many=True)
-    _adopt_snapshots(app, key)
+    _adopt_snapshots(app)
     sql.run(f"INSERT INTO {anchors} VALUES (?, ?, ?, ?) ON CONFLICT (originator_id) DO NOTHING",
             (sql.key(MARKER_ID), len(rows), "", adoption_seal(key, len(rows))), commit=True)
     if rows:
@@ -234,7 +235,7 @@ def adopt_existing(app: Any, key: bytes) -> int:
     return len(rows)
 
 
-def _adopt_snapshots(app: Any, key: bytes) -> None:
+def _adopt_snapshots(app: Any) -> None:
     """Seal each legacy snapshot that equals a replay of its events; delete the others."""
     store = app.snapshots
     if store is None:
@@ -250,7 +251,7 @@ def _adopt_snapshots(app: Any, key: bytes) -> None:
             where = "WHERE originator_id = ? AND originator_version = ?"
             params = (sql.key(aggregate_id), stored.originator_version)
             if replays_to(app, snapshot):
-                state = seal_stored(mapped_snapshot(store.mapper, unsealed(snapshot)), key).state
+                state = store.mapper.to_stored_event(unsealed(snapshot)).state
                 sql.run(f"UPDATE {table} SET state = ? {where}", (state, *params), commit=True)
             else:
                 log.warning("deleted snapshot %s v%d: it does not equal a replay of its events",
@@ -261,22 +262,6 @@ def _adopt_snapshots(app: Any, key: bytes) -> None:
 STORED_SEAL = b',"stored_seal":"'
 SEALED_END = len(STORED_SEAL) + 64 + 2
 """The stored seal's bytes at the end of a sealed snapshot: the key, 64 hex digits, ``"}``."""
-
-
-def mapped_snapshot(mapper: Mapper[UUID], snapshot: Any) -> StoredEvent:
-    """``mapper.to_stored_event(snapshot)``, its state encoded with orjson
-    (``FastJSONTranscoder.encode_snapshot``) when the mapper neither compresses nor
-    encrypts: the library's mapping, with that one call changed."""
-    transcoder = mapper.transcoder
-    if mapper.compressor or mapper.cipher or not isinstance(transcoder, FastJSONTranscoder):
-        return mapper.to_stored_event(snapshot)
-    state = dict(vars(snapshot))
-    originator_id, version = state.pop("originator_id"), state.pop("originator_version")
-    class_version = getattr(type(snapshot), "class_version", 1)
-    if class_version > 1:
-        state["class_version"] = class_version
-    return StoredEvent(originator_id=originator_id, originator_version=version,
-                       topic=get_topic(type(snapshot)), state=transcoder.encode_snapshot(state))
 
 
 def seal_stored(stored: StoredEvent, key: bytes) -> StoredEvent:
@@ -340,19 +325,44 @@ def replays_to(app: Any, snapshot: Any) -> bool:
     return bool(state_digest(replayed.state) == state_digest(snapshot.state))
 
 
+class SnapshotMapper(Mapper[UUID]):
+    """The ledger's mapper for snapshots: encoded with orjson (``SnapshotTranscoder``, the
+    events' transcodings), sealed over the encoded bytes (``seal_stored``), then compressed
+    and encrypted as the events are (when the application is configured to)."""
+
+    def __init__(self, events: Mapper[UUID], key: bytes) -> None:
+        transcoder = events.transcoder
+        assert isinstance(transcoder, JSONTranscoder)
+        super().__init__(SnapshotTranscoder.like(transcoder), events.compressor, events.cipher)
+        self.key = key
+        self._encoding = Mapper[UUID](self.transcoder)
+        """The library's mapping, encoding only (no compression, no cipher)."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        stored = seal_stored(self._encoding.to_stored_event(domain_event), self.key)
+        state = stored.state
+        if self.compressor:
+            state = self.compressor.compress(state)
+        if self.cipher:
+            state = self.cipher.encrypt(state)
+        return replace(stored, state=state)
+
+    def sealed(self, stored: StoredEvent) -> bool | None:
+        """``stored_is_sealed`` on the encoded bytes (decrypted and decompressed)."""
+        state = stored.state
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        return stored_is_sealed(replace(stored, state=state), self.key)
+
+
 class SealedSnapshotStore(EventStore[UUID]):
-    """Yields only snapshots sealed by the key: an altered one is skipped (the aggregate
-    is then loaded from its events, which the anchors protect) and logged."""
+    """Snapshots stored sealed (``SnapshotMapper``); yields only those whose seal matches:
+    an altered one is skipped (the aggregate is then loaded from its events, which the
+    anchors protect) and logged."""
 
-    key: bytes = b""
-
-    def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
-        """Store snapshots sealed (``seal_stored``): a snapshot store records no
-        notifications, so there is nothing to answer."""
-        self.recorder.insert_events(
-            [seal_stored(mapped_snapshot(self.mapper, e), self.key) for e in domain_events],
-            **kwargs)
-        return []
+    mapper: SnapshotMapper
 
     def get(self, originator_id: UUID, **kwargs: Any) -> Iterator[Any]:
         for stored in self.recorder.select_events(originator_id, **kwargs):
@@ -366,10 +376,10 @@ class SealedSnapshotStore(EventStore[UUID]):
     def checked(self, stored: StoredEvent) -> tuple[Any, bool]:
         """A stored snapshot decoded, and whether its seal (over its bytes, or, stored by an
         earlier release, over its state) matches it."""
-        sealed = stored_is_sealed(stored, self.key)
+        sealed = self.mapper.sealed(stored)
         snapshot = self.mapper.to_domain_event(stored)
         if sealed is None:
-            sealed = snapshot_is_sealed(snapshot, self.key)
+            sealed = snapshot_is_sealed(snapshot, self.mapper.key)
         return snapshot, sealed
 
     def latest_checked(self, originator_id: UUID) -> tuple[Any, bool] | None:

@@ -251,17 +251,14 @@ class Ledger(Application):
             interval = self.snapshotting_intervals.get(type(aggregate))
             if aggregate is not None and interval and event.originator_version % interval == 0:
                 crossed[event.originator_id] = aggregate
-        return [anchoring.seal_stored(
-                    anchoring.mapped_snapshot(self.snapshots.mapper, type(a).Snapshot.take(a)),
-                    self.chain_key)
+        return [self.snapshots.mapper.to_stored_event(type(a).Snapshot.take(a))
                 for a in crossed.values()]
 
     def construct_snapshot_store(self) -> Any:
         """Sealed snapshots: one whose seal fails is skipped on load (``workflows/anchoring``)."""
-        store = anchoring.SealedSnapshotStore(
-            mapper=self.mapper, recorder=self.factory.aggregate_recorder(purpose="snapshots"))
-        store.key = self.chain_key
-        return store
+        return anchoring.SealedSnapshotStore(
+            mapper=anchoring.SnapshotMapper(self.mapper, self.chain_key),
+            recorder=self.factory.aggregate_recorder(purpose="snapshots"))
 
     def construct_repository(self) -> Repository:
         plain = super().construct_repository()

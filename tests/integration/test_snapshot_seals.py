@@ -1,6 +1,7 @@
 """Snapshots are sealed over their stored bytes (``workflows.anchoring.seal_stored``): a load
-checks the seal without encoding the decoded state again, an altered byte is refused, and
-a snapshot sealed over its state by an earlier release still loads."""
+checks the seal without encoding the decoded state again, an altered byte is refused, a
+snapshot sealed over its state by an earlier release still loads, and one the application
+compresses is sealed before it is compressed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.compressor import ZlibCompressor
+from eventsourcing.persistence import Mapper, StoredEvent
 
 from cli.demo import load_demo
 from domain.chain import snapshot_seal, unsealed
@@ -99,7 +101,7 @@ def test_a_snapshot_sealed_over_its_state_by_an_earlier_release_still_loads(
         snapshot = unsealed(app.snapshots.mapper.to_domain_event(stored))
         snapshot.__dict__["seal"] = snapshot_seal(
             app.chain_key, snapshot, anchoring.state_digest(snapshot.state))
-        old = app.snapshots.mapper.to_stored_event(snapshot)
+        old = app.mapper.to_stored_event(snapshot)  # the plain mapping, as it was
     finally:
         app.close()
     assert anchoring.stored_is_sealed(old, b"any key") is None  # no seal over its bytes
@@ -108,5 +110,26 @@ def test_a_snapshot_sealed_over_its_state_by_an_earlier_release_still_loads(
     assert stored.originator_version in loaded_versions(settings, contract_id)
     # and one whose old seal does not match its state is not
     snapshot.__dict__["seal"] = "0" * 64
-    store_state(settings, stored, bytes(app.snapshots.mapper.to_stored_event(snapshot).state))
+    store_state(settings, stored, bytes(app.mapper.to_stored_event(snapshot).state))
     assert stored.originator_version not in loaded_versions(settings, contract_id)
+
+
+def test_a_compressed_snapshot_is_sealed_before_it_is_compressed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Given the ledger's snapshot mapping for an application that compresses what it stores
+    settings, _, stored = snapshotted(make_settings)
+    app = Ledger(settings)
+    try:
+        assert app.snapshots is not None
+        snapshot = app.snapshots.mapper.to_domain_event(stored)
+        compressing = anchoring.SnapshotMapper(
+            Mapper(app.mapper.transcoder, compressor=ZlibCompressor()), app.chain_key)
+        # When a snapshot is mapped, its stored bytes are compressed and its seal still holds
+        squeezed = compressing.to_stored_event(unsealed(snapshot))
+        assert not bytes(squeezed.state).endswith(b'"}')
+        assert compressing.sealed(squeezed) is True
+        # and it decodes to the snapshot it was
+        assert compressing.to_domain_event(squeezed).state == snapshot.state
+    finally:
+        app.close()
