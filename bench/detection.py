@@ -299,7 +299,7 @@ def load_as_of(app: Bench, contract_id: Any, version: int) -> int:
     garbage collector paused until the replayed state is dropped.  Its version is returned."""
     with collection_paused():
         loaded: Any = app.repository.get(contract_id, version=version, projector_func=applied)
-        priority_view_of(loaded.active_state(), REFERENCE, conflicts=loaded.conflicts)
+        loaded.priority_view(REFERENCE)
         replayed: int = loaded.version
         del loaded  # freed here, as the API frees it before answering
     return replayed

@@ -10,6 +10,11 @@ own, so a Ctrl-C at the terminal reaches only this supervisor, which then stops
 the children in order: the API, beat and the worker first, Redis last.  A child
 that outlives its grace period is killed with its whole process group.  Each
 child's output goes to ``<var_dir>/logs/``.
+
+Long (~400 lines) because starting, watching and stopping the children are one
+supervisor's state (the children, their order, the signals that end them); the
+ports and the embedded Redis's password are chosen here too, for the children it
+starts.
 """
 
 from __future__ import annotations

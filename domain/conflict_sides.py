@@ -39,7 +39,7 @@ class ConflictSides:
         which are all open) instead of those of the last call."""
         current: dict[Hashable, Mapping[str, Any]] = {}
         for place, record in enumerate(records):
-            if record.get("status", "open") == "open":
+            if _is_open(record):
                 current[record.get("id", place)] = record
         counted = self._records
         for key, record in counted.items():
@@ -59,8 +59,7 @@ class ConflictSides:
         for key in written:
             before = counted.get(key)
             record = view.get(key)
-            now = record if record is not None and record.get("status", "open") == "open" \
-                else None
+            now = record if record is not None and _is_open(record) else None
             if before is now:
                 continue
             if before is not None:
@@ -90,3 +89,7 @@ class ConflictSides:
                 held.pop(key, None)
                 if not held:
                     del sided[member]
+
+
+def _is_open(record: Mapping[str, Any]) -> bool:
+    return record.get("status", "open") == "open"  # (detections have no status: all open)

@@ -5,7 +5,7 @@ changes; events carry everything replay needs (state is JSON-native so that
 snapshots and the hash chain see exactly what was stored).  Time comes in as
 an argument: the domain never reads a clock.
 
-Long (~840 lines) because the aggregate's events and the commands
+Long (~860 lines) because the aggregate's events and the commands
 that record them must live on one class (the event classes nest in it, and
 replay finds them there); the rules themselves live beside it (conflicts,
 scope, resolution, terms, directives).  Section 13's commands (admission, classification,
@@ -44,6 +44,7 @@ from domain.errors import (
     ValidationFailed,
 )
 from domain.organisations import Actor
+from domain.priorities import RankMemo, priority_view_of
 from domain.resolution import SLA_EXPIRED, Decision, Escalation, Outcome, settled
 from domain.scope import OPEN_DISPUTE
 from domain.terms import (
@@ -379,15 +380,18 @@ class ServiceContract(ChainedAggregate):
                 return candidate
         return None
 
-    def active_state(self) -> ContractState:
-        """The terms and the active directives, as the ranking reads them: the conflict
-        tracker's active directives when it is built (the projection's contracts: no pass
-        over the withdrawn ones), else those picked from all.  Their order differs between
-        the two, and nothing read from a ``ContractState`` depends on it."""
+    def priority_view(self, reference_date: date, *, profile: str | None = None,
+                      memo: RankMemo | None = None) -> dict[str, Any]:
+        """The priority view (``domain.priorities.priority_view_of``) of the active
+        directives under the contract's conflict view: ``profile`` a what-if, ``memo`` the
+        last ranking's (``RankMemo``).  The active directives are the conflict tracker's
+        when it is built (the projection's contracts: no pass over the withdrawn ones),
+        else those picked from all; their order differs, and no ranking depends on it."""
         tracker: ConflictTracker | None = self.__dict__.get("_tracker")
-        if tracker is None:
-            return ContractState(self.terms, self.directives.values())
-        return ContractState(self.terms, tracker.active.values(), active=True)
+        state = ContractState(self.terms, self.directives.values()) if tracker is None \
+            else ContractState(self.terms, tracker.active.values(), active=True)
+        return priority_view_of(state, reference_date, profile=profile,
+                                conflicts=self.conflicts, memo=memo)
 
     def conflicts_written(self, since: Cursor | None) -> tuple[list[str] | None, Cursor]:
         """The ids of the conflicts whose records were written since ``since`` (a cursor

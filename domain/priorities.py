@@ -18,7 +18,7 @@ the state counts as open.
 
 The reference date for urgency is an argument: the domain reads no clock.
 
-Longer than most modules (~430 lines): the components, the policy, the ranking
+Longer than most modules (~445 lines): the components, the policy, the ranking
 and its schedule (with the memo the projection ranks with) are one calculation a reader
 checks against SPEC §5 in one place; the ranking loop is written out whole because
 every large contract pays for it.  What the open conflicts hold back, by member, is

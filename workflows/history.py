@@ -15,7 +15,6 @@ from domain.chain import ChainedAggregate, ChainReport
 from domain.conflict_records import listed
 from domain.contract import ServiceContract
 from domain.organisations import Caller
-from domain.priorities import priority_view_of
 from domain.shanghai_calendar import shanghai_date
 from workflows.audit import audit_aggregate
 from workflows.collector import collection_paused
@@ -124,6 +123,5 @@ def _conflict_view(ledger: Ledger, contract: ServiceContract,
 
 def _priority_view(ledger: Ledger, contract: ServiceContract, reference: date,
                    profile: str | None) -> dict[str, Any]:
-    view = priority_view_of(contract.active_state(), reference, profile=profile,
-                            conflicts=contract.conflicts)
+    view = contract.priority_view(reference, profile=profile)
     return {"contract_id": str(contract.id), "version": contract.version, **view}

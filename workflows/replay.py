@@ -48,8 +48,9 @@ def ranking_of(
     contract: ServiceContract, reference: date, profile: str | None = None,
 ) -> list[dict[str, Any]]:
     """The ranking of the contract's active directives, as its priority view orders them."""
-    return rank_directives(contract.terms, contract.directives.values(), reference,
-                           profile=profile, conflicts=contract.conflicts)
+    ranked: list[dict[str, Any]] = contract.priority_view(reference, profile=profile)[
+        "priorities"]
+    return ranked
 
 
 def contract_at(contract: ServiceContract) -> ContractAt:

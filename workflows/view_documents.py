@@ -16,7 +16,7 @@ import orjson
 
 from domain.conflict_tracker import Cursor
 from domain.contract import ServiceContract
-from domain.priorities import RankMemo, priority_view_of
+from domain.priorities import RankMemo
 from workflows.explanations import Names, explained
 
 
@@ -57,8 +57,7 @@ def priority_document(
     memo: RankMemo | None = None,
 ) -> dict[str, Any]:
     """The contract's ranking (with ``memo``, the contract's last ranking's: ``RankMemo``)."""
-    view = priority_view_of(contract.active_state(), reference_date,
-                            conflicts=contract.conflicts, memo=memo)
+    view = contract.priority_view(reference_date, memo=memo)
     return {"contract_id": str(contract.id), "position": position,
             "version": contract.version, **view}
 
