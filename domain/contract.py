@@ -393,11 +393,17 @@ class ServiceContract(ChainedAggregate):
         return priority_view_of(state, reference_date, profile=profile,
                                 conflicts=self.conflicts, memo=memo)
 
-    def conflicts_written(self, since: Cursor | None) -> tuple[list[str] | None, Cursor]:
+    def conflicts_written(self, since: Cursor | None) -> tuple[list[str] | None,
+                                                               Cursor | None]:
         """The ids of the conflicts whose records were written since ``since`` (a cursor
         this contract answered, or ``None``), and the cursor to ask with next time
-        (``ConflictTracker.written_since``: ``None`` for the ids when it cannot tell)."""
-        return self._conflict_tracker().written_since(since)
+        (``ConflictTracker.written_since``: ``None`` for the ids when it cannot tell).
+        A contract whose tracker is not built (nothing applied since it was loaded) logs
+        nothing and is not made to build one: no ids, no cursor."""
+        tracker: ConflictTracker | None = self.__dict__.get("_tracker")
+        if tracker is None:
+            return None, None
+        return tracker.written_since(since)
 
     def _conflict_tracker(self) -> ConflictTracker:
         tracker: ConflictTracker | None = self.__dict__.get("_tracker")

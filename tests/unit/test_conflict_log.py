@@ -2,7 +2,8 @@
 something per conflict reads only the records written since its cursor, so every record
 that changed must be in the log, over random histories of issues, amendments,
 withdrawals, decisions and escalations; and a cursor of another contract object (a copy,
-a contract loaded again) tells nothing."""
+a contract loaded again) tells nothing.  A contract that has applied nothing since it was
+loaded logs nothing (its fold's indices are not built) and answers no cursor."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.contract import ServiceContract
+from domain.directives import DirectiveFields
 
-from .givens import ADMIN_ACTOR, moment
+from .givens import ADMIN_ACTOR, actor_of, directive_id, moment
 from .test_conflict_episodes import PROPERTY_SETTINGS, step
 
 
@@ -26,9 +28,10 @@ def test_every_conflict_record_that_changed_is_in_the_log_since_the_last_cursor(
     # Given a contract that lives through random events, read after some of them
     contract = draft_contract()
     contract.transition("activate", actor=ADMIN_ACTOR, at=moment("2008-03-03"))
+    issued: list[str] = []
+    step(contract, data, issued)  # (a first directive: the contract's fold is under way)
     _, cursor = contract.conflicts_written(None)
     seen = dict(contract.conflicts)
-    issued: list[str] = []
     while contract.version < 80:
         step(contract, data, issued)
         if data.draw(st.booleans(), label="read now"):
@@ -51,8 +54,16 @@ def test_every_conflict_record_that_changed_is_in_the_log_since_the_last_cursor(
 def test_a_cursor_tells_nothing_to_a_copy_of_the_contract(
     draft_contract: Callable[..., ServiceContract],
 ) -> None:
-    # Given a contract read once, and a copy of it (as the repository hands out)
+    # Given a contract with a directive, read once, and a copy of it (as the repository
+    # hands out)
     contract = draft_contract()
+    contract.transition("activate", actor=ADMIN_ACTOR, at=moment("2008-03-03"))
+    contract.issue_directive(
+        DirectiveFields.model_validate({"subject": "reporting.weekly", "value": "表格",
+                                        "basis": "contract", "summary": "每周报表",
+                                        "citation": "服务合同第三条（示例）"}),
+        directive_id=directive_id("周报"), issuer="haichuang-street",
+        actor=actor_of("haichuang-street"), at=moment("2008-03-04"))
     _, cursor = contract.conflicts_written(None)
     twin = copy.deepcopy(contract)
     # When the copy is asked with the original's cursor, it cannot tell what changed
@@ -61,3 +72,13 @@ def test_a_cursor_tells_nothing_to_a_copy_of_the_contract(
     # while the original and the copy each answer their own cursor
     assert contract.conflicts_written(cursor)[0] == []
     assert twin.conflicts_written(twin_cursor)[0] == []
+
+
+def test_a_contract_that_has_applied_no_directive_is_not_made_to_build_its_fold(
+    draft_contract: Callable[..., ServiceContract],
+) -> None:
+    # Given a contract that has applied no directive (as one loaded at a snapshot)
+    contract = draft_contract()
+    # When a reader asks what was written, it is told nothing, and no index is built for it
+    assert contract.conflicts_written(None) == (None, None)
+    assert "_tracker" not in vars(contract)
