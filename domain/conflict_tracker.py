@@ -149,14 +149,7 @@ class ConflictTracker:
         twin.spans = dict(self.spans)
         twin.by_subject = {subject: set(keys) for subject, keys in self.by_subject.items()}
         twin._canonical = dict(self._canonical)
-        load = twin.load = object.__new__(WeeklyLoad)
-        load.__dict__.update(self.load.__dict__)
-        load.free, load.count = list(self.load.free), list(self.load.count)
-        load.shared_max = list(self.load.shared_max)
-        load.shared = {subject: {week: list(tally) for week, tally in weeks.items()}
-                       for subject, weeks in self.load.shared.items()}
-        load.bearing = dict(self.load.bearing)
-        load.runs = {run: members.copy() for run, members in self.load.runs.items()}
+        twin.load = self.load.copy()
         twin.open_on_subject = {key: set(ids) for key, ids in self.open_on_subject.items()}
         twin.open_runs = dict(self.open_runs)
         twin.open_of_member = {key: dict(ids) for key, ids in self.open_of_member.items()}

@@ -51,8 +51,8 @@ class WeeklyLoad:
         self.free = [0] * size
         self.count = [0] * size
         self.shared_max = [0] * size
-        self.shared: dict[str, dict[int, list[int]]] = {}
-        """Subject → week index → the micro-hours of its shared members covering the week."""
+        self.shared: dict[str, SharedHours] = {}
+        """Subject → the hours its shared members ask, week by week (``SharedHours``)."""
         self.bearing: dict[str, tuple[Directive, int, int, int, int]] = {}
         """Directive id → (directive, first week, last week, micro-hours, mode)."""
         self.runs: dict[tuple[int, int], RunMembers] = {}
@@ -84,40 +84,37 @@ class WeeklyLoad:
         size = len(self.free)
         free_delta, count_delta = [0] * (size + 1), [0] * (size + 1)
         base = self.first_week
-        shared = self.shared
         for directive, weeks, hours, mode in entries:
             if hours <= 0 or not weeks or mode == NONE:
                 continue
+            entry = (directive, weeks.start, weeks.stop - 1, hours, mode)
+            self.bearing[directive["id"]] = entry
             if mode == SHARED:
-                by_week = shared.get(directive["subject"])
-                if by_week is None:
-                    by_week = shared[directive["subject"]] = {}
-                for week in range(weeks.start - base, weeks.stop - base):
-                    tally = by_week.get(week)
-                    if tally is None:
-                        by_week[week] = [hours]
-                    else:
-                        tally.append(hours)
-                self.bearing[directive["id"]] = (directive, weeks.start, weeks.stop - 1, hours,
-                                                 SHARED)
+                self._take(entry, +1)
                 continue
             start, stop = weeks.start - base, weeks.stop - base
             free_delta[start] += hours
             free_delta[stop] -= hours
             count_delta[start] += 1
             count_delta[stop] -= 1
-            self.bearing[directive["id"]] = (directive, weeks.start, weeks.stop - 1, hours, FREE)
         free = count = 0
         for week in range(size):
             free += free_delta[week]
             count += count_delta[week]
             self.free[week] += free
             self.count[week] += count
-        for by_week in shared.values():
-            for week, tally in by_week.items():
-                self.shared_max[week] += max(tally)
-                self.count[week] += len(tally)
         self.runs.clear()
+
+    def copy(self) -> WeeklyLoad:
+        """An independent twin (for a copy of the contract's tracker)."""
+        twin = object.__new__(WeeklyLoad)
+        twin.__dict__.update(self.__dict__)
+        twin.free, twin.count = list(self.free), list(self.count)
+        twin.shared_max = list(self.shared_max)
+        twin.shared = {subject: hours.copy() for subject, hours in self.shared.items()}
+        twin.bearing = dict(self.bearing)
+        twin.runs = {run: members.copy() for run, members in self.runs.items()}
+        return twin
 
     # --- changes ----------------------------------------------------------------
 
@@ -158,30 +155,33 @@ class WeeklyLoad:
         return range(min(t[0] for t in touched), max(t[1] for t in touched) + 1)
 
     def _take(self, entry: tuple[Directive, int, int, int, int], sign: int) -> None:
+        """Add (``sign`` +1) or remove (-1) one bearing's hours, a slice of weeks at a time
+        (list comprehensions over the weeks it covers: no Python step per week)."""
         directive, first, last, hours, mode = entry
-        base = self.first_week
+        start, stop = first - self.first_week, last - self.first_week + 1
+        count = self.count
+        count[start:stop] = [n + sign for n in count[start:stop]]
         if mode == FREE:
-            for week in range(first - base, last - base + 1):
-                self.free[week] += sign * hours
-                self.count[week] += sign
+            free = self.free
+            moved = sign * hours
+            free[start:stop] = [h + moved for h in free[start:stop]]
             return
-        by_week = self.shared.setdefault(directive["subject"], {})
-        for week in range(first - base, last - base + 1):
-            tally = by_week.get(week)
-            if tally is None:
-                tally = by_week[week] = []
-            before = max(tally) if tally else 0
-            if sign > 0:
-                tally.append(hours)
-            else:
-                tally.remove(hours)
-            after = max(tally) if tally else 0
-            if not tally:
-                del by_week[week]
-            self.shared_max[week] += after - before
-            self.count[week] += sign
-        if not by_week:
-            del self.shared[directive["subject"]]
+        subject = directive["subject"]
+        shared = self.shared.get(subject)
+        if shared is None:
+            shared = self.shared[subject] = SharedHours(len(self.free))
+        before = shared.top[start:stop]
+        if sign > 0:
+            shared.add(hours, start, stop)
+        else:
+            shared.remove(hours, start, stop)
+            if not shared.counts:
+                del self.shared[subject]
+        after = shared.top[start:stop]
+        if after != before:
+            shared_max = self.shared_max
+            shared_max[start:stop] = [total + new - old for total, new, old
+                                      in zip(shared_max[start:stop], after, before, strict=True)]
 
     # --- questions ----------------------------------------------------------------
 
@@ -299,3 +299,48 @@ class RunMembers:
                     return chosen
                 chosen.append((self.entries[key][0], hours))
         return chosen
+
+
+class SharedHours:
+    """The hours one subject's shared members ask, week by week: how many ask each number of
+    micro-hours in each week (``counts``) and the largest asked in each week (``top``, 0
+    where none), which is what the subject adds to a week's load.  Changed a slice of
+    weeks at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.top = [0] * size
+        self.counts: dict[int, list[int]] = {}
+        """Micro-hours → how many shared members ask that many, in each week."""
+
+    def copy(self) -> SharedHours:
+        twin = object.__new__(SharedHours)
+        twin.top = list(self.top)
+        twin.counts = {hours: list(weeks) for hours, weeks in self.counts.items()}
+        return twin
+
+    def add(self, hours: int, start: int, stop: int) -> None:
+        counted = self.counts.get(hours)
+        if counted is None:
+            counted = self.counts[hours] = [0] * len(self.top)
+        counted[start:stop] = [n + 1 for n in counted[start:stop]]
+        top = self.top[start:stop]
+        if min(top) < hours:
+            self.top[start:stop] = [hours if largest < hours else largest for largest in top]
+
+    def remove(self, hours: int, start: int, stop: int) -> None:
+        counted = self.counts[hours]
+        left = counted[start:stop] = [n - 1 for n in counted[start:stop]]
+        if not any(counted):
+            del self.counts[hours]
+        top = self.top[start:stop]
+        if hours < min(top) or all(left):
+            return  # every week's largest stays: others ask more, or as much
+        # Weeks where these hours were the largest and nobody else asks them: the next
+        # largest hours asked there, tried from the largest down.
+        lowered = [largest if largest != hours or still else 0
+                   for largest, still in zip(top, left, strict=True)]
+        for lower in sorted((h for h in self.counts if h < hours), reverse=True):
+            asked = self.counts[lower][start:stop]
+            lowered = [largest or (lower if asking else 0)
+                       for largest, asking in zip(lowered, asked, strict=True)]
+        self.top[start:stop] = lowered

@@ -63,3 +63,38 @@ def test_remembered_members_are_what_a_fresh_look_finds(steps: list[Any]) -> Non
             ids, heaviest = fresh(load, first, last)
             assert members.ids == ids
             assert [(d["id"], hours) for d, hours in members.heaviest(6)] == heaviest
+
+
+def by_definition(load: WeeklyLoad) -> tuple[list[int], list[int], list[int]]:
+    """Each week's free hours, largest shared hours summed over subjects, and bearer count,
+    worked out from every bearing as SPEC §4 defines the load."""
+    weeks = range(FIRST, LAST + 1)
+    free = [sum(e[3] for e in load.bearing.values() if e[4] == FREE and e[1] <= w <= e[2])
+            for w in weeks]
+    subjects = {e[0]["subject"] for e in load.bearing.values()}
+    shared = [sum(max((e[3] for e in load.bearing.values() if e[4] == SHARED
+                       and e[0]["subject"] == s and e[1] <= w <= e[2]), default=0)
+                  for s in subjects) for w in weeks]
+    count = [sum(1 for e in load.bearing.values() if e[1] <= w <= e[2]) for w in weeks]
+    return free, shared, count
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(change, max_size=80))
+def test_the_load_is_what_its_definition_gives_after_any_changes(changes: list[Any]) -> None:
+    """Changed one directive at a time (``bear``), and built at once from the same bearings
+    (``bear_all``), the load is the definition's: a subject's shared members count their
+    largest hours once in a week, whichever of them came, left or changed first."""
+    load = WeeklyLoad(TERMS, PERIOD)
+    for number, start, length, hours, mode, subject in changes:
+        weeks = range(FIRST + start, min(FIRST + start + length, LAST) + 1)
+        load.bear({"id": f"d{number:02d}", "subject": subject}, weeks, hours, mode)
+        assert (load.free, load.shared_max, load.count) == by_definition(load)
+    built = WeeklyLoad(TERMS, PERIOD)
+    built.bear_all((e[0], range(e[1], e[2] + 1), e[3], e[4]) for e in load.bearing.values())
+    assert (built.free, built.shared_max, built.count) == by_definition(load)
+    twin = load.copy()
+    for number in range(12):  # the copy changes alone
+        twin.bear({"id": f"d{number:02d}", "subject": "a"}, range(0), 0, NONE)
+    assert (load.free, load.shared_max, load.count) == by_definition(load)
+    assert (twin.free, twin.shared_max, twin.count) == ([0] * len(load.free),) * 3
