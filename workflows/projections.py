@@ -85,14 +85,27 @@ class RunReport:
     """False when the time budget ran out (or the lease was lost) with work left."""
 
 
+BatchKey = tuple[int, int, int]
+"""Where a batch of the log was read: (first id, most notifications, last id)."""
+ReadBatch = tuple[int, int | None, dict[int, list[Notification]]]
+"""A batch of the log as read: how many notifications, the last one's id, and they split by
+partition."""
+KEPT_BATCHES = 4
+"""How many batches ``SharedBatch`` keeps: a pass over a rebuild reads up to four batches of
+its partition (``_pass_held``) before the next partition reads the same four."""
+
+
 @dataclass
 class SharedBatch:
-    """The last batch one process read, split by partition (see ``ContractViews._read``)."""
+    """The last batches one process read, split by partition (see ``ContractViews._read``).
 
-    key: tuple[int, int, int] | None = None
-    count: int = 0
-    last: int | None = None
-    parts: dict[int, list[Notification]] = field(default_factory=dict)
+    A batch read at a given key never changes: every notification up to its last id is
+    committed (commit order is id order), so a kept batch is as good as a new read.  A
+    worker that leases several partitions reads the log once for them: their passes
+    follow one another over the same batches (up to ``KEPT_BATCHES`` of 25,000 events,
+    ~20 MB each, are kept meanwhile)."""
+
+    batches: OrderedDict[BatchKey, ReadBatch] = field(default_factory=OrderedDict)
     head: int | None = None
     """The head read once for a round of passes over the partitions (``PartitionedViews.run``),
     or None.  Every notification at or below it is committed (commit order is id order), so
@@ -414,8 +427,9 @@ class ContractViews:
         a batch once: the next partition at the same place takes its share from memory."""
         key = (start, limit, stop)
         shared = self.shared
-        if shared is not None and shared.key == key:
-            return shared.count, shared.last, shared.parts.get(self.partition, [])
+        kept = shared.batches.get(key) if shared is not None else None
+        if kept is not None:
+            return kept[0], kept[1], kept[2].get(self.partition, [])
         notifications = self.app.recorder.select_notifications(
             start=start, limit=limit, stop=stop, topics=self.topics,
         )
@@ -426,8 +440,9 @@ class ContractViews:
         for notification in notifications:
             parts.setdefault(self._partition(notification), []).append(notification)
         if shared is not None:
-            shared.key, shared.count, shared.last, shared.parts = key, len(notifications), \
-                last, parts
+            shared.batches[key] = (len(notifications), last, parts)
+            while len(shared.batches) > KEPT_BATCHES:
+                shared.batches.popitem(last=False)
         return len(notifications), last, parts.get(self.partition, [])
 
     def _partition(self, notification: Notification) -> int:

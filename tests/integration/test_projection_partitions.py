@@ -162,3 +162,45 @@ def test_the_partitions_of_a_round_read_the_head_and_the_log_once(
         assert head_reads == rounds and log_reads <= rounds
     finally:
         services.close()
+
+
+def test_a_rebuild_of_the_partitions_one_process_leases_reads_each_batch_of_the_log_once(
+    make_settings: Callable[..., Settings], client: redis.Redis,
+) -> None:
+    # given a log of several batches over four partitions, projected, and a rebuild of
+    # every partition opened (as ``POST /v1/admin/projections/contracts/rebuild`` does)
+    settings = projection_settings(make_settings(), projection_partitions=4)
+    services = bootstrap(settings)
+    try:
+        rng = random.Random(9)
+        handles = open_contracts(services.ledger, 8)
+        for _ in range(120):
+            random_command(services.ledger, rng.choice(handles), rng)
+        projector = contract_views(services)
+        for part in projector.parts:  # batches of 20 events: a rebuild pass reads four of them
+            part.batch_size, part.bulk_batch_size = 20, 20
+        assert projector.run().complete
+        live = projector.dump()
+        every = list(range(4))
+        generations = projector.start_rebuild(every)
+        reads: list[tuple[int, int, int]] = []
+        select = services.ledger.recorder.select_notifications
+
+        def counted(*, start: int, limit: int, stop: int, **kwargs: Any) -> Any:
+            reads.append((start, limit, stop))
+            return select(start=start, limit=limit, stop=stop, **kwargs)
+
+        services.ledger.recorder.select_notifications = counted  # type: ignore[method-assign]
+
+        # when one run serves them all, as one worker holding every partition's lease does
+        report = projector.run()
+
+        # then every partition switched to its rebuild, which shows what the live views
+        # showed, and no batch of the log was read twice: the partitions' passes, each
+        # over up to four batches, took the batches the first of them read
+        assert report.complete and projector.current(every) == generations
+        assert projector.dump() == live
+        head = services.ledger.head_position()
+        assert len(reads) == len(set(reads)) and len(reads) >= head // 20
+    finally:
+        services.close()
