@@ -139,10 +139,12 @@ def test_a_request_id_follows_a_command_into_its_tasks_and_the_worker_reports_me
         assert 'needle_metrics_up{source="conflicts"} 1.0' in text
         assert 'needle_metrics_up{source="webhooks"} 1.0' in text
 
-        # and one trace runs from the API's request into the worker's task
+        # and one trace runs from the API's request into the worker's task (the task's own
+        # span ends, and so is exported, after the spans of the calls it made)
         def joined() -> bool:
             return bool(collector.traces_of("threadneedle-api")
-                        & collector.traces_of("threadneedle-worker"))
+                        & collector.traces_of("threadneedle-worker")) and any(
+                name.startswith("run/threadneedle.project") for _, _, name in collector.spans)
 
         wait_until(joined, 60, f"a trace shared by API and worker: {collector.spans[:20]}")
         names = {name for _, _, name in collector.spans}
