@@ -194,6 +194,12 @@ class PartitionedViews:
         round, a partition left out because it had nothing to do joins the next one if a
         commit has woken it since: else it waited for the busy one to pause, and the
         lowest position, which the board reads, with it)."""
+        try:
+            return self._run(budget_seconds, partition)
+        finally:
+            self.shared.batches.clear()  # (their keys end at this run's heads: never read again)
+
+    def _run(self, budget_seconds: float | None, partition: int | None) -> RunReport:
         deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
         start = partition if partition is not None else random.randrange(len(self.parts))
         offset = next((n for n, part in enumerate(self.parts) if part.partition == start), 0)
@@ -248,6 +254,7 @@ class PartitionedViews:
                 if part.project_batch(generations[part.name], hold=True) is None:
                     going.remove(part)
         processed = max(part.store.position(generations[part.name]) for part in self.parts)
+        self.shared.batches.clear()
         return generations, processed
 
     def caught_up(self) -> bool:

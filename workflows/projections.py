@@ -103,7 +103,7 @@ class SharedBatch:
     committed (commit order is id order), so a kept batch is as good as a new read.  A
     worker that leases several partitions reads the log once for them: their passes
     follow one another over the same batches (up to ``KEPT_BATCHES`` of 25,000 events,
-    ~20 MB each, are kept meanwhile)."""
+    ~20 MB each, are kept meanwhile, and dropped when the run ends)."""
 
     batches: OrderedDict[BatchKey, ReadBatch] = field(default_factory=OrderedDict)
     head: int | None = None
