@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ from typing import Any
 
 import redis
 
+from bench.workload import ContractHandle, open_contracts, random_command
 from workflows.bootstrap import Services, bootstrap
+from workflows.ledger import Ledger
 from workflows.projection_control import contract_views
 from workflows.settings import Settings
 from workflows.view_store import ViewStore, partition_names
@@ -27,6 +30,17 @@ def projection_settings(settings: Settings, **fields: Any) -> Settings:
         "celery_queue": f"test-{uuid.uuid4().hex[:12]}", "projection_lock_seconds": 2.0,
         **fields,
     })
+
+
+def commanded(ledger: Ledger, contracts: int, commands: int,
+              seed: int) -> list[ContractHandle]:
+    """``contracts`` new contracts and ``commands`` random commands spread over them (the
+    same history for the same seed); the contracts' handles."""
+    rng = random.Random(seed)
+    handles = open_contracts(ledger, contracts)
+    for _ in range(commands):
+        random_command(ledger, rng.choice(handles), rng)
+    return handles
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -28,6 +28,7 @@ from workflows.settings import Settings
 
 from .projection_support import (
     clean_rebuild,
+    commanded,
     kill_tree,
     live_views,
     projection_settings,
@@ -146,10 +147,7 @@ def test_two_projectors_racing_without_the_lease_commit_each_batch_once(
     settings = projection_settings(make_settings(), projection_batch_size=7)
     services = bootstrap(settings)
     try:
-        rng = random.Random(3)
-        handles = open_contracts(services.ledger, 3)
-        for _ in range(90):
-            random_command(services.ledger, rng.choice(handles), rng)
+        commanded(services.ledger, contracts=3, commands=90, seed=3)
         first, second = contract_views(services), contract_views(services)
         generations = [part.store.current() for part in first.parts]
 

@@ -18,7 +18,7 @@ from workflows.bootstrap import bootstrap
 from workflows.projection_control import contract_views, wake_projections
 from workflows.settings import Settings
 
-from .projection_support import projection_settings
+from .projection_support import commanded, projection_settings
 
 pytestmark = pytest.mark.stack
 
@@ -30,10 +30,7 @@ def test_partitions_keep_their_own_contracts_in_one_slot_each_and_the_board_merg
     settings = projection_settings(make_settings(), projection_partitions=4)
     services = bootstrap(settings)
     try:
-        rng = random.Random(15)
-        handles = open_contracts(services.ledger, 12)
-        for _ in range(150):
-            random_command(services.ledger, rng.choice(handles), rng)
+        handles = commanded(services.ledger, contracts=12, commands=150, seed=15)
         projector = contract_views(services)
         assert projector.run().complete and projector.caught_up()
 
@@ -172,10 +169,7 @@ def test_a_rebuild_of_the_partitions_one_process_leases_reads_each_batch_of_the_
     settings = projection_settings(make_settings(), projection_partitions=4)
     services = bootstrap(settings)
     try:
-        rng = random.Random(9)
-        handles = open_contracts(services.ledger, 8)
-        for _ in range(120):
-            random_command(services.ledger, rng.choice(handles), rng)
+        commanded(services.ledger, contracts=8, commands=120, seed=9)
         projector = contract_views(services)
         for part in projector.parts:  # batches of 20 events: a rebuild pass reads four of them
             part.batch_size, part.bulk_batch_size = 20, 20
