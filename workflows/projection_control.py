@@ -197,7 +197,7 @@ class PartitionedViews:
         try:
             return self._run(budget_seconds, partition)
         finally:
-            self.shared.batches.clear()  # (their keys end at this run's heads: never read again)
+            self.shared.batches.clear()  # (keyed by this run's heads: a later run reads anew)
 
     def _run(self, budget_seconds: float | None, partition: int | None) -> RunReport:
         deadline = None if budget_seconds is None else time.monotonic() + budget_seconds

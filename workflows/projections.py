@@ -23,7 +23,7 @@ one leaves at once.  A commit sets a wake flag and sends a task
 flag before it reads the log and looks at it again before and after it lets
 the lease go, so a commit is never left waiting for the periodic safety net.
 
-Long (~630 lines) because reading, applying, the lease and the status of one
+Long (~670 lines) because reading, applying, the lease and the status of one
 partition share the projector's state (its caches and lease token); the
 partition-wide driving lives in ``projection_control``, and the documents the views
 hold are made in ``view_documents``.
