@@ -20,6 +20,7 @@ from typing import Any
 
 from domain import work_kinds
 from domain.conflict_records import shown
+from workflows import vocabulary
 from workflows.i18n import LANGUAGES, gettext, show_date, show_weeks
 
 Names = Mapping[str, str]
@@ -101,7 +102,10 @@ class _Words:
         return f"{hours:.6f}".rstrip("0").rstrip(".")
 
     def basis(self, basis: str | None) -> str:
-        return self(basis or "none")
+        return vocabulary.basis(basis, self.language)
+
+    def field(self, name: str) -> str:
+        return vocabulary.field(name, self.language)
 
     def kind(self, kind: str) -> str:
         """A kind of work by its label (``domain.work_kinds``)."""
@@ -177,7 +181,7 @@ def _not_admitted(details: Mapping[str, Any], t: _Words) -> str:
 def _disputed(details: Mapping[str, Any], t: _Words) -> str:
     return t("Disputed: %(by)s disputes the %(fields)s of %(org)s's directive on %(subject)s "
              "(%(reason)s).", by=t.org(details.get("disputed_by", "")),
-             fields=t.join([t(field) for field in details.get("fields") or []]),
+             fields=t.join([t.field(field) for field in details.get("fields") or []]),
              org=t.org(details.get("issuer", "")), subject=details["subject"],
              reason=details.get("reason") or "")
 

@@ -31,9 +31,9 @@ from markupsafe import Markup
 from api.problems import DOMAIN_ERRORS
 from api.ui.session import LANG_COOKIE, Session
 from domain import work_kinds
-from domain.directives import Basis
+from domain.directives import Basis, DisputedField
 from domain.errors import DomainError
-from workflows import directory, i18n
+from workflows import directory, i18n, vocabulary
 from workflows.bootstrap import Services
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -62,10 +62,9 @@ OUTCOME_LABELS = {
     "scheduled": "Scheduled", "partial": "Partly scheduled", "blocked": "Blocked",
     "contested": "Contested", "covered": "Covered",
 }
-DISPUTABLE = {"basis": "Basis", "citation": "Citation", "people_affected": "People affected",
-              "vulnerability": "Vulnerability", "hours_per_week": "Hours a week",
-              "due": "Due", "tags": "Tags"}
-"""The fields a dispute may name and a correction may change (SPEC §13), with labels."""
+DISPUTABLE = tuple(field.value for field in DisputedField)
+"""The fields a dispute may name and a correction may change (SPEC §13); their labels are
+``Labels.field``'s."""
 ROLE_LABELS = {"admin": "Admin", "supervisor": "Supervisor", "stakeholder": "Stakeholder",
                "resolver": "Resolver"}
 PROFILE_LABELS = {"contract_first": "Contract first", "client_first": "Client first"}
@@ -121,6 +120,14 @@ class Labels:
 
     def outcome(self, value: Any) -> str:
         return self.label(OUTCOME_LABELS, value)
+
+    def basis(self, value: Any) -> str:
+        """A directive's basis (``workflows.vocabulary``), as a label."""
+        return vocabulary.as_label(vocabulary.basis(value, self.lang))
+
+    def field(self, name: str) -> str:
+        """A directive field's name (``workflows.vocabulary``), as a label."""
+        return vocabulary.as_label(vocabulary.field(name, self.lang))
 
     def work(self, value: Any) -> str:
         """A kind of work (SPEC §13) by its label; ``*`` is any kind."""

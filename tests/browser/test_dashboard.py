@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from domain.directives import Basis
 from workflows.i18n import show_weeks
 from workflows.identities import contract_id_for
 
@@ -312,6 +313,10 @@ def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     load = page.locator("section[aria-labelledby=h-load]")
     for weeks in runs:
         expect(load).to_contain_text(show_weeks(weeks[0], weeks[-1], "zh"))
+    # and the directives' bases are named in Chinese words, not by their API values
+    listed = page.locator("section[aria-labelledby=h-directives]")
+    expect(listed).to_contain_text("购买方要求")
+    assert not {basis.value for basis in Basis} & set(listed.inner_text().split())
     assert_accessible_basics(page)
     page.locator("section[aria-labelledby=h-load]").scroll_into_view_if_needed()
     screenshot(page, "contract-load-zh")
