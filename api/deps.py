@@ -36,6 +36,8 @@ from domain.errors import Forbidden, ValidationFailed
 from domain.organisations import Caller
 from workflows import contracts, directory
 from workflows.bootstrap import Services
+from workflows.explanations import in_language
+from workflows.i18n import negotiate
 from workflows.idempotency import IdempotentRequest
 from workflows.ledger import Ledger
 from workflows.projection_control import wake_projections
@@ -303,3 +305,18 @@ def get_projected_reads(services: ServicesDep) -> ProjectedReads:
 
 
 ProjectedReadsDep = Annotated[ProjectedReads, Depends(get_projected_reads)]
+
+
+# SPEC §12: ``explanation`` is the English one unless Accept-Language prefers Chinese.
+AcceptLanguage = Annotated[str | SkipJsonSchema[None], Header(
+    alias="Accept-Language", max_length=500,
+    description="zh prefers the Chinese explanation; anything else gives the English one")]
+
+
+def in_accepted_language(records: list[dict[str, Any]],
+                         accept: str | None) -> list[dict[str, Any]]:
+    """Conflict records whose ``explanation`` is in the language ``accept`` prefers."""
+    language = negotiate(accept, default="en")
+    if language == "en":
+        return records
+    return [in_language(record, language) for record in records]

@@ -317,16 +317,17 @@ class DirectiveChanges(Shape):
     overridden: list[Directive]
 
 
-class EscalatedConflict(Conflict):
+class EscalatedConflict(ExplainedConflict):
     from_level: int
     to_level: int
 
 
 class ConflictChanges(Shape):
-    opened: list[Conflict]
-    updated: list[Conflict] = Field(description="Open at both versions, its members changed")
-    resolved: list[Conflict]
-    dissolved: list[Conflict]
+    opened: list[ExplainedConflict]
+    updated: list[ExplainedConflict] = Field(
+        description="Open at both versions, its members changed")
+    resolved: list[ExplainedConflict]
+    dissolved: list[ExplainedConflict]
     escalated: list[EscalatedConflict]
 
 

@@ -5,6 +5,7 @@ Both are computed from the event store, never from the live views in Redis.
 - ``diff`` loads the contract at two versions (a snapshot and a few events
   each) and compares them with ``domain.diff``; each version is ranked with
   its own replay reference date, the Asia/Shanghai date of its last event.
+  Its conflicts carry their explanations, as every conflict the API shows.
 - ``timeline`` folds the contract's events once, in order, into one
   aggregate, and after each event notes how the open conflicts and the top of
   the ranking moved (under the contract's policy, or under another profile:
@@ -28,6 +29,8 @@ from domain.organisations import Caller
 from domain.priorities import effective_policy, rank_directives
 from domain.shanghai_calendar import shanghai_date
 from workflows.contracts import applied, read_contract
+from workflows.directory import organisation_names
+from workflows.explanations import explained
 from workflows.ledger import Ledger
 
 TOP = 3
@@ -81,7 +84,11 @@ def diff(
     before = contract_at(read_contract(ledger, caller, contract_id, version=from_version))
     after = before if to_version == from_version else contract_at(
         read_contract(ledger, caller, contract_id, version=to_version))
-    return {"contract_id": str(head.id), **contract_diff(before, after)}
+    changes = contract_diff(before, after)
+    names = organisation_names(ledger)
+    changes["conflicts"] = {part: [explained(record, names) for record in records]
+                            for part, records in changes["conflicts"].items()}
+    return {"contract_id": str(head.id), **changes}
 
 
 # --- timeline -----------------------------------------------------------------------

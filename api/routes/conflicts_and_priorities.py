@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
+    AcceptLanguage,
     CallerDep,
     FreshnessDep,
     LedgerDep,
@@ -24,6 +25,7 @@ from api.deps import (
     ProjectedReadsDep,
     ReadableContractId,
     ReadableContracts,
+    in_accepted_language,
 )
 from api.problems import problem_responses
 from api.projected_reads import POSITION_HEADER
@@ -37,22 +39,9 @@ from api.responses import (
 from domain.conflict_records import STATUSES
 from domain.terms import Profile
 from workflows import history
-from workflows.explanations import in_language
-from workflows.i18n import negotiate
 
 router = APIRouter(tags=["views"], responses=problem_responses(401, 404, 422, 503))
 
-# SPEC §12: ``explanation`` is the English one unless Accept-Language prefers Chinese.
-AcceptLanguage = Annotated[str | SkipJsonSchema[None], Header(
-    alias="Accept-Language", max_length=500,
-    description="zh prefers the Chinese explanation; anything else gives the English one")]
-
-
-def _in_language(records: list[dict[str, Any]], accept: str | None) -> list[dict[str, Any]]:
-    language = negotiate(accept, default="en")
-    if language == "en":
-        return records
-    return [in_language(record, language) for record in records]
 
 # The values are documented as enums (json_schema_extra) and checked by the domain, which
 # answers with the clearer message; ``SkipJsonSchema`` keeps ``null`` out of the document.
@@ -85,7 +74,7 @@ async def conflict_view(
     else:
         position, view = await live.conflicts(contract_id, status, freshness)
         response.headers[POSITION_HEADER] = str(position)
-    return {**view, "conflicts": _in_language(view["conflicts"], accept_language)}
+    return {**view, "conflicts": in_accepted_language(view["conflicts"], accept_language)}
 
 
 @router.get("/v1/contracts/{contract_id}/priorities",
@@ -123,4 +112,4 @@ async def conflict_board(
     """Open conflicts across the contracts the caller may read, most overdue first."""
     position, board = await live.board(readable, ledger.clock(), freshness)
     response.headers[POSITION_HEADER] = str(position)
-    return {**board, "items": _in_language(board["items"], accept_language)}
+    return {**board, "items": in_accepted_language(board["items"], accept_language)}

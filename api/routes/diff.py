@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import MAX_INTEGER, CallerDep, ContractId, LedgerDep
+from api.deps import (
+    MAX_INTEGER,
+    AcceptLanguage,
+    CallerDep,
+    ContractId,
+    LedgerDep,
+    in_accepted_language,
+)
 from api.problems import problem_responses
 from api.responses import ContractDiff, documented
 from workflows import replay
@@ -27,10 +34,14 @@ async def contract_diff(
     ledger: LedgerDep,
     from_version: VersionQuery,
     to_version: VersionQuery,
+    accept_language: AcceptLanguage = None,
 ) -> dict[str, Any]:
-    """Directives added, changed, withdrawn, overridden; conflicts opened, resolved,
-    dissolved, escalated; rank changes — each version ranked on its own replay date."""
-    return await run_in_threadpool(
+    """Directives added, changed, withdrawn, overridden; conflicts opened, updated,
+    resolved, dissolved, escalated (each explained); rank changes — each version ranked on
+    its own replay date."""
+    diff = await run_in_threadpool(
         replay.diff, ledger, caller, contract_id,
         from_version=from_version, to_version=to_version,
     )
+    return {**diff, "conflicts": {part: in_accepted_language(records, accept_language)
+                                  for part, records in diff["conflicts"].items()}}

@@ -65,6 +65,10 @@ OUTCOME_LABELS = {
 DISPUTABLE = tuple(field.value for field in DisputedField)
 """The fields a dispute may name and a correction may change (SPEC §13); their labels are
 ``Labels.field``'s."""
+TERM_LABELS = {"status": "Status", "policy": "Policy", "stakeholders": "Stakeholders",
+               "escalation_chain": "Escalation chain",
+               "resolution_sla_hours": "Hours to decide a conflict", "rules": "Rules"}
+"""The terms a diff compares (``domain.diff``: the status and ``COMPARED_TERMS``)."""
 ROLE_LABELS = {"admin": "Admin", "supervisor": "Supervisor", "stakeholder": "Stakeholder",
                "resolver": "Resolver"}
 PROFILE_LABELS = {"contract_first": "Contract first", "client_first": "Client first"}
@@ -161,6 +165,27 @@ class Labels:
             return i18n.show_weeks(first, last, self.lang)
         except ValueError:
             return first
+
+    def term_change(self, change: Mapping[str, Any]) -> str:
+        """One changed term of a diff (``domain.diff.term_changes``), as a person reads it."""
+        name, before, after = change.get("field"), change.get("from"), change.get("to")
+        shown = {
+            "status": self.status,
+            "policy": lambda policy: self.profile((policy or {}).get("profile")),
+            "stakeholders": lambda specs: self.orgs([spec["org"] for spec in specs or []]),
+            "escalation_chain": lambda chain: " → ".join(self.org(org) for org in chain or []),
+            "rules": lambda rules: ", ".join(rule["id"] for rule in rules or []) or "—",
+        }.get(str(name), lambda value: "—" if value is None else str(value))
+        return self._("%(term)s: %(before)s → %(after)s", term=self._(TERM_LABELS.get(
+            str(name), str(name))), before=shown(before), after=shown(after))
+
+    def rank_change(self, before: int | None, after: int | None) -> str:
+        """A directive's move in the ranking between two versions (``None``: not ranked)."""
+        if before is None:
+            return self._("newly ranked %(rank)s", rank=after)
+        if after is None:
+            return self._("was ranked %(rank)s, no longer ranked", rank=before)
+        return self._("rank %(before)s → %(after)s", before=before, after=after)
 
     def explanation(self, conflict: Mapping[str, Any]) -> str:
         explanations = conflict.get("explanations") or {}

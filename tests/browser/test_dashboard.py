@@ -188,6 +188,11 @@ def test_a_diff_of_two_versions_lists_what_the_api_lists(
         len(diff["directives"].get("added", [])))
     expect(page.locator("#diff .diff-opened li")).to_have_count(
         len(diff["conflicts"].get("opened", [])))
+    # and each opened conflict reads as its Chinese explanation, the terms in words
+    for item, conflict in zip(page.locator("#diff .diff-opened li").all(),
+                              diff["conflicts"]["opened"], strict=True):
+        expect(item).to_contain_text(conflict["explanations"]["zh"])
+    expect(page.locator("#diff .diff-terms")).to_contain_text("状态：草稿 → 有效")
     assert_accessible_basics(page)
     screenshot(page, "diff-zh")
 

@@ -91,6 +91,19 @@ def test_a_diff_shows_directives_added_amended_and_withdrawn_and_conflicts_come_
     [dissolved] = middle["conflicts"]["dissolved"]
     assert (dissolved["kind"], dissolved["dissolved_version"]) == ("contradiction", 6)
 
+    # and each conflict is explained as the conflict view replayed at version 6 explains it,
+    # in Chinese when the reader prefers Chinese
+    replayed = {c["id"]: c for c in supervisor.ok(
+        "GET", f"{world.path}/conflicts", params={"version": 6, "status": "all"})["conflicts"]}
+    for conflict in (opened, dissolved):
+        assert conflict["explanations"] == replayed[conflict["id"]]["explanations"]
+        assert conflict["explanation"] == conflict["explanations"]["en"]
+    in_chinese = supervisor.ok("GET", f"{world.path}/diff", headers={"Accept-Language": "zh-CN"},
+                               params={"from_version": 4, "to_version": 6})
+    [opened_zh] = in_chinese["conflicts"]["opened"]
+    assert opened_zh["explanation"] == opened["explanations"]["zh"]
+    assert "重复" in opened_zh["explanation"]
+
 
 def test_rank_changes_agree_with_the_priority_views_replayed_at_each_version(
     world: World,
