@@ -69,6 +69,28 @@ TERM_LABELS = {"status": "Status", "policy": "Policy", "stakeholders": "Stakehol
                "escalation_chain": "Escalation chain",
                "resolution_sla_hours": "Hours to decide a conflict", "rules": "Rules"}
 """The terms a diff compares (``domain.diff``: the status and ``COMPARED_TERMS``)."""
+EVENT_LABELS = {
+    "Drafted": "Contract drafted",
+    "StakeholderAdded": "Stakeholder added",
+    "PolicyChanged": "Ranking policy changed",
+    "Activated": "Contract activated",
+    "Suspended": "Contract suspended",
+    "Terminated": "Contract terminated",
+    "Closed": "Contract closed",
+    "DirectiveIssued": "Directive issued",
+    "DirectiveAmended": "Directive amended",
+    "DirectiveWithdrawn": "Directive withdrawn",
+    "AdmissionChanged": "Admission list changed",
+    "DirectiveClassified": "Directive classified",
+    "DirectiveDisputed": "Directive disputed",
+    "DirectiveCorrected": "Directive corrected",
+    "DecisionProposed": "Decision proposed",
+    "DecisionApproved": "Decision approved",
+    "DecisionRejected": "Decision rejected",
+    "ConflictResolved": "Conflict decided",
+    "ConflictEscalated": "Conflict escalated",
+}
+"""The contract's events (``domain.contract``), as the history's timeline names them."""
 ROLE_LABELS = {"admin": "Admin", "supervisor": "Supervisor", "stakeholder": "Stakeholder",
                "resolver": "Resolver"}
 PROFILE_LABELS = {"contract_first": "Contract first", "client_first": "Client first"}
@@ -132,6 +154,10 @@ class Labels:
     def field(self, name: str) -> str:
         """A directive field's name (``workflows.vocabulary``), as a label."""
         return vocabulary.as_label(vocabulary.field(name, self.lang))
+
+    def event(self, event_type: str) -> str:
+        """An event's type (``ServiceContract.DirectiveIssued``), as the timeline names it."""
+        return self.label(EVENT_LABELS, event_type.rsplit(".", 1)[-1])
 
     def work(self, value: Any) -> str:
         """A kind of work (SPEC §13) by its label; ``*`` is any kind."""

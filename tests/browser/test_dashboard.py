@@ -162,6 +162,10 @@ def test_the_version_slider_shows_the_conflicts_of_that_version(
         "els => els.map(e => e.dataset.conflict)"))
     assert shown == wanted
     expect(page.locator("#version-shown")).to_have_text(str(earlier))
+    # and the timeline names its events in Chinese: the first is the drafting
+    timeline = page.locator("section[aria-labelledby=h-timeline]")
+    expect(timeline.locator("[data-event=Drafted]")).to_have_text("起草合同")
+    expect(timeline.locator("[data-event=DirectiveIssued]").first).to_have_text("发出指令")
     assert_accessible_basics(page)
     screenshot(page, "history-slider-zh")
 

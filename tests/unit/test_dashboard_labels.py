@@ -1,0 +1,53 @@
+"""Every event, conflict kind and compared term the domain can produce has a dashboard label,
+and the Chinese catalogue translates it (``api/ui/render.py``): a page in Chinese shows no
+API value where a person expects a word."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from api.ui.render import EVENT_LABELS, KIND_LABELS, TERM_LABELS, Labels
+from domain.chain import ChainedAggregate
+from domain.conflicts import KINDS
+from domain.contract import ServiceContract
+from domain.diff import COMPARED_TERMS
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+EVENTS = sorted(name for name, value in vars(ServiceContract).items()
+                if isinstance(value, type) and issubclass(value, ChainedAggregate.Event)
+                and any("apply" in vars(cls) for cls in value.__mro__
+                        if cls.__module__ == ServiceContract.__module__))
+"""The events a contract records (each applies itself; the bases ``eventsourcing`` makes
+for the class, ``Event`` and ``Created``, are never recorded)."""
+
+
+def chinese(table: dict[str, str], value: str) -> str:
+    assert value in table, f"{value} has no label"
+    return Labels("zh", {}).label(table, value)
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_every_event_of_a_contract_has_a_chinese_label(event: str) -> None:
+    assert HAN.search(chinese(EVENT_LABELS, event))
+    assert Labels("zh", {}).event(f"ServiceContract.{event}") == chinese(EVENT_LABELS, event)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_conflict_kind_has_a_chinese_label(kind: str) -> None:
+    assert HAN.search(chinese(KIND_LABELS, kind))
+
+
+@pytest.mark.parametrize("term", ["status", *COMPARED_TERMS])
+def test_every_term_a_diff_compares_has_a_chinese_label(term: str) -> None:
+    assert HAN.search(chinese(TERM_LABELS, term))
+
+
+def test_a_term_change_reads_in_words() -> None:
+    labels = Labels("zh", {"haizhu-youth-league": "共青团海珠区委"})
+    assert labels.term_change({"field": "status", "from": "draft", "to": "active"}) == \
+        "状态：草稿 → 有效"
+    assert labels.term_change({"field": "escalation_chain", "from": ["qichuang"],
+                               "to": ["qichuang", "haizhu-youth-league"]}) == \
+        "上报链：qichuang → qichuang → 共青团海珠区委"
