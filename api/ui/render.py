@@ -53,6 +53,8 @@ STATUS_LABELS = {
     "draft": "Draft", "suspended": "Suspended", "terminated": "Terminated", "closed": "Closed",
     "pending": "Pending", "delivered": "Delivered", "failed": "Failed",
     "approved": "Approved", "rejected": "Rejected", "decided": "Decided",
+    # projections (``GET /v1/admin/projections``)
+    "live": "Live", "catching_up": "Catching up", "rebuilding": "Rebuilding",
 }
 OUTCOME_LABELS = {
     # decisions (SPEC §6)

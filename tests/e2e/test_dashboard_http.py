@@ -199,6 +199,9 @@ def test_operations_are_for_admins_and_supervisors_and_only_admins_rebuild(
     page = supervisor.get("/ui/operations")
     assert page.status_code == 200 and "contracts" in page.text
     assert "/rebuild" not in page.text
+    # each projection's status reads in Chinese, not as the API's value
+    assert re.search(r"<td>(已同步|追赶中|重建中)</td>", page.text)
+    assert not re.search(r"<td>(live|catching_up|rebuilding)</td>", page.text)
     # a supervisor's rebuild is refused like the API's (403), before anything starts
     token = form_token(supervisor, "/ui/operations")
     assert supervisor.post("/ui/operations/contracts/rebuild",
