@@ -330,6 +330,11 @@ def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     page.locator("section[aria-labelledby=h-load]").scroll_into_view_if_needed()
     screenshot(page, "contract-load-zh")
 
+    # and a directive resting on the contract shows its citation beside its basis
+    page.goto(f"/ui/contracts/{JNZ}")
+    cited = page.locator("section[aria-labelledby=h-directives] tr", has_text="合同条款")
+    expect(cited.locator(".citation")).to_contain_text("江南中街长者日间服务中心购买服务合同》第五条")
+
 
 def test_the_board_updates_by_itself_when_a_conflict_opens(
     demo_stack: DemoStack, contexts: Contexts,
