@@ -160,12 +160,13 @@ async def organisation_page(request: Request, session: SessionDep,
     for entry in context["contracts"]:
         contract_id = entry["summary"]["id"]
         _, ranking = await live.priorities(contract_id, Freshness())
-        _, conflicts = await live.conflicts(contract_id, "open", Freshness())
+        _, conflicts = await live.conflicts(contract_id, None, Freshness())  # open, resolved
         ranks = {p["directive_id"]: p for p in ranking["priorities"]}
         for directive in entry["directives"]:
             directive["ranked"] = ranks.get(directive["id"])
-            directive["in_conflicts"] = [c for c in conflicts["conflicts"]
-                                         if directive["id"] in c["members"]]
+            mine = [c for c in conflicts["conflicts"] if directive["id"] in c["members"]]
+            directive["in_conflicts"] = [c for c in mine if c["status"] == "open"]
+            directive["decisions"] = [c for c in mine if c["status"] == "resolved"]
     return page(request, "organisation.html", session, **context)
 
 

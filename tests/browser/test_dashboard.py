@@ -130,6 +130,33 @@ def test_an_english_browser_gets_english_and_a_narrow_screen_gets_a_usable_board
     screenshot(page, "board-390-en")
 
 
+def test_a_street_office_sees_who_overrode_its_request_and_why(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given the decision that merged the two streets' weekly reports, as the API tells it
+    with demo_stack.api("stakeholder", "chigang-street") as client:
+        [decided] = [c for c in client.get(f"/v1/contracts/{YOUTH}/conflicts",
+                                           params={"status": "resolved"}).json()["conflicts"]
+                     if c["kind"] == "duplicate"]
+        mine = {d["id"] for d in client.get(f"/v1/contracts/{YOUTH}").json()["directives"]
+                if d["issuer"] == "chigang-street"}
+    [overridden] = mine & set(decided["resolution"]["overridden"])
+
+    # when Chigang street's office opens its directives
+    page = sign_in(contexts(), demo_stack.key("stakeholder", "chigang-street"),
+                   "/ui/organisation")
+
+    # then its directive reads as overridden, by whom, how and why, linked to the conflict
+    row = page.locator(f"tr[data-directive='{overridden}']")
+    expect(row).to_contain_text("推翻")
+    decision = row.locator(f".decision[data-conflict='{decided['id']}']")
+    expect(decision).to_contain_text("由启创社会工作发展协会决定：合并")
+    expect(decision).to_contain_text("本指令被推翻")
+    expect(decision).to_contain_text(decided["resolution"]["rationale"])
+    assert_accessible_basics(page)
+    screenshot(page, "organisation-decided-zh")
+
+
 def test_the_version_slider_shows_the_conflicts_of_that_version(
     demo_stack: DemoStack, contexts: Contexts,
 ) -> None:
