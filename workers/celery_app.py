@@ -25,7 +25,7 @@ from celery.signals import (
 from workers.schedule import beat_schedule
 from workflows import logs
 from workflows.collector import settle_collector
-from workflows.messaging import REFRESH_PRIORITIES, celery_client
+from workflows.messaging import REBUILD_IF_TEXTS_CHANGED, REFRESH_PRIORITIES, celery_client
 from workflows.settings import Settings
 
 TASK_MODULES = ["workers.tasks"]
@@ -101,7 +101,9 @@ def _settle_main_process(**_: object) -> None:
 
 @worker_ready.connect
 def _refresh_stale_priorities(sender: Any = None, **_: object) -> None:
-    """A worker that starts after midnight brings yesterday's urgency up to date."""
+    """A worker that starts after midnight brings yesterday's urgency up to date, and one
+    that starts with new texts has views written with the old ones rebuilt."""
     if sender is not None:
         sender.app.send_task(REFRESH_PRIORITIES, kwargs={"only_if_stale": True},
                              queue=sender.app.conf.task_default_queue)
+        sender.app.send_task(REBUILD_IF_TEXTS_CHANGED, queue=sender.app.conf.task_default_queue)

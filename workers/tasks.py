@@ -17,7 +17,7 @@ from celery import shared_task
 
 from domain.shanghai_calendar import shanghai_date
 from workers.runtime import projection, services, webhook_delivery, webhook_dispatcher
-from workflows import messaging
+from workflows import messaging, projection_control
 from workflows.projection_control import chosen_partitions, wake_projections, wake_webhooks
 from workflows.timers import escalate_lapsed
 from workflows.webhooks.delivery import forget_sent, request_deliveries
@@ -84,6 +84,12 @@ def refresh_priorities(only_if_stale: bool = False) -> int:
                 continue
         refreshed += part.refresh()
     return refreshed
+
+
+@shared_task(name=messaging.REBUILD_IF_TEXTS_CHANGED, ignore_result=True, **RETRY)
+def rebuild_if_texts_changed() -> str | None:
+    """Rebuild the views when their stored explanations were written by other texts."""
+    return projection_control.rebuild_if_texts_changed(services())
 
 
 @shared_task(name=messaging.ESCALATE_LAPSED, ignore_result=True)

@@ -26,6 +26,7 @@ from domain.errors import NotFound
 from workflows import messaging, view_store
 from workflows.ledger import utc_now
 from workflows.projections import NAME, ContractViews, RunReport, SharedBatch
+from workflows.texts_version import texts_fingerprint
 from workflows.view_store import ViewStore
 
 if TYPE_CHECKING:  # the composition root builds the views with this module
@@ -43,7 +44,8 @@ def contract_views(services: Services, partition: int | None = None) -> Partitio
     chosen = range(count) if partition is None else [partition]
     return PartitionedViews([
         ContractViews(
-            app=services.ledger, store=ViewStore(services.redis, view_store.partition_name(index)),
+            app=services.ledger, store=ViewStore(services.redis, view_store.partition_name(index),
+                                                 texts=texts_fingerprint()),
             clock=utc_now, batch_size=settings.projection_batch_size,
             lock_seconds=settings.projection_lock_seconds,
             partition=index, partitions=count,
@@ -145,6 +147,27 @@ def request_rebuild(services: Services, name: str = NAME) -> str:
     for index in indexes:
         messaging.send_rebuild(services.celery, services.settings, view_store.partition_name(index))
     return generations
+
+
+def rebuild_if_texts_changed(services: Services) -> str | None:
+    """Rebuild each partition whose live views were made by a release that explained
+    conflicts with other texts (``workflows/texts_version.py``): sent by each worker as it
+    starts.  A generation records the fingerprint of the texts it is made with; a live one
+    with another (or none: a release before fingerprints) and views in it is rebuilt, by
+    the ordinary online rebuild (workers starting together open the same one).  Answers
+    the rebuild's generations, or ``None``."""
+    fingerprint = texts_fingerprint()
+    parts = services.contract_views.parts
+    stale = [part.partition for part in parts
+             if part.store.position(live := part.store.current())
+             and part.store.texts_of(live) != fingerprint]
+    if not stale:
+        return None
+    log.warning("views made with other texts: rebuilding them", extra={
+        "partitions": stale, "texts": fingerprint})
+    names = [NAME] if len(stale) == len(parts) else [view_store.partition_name(index)
+                                                     for index in stale]
+    return ",".join(request_rebuild(services, name) for name in names)
 
 
 def projection_statuses(services: Services) -> list[dict[str, Any]]:

@@ -110,6 +110,12 @@ def reference_key(projection: str, generation: str) -> str:
     return f"{PREFIX}:proj:{_tag(projection)}:{generation}:reference_date"
 
 
+def texts_key(projection: str, generation: str) -> str:
+    """The fingerprint of the texts the generation's explanations are written with
+    (``workflows/texts_version.py``), recorded when the generation is made."""
+    return f"{PREFIX}:proj:{_tag(projection)}:{generation}:texts"
+
+
 def lock_key(projection: str) -> str:
     return f"{PREFIX}:lock:{_tag(projection)}"
 
@@ -362,6 +368,9 @@ class ViewStore:
 
     client: Any  # a redis.Redis; redis-py types its replies as sync-or-async unions
     projection: str = CONTRACTS
+    texts: str | None = None
+    """The fingerprint of the texts this process explains conflicts with
+    (``workflows/texts_version.py``), recorded on each generation it makes."""
 
     def __post_init__(self) -> None:
         self._commit = self.client.register_script(_COMMIT)
@@ -441,6 +450,8 @@ class ViewStore:
         # the generation's name carries the partition's hash tag, so its view keys
         # (``tn:view:{contracts.p0}g3:…``) share the slot of the partition's position
         generation = f"{_tag(self.projection)}g{self.client.incr(counter_key(self.projection))}"
+        if self.texts is not None:
+            self.client.set(texts_key(self.projection, generation), self.texts)
         self.client.sadd(generations_key(self.projection), generation)
         return generation
 
@@ -449,7 +460,8 @@ class ViewStore:
         self.client.srem(generations_key(self.projection), generation)
         keys = [position_key(self.projection, generation),
                 updated_key(self.projection, generation),
-                reference_key(self.projection, generation)]
+                reference_key(self.projection, generation),
+                texts_key(self.projection, generation)]
         keys += list(self.client.scan_iter(generation_pattern(generation), count=1000))
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start:start + 500])
@@ -462,6 +474,11 @@ class ViewStore:
     def updated_at(self, generation: str) -> float | None:
         value = self.client.get(updated_key(self.projection, generation))
         return float(value) if value is not None else None
+
+    def texts_of(self, generation: str) -> str | None:
+        """The fingerprint of the texts the generation was made with (``None``: made by a
+        release before fingerprints)."""
+        return _text_or_none(self.client.get(texts_key(self.projection, generation)))
 
     def reference_date(self, generation: str) -> str | None:
         return _text_or_none(self.client.get(reference_key(self.projection, generation)))
