@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from command_path import contract_terms, directive_body  # noqa: E402  (bench/, beside this)
+
 from domain.contract import ServiceContract  # noqa: E402
 from domain.directives import DirectiveFields  # noqa: E402
 from domain.terms import ContractTerms  # noqa: E402
@@ -38,16 +40,9 @@ CONTRACTS = 32
 
 def contract(number: int) -> ServiceContract:
     """An active contract with ``bench/command_path.py``'s terms."""
-    terms = ContractTerms.model_validate({
-        "code": f"HZ-YOUTH-{number}", "title": "海珠区青少年服务",
-        "purchaser": "haizhu-street", "provider": "qizhi",
-        "budget": {"amount": "2000000.00", "currency": "CNY"},
-        "period": {"start": "2008-06-01", "end": "2009-05-31"},
-        "capacity": {"staff": 14, "hours_per_staff_week": 40, "committed_hours_per_week": 400},
-        "stakeholders": [{"org": "haizhu-street"}],
-    })
     made = ServiceContract.draft(contract_id=uuid.uuid5(uuid.NAMESPACE_URL, f"fold-{number}"),
-                                 terms=terms, actor=ADMIN, at=START)
+                                 terms=ContractTerms.model_validate(contract_terms(number)),
+                                 actor=ADMIN, at=START)
     made.transition("activate", actor=ADMIN, at=START)
     return made
 
@@ -57,9 +52,7 @@ def run(directives: int, profiler: cProfile.Profile | None = None) -> float:
     contracts = [contract(number) for number in range(CONTRACTS)]
     spent = 0.0
     for n in range(directives):
-        body = {"subject": f"youth_zone.item_{n % 50}", "value": n,
-                "summary": f"第{n}条指令 directive {n}", "basis": "purchaser_request",
-                "hours_per_week": 1, "people_affected": 20, "vulnerability": 0.3}
+        body = directive_body(n)
         began = time.process_time()
         if profiler is not None:
             profiler.enable()

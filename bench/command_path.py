@@ -299,6 +299,24 @@ def wait_until_ready(base_url: str, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the API did not become ready in 30 s")
 
 
+def contract_terms(n: int) -> dict[str, Any]:
+    """The terms of the benchmark's ``n``-th contract (purchaser ``haizhu-street``)."""
+    return {
+        "code": f"HZ-YOUTH-{n}", "title": "海珠区青少年服务", "purchaser": "haizhu-street",
+        "provider": "qizhi", "budget": {"amount": "2000000.00", "currency": "CNY"},
+        "period": {"start": "2008-06-01", "end": "2009-05-31"},
+        "capacity": {"staff": 14, "hours_per_staff_week": 40, "committed_hours_per_week": 400},
+        "stakeholders": [{"org": "haizhu-street"}],
+    }
+
+
+def directive_body(n: int) -> dict[str, Any]:
+    """The ``n``-th directive sent (the wrk script's Lua writes the same body)."""
+    return {"subject": f"youth_zone.item_{n % 50}", "value": n,
+            "summary": f"第{n}条指令 directive {n}", "basis": "purchaser_request",
+            "hours_per_week": 1, "people_affected": 20, "vulnerability": 0.3}
+
+
 def prepare(base_url: str, admin_key: str, contracts: int) -> list[tuple[str, str]]:
     """Organisations, active contracts and one stakeholder key; returns (path, key) pairs."""
     admin = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"})
@@ -316,15 +334,7 @@ def prepare(base_url: str, admin_key: str, contracts: int) -> list[tuple[str, st
     key = ok("POST", "/v1/keys", {"org": "haizhu-street", "role": "stakeholder"}, 201)["key"]
     targets = []
     for n in range(contracts):
-        terms = {
-            "code": f"HZ-YOUTH-{n}", "title": "海珠区青少年服务", "purchaser": "haizhu-street",
-            "provider": "qizhi", "budget": {"amount": "2000000.00", "currency": "CNY"},
-            "period": {"start": "2008-06-01", "end": "2009-05-31"},
-            "capacity": {"staff": 14, "hours_per_staff_week": 40,
-                         "committed_hours_per_week": 400},
-            "stakeholders": [{"org": "haizhu-street"}],
-        }
-        contract_id = ok("POST", "/v1/contracts", terms, 201)["id"]
+        contract_id = ok("POST", "/v1/contracts", contract_terms(n), 201)["id"]
         ok("POST", f"/v1/contracts/{contract_id}/activate", None, 200)
         targets.append((f"/v1/contracts/{contract_id}/directives", key))
     return targets
@@ -349,11 +359,7 @@ def fire(port: int, targets: list[tuple[str, str]], total: int, clients: int
                 n = next(counter, None)
             if n is None:
                 break
-            body = json.dumps({
-                "subject": f"youth_zone.item_{n % 50}", "value": n,
-                "summary": f"第{n}条指令 directive {n}", "basis": "purchaser_request",
-                "hours_per_week": 1, "people_affected": 20, "vulnerability": 0.3,
-            }, ensure_ascii=False).encode()
+            body = json.dumps(directive_body(n), ensure_ascii=False).encode()
             started = time.perf_counter()
             connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
