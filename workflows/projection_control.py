@@ -42,10 +42,11 @@ def contract_views(services: Services, partition: int | None = None) -> Partitio
     count = settings.projection_partitions
     view_store.configure_partitions(count)
     chosen = range(count) if partition is None else [partition]
+    texts = texts_fingerprint()
     return PartitionedViews([
         ContractViews(
-            app=services.ledger, store=ViewStore(services.redis, view_store.partition_name(index),
-                                                 texts=texts_fingerprint()),
+            app=services.ledger,
+            store=ViewStore(services.redis, view_store.partition_name(index), texts=texts),
             clock=utc_now, batch_size=settings.projection_batch_size,
             lock_seconds=settings.projection_lock_seconds,
             partition=index, partitions=count,
@@ -156,15 +157,14 @@ def rebuild_if_texts_changed(services: Services) -> str | None:
     with another (or none: a release before fingerprints) and views in it is rebuilt, by
     the ordinary online rebuild (workers starting together open the same one).  Answers
     the rebuild's generations, or ``None``."""
-    fingerprint = texts_fingerprint()
     parts = services.contract_views.parts
-    stale = [part.partition for part in parts
+    stale = [part.partition for part in parts  # (each store knows this release's texts)
              if part.store.position(live := part.store.current())
-             and part.store.texts_of(live) != fingerprint]
+             and part.store.texts_of(live) != part.store.texts]
     if not stale:
         return None
     log.warning("views made with other texts: rebuilding them", extra={
-        "partitions": stale, "texts": fingerprint})
+        "partitions": stale, "texts": parts[0].store.texts})
     names = [NAME] if len(stale) == len(parts) else [view_store.partition_name(index)
                                                      for index in stale]
     return ",".join(request_rebuild(services, name) for name in names)
