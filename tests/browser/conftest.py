@@ -31,6 +31,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from cli.demo import KEYS_FILE, read_demo_keys
 from cli.stack import free_port
+from workflows.identities import contract_id_for
 from workflows.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,6 +44,30 @@ READY = "Threadneedle is ready"
 SCREENSHOTS = Path(os.environ.get("NEEDLE_SCREENSHOTS", "var/screenshots"))
 WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
+
+YOUTH = str(contract_id_for("HZ-YOUTH-2008"))
+JNZ = str(contract_id_for("HZ-JNZ-ELDER-2012"))
+Contexts = Callable[..., BrowserContext]
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(el => el.type !== 'hidden' && !el.hidden)
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
+def assert_accessible_basics(page: Page) -> None:
+    """Every control has a label (or a name of its own) and the page does not scroll sideways."""
+    assert page.evaluate(UNLABELLED_CONTROLS) == []
+    width = page.viewport_size["width"] if page.viewport_size else 1280
+    # after a viewport change the chart resizes on its own next frames: let layout settle
+    # (polled from here: ``wait_for_function`` evaluates a string, which the page's
+    # content security policy refuses, now and then before the timeout)
+    deadline = time.monotonic() + 5
+    while page.evaluate("document.documentElement.scrollWidth") > width + 1 \
+            and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
 
 if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/run)
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)",

@@ -12,8 +12,7 @@ from playwright.sync_api import expect
 
 from workflows.identities import contract_id_for
 
-from .conftest import NARROW, WIDE, DemoStack, sign_in
-from .test_dashboard import Contexts, assert_accessible_basics
+from .conftest import NARROW, WIDE, Contexts, DemoStack, assert_accessible_basics, sign_in
 
 pytestmark = pytest.mark.stack
 
