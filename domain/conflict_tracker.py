@@ -90,7 +90,7 @@ MODE_OF_KIND = {kind.name: NONE if kind.blocks else SHARED if kind.one_side else
 
 # Fields no detector reads: changing only these changes no conflict.
 UNDETECTED_FIELDS = frozenset({
-    "summary", "due", "people_affected", "vulnerability", "indicator", "citation",
+    "due", "people_affected", "vulnerability", "indicator", "citation",
     "issued_version", "issued_at", "amended_version",
 })
 

@@ -221,6 +221,7 @@ def duplicates_on(facts: DirectiveFacts, subject: str, group: list[Directive]) -
                     "subject": subject,
                     "values": [component[0].get("value")],
                     "issuers": issuers,
+                    "summaries": sorted({d["summary"] for d in component if d.get("summary")}),
                     "window": _window(facts, component),
                 },
                 key=(subject,),
@@ -238,12 +239,16 @@ def _sides(
         side = sides.get(text)
         if side is None:
             side = sides[text] = {"value": directive.get("value"), "directives": [],
-                                  "issuers": []}
+                                  "issuers": [], "summaries": []}
         side["directives"].append(directive["id"])
         if directive["issuer"] not in side["issuers"]:
             side["issuers"].append(directive["issuer"])
+        summary = directive.get("summary")
+        if summary and summary not in side["summaries"]:
+            side["summaries"].append(summary)
     for side in sides.values():
         side["issuers"].sort()
+        side["summaries"].sort()
     return sides
 
 
@@ -272,6 +277,7 @@ def out_of_scope_of(facts: DirectiveFacts, directive: Directive) -> list[Detecti
         members=(directive["id"],),
         details={
             "subject": directive["subject"],
+            "summary": directive.get("summary"),
             "issuer": directive["issuer"],
             "outside": outside.listed,
             "outside_target_groups": list(outside.target_groups),
@@ -290,6 +296,7 @@ def rule_violations_of(facts: DirectiveFacts, directive: Directive) -> list[Dete
         members=(directive["id"],),
         details={
             "subject": directive["subject"],
+            "summary": directive.get("summary"),
             "issuer": directive["issuer"],
             "basis": directive.get("basis"),
             "rule": rule["id"],
@@ -318,6 +325,7 @@ def not_admitted_of(facts: DirectiveFacts, directive: Directive) -> list[Detecti
         members=(directive["id"],),
         details={
             "subject": directive["subject"],
+            "summary": directive.get("summary"),
             "issuer": directive["issuer"],
             "task_type": task_type_of(directive),
             "admitted_task_types": admitted,
@@ -335,6 +343,7 @@ def disputes_of(facts: DirectiveFacts, directive: Directive) -> list[Detection]:
         members=(directive["id"],),
         details={
             "subject": directive["subject"],
+            "summary": directive.get("summary"),
             "issuer": directive["issuer"],
             "dispute": dispute["id"],
             "disputed_by": dispute["by"],
@@ -375,7 +384,7 @@ def over_capacity_in(load: WeeklyLoad, first: int, last: int) -> list[Detection]
                 "committed_hours_per_week": from_micro(load.committed),
                 "heaviest": [
                     {"directive": d["id"], "issuer": d["issuer"], "subject": d["subject"],
-                     "hours": from_micro(hours)}
+                     "summary": d.get("summary"), "hours": from_micro(hours)}
                     for d, hours in heaviest
                 ],
             },

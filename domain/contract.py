@@ -101,12 +101,20 @@ class ServiceContract(ChainedAggregate):
     (``workflows/repository.py``).  Events need no upcasting: conflicts are
     derived from them, and decisions recorded under the old ids find their
     episode by those ids (``_recorded_conflict``).
+
+    ``class_version`` 3 names each directive by its summary in a conflict's
+    ``details`` (so that explanations can): a snapshot of version 2 is stale
+    in the same way (``upcast_v2_v3``).
     """
 
-    class_version = 2
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["stale_conflicts"] = True
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
         state["stale_conflicts"] = True
 
     if TYPE_CHECKING:  # set by the Drafted event

@@ -131,8 +131,7 @@ class WeeklyLoad:
         if old is None and mode == NONE:
             return None
         if old is not None and mode != NONE and old[1:] == (
-                weeks.start, weeks.stop - 1, hours, mode) and old[0]["subject"] == \
-                directive["subject"]:
+                weeks.start, weeks.stop - 1, hours, mode) and _named_alike(old[0], directive):
             self.bearing[key] = entry = (directive, *old[1:])
             for members in self.runs.values():
                 members.replace(key, entry)
@@ -344,3 +343,9 @@ class SharedHours:
             lowered = [largest or (lower if asking else 0)
                        for largest, asking in zip(lowered, asked, strict=True)]
         self.top[start:stop] = lowered
+
+
+def _named_alike(old: Directive, new: Directive) -> bool:
+    """Whether an over-capacity run's ``details`` would name the directive as before (its
+    subject and summary): if not, the weeks it bears count as moved, and are detected again."""
+    return old["subject"] == new["subject"] and old.get("summary") == new.get("summary")

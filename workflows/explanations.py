@@ -92,6 +92,22 @@ class _Words:
             return f"“{value}”" if self.language == "zh" else f'"{value}"'
         return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
+    def directive(self, details: Mapping[str, Any]) -> str:
+        """A directive as a person names it: by its summary, where it has one (the English
+        text keeps the subject beside it, for a reader of the summary's language or not)."""
+        subject, summary = details["subject"], details.get("summary")
+        if not summary:
+            return str(subject)
+        return self.value(summary) if self.language == "zh" \
+            else f"{subject} ({self.value(summary)})"
+
+    def summaries(self, summaries: Iterable[str] | None) -> str:
+        """The summaries of a side's directives, after its value: ``（“…”、“…”）``."""
+        quoted = [self.value(summary) for summary in summaries or ()]
+        if not quoted:
+            return ""
+        return f"（{'、'.join(quoted)}）" if self.language == "zh" else f" ({', '.join(quoted)})"
+
     def window(self, window: Mapping[str, str] | None) -> str:
         if not window:
             return ""
@@ -115,11 +131,11 @@ class _Words:
 def _contradiction(details: Mapping[str, Any], t: _Words) -> str:
     sides = [
         t("%(issuers)s asks for %(value)s", issuers=t.orgs(side["issuers"]),
-          value=t.value(side["value"]))
+          value=t.value(side["value"]) + t.summaries(side.get("summaries")))
         for side in details.get("sides", [])
     ]
     return t("Contradictory directives on %(subject)s over overlapping windows "
-             "(%(window)s): %(sides)s.", subject=details["subject"],
+             "(%(window)s): %(sides)s.", subject=t.directive(details),
              window=t.window(details.get("window")), sides="；".join(sides)
              if t.language == "zh" else "; ".join(sides))
 
@@ -127,8 +143,9 @@ def _contradiction(details: Mapping[str, Any], t: _Words) -> str:
 def _duplicate(details: Mapping[str, Any], t: _Words) -> str:
     return t("Duplicate directives on %(subject)s: %(issuers)s each ask for %(value)s "
              "(%(window)s), so the same work is demanded %(count)s times.",
-             subject=details["subject"], issuers=t.orgs(details.get("issuers", [])),
-             value=t.value((details.get("values") or [None])[0]),
+             subject=t.directive(details), issuers=t.orgs(details.get("issuers", [])),
+             value=t.value((details.get("values") or [None])[0])
+             + t.summaries(details.get("summaries")),
              window=t.window(details.get("window")), count=len(details.get("issuers", [])))
 
 
@@ -136,7 +153,7 @@ def _over_capacity(details: Mapping[str, Any], t: _Words) -> str:
     weeks = details["weeks"]
     heaviest = details.get("heaviest") or []
     named = [t("%(org)s on %(subject)s (%(hours)s h)", org=t.org(item["issuer"]),
-               subject=item["subject"], hours=t.hours(item["hours"])) for item in heaviest]
+               subject=t.directive(item), hours=t.hours(item["hours"])) for item in heaviest]
     text = t.join(named)
     return t("Over capacity in %(dates)s (%(count)s weeks): %(committed)s committed hours "
              "a week plus the directives of %(named)s exceed the weekly capacity of "
@@ -153,7 +170,7 @@ def _out_of_scope(details: Mapping[str, Any], t: _Words) -> str:
                *(t.kind(kind) for kind in details.get("outside_task_types", []))]
     return t("Out of scope: %(org)s's directive on %(subject)s names %(outside)s, which the "
              "contract does not cover.", org=t.org(details.get("issuer", "")),
-             subject=details["subject"], outside=t.join(outside or details.get("outside", [])))
+             subject=t.directive(details), outside=t.join(outside or details.get("outside", [])))
 
 
 def _rule_violation(details: Mapping[str, Any], t: _Words) -> str:
@@ -162,7 +179,7 @@ def _rule_violation(details: Mapping[str, Any], t: _Words) -> str:
     return t("Rule %(rule)s blocks %(org)s's directive on %(subject)s: it is tagged %(tags)s"
              "%(without)s, and its basis (%(basis)s) is not exempt (%(citation)s).",
              rule=details["rule"], org=t.org(details.get("issuer", "")),
-             subject=details["subject"], tags=t.join(details.get("when_tags") or []),
+             subject=t.directive(details), tags=t.join(details.get("when_tags") or []),
              without=without, basis=t.basis(details.get("basis")),
              citation=details.get("citation") or "")
 
@@ -175,14 +192,14 @@ def _not_admitted(details: Mapping[str, Any], t: _Words) -> str:
                if admitted else t("it is not on the admission list"))
     return t("Not admitted: %(org)s's directive on %(subject)s asks for %(kind)s, but %(allowed)s;"
              " it waits for an endorsement or an override.", org=t.org(details.get("issuer", "")),
-             subject=details["subject"], kind=asked, allowed=allowed)
+             subject=t.directive(details), kind=asked, allowed=allowed)
 
 
 def _disputed(details: Mapping[str, Any], t: _Words) -> str:
     return t("Disputed: %(by)s disputes the %(fields)s of %(org)s's directive on %(subject)s "
              "(%(reason)s).", by=t.org(details.get("disputed_by", "")),
              fields=t.join([t.field(field) for field in details.get("fields") or []]),
-             org=t.org(details.get("issuer", "")), subject=details["subject"],
+             org=t.org(details.get("issuer", "")), subject=t.directive(details),
              reason=details.get("reason") or "")
 
 

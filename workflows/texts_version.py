@@ -6,7 +6,8 @@ release that changes how a conflict is explained (a catalogue entry, a writer in
 work's label) leaves the stored views saying the old sentences until each
 contract happens to be projected again.  ``texts_fingerprint`` explains a fixed
 set of conflicts, one of each kind and every variant a writer has (every basis,
-field and kind of work, merges and precedents), in every language, and hashes
+field and kind of work, directives with and without summaries, merges and
+precedents), in every language, and hashes
 the sentences: it changes exactly when what a reader would see changes, and not
 for a comment or a refactoring.  ``projection_control.rebuild_if_texts_changed``
 compares it with the one stored beside the views and rebuilds them on a change.
@@ -32,16 +33,17 @@ def _samples() -> list[dict[str, Any]]:
     subject = {"subject": "reporting.weekly"}
     details: list[tuple[str, dict[str, Any]]] = [
         ("contradiction", {**subject, "window": WINDOW, "sides": [
-            {"value": "17:30", "issuers": ["org-a"]},
+            {"value": "17:30", "issuers": ["org-a"], "summaries": ["按合同17:30闭馆"]},
             {"value": {"format": "表格"}, "issuers": ["org-b", "org-c"]}]}),
         ("duplicate", {**subject, "window": WINDOW, "issuers": ["org-a", "org-b"],
-                       "values": [{"format": "street"}]}),
+                       "values": [{"format": "street"}], "summaries": ["每周报送", "weekly"]}),
         ("over_capacity", {"weeks": ["2008-W10", "2008-W11"], "heaviest": [
-            {"issuer": "org-a", "subject": "s.one", "hours": 80.5},
+            {"issuer": "org-a", "subject": "s.one", "summary": "抽调社工", "hours": 80.5},
             {"issuer": "org-b", "subject": "s.two", "hours": 12}],
             "committed_hours_per_week": 400, "weekly_capacity_hours": 560,
             "excess_hours": 38.25, "peak_week": "2008-W11"}),
-        ("out_of_scope", {**subject, "issuer": "org-a", "outside_target_groups": ["elderly"],
+        ("out_of_scope", {**subject, "summary": "拆迁谈判", "issuer": "org-a",
+                          "outside_target_groups": ["elderly"],
                           "outside_locations": ["赤岗街"], "outside_task_types": KINDS_OF_WORK}),
         ("not_admitted", {**subject, "issuer": "org-a"}),
         ("disputed", {**subject, "disputed_by": "org-a", "issuer": "org-b", "reason": "不足60户",

@@ -307,7 +307,8 @@ def test_a_rule_needs_every_one_of_its_when_tags() -> None:
 
     # Then only the directive with both tags breaks it
     assert conflict.members == (both["id"],)
-    assert conflict.details == {"subject": "reporting.weekly", "rule": "no-demolition",
+    assert conflict.details == {"subject": "reporting.weekly", "summary": "both",
+                                "rule": "no-demolition",
                                 "citation": "合同 第七条", "verdict": "blocked",
                                 "issuer": "fengyuan-street", "basis": "purchaser_request",
                                 "when_tags": ["demolition", "campaign"], "unless_tags": []}

@@ -3,14 +3,17 @@
 Before episodes, a conflict's id was the uuid5 of its kind and member set, and
 decisions and escalations name conflicts by that id.  Events are not rewritten:
 the fold finds the episode whose members give that old id.  A snapshot taken
-under the first fold is marked stale when it is loaded (``class_version`` 1),
-and the application loads such a contract from its events instead.
+under an earlier fold is marked stale when it is loaded (``class_version`` 1,
+and 2, whose conflict details name no directive's summary), and the application
+loads such a contract from its events instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from domain.conflict_records import legacy_id
 from domain.contract import ServiceContract
@@ -59,14 +62,18 @@ def test_a_decision_and_an_escalation_recorded_with_the_old_id_find_their_episod
     assert replayed.conflicts == active_contract.conflicts
 
 
-def test_a_snapshot_of_the_first_fold_is_marked_stale_when_loaded(
-    active_contract: ServiceContract, issue: Callable[..., str],
+@pytest.mark.parametrize("version", [None, 2], ids=["first fold", "details without summaries"])
+def test_a_snapshot_of_an_earlier_fold_is_marked_stale_when_loaded(
+    active_contract: ServiceContract, issue: Callable[..., str], version: int | None,
 ) -> None:
-    # Given a snapshot as the first fold wrote it: no class_version in its state
+    # Given a snapshot as an earlier fold wrote it: no class_version in its state (the
+    # first), or 2
     issue(active_contract, "haichuang-street", LATE, name="late")
     snapshot = ServiceContract.Snapshot.take(active_contract)
     state = dict(snapshot.state)
-    assert state.pop("class_version") == 2
+    assert state.pop("class_version") == 3
+    if version is not None:
+        state["class_version"] = version
     old = type(snapshot)(originator_id=snapshot.originator_id,
                          originator_version=snapshot.originator_version,
                          timestamp=snapshot.timestamp, topic=snapshot.topic, state=state)

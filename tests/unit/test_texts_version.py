@@ -25,7 +25,8 @@ def test_the_same_texts_give_the_same_fingerprint() -> None:
     assert texts_fingerprint() == first and len(first) == 16
 
 
-@pytest.mark.parametrize("change", ["a basis's word", "a writer", "a sentence's ending"])
+@pytest.mark.parametrize("change", ["a basis's word", "a writer", "a sentence's ending",
+                                    "how a directive is named", "how a side's summaries read"])
 def test_a_changed_text_changes_the_fingerprint(change: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     before = texts_fingerprint()
@@ -34,6 +35,11 @@ def test_a_changed_text_changes_the_fingerprint(change: str,
         monkeypatch.setitem(vocabulary.BASES, Basis.NON_PARTY, "non_party")
     elif change == "a writer":
         monkeypatch.setitem(explanations.WRITERS, "duplicate", lambda details, t: "重复")
+    elif change == "how a directive is named":  # by its subject again, not its summary
+        monkeypatch.setattr(explanations._Words, "directive",
+                            lambda self, details: str(details["subject"]))
+    elif change == "how a side's summaries read":  # not shown after a value any more
+        monkeypatch.setattr(explanations._Words, "summaries", lambda self, summaries: "")
     else:  # what every merged conflict ends with
         real = explanations.gettext
         monkeypatch.setattr(explanations, "gettext", lambda language, message, *a, **k: (
