@@ -67,6 +67,10 @@ def test_each_role_sees_its_open_conflicts_in_chinese_then_in_english(
         expect(page.locator("#board-live")).to_contain_text("要求矛盾")
     assert_accessible_basics(page)
     if role == "supervisor":
+        # and the explanations name directives as their issuers wrote them, not by key
+        board = page.locator("#board-live")
+        expect(board).to_contain_text("海幢街道办事处的“抽调社工配合创文迎检工作”（80小时）")
+        expect(board).not_to_contain_text("campaign.city_inspection_support")
         screenshot(page, "board-zh")
         # and the kind filter keeps exactly the contradictions
         page.get_by_label("类型").select_option("contradiction")
