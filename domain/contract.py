@@ -55,6 +55,7 @@ from domain.terms import (
     StakeholderSpec,
     Standing,
 )
+from domain.windows import from_micro, week_label
 
 DRAFT, ACTIVE, SUSPENDED, TERMINATED, CLOSED = (
     "draft", "active", "suspended", "terminated", "closed",
@@ -400,6 +401,14 @@ class ServiceContract(ChainedAggregate):
             else ContractState(self.terms, tracker.active.values(), active=True)
         return priority_view_of(state, reference_date, profile=profile,
                                 conflicts=self.conflicts, memo=memo)
+
+    def weekly_load(self) -> dict[str, float]:
+        """Each ISO week of the period (``"2008-W24"``) and its load in hours as SPEC §4
+        counts it: the committed hours, one side of each open contradiction or duplicate,
+        nothing of a blocked directive; what an over-capacity run exceeds the capacity by."""
+        load = self._conflict_tracker().load
+        return {week_label(load.first_week + offset): from_micro(total)
+                for offset, total in enumerate(load.totals())}
 
     def conflicts_written(self, since: Cursor | None) -> tuple[list[str] | None,
                                                                Cursor | None]:

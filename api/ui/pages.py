@@ -197,10 +197,13 @@ async def board_rows(request: Request, session: SessionDep, contract: ContractFi
 # --- a contract ---------------------------------------------------------------------
 
 
-def _contract_context(services: Services, session: Session, contract_id: str) -> dict[str, Any]:
+def _contract_context(services: Services, session: Session, contract_id: str,
+                      with_load: bool = False) -> dict[str, Any]:
+    """The contract as a page shows it; ``with_load``: and its load per week (``loads``)."""
     contract = contracts.read_contract(services.ledger, session.caller, contract_id)
     return {"contract": contract.as_dict(), "chain": contract.escalation_chain,
-            "names": organisation_names(services)}
+            "names": organisation_names(services),
+            **({"loads": contract.weekly_load()} if with_load else {})}
 
 
 async def _live(request: Request, contract_id: str) -> dict[str, Any]:
@@ -224,10 +227,11 @@ async def contract_page(request: Request, session: SessionDep, contract_id: str)
     except ValueError:
         return RedirectResponse(f"/ui/contracts/{contract_id_for(contract_id[:64])}",
                                 status_code=303)
-    context = await threaded(_contract_context, services_of(request), session, contract_id[:64])
+    context = await threaded(_contract_context, services_of(request), session, contract_id[:64],
+                             True)
     live = await _live(request, str(context["contract"]["id"]))
     contract = context["contract"]
-    load = weekly_load(contract, contract["directives"], live["conflicts"])
+    load = weekly_load(contract, context.pop("loads"), live["conflicts"])
     labels = Labels(language_of(request), {})
     load["ranges"] = [labels.weeks(week) for week in load["weeks"]]  # weeks as dates
     return page(request, "contract.html", session, **context, **live,

@@ -9,7 +9,6 @@ the same rule beforehand so that a resolver knows when to escalate instead.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
 from typing import Any
 
 from domain.organisations import Caller, Role
@@ -57,56 +56,25 @@ def authority(
     }
 
 
-def iso_week(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def _day(text: Any, default: date) -> date:
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        return default
-
-
 def weekly_load(
     terms: Mapping[str, Any],
-    directives: Iterable[Mapping[str, Any]],
+    loads: Mapping[str, float],
     conflicts: Iterable[Mapping[str, Any]],
     max_weeks: int = 160,
 ) -> dict[str, Any]:
-    """Hours asked per ISO week of the contract's period against its weekly capacity.
+    """The contract's load per ISO week against its weekly capacity, for the chart.
 
-    Asked: the committed hours plus every active directive's ``hours_per_week``
-    over the weeks of its window.  ``runs``: the weeks of each open
-    ``over_capacity`` conflict (the domain's verdict, which may count one-side
-    conflicts once); ``over``: the weeks where what is asked exceeds capacity.
+    ``loads``: each week's load as the domain counts it (``ServiceContract.weekly_load``:
+    committed hours, one side of each open contradiction or duplicate, nothing of a
+    blocked directive), so the chart shows what an over-capacity run measures.
+    ``runs``: the weeks of each open ``over_capacity`` conflict; ``over``: the weeks
+    whose load exceeds capacity (a decided run's weeks may still be over).
     """
-    period = terms.get("period") or {}
-    start = _day(period.get("start"), date.today())
-    end = _day(period.get("end"), start + timedelta(weeks=52))
     capacity = terms.get("capacity") or {}
     weekly_capacity = float(capacity.get("staff", 0)) * float(
         capacity.get("hours_per_staff_week", 0))
-    committed = float(capacity.get("committed_hours_per_week", 0))
-    monday = start - timedelta(days=start.weekday())
-    weeks: list[str] = []
-    while monday <= end and len(weeks) < max_weeks:
-        weeks.append(iso_week(monday))
-        monday += timedelta(weeks=1)
-    index = {week: i for i, week in enumerate(weeks)}
-    asked = [committed] * len(weeks)
-    for directive in directives:
-        if directive.get("status", "active") != "active":
-            continue
-        hours = float(directive.get("hours_per_week") or 0)
-        if not hours:
-            continue
-        window = directive.get("window") or {}
-        first = iso_week(_day(window.get("from"), start))
-        last = iso_week(_day(window.get("to"), end))
-        for week in weeks[index.get(first, 0): index.get(last, len(weeks) - 1) + 1]:
-            asked[index[week]] += hours
+    weeks = list(loads)[:max_weeks]
+    index = set(weeks)
     runs = []
     for conflict in conflicts:
         if conflict.get("kind") == "over_capacity" and conflict.get("status") == "open":
@@ -115,9 +83,8 @@ def weekly_load(
                 runs.append({"first": marked[0], "last": marked[-1], "conflict": conflict["id"]})
     return {
         "weeks": weeks,
-        "asked": [round(h, 2) for h in asked],
+        "load": [round(loads[week], 2) for week in weeks],
         "capacity": weekly_capacity,
-        "over": [week for week, hours in zip(weeks, asked, strict=True)
-                 if hours > weekly_capacity],
+        "over": [week for week in weeks if loads[week] > weekly_capacity],
         "runs": runs,
     }

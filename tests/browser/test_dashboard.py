@@ -9,6 +9,7 @@ A contract's past (history, diff, what-if) is ``test_contract_history.py``.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -241,6 +242,9 @@ def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     load = page.locator("section[aria-labelledby=h-load]")
     for weeks in runs:
         expect(load).to_contain_text(show_weeks(weeks[0], weeks[-1], "zh"))
+    # and it draws the load as the domain counts it: over capacity in the run's weeks only
+    drawn = json.loads(page.locator("#load-data").text_content() or "{}")
+    assert drawn["over"] == [week for weeks in runs for week in weeks]
     # and the directives' bases are named in Chinese words, not by their API values
     listed = page.locator("section[aria-labelledby=h-directives]")
     expect(listed).to_contain_text("购买方要求")
@@ -253,6 +257,13 @@ def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     page.goto(f"/ui/contracts/{JNZ}")
     cited = page.locator("section[aria-labelledby=h-directives] tr", has_text="合同条款")
     expect(cited.locator(".citation")).to_contain_text("江南中街长者日间服务中心购买服务合同》第五条")
+
+    # and Liwan's chart counts nothing of the blocked demolition and census work, so no
+    # week of it is over capacity (before, every week was drawn red above the line)
+    page.goto("/ui/contracts/LW-PILOT-2008")
+    drawn = json.loads(page.locator("#load-data").text_content() or "{}")
+    assert drawn["over"] == [] and max(drawn["load"]) <= drawn["capacity"]
+    expect(page.locator("section[aria-labelledby=h-load]")).to_contain_text("没有未决的超负荷时段")
 
 
 def test_the_board_updates_by_itself_when_a_conflict_opens(

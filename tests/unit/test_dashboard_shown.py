@@ -51,23 +51,18 @@ def test_a_supervisor_sees_the_rule_but_may_decide_nothing() -> None:
     assert [row["summary"] for row in shown["members"]] == ["每周按街道模板报送", "gone"]
 
 
-def test_weekly_load_counts_committed_and_active_hours_over_each_window() -> None:
+def test_the_chart_shows_the_domains_load_and_marks_the_open_runs() -> None:
     terms = {"period": {"start": "2008-06-02", "end": "2008-06-29"},
              "capacity": {"staff": 2, "hours_per_staff_week": 40,
                           "committed_hours_per_week": 60}}
-    directives = [
-        {"status": "active", "hours_per_week": 15, "window": {"from": "2008-06-09",
-                                                              "to": "2008-06-22"}},
-        {"status": "withdrawn", "hours_per_week": 100},
-        {"status": "active", "hours_per_week": 2},
-    ]
+    loads = {"2008-W23": 62.0, "2008-W24": 82.5, "2008-W25": 77.0, "2008-W26": 62.0}
     conflicts = [{"id": "c1", "kind": "over_capacity", "status": "open",
-                  "details": {"weeks": ["2008-W24", "2008-W25"]}},
+                  "details": {"weeks": ["2008-W24"]}},
                  {"id": "c2", "kind": "over_capacity", "status": "dissolved",
                   "details": {"weeks": ["2008-W23"]}}]
-    load = weekly_load(terms, directives, conflicts)
+    load = weekly_load(terms, loads, conflicts)
     assert load["weeks"] == ["2008-W23", "2008-W24", "2008-W25", "2008-W26"]
-    assert load["asked"] == [62.0, 77.0, 77.0, 62.0]
+    assert load["load"] == [62.0, 82.5, 77.0, 62.0]
     assert load["capacity"] == 80.0
-    assert load["over"] == []
-    assert load["runs"] == [{"first": "2008-W24", "last": "2008-W25", "conflict": "c1"}]
+    assert load["over"] == ["2008-W24"]
+    assert load["runs"] == [{"first": "2008-W24", "last": "2008-W24", "conflict": "c1"}]

@@ -26,15 +26,15 @@
           })).join("<br>");
         }
       },
-      legend: { top: 0, data: [element.dataset.labelAsked, element.dataset.labelCapacity] },
+      legend: { top: 0, data: [element.dataset.labelLoad, element.dataset.labelCapacity] },
       grid: { left: 48, right: 16, top: 48, bottom: 56 },
       xAxis: { type: "category", data: load.weeks },
       yAxis: { type: "value", name: "h" },
       dataZoom: [{ type: "inside" }, { type: "slider", height: 16, bottom: 8 }],
       series: [
         {
-          name: element.dataset.labelAsked, type: "bar",
-          data: load.asked.map(function (hours, i) {
+          name: element.dataset.labelLoad, type: "bar",
+          data: load.load.map(function (hours, i) {
             return over.has(load.weeks[i]) ? { value: hours, itemStyle: { color: "#c0392b" } } : hours;
           }),
           markArea: { itemStyle: { color: "rgba(192, 57, 43, 0.12)" }, data: areas }
