@@ -133,10 +133,11 @@ def _organisation(services: Services, session: Session, org: str, page: int
     listed: list[dict[str, Any]] = []
     for contract_id in contracts.readable_contract_ids(services.ledger, caller):
         contract = contracts.read_contract(services.ledger, caller, contract_id)
-        mine = [d for d in contract.directives.values() if d["issuer"] == org]
+        delivers = contract.terms.get("provider") == org  # what lands on its team: all
+        mine = [d for d in contract.directives.values() if delivers or d["issuer"] == org]
         if mine:
             summary = {"id": contract_id, "code": contract.code,
-                       "title": contract.terms.get("title", "")}
+                       "title": contract.terms.get("title", ""), "delivers": delivers}
             listed.append({"summary": summary, "directives": mine})
     listed.sort(key=lambda entry: entry["summary"]["code"])
     pages = max(1, -(-len(listed) // ORGANISATION_PAGE))
@@ -167,7 +168,15 @@ async def organisation_page(request: Request, session: SessionDep,
             mine = [c for c in conflicts["conflicts"] if directive["id"] in c["members"]]
             directive["in_conflicts"] = [c for c in mine if c["status"] == "open"]
             directive["decisions"] = [c for c in mine if c["status"] == "resolved"]
+        if entry["summary"]["delivers"]:  # a provider triages in the ranking's order
+            entry["directives"].sort(key=_in_rank_order)
     return page(request, "organisation.html", session, **context)
+
+
+def _in_rank_order(directive: dict[str, Any]) -> tuple[int, int]:
+    """Ranked directives by rank, then the others (withdrawn, or not yet projected)."""
+    ranked = directive.get("ranked")
+    return (0, ranked["rank"]) if ranked else (1, 0)
 
 
 # --- webhooks ---------------------------------------------------------------------------

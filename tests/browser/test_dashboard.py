@@ -146,6 +146,33 @@ def test_a_street_office_sees_who_overrode_its_request_and_why(
     screenshot(page, "organisation-decided-zh")
 
 
+def test_the_provider_sees_every_directive_on_its_contracts_in_the_rankings_order(
+    demo_stack: DemoStack, contexts: Contexts,
+) -> None:
+    # given the youth zone's ranking and directives, as the API tells them to its provider
+    with demo_stack.api("resolver", "qichuang") as client:
+        ranked = [p["directive_id"] for p in client.get(
+            f"/v1/contracts/{YOUTH}/priorities").json()["priorities"]]
+        directives = client.get(f"/v1/contracts/{YOUTH}").json()["directives"]
+    assert len(ranked) > 3 and {d["issuer"] for d in directives} != {"qichuang"}
+
+    # when qichuang's director opens 指令 (before, it said "no directives": qichuang issues none)
+    page = sign_in(contexts(), demo_stack.key("resolver", "qichuang"), "/ui/organisation")
+
+    # then the youth contract lists every directive placed on it, the ranked ones first in
+    # the ranking's order, each with the organisation that issued it
+    section = page.locator(f"section[aria-labelledby='h-{YOUTH}']")
+    expect(section).to_contain_text("启创社会工作发展协会承接本合同")
+    rows = section.locator("tbody tr")
+    expect(rows).to_have_count(len(directives))
+    shown = rows.evaluate_all("rs => rs.map(r => r.dataset.directive)")
+    assert shown[:len(ranked)] == ranked
+    expect(rows.first.locator("td").nth(3)).to_have_text("1")  # issuer, directive, status, rank
+    expect(section).to_contain_text("海幢街道办事处")
+    assert_accessible_basics(page)
+    screenshot(page, "organisation-provider-zh")
+
+
 def test_an_admin_redelivers_a_webhook_message_and_sends_a_test_message(
     demo_stack: DemoStack, contexts: Contexts,
 ) -> None:
