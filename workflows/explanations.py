@@ -123,6 +123,14 @@ class _Words:
     def field(self, name: str) -> str:
         return vocabulary.field(name, self.language)
 
+    def group(self, slug: str) -> str:
+        return vocabulary.target_group(slug, self.language)
+
+    def tags(self, slugs: Iterable[str], word: str = "and") -> str:
+        """Tags by their words, each quoted (a tag is a label, not a phrase of the sentence)."""
+        return self.join([self.value(vocabulary.tag(slug, self.language)) for slug in slugs],
+                         word)
+
     def kind(self, kind: str) -> str:
         """A kind of work by its label (``domain.work_kinds``)."""
         return work_kinds.label(kind, self.language)
@@ -166,7 +174,8 @@ def _over_capacity(details: Mapping[str, Any], t: _Words) -> str:
 
 
 def _out_of_scope(details: Mapping[str, Any], t: _Words) -> str:
-    outside = [*details.get("outside_target_groups", []), *details.get("outside_locations", []),
+    outside = [*(t.group(group) for group in details.get("outside_target_groups", [])),
+               *details.get("outside_locations", []),
                *(t.kind(kind) for kind in details.get("outside_task_types", []))]
     return t("Out of scope: %(org)s's directive on %(subject)s names %(outside)s, which the "
              "contract does not cover.", org=t.org(details.get("issuer", "")),
@@ -175,11 +184,12 @@ def _out_of_scope(details: Mapping[str, Any], t: _Words) -> str:
 
 def _rule_violation(details: Mapping[str, Any], t: _Words) -> str:
     unless = details.get("unless_tags") or []
-    without = t(" without %(tags)s", tags=t.join(unless, "or")) if unless else ""
+    without = t(" without %(tags)s", tags=t.tags(unless, "or")) if unless else ""
     return t("Rule %(rule)s blocks %(org)s's directive on %(subject)s: it is tagged %(tags)s"
              "%(without)s, and its basis (%(basis)s) is not exempt (%(citation)s).",
-             rule=details["rule"], org=t.org(details.get("issuer", "")),
-             subject=t.directive(details), tags=t.join(details.get("when_tags") or []),
+             rule=vocabulary.rule(details["rule"], t.language),
+             org=t.org(details.get("issuer", "")),
+             subject=t.directive(details), tags=t.tags(details.get("when_tags") or []),
              without=without, basis=t.basis(details.get("basis")),
              citation=details.get("citation") or "")
 

@@ -6,7 +6,8 @@ release that changes how a conflict is explained (a catalogue entry, a writer in
 work's label) leaves the stored views saying the old sentences until each
 contract happens to be projected again.  ``texts_fingerprint`` explains a fixed
 set of conflicts, one of each kind and every variant a writer has (every basis,
-field and kind of work, directives with and without summaries, merges and
+field, kind of work, target group, tag and rule with a word, directives with and
+without summaries, merges and
 precedents), in every language, and hashes
 the sentences: it changes exactly when what a reader would see changes, and not
 for a comment or a refactoring.  ``projection_control.rebuild_if_texts_changed``
@@ -21,6 +22,7 @@ from typing import Any
 
 from domain.directives import Basis, DirectiveFields
 from domain.work_kinds import WORK_KINDS
+from workflows import vocabulary
 from workflows.explanations import explanations
 
 NAMES = {"org-a": "海幢街道办事处", "org-b": "Haizhu Civil Affairs Bureau"}
@@ -43,13 +45,16 @@ def _samples() -> list[dict[str, Any]]:
             "committed_hours_per_week": 400, "weekly_capacity_hours": 560,
             "excess_hours": 38.25, "peak_week": "2008-W11"}),
         ("out_of_scope", {**subject, "summary": "拆迁谈判", "issuer": "org-a",
-                          "outside_target_groups": ["elderly"],
+                          "outside_target_groups": [*sorted(vocabulary.TARGET_GROUPS), "other"],
                           "outside_locations": ["赤岗街"], "outside_task_types": KINDS_OF_WORK}),
         ("not_admitted", {**subject, "issuer": "org-a"}),
         ("disputed", {**subject, "disputed_by": "org-a", "issuer": "org-b", "reason": "不足60户",
                       "fields": list(DirectiveFields.model_fields)}),
         ("unregistered", {**subject}),
     ]
+    details += [("rule_violation", {**subject, "rule": rule, "issuer": "org-a",
+                                    "when_tags": [*sorted(vocabulary.TAGS), "other"],
+                                    "basis": None}) for rule in [*vocabulary.RULES, "other"]]
     details += [("rule_violation", {**subject, "rule": "confidentiality", "issuer": "org-a",
                                     "when_tags": ["personal_data_disclosure"],
                                     "unless_tags": ["consent_obtained", "anonymised"],

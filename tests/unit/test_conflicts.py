@@ -278,7 +278,7 @@ def test_disclosing_personal_data_without_consent_breaks_the_confidentiality_rul
     assert conflict.details["rule"] == "confidentiality"
     assert conflict.details["citation"].startswith("广州市社会工作服务条例 第四条")
     assert "confidentiality" in english(conflict)
-    assert "consent_obtained" in english(conflict)
+    assert "\"consent obtained\"" in english(conflict)
 
 
 @pytest.mark.parametrize(("tags", "basis"), [

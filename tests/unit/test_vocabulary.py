@@ -32,6 +32,41 @@ def test_every_directive_field_has_a_word_in_each_language(field: str) -> None:
     assert HAN.search(chinese), f"{field}: no Chinese word ({chinese!r})"
 
 
+@pytest.mark.parametrize(("words", "slug"), [
+    *(("target group", slug) for slug in vocabulary.TARGET_GROUPS),
+    *(("tag", slug) for slug in vocabulary.TAGS),
+    *(("rule", slug) for slug in vocabulary.RULES)])
+def test_every_well_known_group_tag_and_rule_has_a_word_in_each_language(
+    words: str, slug: str,
+) -> None:
+    say = {"target group": vocabulary.target_group, "tag": vocabulary.tag,
+           "rule": vocabulary.rule}[words]
+    assert "_" not in say(slug, "en"), say(slug, "en")
+    assert HAN.search(say(slug, "zh")), f"{slug}: no Chinese word ({say(slug, 'zh')!r})"
+
+
+def test_a_rule_violation_and_what_is_out_of_scope_read_in_words() -> None:
+    # Given a street office's census that discloses personal data, for residents affected
+    # by redevelopment (a group the youth contract does not serve)
+    asked = directive("census", "haichuang-street", subject="census.households",
+                      tags=["personal_data_disclosure"],
+                      target_groups=["residents_affected_by_redevelopment"])
+    found = {c.kind: c for c in detect_conflicts(contract_terms(), [asked])}
+
+    # When both conflicts are explained in Chinese
+    rule, scope = (explanations({"kind": kind, "members": list(found[kind].members),
+                                 "details": found[kind].details}, NAMES)["zh"]
+                   for kind in ("rule_violation", "out_of_scope"))
+
+    # Then the rule, its tags and the group are named in words, never by their slugs
+    assert rule.startswith("保密规则阻止了海幢街道办事处")
+    assert "带有“披露个人信息”标签且没有“已获知情同意”" in rule
+    assert "涉及旧城改造受影响居民" in scope
+    for slug in ("personal_data_disclosure", "consent_obtained",  # (the citation is the
+                 "residents_affected_by_redevelopment"):  # regulation's, words and all)
+        assert slug not in rule + scope
+
+
 def test_a_rule_violation_names_the_basis_in_words() -> None:
     # Given a street office's request for case files, which the confidentiality rule blocks
     asked = directive("disclose", "haichuang-street", subject="cases.share_files",
