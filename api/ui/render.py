@@ -153,6 +153,12 @@ class Labels:
         """A directive's basis (``workflows.vocabulary``), as a label."""
         return vocabulary.as_label(vocabulary.basis(value, self.lang))
 
+    def tags(self, slugs: Any) -> str:
+        """Tags by their words where they have one (``workflows.vocabulary``), comma-joined."""
+        return "、".join(vocabulary.tag(str(slug), self.lang) for slug in slugs or ()) \
+            if self.lang == "zh" else ", ".join(vocabulary.tag(str(slug), self.lang)
+                                                for slug in slugs or ())
+
     def field(self, name: str) -> str:
         """A directive field's name (``workflows.vocabulary``), as a label."""
         return vocabulary.as_label(vocabulary.field(name, self.lang))

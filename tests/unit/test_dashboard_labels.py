@@ -51,3 +51,10 @@ def test_a_term_change_reads_in_words() -> None:
     assert labels.term_change({"field": "escalation_chain", "from": ["qichuang"],
                                "to": ["qichuang", "haizhu-youth-league"]}) == \
         "上报链：qichuang → qichuang → 共青团海珠区委"
+
+
+def test_tags_read_as_words_in_each_language_and_unknown_ones_as_they_are() -> None:
+    tags = ["personal_data_disclosure", "made_up_tag"]
+    assert Labels("zh", {}).tags(tags) == "披露个人信息、made_up_tag"
+    assert Labels("en", {}).tags(tags) == "disclosure of personal data, made_up_tag"
+    assert Labels("zh", {}).tags(None) == ""
