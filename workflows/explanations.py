@@ -24,6 +24,7 @@ from workflows import vocabulary
 from workflows.i18n import LANGUAGES, gettext, show_date, show_weeks
 
 Names = Mapping[str, str]
+_INNER_QUOTES = str.maketrans("“”", "‘’")
 DOMAIN = "explanations"
 MENTIONED_AT_MOST = 6
 
@@ -88,8 +89,11 @@ class _Words:
         return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
     def value(self, value: Any) -> str:
+        """A value as a sentence quotes it: a string in quotes (in Chinese, quotes it holds
+        become the inner ones, ‘…’), anything else as JSON."""
         if isinstance(value, str):
-            return f"“{value}”" if self.language == "zh" else f'"{value}"'
+            return f"“{value.translate(_INNER_QUOTES)}”" if self.language == "zh" \
+                else f'"{value}"'
         return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
     def directive(self, details: Mapping[str, Any]) -> str:

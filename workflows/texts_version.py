@@ -44,7 +44,7 @@ def _samples() -> list[dict[str, Any]]:
             {"issuer": "org-b", "subject": "s.two", "hours": 12}],
             "committed_hours_per_week": 400, "weekly_capacity_hours": 560,
             "excess_hours": 38.25, "peak_week": "2008-W11"}),
-        ("out_of_scope", {**subject, "summary": "拆迁谈判", "issuer": "org-a",
+        ("out_of_scope", {**subject, "summary": "“旧改”拆迁谈判", "issuer": "org-a",
                           "outside_target_groups": [*sorted(vocabulary.TARGET_GROUPS), "other"],
                           "outside_locations": ["赤岗街"], "outside_task_types": KINDS_OF_WORK}),
         ("not_admitted", {**subject, "issuer": "org-a"}),

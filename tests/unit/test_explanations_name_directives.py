@@ -109,3 +109,17 @@ def test_an_amended_summary_is_what_the_open_conflict_then_says(
     text = explanations(active_contract.conflicts[run["id"]], NAMES)["zh"]
     assert f"海幢街道办事处的“{INSPECTION}”（120小时）" in text
     assert "旧说法" not in text
+
+
+def test_quotes_in_a_summary_become_the_inner_quotes_of_the_chinese_text() -> None:
+    # Given a census the street office named as the community activity it claims to be
+    census = directive("census", "fengyuan-street",
+                       summary="“青少年社区活动”：入户登记青少年信息",
+                       target_groups=["residents_affected_by_redevelopment"])
+
+    # When its out-of-scope conflict is explained
+    [found] = [c for c in detect_conflicts(contract_terms(), [census])
+               if c.kind == "out_of_scope"]
+
+    # Then the Chinese text quotes it once, with its own quotes inside as ‘…’
+    assert "关于“‘青少年社区活动’：入户登记青少年信息”的指令" in explained(found)["zh"]
