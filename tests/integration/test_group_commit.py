@@ -183,10 +183,12 @@ def test_a_batch_meeting_another_writer_is_run_again_as_a_whole(
     # When eight directives arrive together here (their batch meets version 3 taken)
     futures = in_one_batch(app, [issued(app, contract_id, n) for n in range(8)])
     # Then the batch that met it was run again as a whole on the contract reloaded: every
-    # one is recorded after it, nothing twice, in two transactions, and the chain is whole
+    # one is recorded after it, nothing twice, and the chain is whole.  The held first batch
+    # holds one or a few of the eight, or, on a busy machine, all of them (its leader may
+    # gather every queued job before it prepares): one or two transactions in all
     results = [future.result() for future in futures]
     assert (committer(app).retries, committer(app).fallbacks) == (1, 0)
-    assert committer(app).batches - before == 2
+    assert committer(app).batches - before in (1, 2)
     assert sorted(r.version for r in results) == list(range(4, 12))
     assert_recorded_as_answered(app, contract_id, results)
     assert str(elsewhere.id) in contracts.read_contract(app, BOOTSTRAP_ADMIN,
