@@ -18,7 +18,12 @@ from celery import shared_task
 from domain.shanghai_calendar import shanghai_date
 from workers.runtime import projection, services, webhook_delivery, webhook_dispatcher
 from workflows import messaging, projection_control
-from workflows.projection_control import chosen_partitions, wake_projections, wake_webhooks
+from workflows.projection_control import (
+    chosen_partitions,
+    wake_projections,
+    wake_webhooks,
+    woken_partitions,
+)
 from workflows.timers import escalate_lapsed
 from workflows.webhooks.delivery import forget_sent, request_deliveries
 from workflows.webhooks.outbox.records import Lane
@@ -74,15 +79,26 @@ def rebuild(name: str) -> int:
 
 @shared_task(name=messaging.REFRESH_PRIORITIES, ignore_result=True, **RETRY)
 def refresh_priorities(only_if_stale: bool = False) -> int:
-    """Recompute urgency against today's date (Asia/Shanghai) in every priority view."""
+    """Recompute urgency against today's date (Asia/Shanghai) in every priority view.
+
+    A refresh holds each partition's lease in turn, and a projection pass that finds it
+    held leaves the partition, and its wake flag, to the holder (``PartitionedViews.run``):
+    so, like every holder, this task looks at the wake flags once it has let go, and
+    projects the woken partitions itself.  (A worker starting in a burst of commits sends
+    this task beside the first ``project`` task; without the look, a wake left here waited
+    for beat.)"""
     refreshed = 0
-    for part in projection().parts:
+    parts = projection().parts
+    for part in parts:
         if only_if_stale:
             today = shanghai_date(part.clock()).isoformat()
             stored = part.store.reference_date(part.store.current())
             if stored is not None and stored >= today:
                 continue
         refreshed += part.refresh()
+    woken = woken_partitions(parts)
+    if woken:
+        project(woken[0].partition)
     return refreshed
 
 
