@@ -5,7 +5,7 @@ changes; events carry everything replay needs (state is JSON-native so that
 snapshots and the hash chain see exactly what was stored).  Time comes in as
 an argument: the domain never reads a clock.
 
-Long (~860 lines) because the aggregate's events and the commands
+Long (~880 lines) because the aggregate's events and the commands
 that record them must live on one class (the event classes nest in it, and
 replay finds them there); the rules themselves live beside it (conflicts,
 scope, resolution, terms, directives).  Section 13's commands (admission, classification,
@@ -114,9 +114,7 @@ class ServiceContract(ChainedAggregate):
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["stale_conflicts"] = True
 
-    @staticmethod
-    def upcast_v2_v3(state: dict[str, Any]) -> None:
-        state["stale_conflicts"] = True
+    upcast_v2_v3 = upcast_v1_v2  # (the same mark: loaded from its events instead)
 
     if TYPE_CHECKING:  # set by the Drafted event
         terms: dict[str, Any]
@@ -407,8 +405,8 @@ class ServiceContract(ChainedAggregate):
         counts it: the committed hours, one side of each open contradiction or duplicate,
         nothing of a blocked directive; what an over-capacity run exceeds the capacity by."""
         load = self._conflict_tracker().load
-        return {week_label(load.first_week + offset): from_micro(total)
-                for offset, total in enumerate(load.totals())}
+        return {week_label(week): from_micro(load.load(week))
+                for week in range(load.first_week, load.last_week + 1)}
 
     def conflicts_written(self, since: Cursor | None) -> tuple[list[str] | None,
                                                                Cursor | None]:

@@ -105,12 +105,6 @@ class WeeklyLoad:
             self.count[week] += count
         self.runs.clear()
 
-    def totals(self) -> list[int]:
-        """Each week's load in micro-hours, the committed hours included, first week first."""
-        committed = self.committed
-        return [committed + free + shared for free, shared in zip(self.free, self.shared_max,
-                                                                  strict=True)]
-
     def copy(self) -> WeeklyLoad:
         """An independent twin (for a copy of the contract's tracker)."""
         twin = object.__new__(WeeklyLoad)

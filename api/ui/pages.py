@@ -228,7 +228,7 @@ async def contract_page(request: Request, session: SessionDep, contract_id: str)
         return RedirectResponse(f"/ui/contracts/{contract_id_for(contract_id[:64])}",
                                 status_code=303)
     context = await threaded(_contract_context, services_of(request), session, contract_id[:64],
-                             True)
+                             with_load=True)
     live = await _live(request, str(context["contract"]["id"]))
     contract = context["contract"]
     load = weekly_load(contract, context.pop("loads"), live["conflicts"])

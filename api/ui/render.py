@@ -155,9 +155,8 @@ class Labels:
 
     def tags(self, slugs: Any) -> str:
         """Tags by their words where they have one (``workflows.vocabulary``), comma-joined."""
-        return "、".join(vocabulary.tag(str(slug), self.lang) for slug in slugs or ()) \
-            if self.lang == "zh" else ", ".join(vocabulary.tag(str(slug), self.lang)
-                                                for slug in slugs or ())
+        separator = "、" if self.lang == "zh" else ", "
+        return separator.join(vocabulary.tag(str(slug), self.lang) for slug in slugs or ())
 
     def field(self, name: str) -> str:
         """A directive field's name (``workflows.vocabulary``), as a label."""
