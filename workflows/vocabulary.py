@@ -79,16 +79,14 @@ RULES: dict[str, str] = {
 
 def field(name: str, language: str) -> str:
     """A directive field's name in ``language``, as a sentence says it."""
-    word = FIELDS.get(name)
-    return gettext(language, word, DOMAIN) if word else name
+    return _word(FIELDS, name, language)
 
 
 def basis(value: str | None, language: str) -> str:
     """A basis in ``language``, as a sentence says it (``none`` without one)."""
     if not value:
         return gettext(language, "none", DOMAIN)
-    word = BASES.get(value)
-    return gettext(language, word, DOMAIN) if word else value
+    return _word(BASES, value, language)
 
 
 def target_group(slug: str, language: str) -> str:
