@@ -18,7 +18,7 @@ from conftest import ADMIN_KEY, USES_POSTGRES, fresh_store
 from e2e.client import Needle, World
 from e2e.serving import start_celery
 from integration.processes import stop_tree
-from integration.projection_support import clean_rebuild, live_views
+from integration.projection_support import clean_rebuild, live_views, wait_caught_up
 from integration.webhook_receiver import Answer, Receiver
 
 from workflows.bootstrap import bootstrap
@@ -86,9 +86,12 @@ def test_two_apis_and_two_workers_on_one_postgresql_lose_double_and_reorder_noth
             for burst in bursts:
                 burst.stop()
 
-            # then every partition's views reach the head of the log
+            # then every partition's views reach the head of the log, with beat's periodic
+            # project task as in service (every NEEDLE_PROJECTION_INTERVAL_SECONDS): a wake
+            # can still be left behind when workers start inside a burst (see the note in
+            # docs/decisions.md on wakes), and beat is what catches it
             projector = contract_views(services)
-            wait_until(projector.caught_up, 60, "every partition at the head")
+            wait_caught_up(services, 60, nudge_every=settings.projection_interval_seconds)
 
             # and no command is lost, doubled or out of order (versions contiguous, each
             # acknowledgement naming the event that holds it, the hash chain verified)
