@@ -133,7 +133,9 @@ CONFIDENTIALITY_RULE = Rule(
     unless_tags=["consent_obtained"],
     unless_basis=[Basis.STATUTE],
     verdict="blocked",
-    citation="广州市社会工作服务条例 第四条 (informed consent, confidentiality)",
+    # Illustrative, and marked so: no regulation in force at every contract's dates is
+    # cited for it here (docs/decisions.md, "Citations").
+    citation="示例引用：社会工作专业伦理中的知情同意与保密原则",
 )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from domain import work_kinds
 from domain.conflict_records import shown
 from workflows import vocabulary
-from workflows.i18n import LANGUAGES, gettext, show_date, show_weeks
+from workflows.i18n import LANGUAGES, gettext, ngettext, show_date, show_weeks
 
 Names = Mapping[str, str]
 _INNER_QUOTES = str.maketrans("“”", "‘’")
@@ -75,6 +75,9 @@ class _Words:
     def __call__(self, message: str, **values: object) -> str:
         return gettext(self.language, message, DOMAIN, **values)
 
+    def plural(self, singular: str, plural: str, count: int, **values: object) -> str:
+        return ngettext(self.language, singular, plural, count, DOMAIN, **values)
+
     def org(self, org_id: str) -> str:
         return self.names.get(org_id) or org_id
 
@@ -90,11 +93,28 @@ class _Words:
 
     def value(self, value: Any) -> str:
         """A value as a sentence quotes it: a string in quotes (in Chinese, quotes it holds
-        become the inner ones, ‘…’), anything else as JSON."""
+        become the inner ones, ‘…’); a map of plain values as its fields, ``format：表格，
+        copies：2`` (a reader sees no braces); anything else as JSON."""
         if isinstance(value, str):
             return f"“{value.translate(_INNER_QUOTES)}”" if self.language == "zh" \
                 else f'"{value}"'
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+        if isinstance(value, Mapping) and value and all(
+                isinstance(item, str | int | float | bool) for item in value.values()):
+            colon, comma = ("：", "，") if self.language == "zh" else (": ", ", ")
+            return comma.join(f"{key}{colon}{item if isinstance(item, str) else _json(item)}"
+                              for key, item in sorted(value.items()))
+        return _json(value)
+
+    def asked(self, value: Any, summaries: Iterable[str] | None) -> str:
+        """What the directives of one side (or of a duplicate) ask for: their summaries, as
+        their issuers wrote them, then the value they share in brackets; the value alone
+        when none has a summary."""
+        quoted = [self.value(summary) for summary in summaries or ()]
+        if not quoted:
+            return self.value(value)
+        if self.language == "zh":
+            return f"{'、'.join(quoted)}（{self.value(value)}）"
+        return f"{', '.join(quoted)} ({self.value(value)})"
 
     def directive(self, details: Mapping[str, Any]) -> str:
         """A directive as a person names it: by its summary, where it has one (the English
@@ -104,13 +124,6 @@ class _Words:
             return str(subject)
         return self.value(summary) if self.language == "zh" \
             else f"{subject} ({self.value(summary)})"
-
-    def summaries(self, summaries: Iterable[str] | None) -> str:
-        """The summaries of a side's directives, after its value: ``（“…”、“…”）``."""
-        quoted = [self.value(summary) for summary in summaries or ()]
-        if not quoted:
-            return ""
-        return f"（{'、'.join(quoted)}）" if self.language == "zh" else f" ({', '.join(quoted)})"
 
     def window(self, window: Mapping[str, str] | None) -> str:
         if not window:
@@ -142,8 +155,9 @@ class _Words:
 
 def _contradiction(details: Mapping[str, Any], t: _Words) -> str:
     sides = [
-        t("%(issuers)s asks for %(value)s", issuers=t.orgs(side["issuers"]),
-          value=t.value(side["value"]) + t.summaries(side.get("summaries")))
+        t.plural("%(issuers)s asks for %(value)s", "%(issuers)s ask for %(value)s",
+                 len(side["issuers"]), issuers=t.orgs(side["issuers"]),
+                 value=t.asked(side["value"], side.get("summaries")))
         for side in details.get("sides", [])
     ]
     return t("Contradictory directives on %(subject)s over overlapping windows "
@@ -156,8 +170,7 @@ def _duplicate(details: Mapping[str, Any], t: _Words) -> str:
     return t("Duplicate directives on %(subject)s: %(issuers)s each ask for %(value)s "
              "(%(window)s), so the same work is demanded %(count)s times.",
              subject=t.directive(details), issuers=t.orgs(details.get("issuers", [])),
-             value=t.value((details.get("values") or [None])[0])
-             + t.summaries(details.get("summaries")),
+             value=t.asked((details.get("values") or [None])[0], details.get("summaries")),
              window=t.window(details.get("window")), count=len(details.get("issuers", [])))
 
 
@@ -214,7 +227,11 @@ def _disputed(details: Mapping[str, Any], t: _Words) -> str:
              "(%(reason)s).", by=t.org(details.get("disputed_by", "")),
              fields=t.join([t.field(field) for field in details.get("fields") or []]),
              org=t.org(details.get("issuer", "")), subject=t.directive(details),
-             reason=details.get("reason") or "")
+             reason=(details.get("reason") or "").rstrip("。. "))  # (the brackets end it)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
 WRITERS: dict[str, Callable[[Mapping[str, Any], _Words], str]] = {

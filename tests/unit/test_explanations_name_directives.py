@@ -79,11 +79,37 @@ def test_each_side_of_a_contradiction_shows_what_its_directives_say() -> None:
                if c.kind == "contradiction"]
     texts = explained(found)
 
-    # Then each side's summary follows its value
-    assert ('海珠区民政局要求{"format": "bureau-statistics-form"}（“每周按民政统计报表报送”）'
-            in texts["zh"])
-    assert ('海幢街道办事处要求{"format": "street-template-v2"}（“每周按街道模板报送工作数据”）'
-            in texts["zh"])
+    # Then each side says what its directives ask for, as written, with the value in words
+    assert ("海珠区民政局要求“每周按民政统计报表报送”"
+            "（format：bureau-statistics-form）") in texts["zh"]
+    assert ("海幢街道办事处要求“每周按街道模板报送工作数据”"
+            "（format：street-template-v2）") in texts["zh"]
+    assert '海珠区民政局 asks for "每周按民政统计报表报送" (format: bureau-statistics-form)' \
+        in texts["en"]
+    assert "{" not in texts["zh"] + texts["en"]
+
+
+def test_a_side_of_several_issuers_asks_in_the_plural_and_values_read_as_fields() -> None:
+    # Given two street offices asking one format, with two fields, and the bureau another
+    value = {"format": "street-template-v2", "copies": 2}
+    street = directive("street", "haichuang-street", summary="按街道模板报送", value=value)
+    chigang = directive("chigang", "chigang-street", summary="按街道模板报送", value=value)
+    bureau = directive("bureau", "haizhu-civil-affairs", summary="",
+                       value={"format": "统计报表", "copies": 1})
+
+    # When the contradiction is found and explained
+    [found] = [c for c in detect_conflicts(contract_terms(), [street, chigang, bureau])
+               if c.kind == "contradiction"]
+    texts = explained(found)
+
+    # Then the two offices "ask" (one summary for both), and a side without a summary
+    # shows its value's fields, in order, in each language's punctuation
+    assert ('赤岗街道办事处 and 海幢街道办事处 ask for "按街道模板报送" '
+            "(copies: 2, format: street-template-v2)") in texts["en"]
+    assert "海珠区民政局 asks for copies: 1, format: 统计报表" in texts["en"]
+    assert ("赤岗街道办事处和海幢街道办事处要求“按街道模板报送”"
+            "（copies：2，format：street-template-v2）") in texts["zh"]
+    assert "海珠区民政局要求copies：1，format：统计报表" in texts["zh"]
 
 
 def test_an_amended_summary_is_what_the_open_conflict_then_says(

@@ -26,7 +26,7 @@ def test_the_same_texts_give_the_same_fingerprint() -> None:
 
 
 @pytest.mark.parametrize("change", ["a basis's word", "a writer", "a sentence's ending",
-                                    "how a directive is named", "how a side's summaries read"])
+                                    "how a directive is named", "what a side asks for"])
 def test_a_changed_text_changes_the_fingerprint(change: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     before = texts_fingerprint()
@@ -38,8 +38,9 @@ def test_a_changed_text_changes_the_fingerprint(change: str,
     elif change == "how a directive is named":  # by its subject again, not its summary
         monkeypatch.setattr(explanations._Words, "directive",
                             lambda self, details: str(details["subject"]))
-    elif change == "how a side's summaries read":  # not shown after a value any more
-        monkeypatch.setattr(explanations._Words, "summaries", lambda self, summaries: "")
+    elif change == "what a side asks for":  # its value alone, without its summaries
+        monkeypatch.setattr(explanations._Words, "asked",
+                            lambda self, value, summaries: self.value(value))
     else:  # what every merged conflict ends with
         real = explanations.gettext
         monkeypatch.setattr(explanations, "gettext", lambda language, message, *a, **k: (

@@ -89,7 +89,7 @@ def test_a_dispute_names_the_fields_in_words() -> None:
     record = {"kind": "disputed", "members": ["d1"], "details": {
         "disputed_by": "haichuang-street", "issuer": "haizhu-civil-affairs",
         "subject": "outreach.visits", "fields": ["people_affected", "hours_per_week"],
-        "reason": "只有60户"}}
+        "reason": "在册低保家庭只有60户。"}}
 
     # When it is explained
     texts = explanations(record, NAMES)
@@ -97,3 +97,5 @@ def test_a_dispute_names_the_fields_in_words() -> None:
     # Then the fields are named as a person says them
     assert "disputes the people affected and hours a week of 海珠区民政局's" in texts["en"]
     assert "受影响人数和每周工时提出异议" in texts["zh"]
+    # and the reason, in brackets, ends where they do (its own full stop dropped)
+    assert texts["zh"].endswith("（在册低保家庭只有60户）。")
