@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from api.problems import DOMAIN_ERRORS
+from api.ui import refusals
 from api.ui.session import LANG_COOKIE, Session
 from domain import work_kinds
 from domain.directives import Basis, DisputedField
@@ -157,6 +158,10 @@ class Labels:
         """Tags by their words where they have one (``workflows.vocabulary``), comma-joined."""
         separator = "、" if self.lang == "zh" else ", "
         return separator.join(vocabulary.tag(str(slug), self.lang) for slug in slugs or ())
+
+    def refusal(self, code: str, extra: Mapping[str, Any] | None = None) -> str:
+        """Why a form or a page was refused, as a sentence (``api/ui/refusals.py``)."""
+        return refusals.refusal(self, code, extra)
 
     def field(self, name: str) -> str:
         """A directive field's name (``workflows.vocabulary``), as a label."""
@@ -310,12 +315,13 @@ class UiRoute(APIRoute):
                     return Response(status_code=204, headers={"HX-Redirect": target})
                 return RedirectResponse(target, status_code=303)
             except CsrfRefused:
-                return error_page(request, 403, "forbidden",
+                return error_page(request, 403, "form_expired",
                                   "The form's security token is missing or wrong; "
                                   "reload the page and try again.")
             except DomainError as error:
                 status, _title = DOMAIN_ERRORS.get(error.code, (400, ""))
-                return error_page(request, status, error.code, error.detail)
+                return error_page(request, status, error.code, error.detail,
+                                  getattr(error, "extra", None))
             except RequestValidationError as error:
                 fields = "; ".join(
                     ".".join(str(p) for p in e.get("loc", ())[1:]) + ": " + str(e.get("msg"))
@@ -325,6 +331,7 @@ class UiRoute(APIRoute):
         return handle
 
 
-def error_page(request: Request, status: int, code: str, detail: str) -> HTMLResponse:
+def error_page(request: Request, status: int, code: str, detail: str,
+               extra: Mapping[str, Any] | None = None) -> HTMLResponse:
     return page(request, "error.html", None, status_code=status, error_status=status,
-                code=code, detail=detail)
+                error={"code": code, "detail": detail, "extra": extra})

@@ -339,9 +339,9 @@ def test_the_right_resolver_decides_and_the_wrong_one_is_refused(
     with page.expect_response(lambda r: r.url.endswith("/resolve")) as posted:
         page.get_by_role("button", name="记录决定").click()
 
-    # then it is refused (403) and nothing is recorded
+    # then it is refused (403), in words, and nothing is recorded
     assert posted.value.status == 403
-    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("你的单位或角色无权执行此操作。")
     with demo_stack.api("supervisor", "gz-swa") as client:
         assert client.get(f"/v1/contracts/{YOUTH}").json()["version"] == version
 
@@ -366,7 +366,9 @@ def test_the_right_resolver_decides_and_the_wrong_one_is_refused(
     with page.expect_response(lambda r: r.url.endswith("/resolve")) as posted:
         decide.get_by_role("button", name="记录决定").click()
     assert posted.value.status == 403
-    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text(
+        f"该指令由{BUREAU}发出，其位于上报链第2级：只有第2级或更高层级的决定才能推翻它。")
+    screenshot(page, "decide-refused-zh")
 
     # and when it upholds the bureau and overrides the street's template, it is recorded
     page.goto(url)

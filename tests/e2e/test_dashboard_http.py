@@ -103,7 +103,9 @@ def test_pages_about_a_contract_the_key_may_not_read_are_404(
     base = f"/ui/contracts/{world.contract_id}"
     for path in (base, f"{base}/live", f"{base}/history", f"{base}/at?version=1",
                  f"{base}/diff?from_version=1&to_version=2", f"{base}/conflicts/anything"):
-        assert client.get(path).status_code == 404, path
+        answer = client.get(path)
+        assert answer.status_code == 404, path
+        assert "找不到该内容，或你的密钥无权查看。" in answer.text, path  # said in words
     # and naming it by its code only redirects to the same 404
     by_code = client.get(f"/ui/contracts/{world.code}")
     assert by_code.status_code == 303 and by_code.headers["location"] == base
@@ -137,6 +139,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_records_nothing(
     # then both are refused and the contract did not move
     assert missing.status_code == 403 and wrong.status_code == 403
     assert world.version() == version
+    assert "表单已过期，请刷新页面后再试。" in missing.text  # what a person reads
 
     # and with its own token the same form is recorded
     token = form_token(resolver, f"/ui/contracts/{world.contract_id}/conflicts/{conflict['id']}")

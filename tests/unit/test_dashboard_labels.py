@@ -8,7 +8,10 @@ import re
 
 import pytest
 
+from api.problems import DOMAIN_ERRORS
+from api.ui.refusals import REFUSALS
 from api.ui.render import EVENT_LABELS, KIND_LABELS, TERM_LABELS, Labels
+from domain import errors
 from domain.chain import ChainedAggregate
 from domain.conflicts import KINDS
 from domain.contract import ServiceContract
@@ -58,3 +61,25 @@ def test_tags_read_as_words_in_each_language_and_unknown_ones_as_they_are() -> N
     assert Labels("zh", {}).tags(tags) == "披露个人信息、made_up_tag"
     assert Labels("en", {}).tags(tags) == "disclosure of personal data, made_up_tag"
     assert Labels("zh", {}).tags(None) == ""
+
+
+ERROR_CODES = sorted({*DOMAIN_ERRORS, *(error.code for error in vars(errors).values()
+                                      if isinstance(error, type)
+                                      and issubclass(error, errors.DomainError)
+                                      and error is not errors.DomainError)})
+
+
+@pytest.mark.parametrize("code", ERROR_CODES)
+def test_every_refusal_a_page_can_show_reads_as_a_sentence_in_chinese(code: str) -> None:
+    assert code in REFUSALS, f"{code} has no sentence"
+    assert HAN.search(Labels("zh", {}).refusal(code))
+
+
+def test_a_refused_override_names_the_issuer_and_the_level_it_needs() -> None:
+    extra = {"directive_id": "d1", "level_needed": 2, "org_needed": "haizhu-civil-affairs"}
+    zh = Labels("zh", {"haizhu-civil-affairs": "海珠区民政局"}).refusal(
+        "insufficient_authority", extra)
+    assert zh.startswith("该指令由海珠区民政局发出，其位于上报链第2级：只有第2级或更高层级的决定")
+    en = Labels("en", {"haizhu-civil-affairs": "Haizhu Civil Affairs"}).refusal(
+        "insufficient_authority", extra)
+    assert "issued by Haizhu Civil Affairs, at level 2" in en
