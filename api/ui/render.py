@@ -124,6 +124,13 @@ def services_of(request: Request) -> Services:
     return services
 
 
+def _hours(hours: Any) -> str:
+    """Hours as a person writes them: 28, 12.5 (not 28.0)."""
+    if not isinstance(hours, int | float):
+        return "" if hours is None else str(hours)
+    return f"{hours:.2f}".rstrip("0").rstrip(".")
+
+
 class Labels:
     """Everything a template needs to say things in one language."""
 
@@ -185,6 +192,18 @@ class Labels:
 
     def component(self, value: Any) -> str:
         return self.label(COMPONENT_LABELS, value)
+
+    def granted(self, schedule: Mapping[str, Any] | None, asked: Any) -> str:
+        """Hours a week granted against those asked, ``0 / 12``.  A partial grant's figure is
+        its leanest week's (SPEC §5), and the cell says so: "0" alone read as nothing at all."""
+        if not schedule:
+            return ""
+        text = _hours(schedule.get("hours_granted"))
+        if asked is not None:
+            text += f" / {_hours(asked)}"
+        if schedule.get("outcome") == "partial":
+            text += self._(" (its leanest week)")
+        return text
 
     def org(self, org_id: Any) -> str:
         return self.names.get(str(org_id), str(org_id))

@@ -254,12 +254,17 @@ def test_security_basics_hold(demo_stack: DemoStack, contexts: Contexts) -> None
 def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     demo_stack: DemoStack, contexts: Contexts,
 ) -> None:
-    # given the youth contract's open over-capacity run, as the API tells it
+    # given the youth contract's open over-capacity run, as the API tells it, and the
+    # directives it leaves only part of their hours
     with demo_stack.api("supervisor", "gz-swa") as client:
         runs = [c["details"]["weeks"] for c in client.get(
             f"/v1/contracts/{YOUTH}/conflicts").json()["conflicts"]
             if c["kind"] == "over_capacity" and c["status"] == "open"]
-    assert runs
+        partial = [p for p in client.get(f"/v1/contracts/{YOUTH}/priorities").json()[
+            "priorities"] if p["schedule"]["outcome"] == "partial"]
+        asked = {d["id"]: d["hours_per_week"]
+                 for d in client.get(f"/v1/contracts/{YOUTH}").json()["directives"]}
+    assert runs and partial
 
     # when the supervisor opens the contract
     page = sign_in(contexts(), demo_stack.key("supervisor", "gz-swa"), f"/ui/contracts/{YOUTH}")
@@ -272,6 +277,13 @@ def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     # and it draws the load as the domain counts it: over capacity in the run's weeks only
     drawn = json.loads(page.locator("#load-data").text_content() or "{}")
     assert drawn["over"] == [week for weeks in runs for week in weeks]
+    # and a partial grant reads against what was asked, as its leanest week's (a bare "0.0"
+    # read as nothing granted at all)
+    for entry in partial:
+        row = f"table.ranking tr[data-directive='{entry['directive_id']}']"
+        cell = page.locator(f"{row} td.granted")
+        expect(cell).to_have_text(f"{entry['schedule']['hours_granted']:g} / "
+                                  f"{asked[entry['directive_id']]:g}（最少的一周）")
     # and the directives' bases are named in Chinese words, not by their API values
     listed = page.locator("section[aria-labelledby=h-directives]")
     expect(listed).to_contain_text("购买方要求")

@@ -83,3 +83,13 @@ def test_a_refused_override_names_the_issuer_and_the_level_it_needs() -> None:
     en = Labels("en", {"haizhu-civil-affairs": "Haizhu Civil Affairs"}).refusal(
         "insufficient_authority", extra)
     assert "issued by Haizhu Civil Affairs, at level 2" in en
+
+
+def test_hours_granted_read_against_those_asked_and_a_partial_grant_says_whose_week() -> None:
+    assert Labels("zh", {}).granted({"outcome": "partial", "hours_granted": 0.0}, 12) == \
+        "0 / 12（最少的一周）"
+    assert Labels("en", {}).granted({"outcome": "partial", "hours_granted": 2.5}, 12.0) == \
+        "2.5 / 12 (its leanest week)"
+    assert Labels("zh", {}).granted({"outcome": "scheduled", "hours_granted": 28.0}, 28) == \
+        "28 / 28"
+    assert Labels("zh", {}).granted(None, 28) == ""
