@@ -202,7 +202,7 @@ def _out_of_scope(details: Mapping[str, Any], t: _Words) -> str:
 def _rule_violation(details: Mapping[str, Any], t: _Words) -> str:
     unless = details.get("unless_tags") or []
     without = t(" without %(tags)s", tags=t.tags(unless, "or")) if unless else ""
-    return t("Rule %(rule)s blocks %(org)s's directive on %(subject)s: it is tagged %(tags)s"
+    return t("The %(rule)s rule blocks %(org)s's directive on %(subject)s: it is tagged %(tags)s"
              "%(without)s, and its basis (%(basis)s) is not exempt (%(citation)s).",
              rule=vocabulary.rule(details["rule"], t.language),
              org=t.org(details.get("issuer", "")),
