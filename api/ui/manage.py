@@ -266,8 +266,9 @@ async def operations_page(request: Request, session: SessionDep,
     get_overseer(session.caller)
     services = services_of(request)
     items = await threaded(projection_statuses, services)
+    names = await threaded(organisation_names, services)  # (the header names the caller's)
     return page(request, "operations.html", session, items=items, done=done,
-                now=datetime.now(UTC), names={})
+                now=datetime.now(UTC), names=names)
 
 
 @router.post("/ui/operations/{name}/rebuild")

@@ -202,6 +202,7 @@ def test_operations_are_for_admins_and_supervisors_and_only_admins_rebuild(
     page = supervisor.get("/ui/operations")
     assert page.status_code == 200 and "contracts" in page.text
     assert "/rebuild" not in page.text
+    assert "第三方评估机构 · " in page.text  # the header names the caller's organisation
     # each projection's status reads in Chinese, not as the API's value
     assert re.search(r"<td>(已同步|追赶中|重建中)</td>", page.text)
     assert not re.search(r"<td>(live|catching_up|rebuilding)</td>", page.text)
