@@ -30,6 +30,7 @@ from api.projected_reads import (
     Freshness,
     ProjectedReads,
 )
+from api.replays import ReplayTurns, replay_turns
 from api.shared_runs import shared_on
 from domain import access
 from domain.errors import Forbidden, ValidationFailed
@@ -71,6 +72,14 @@ async def get_services(request: Request) -> Services:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 """The whole container: for the projection controls, which wake and read several parts."""
+
+
+async def get_replay_turns(request: Request) -> ReplayTurns:
+    return replay_turns(request.app.state)
+
+
+ReplaysDep = Annotated[ReplayTurns, Depends(get_replay_turns)]
+"""Where a route runs a replay (``api/replays.py``): its turn on the replay threads."""
 
 
 # One part each: built once by the composition root (``workflows/bootstrap.py``); the

@@ -19,6 +19,7 @@ from api.observability import install_observability
 from api.openapi_bodies import document_request_bodies
 from api.problems import install_problem_handlers
 from api.rate_limits import RateLimits
+from api.replays import ReplayTurns
 from api.routes import api_router, directives
 from api.ui import install_dashboard
 from workflows.bootstrap import Services, bootstrap
@@ -73,6 +74,7 @@ def create_app(services: Services | None = None, *, fast_path: bool = True) -> F
     app.state.services = services
     services.vault  # noqa: B018  # built now (the outbox too), not in a request
     app.state.metrics = Metrics()
+    app.state.replay_turns = ReplayTurns.of(services.settings)
     install_problem_handlers(app)
     app.include_router(api_router)
     issue = directives.issue_route()

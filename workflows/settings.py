@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     api_processes: int = Field(default=1, ge=1, le=64)
     """API processes ``needle up`` runs (``uvicorn --workers``; docker-compose: 4); they share
     the store (group commit runs a batch again when another got ahead) and the rate counts."""
+    replay_concurrency: int = Field(default=2, ge=1, le=64)
+    """Replays one API process runs at once (``api/replays.py``); the others wait their turn."""
+    replay_queue_per_key: int = Field(default=4, ge=1, le=1000)
+    """Replays one API key may have running or waiting in one API process; beyond: 429."""
     rate_limit: str = "2500/second"
     """Requests per API key (``limits`` notation, ``;``-separated; empty: no limit): 429."""
     rate_limit_anonymous: str = "300/second"

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic.json_schema import SkipJsonSchema
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
     AcceptLanguage,
@@ -25,6 +24,7 @@ from api.deps import (
     ProjectedReadsDep,
     ReadableContractId,
     ReadableContracts,
+    ReplaysDep,
     in_accepted_language,
 )
 from api.problems import problem_responses
@@ -62,13 +62,14 @@ async def conflict_view(
     at: PointInTimeDep,
     freshness: FreshnessDep,
     live: ProjectedReadsDep,
+    replays: ReplaysDep,
     response: Response,
     status: StatusQuery = None,
     accept_language: AcceptLanguage = None,
 ) -> dict[str, Any]:
     if at.given:
-        view = await run_in_threadpool(
-            history.conflict_view_at, ledger, caller, contract_id,
+        view = await replays.run(
+            caller, history.conflict_view_at, ledger, caller, contract_id,
             version=at.version, as_of=at.as_of, status=status,
         )
     else:
@@ -86,12 +87,13 @@ async def priority_view(
     at: PointInTimeDep,
     freshness: FreshnessDep,
     live: ProjectedReadsDep,
+    replays: ReplaysDep,
     response: Response,
     profile: ProfileQuery = None,
 ) -> dict[str, Any]:
     if at.given or profile is not None:
-        return await run_in_threadpool(
-            history.priority_view_at, ledger, caller, contract_id,
+        return await replays.run(
+            caller, history.priority_view_at, ledger, caller, contract_id,
             version=at.version, as_of=at.as_of, profile=profile,
         )
     position, view = await live.priorities(contract_id, freshness)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
     MAX_INTEGER,
@@ -13,6 +12,7 @@ from api.deps import (
     CallerDep,
     ContractId,
     LedgerDep,
+    ReplaysDep,
     in_accepted_language,
 )
 from api.problems import problem_responses
@@ -34,13 +34,14 @@ async def contract_diff(
     ledger: LedgerDep,
     from_version: VersionQuery,
     to_version: VersionQuery,
+    replays: ReplaysDep,
     accept_language: AcceptLanguage = None,
 ) -> dict[str, Any]:
     """Directives added, changed, withdrawn, overridden; conflicts opened, updated,
     resolved, dissolved, escalated (each explained); rank changes — each version ranked on
     its own replay date."""
-    diff = await run_in_threadpool(
-        replay.diff, ledger, caller, contract_id,
+    diff = await replays.run(
+        caller, replay.diff, ledger, caller, contract_id,
         from_version=from_version, to_version=to_version,
     )
     return {**diff, "conflicts": {part: in_accepted_language(records, accept_language)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import MAX_INTEGER, CallerDep, ContractId, LedgerDep
+from api.deps import MAX_INTEGER, CallerDep, ContractId, LedgerDep, ReplaysDep
 from api.problems import problem_responses
 from api.responses import ChainAudit, History, documented
 from workflows import history
@@ -32,8 +32,9 @@ def read_history(
 
 
 @router.get("/audit", response_model=ChainAudit)
-def audit_history(contract_id: ContractId, caller: CallerDep, ledger: LedgerDep) -> Any:
-    report = history.audit(ledger, caller, contract_id)
+async def audit_history(contract_id: ContractId, caller: CallerDep, ledger: LedgerDep,
+                        replays: ReplaysDep) -> Any:
+    report = await replays.run(caller, history.audit, ledger, caller, contract_id)
     return {
         "verified": report.verified,
         "events": report.events,

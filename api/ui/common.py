@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from api.deps import wake_after_commands
+from api.replays import replay_turns
 from api.ui.render import CsrfRefused, SignInNeeded, UiRoute, services_of
 from api.ui.session import COOKIE, Session, csrf_matches, session_of
 from workflows import view_store
@@ -73,3 +74,10 @@ async def views_token(request: Request, contract_id: str | None = None) -> str:
 def threaded(function: Any, *args: Any, **kwargs: Any) -> Any:
     """``run_in_threadpool`` spelled short, for the application's blocking reads."""
     return run_in_threadpool(function, *args, **kwargs)
+
+
+def replayed(request: Request, session: Session, function: Any, *args: Any,
+             **kwargs: Any) -> Any:
+    """``threaded`` for a page that replays a contract: its turn on the replay threads
+    (``api/replays.py``), counted against the signed-in key."""
+    return replay_turns(request.app.state).run(session.caller, function, *args, **kwargs)

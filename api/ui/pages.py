@@ -27,6 +27,7 @@ from api.ui.common import (
     SessionDep,
     checked_form,
     projection_position,
+    replayed,
     text_field,
     threaded,
     ui_router,
@@ -277,8 +278,8 @@ def _conflict_context(services: Services, session: Session, contract_id: str,
 async def conflict_page(request: Request, session: SessionDep, contract_id: str,
                         conflict_id: str, done: Annotated[str | None, Query(max_length=20)]
                         = None) -> Response:
-    context = await threaded(_conflict_context, services_of(request), session,
-                             contract_id[:64], conflict_id[:128])
+    context = await replayed(request, session, _conflict_context, services_of(request),
+                             session, contract_id[:64], conflict_id[:128])
     return page(request, "conflict.html", session, **context, done=done, error=None,
                 form={})
 
@@ -314,7 +315,8 @@ async def _decided(request: Request, session: Session, contract_id: str, conflic
         return RedirectResponse(
             f"/ui/contracts/{contract_id}/conflicts/{conflict_id}?done={command}",
             status_code=303)
-    context = await threaded(_conflict_context, services, session, contract_id, conflict_id)
+    context = await replayed(request, session, _conflict_context, services, session,
+                             contract_id, conflict_id)
     return page(request, "conflict.html", session, status_code=int(error["status"]), **context,
                 done=None, error=error, form=form)
 

@@ -36,6 +36,8 @@ REFUSALS: dict[str, str] = {
     "no_pending_proposal": "No decision is awaiting approval.",
     "version_mismatch": "Someone changed it meanwhile; reload the page and try again.",
     "idempotency_key_reused": "This request was already sent with other content.",
+    "rate_limited": "Several of your requests are still under way; wait a moment, then try "
+                    "again.",
     "contention": "The service is busy; try again in a moment.",
     "projection_lagging": "The service is busy; try again in a moment.",
     "views_unavailable": "The service is busy; try again in a moment.",

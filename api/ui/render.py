@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -337,6 +337,11 @@ class UiRoute(APIRoute):
                 return error_page(request, 403, "form_expired",
                                   "The form's security token is missing or wrong; "
                                   "reload the page and try again.")
+            except HTTPException as error:
+                if error.status_code != 429:  # (replays of this key under way: ``api/replays.py``)
+                    raise
+                return error_page(request, 429, "rate_limited", str(error.detail),
+                                  headers=error.headers)
             except DomainError as error:
                 status, _title = DOMAIN_ERRORS.get(error.code, (400, ""))
                 return error_page(request, status, error.code, error.detail,
@@ -351,6 +356,9 @@ class UiRoute(APIRoute):
 
 
 def error_page(request: Request, status: int, code: str, detail: str,
-               extra: Mapping[str, Any] | None = None) -> HTMLResponse:
-    return page(request, "error.html", None, status_code=status, error_status=status,
-                error={"code": code, "detail": detail, "extra": extra})
+               extra: Mapping[str, Any] | None = None,
+               headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    answer = page(request, "error.html", None, status_code=status, error_status=status,
+                  error={"code": code, "detail": detail, "extra": extra})
+    answer.headers.update(headers or {})
+    return answer

@@ -15,7 +15,7 @@ from fastapi import Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.deps import MAX_INTEGER
-from api.ui.common import SessionDep, threaded, ui_router
+from api.ui.common import SessionDep, replayed, ui_router
 from api.ui.render import organisation_names, page, services_of
 from api.ui.session import Session
 from domain.errors import ValidationFailed
@@ -68,8 +68,8 @@ def _history(services: Services, session: Session, contract_id: str, version: in
 @router.get("/ui/contracts/{contract_id}/history", response_class=HTMLResponse)
 async def history_page(request: Request, session: SessionDep, contract_id: str,
                        version: Version = None, profile: ProfileQuery = None) -> Response:
-    context = await threaded(_history, services_of(request), session, contract_id[:64],
-                             version, _profile(profile))
+    context = await replayed(request, session, _history, services_of(request), session,
+                             contract_id[:64], version, _profile(profile))
     return page(request, "history.html", session, **context)
 
 
@@ -77,8 +77,8 @@ async def history_page(request: Request, session: SessionDep, contract_id: str,
 async def at_version(request: Request, session: SessionDep, contract_id: str,
                      version: Version = None, profile: ProfileQuery = None) -> Response:
     """The slider's panel: the contract, its conflicts and ranking at one version."""
-    context = await threaded(_at_version, services_of(request), session, contract_id[:64],
-                             version, _profile(profile))
+    context = await replayed(request, session, _at_version, services_of(request), session,
+                             contract_id[:64], version, _profile(profile))
     return page(request, "_at_version.html", session, **context)
 
 
@@ -104,6 +104,6 @@ def _diff(services: Services, session: Session, contract_id: str, from_version: 
 @router.get("/ui/contracts/{contract_id}/diff", response_class=HTMLResponse)
 async def diff_page(request: Request, session: SessionDep, contract_id: str,
                     from_version: Version = None, to_version: Version = None) -> Response:
-    context = await threaded(_diff, services_of(request), session, contract_id[:64],
-                             from_version, to_version)
+    context = await replayed(request, session, _diff, services_of(request), session,
+                             contract_id[:64], from_version, to_version)
     return page(request, "diff.html", session, **context)
