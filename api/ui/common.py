@@ -28,6 +28,7 @@ def current_session(request: Request) -> Session:
     session = session_of(services_of(request), request.cookies.get(COOKIE))
     if session is None:
         raise SignInNeeded
+    request.state.session = session  # (a refusal's page keeps the signed-in header)
     return session
 
 

@@ -358,7 +358,8 @@ class UiRoute(APIRoute):
 def error_page(request: Request, status: int, code: str, detail: str,
                extra: Mapping[str, Any] | None = None,
                headers: Mapping[str, str] | None = None) -> HTMLResponse:
-    answer = page(request, "error.html", None, status_code=status, error_status=status,
+    answer = page(request, "error.html", getattr(request.state, "session", None),
+                  status_code=status, error_status=status,
                   error={"code": code, "detail": detail, "extra": extra})
     answer.headers.update(headers or {})
     return answer

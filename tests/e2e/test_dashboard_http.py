@@ -106,6 +106,7 @@ def test_pages_about_a_contract_the_key_may_not_read_are_404(
         answer = client.get(path)
         assert answer.status_code == 404, path
         assert "找不到该内容，或你的密钥无权查看。" in answer.text, path  # said in words
+        assert 'class="who"' in answer.text, path  # still signed in, with the menu
     # and naming it by its code only redirects to the same 404
     by_code = client.get(f"/ui/contracts/{world.code}")
     assert by_code.status_code == 303 and by_code.headers["location"] == base
