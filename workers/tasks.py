@@ -20,6 +20,7 @@ from workers.runtime import projection, services, webhook_delivery, webhook_disp
 from workflows import messaging, projection_control
 from workflows.projection_control import (
     chosen_partitions,
+    hand_on,
     wake_projections,
     wake_webhooks,
     woken_partitions,
@@ -57,7 +58,7 @@ def project(partition: int | None = None) -> int:
         log.info("projected", extra={"partition": partition, "events": report.processed,
                                      "complete": report.complete})
     if not report.complete:
-        wake_projections(services())
+        hand_on(services(), partition or 0)  # (whatever the wake flags say: see hand_on)
     return report.processed
 
 
@@ -73,7 +74,7 @@ def rebuild(name: str) -> int:
         log.info("projected", extra={"partition": indexes[0], "events": report.processed,
                                      "complete": report.complete})
     if not report.complete or views.rebuilding(indexes):
-        wake_projections(services())  # the project task finishes the rebuild and switches
+        hand_on(services(), indexes[0])  # the project task finishes the rebuild and switches
     return report.processed
 
 

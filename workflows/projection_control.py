@@ -90,6 +90,24 @@ def wake_projections(services: Services) -> bool:
     return True
 
 
+def hand_on(services: Services, partition: int) -> bool:
+    """After a run that stopped with work left (its time budget spent): send the next
+    ``project`` task whatever the wake flags say.  Never raises.
+
+    ``wake_projections`` sends a task only when its ``SET NX`` sets a flag.  A flag a
+    commit set while this run held the partition was left to this run (the commit's task,
+    taken by another worker, found the lease held and left); set still, it made
+    ``wake_projections`` send nothing, and the views waited behind the log until the flag
+    expired and a later commit came, or beat's periodic run.
+    """
+    try:
+        messaging.send_project(services.celery, services.settings, partition)
+    except (BrokerUnavailable, redis.RedisError, OSError) as error:
+        log.warning("projection hand-on not sent: %s", error)
+        return False
+    return True
+
+
 def wake_webhooks(services: Services) -> bool:
     """After a commit: wake the webhook dispatcher (``tn:wake:{webhooks}``).  Never raises.
 
