@@ -82,7 +82,10 @@ def test_replays_run_side_by_side_up_to_the_processs_concurrency() -> None:
         async with anyio.create_task_group() as group:
             for n in range(5):
                 group.start_soon(turns.run, STREET, replays.replay, f"r{n}")
-            await anyio.sleep(0.2)
+            deadline = time.monotonic() + 5
+            while replays.running < 2 and time.monotonic() < deadline:
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.1)  # (a third would have started by now, were it let)
             assert replays.running == 2  # two on replay threads, three waiting, none on a thread
             replays.release.set()
 
