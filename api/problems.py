@@ -150,7 +150,7 @@ def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
     errors = error.errors if isinstance(error, ValidationFailed) else None
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return problem_response(status, error.code, error.detail, title=title, errors=errors,
-                            headers=headers, extra=getattr(error, "extra", None))
+                            headers=headers, extra=error.extra)
 
 
 def _on_validation_error(request: Request, error: Exception) -> JSONResponse:

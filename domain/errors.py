@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     code = "domain_error"
+    extra: dict[str, Any] | None = None
+    """Fields a refusal names besides its detail (the problem document carries them)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -21,7 +21,7 @@ from typing import Any
 from domain import work_kinds
 from domain.conflict_records import shown
 from workflows import vocabulary
-from workflows.i18n import LANGUAGES, gettext, ngettext, show_date, show_weeks
+from workflows.i18n import LANGUAGES, gettext, ngettext, show_date, show_hours, show_weeks
 
 Names = Mapping[str, str]
 _INNER_QUOTES = str.maketrans("“”", "‘’")
@@ -132,7 +132,7 @@ class _Words:
                     end=show_date(window["to"], self.language))
 
     def hours(self, hours: float) -> str:
-        return f"{hours:.6f}".rstrip("0").rstrip(".")
+        return show_hours(hours)
 
     def basis(self, basis: str | None) -> str:
         return vocabulary.basis(basis, self.language)

@@ -111,6 +111,14 @@ def show_date(day: date | str, language: str) -> str:
     return format_date(day, "d MMM y", locale=locale_of("en"))
 
 
+def show_hours(hours: float | None, places: int = 6) -> str:
+    """Hours as a person writes them, to ``places`` decimals at most: 28, 12.5 (not 28.0);
+    none as nothing."""
+    if hours is None:
+        return ""
+    return f"{hours:.{places}f}".rstrip("0").rstrip(".")
+
+
 def show_weeks(first: str, last: str | None, language: str) -> str:
     """ISO weeks ``first`` to ``last`` as the dates they span, e.g. ``9 Jun 2008 – 22 Jun 2008``."""
     start, _ = week_dates(first)

@@ -310,7 +310,7 @@ async def _decided(request: Request, session: Session, contract_id: str, conflic
             raise
         error = {"status": DOMAIN_ERRORS.get(refused.code, (400, ""))[0],
                  "code": refused.code, "detail": refused.detail,
-                 "extra": getattr(refused, "extra", None)}
+                 "extra": refused.extra}
     else:
         return RedirectResponse(
             f"/ui/contracts/{contract_id}/conflicts/{conflict_id}?done={command}",

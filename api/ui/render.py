@@ -124,13 +124,6 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def _hours(hours: Any) -> str:
-    """Hours as a person writes them: 28, 12.5 (not 28.0)."""
-    if not isinstance(hours, int | float):
-        return "" if hours is None else str(hours)
-    return f"{hours:.2f}".rstrip("0").rstrip(".")
-
-
 class Labels:
     """Everything a template needs to say things in one language."""
 
@@ -198,9 +191,9 @@ class Labels:
         its leanest week's (SPEC §5), and the cell says so: "0" alone read as nothing at all."""
         if not schedule:
             return ""
-        text = _hours(schedule.get("hours_granted"))
+        text = i18n.show_hours(schedule.get("hours_granted"), places=2)
         if asked is not None:
-            text += f" / {_hours(asked)}"
+            text += f" / {i18n.show_hours(asked, places=2)}"
         if schedule.get("outcome") == "partial":
             text += self._(" (its leanest week)")
         return text
@@ -344,8 +337,7 @@ class UiRoute(APIRoute):
                                   headers=error.headers)
             except DomainError as error:
                 status, _title = DOMAIN_ERRORS.get(error.code, (400, ""))
-                return error_page(request, status, error.code, error.detail,
-                                  getattr(error, "extra", None))
+                return error_page(request, status, error.code, error.detail, error.extra)
             except RequestValidationError as error:
                 fields = "; ".join(
                     ".".join(str(p) for p in e.get("loc", ())[1:]) + ": " + str(e.get("msg"))
