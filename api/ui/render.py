@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from api.problems import DOMAIN_ERRORS
+from api.problems import DOMAIN_ERRORS, HTTP_ERRORS
 from api.ui import refusals
 from api.ui.session import LANG_COOKIE, Session
 from domain import work_kinds
@@ -330,10 +330,9 @@ class UiRoute(APIRoute):
                 return error_page(request, 403, "form_expired",
                                   "The form's security token is missing or wrong; "
                                   "reload the page and try again.")
-            except HTTPException as error:
-                if error.status_code != 429:  # (replays of this key under way: ``api/replays.py``)
-                    raise
-                return error_page(request, 429, "rate_limited", str(error.detail),
+            except HTTPException as error:  # (429: a key's replays under way, ``api/replays.py``)
+                code, _title = HTTP_ERRORS.get(error.status_code, ("http_error", ""))
+                return error_page(request, error.status_code, code, str(error.detail),
                                   headers=error.headers)
             except DomainError as error:
                 status, _title = DOMAIN_ERRORS.get(error.code, (400, ""))
