@@ -29,6 +29,16 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class NotYet(NotFound):
+    """A point of a contract's history that is not there: a version after its last, or a
+    time before its first event.  The contract is found; ``extra`` says what was asked
+    (``version`` and the ``latest``, or ``as_of``)."""
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.extra = extra
+
+
 class AlreadyExists(DomainError):
     code = "already_exists"
 

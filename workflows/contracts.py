@@ -15,7 +15,7 @@ from typing import Any
 
 from domain import access
 from domain.contract import ServiceContract
-from domain.errors import AlreadyExists, NotFound, VersionMismatch
+from domain.errors import AlreadyExists, NotYet, VersionMismatch
 from domain.organisations import Caller
 from domain.terms import ContractTerms, Policy, StakeholderSpec
 from workflows.collector import collection_paused
@@ -43,7 +43,8 @@ def read_contract(ledger: Ledger, caller: Caller, contract_id: str, *, version: 
     if version is None or version == current.version:
         return current
     if version > current.version:
-        raise NotFound(f"contract {current.code} has no version {version} yet")
+        raise NotYet(f"contract {current.code} has no version {version} yet",
+                     version=version, latest=current.version)
     with collection_paused():  # a whole state built from a snapshot: no cycles to find
         past: object = ledger.repository.get(current.id, version=version,
                                              projector_func=applied)
@@ -74,7 +75,8 @@ def version_at(ledger: Ledger, contract: ServiceContract, as_of: datetime) -> in
         else:
             high = middle - 1
     if not found:
-        raise NotFound(f"contract {contract.code} did not exist yet at {as_of.isoformat()}")
+        raise NotYet(f"contract {contract.code} did not exist yet at {as_of.isoformat()}",
+                     as_of=as_of.isoformat())
     return found
 
 

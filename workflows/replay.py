@@ -24,7 +24,7 @@ from typing import Any
 from domain import access
 from domain.contract import ServiceContract
 from domain.diff import ContractAt, conflict_changes, contract_diff
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import NotYet, ValidationFailed
 from domain.organisations import Caller
 from domain.priorities import effective_policy, rank_directives
 from domain.shanghai_calendar import shanghai_date
@@ -80,7 +80,8 @@ def diff(
     head = read_contract(ledger, caller, contract_id)
     access.require_history(caller, head)
     if to_version > head.version:
-        raise NotFound(f"contract {head.code} has no version {to_version} yet")
+        raise NotYet(f"contract {head.code} has no version {to_version} yet",
+                     version=to_version, latest=head.version)
     before = contract_at(read_contract(ledger, caller, contract_id, version=from_version))
     after = before if to_version == from_version else contract_at(
         read_contract(ledger, caller, contract_id, version=to_version))

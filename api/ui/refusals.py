@@ -5,7 +5,8 @@ program or an engineer (``api/problems.py``).  A page says it to a person: one
 sentence per refusal code, from the ``messages`` catalogue, and the English
 detail kept below it for whoever asks an engineer.  A decision refused for lack
 of authority names who issued the directive and the level its override needs
-(SPEC §6), from the error's own fields.
+(SPEC §6), and a version asked for before it exists names the latest, from the
+error's own fields.
 """
 
 from __future__ import annotations
@@ -50,9 +51,17 @@ OVERRIDE_NEEDS = ("The directive was issued by %(org)s, at level %(level)s of th
                   "Escalate the conflict, or uphold that directive.")
 
 
+NO_VERSION_YET = "The contract has no version %(version)s yet: its latest is version %(latest)s."
+NOT_YET_DRAFTED = "The contract had not been drafted yet at %(moment)s."
+
+
 def refusal(labels: Any, code: str, extra: Mapping[str, Any] | None = None) -> str:
     """The sentence a page shows for a refusal (``labels``: ``api.ui.render.Labels``)."""
     if code == "insufficient_authority" and extra and "org_needed" in extra:
         return labels._(OVERRIDE_NEEDS, org=labels.org(str(extra["org_needed"])),
                         level=extra.get("level_needed"))
+    if code == "not_found" and extra and "latest" in extra:  # (``domain.errors.NotYet``)
+        return labels._(NO_VERSION_YET, version=extra.get("version"), latest=extra["latest"])
+    if code == "not_found" and extra and "as_of" in extra:
+        return labels._(NOT_YET_DRAFTED, moment=labels.when(extra["as_of"]))
     return labels._(REFUSALS.get(code, REFUSED))

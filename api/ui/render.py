@@ -130,6 +130,8 @@ class Labels:
     def __init__(self, language: str, names: Mapping[str, str]) -> None:
         self.lang = language
         self.names = names
+        self.colon = "：" if language == "zh" else ": "
+        """Between a label and what it labels (Chinese takes the full-width colon)."""
 
     def _(self, message: str, **values: object) -> str:
         text = i18n.gettext(self.lang, message)

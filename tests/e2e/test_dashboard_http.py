@@ -166,6 +166,30 @@ def test_the_language_follows_the_switch_then_accept_language_then_chinese(
     assert f"<h1>{heading}</h1>" in client.get("/ui/").text
 
 
+def test_a_label_takes_the_colon_of_the_page_s_language(
+    live_server: LiveServer, world: World,
+) -> None:
+    client = signed_in(live_server, world.keys["supervisor"])
+    page = f"/ui/contracts/{world.contract_id}"
+    assert "第 0 级：" in client.get(page).text and "级: " not in client.get(page).text
+    assert client.get("/ui/lang/en", params={"next": "/ui/"}).status_code == 303
+    assert "level 0: " in client.get(page).text
+
+
+def test_a_diff_to_a_version_not_there_yet_is_a_404_page_that_names_the_latest(
+    live_server: LiveServer, world: World,
+) -> None:
+    client = signed_in(live_server, world.keys["supervisor"])
+    base = f"/ui/contracts/{world.contract_id}"
+    latest = world.version()
+    answer = client.get(f"{base}/diff?from_version=1&to_version={latest + 5}")
+    assert answer.status_code == 404
+    assert f"该合同还没有第{latest + 5}版：最新的是第{latest}版。" in answer.text
+    # while the slider's panel, asked past the end, shows the latest version
+    panel = client.get(f"{base}/at?version={latest + 5}")
+    assert panel.status_code == 200 and f"第 {latest} 版" in panel.text
+
+
 def test_bad_query_input_is_a_422_page(live_server: LiveServer, world: World) -> None:
     client = signed_in(live_server, world.keys["supervisor"])
     base = f"/ui/contracts/{world.contract_id}"

@@ -190,9 +190,17 @@ def test_a_version_beyond_the_head_is_not_found(world: World) -> None:
     response = world.as_("supervisor").get(f"{world.path}/diff",
                                            params={"from_version": 1, "to_version": 3})
 
-    # then there is no such version yet
+    # then there is no such version yet, and the problem names the latest
     assert response.status_code == 404
-    assert "no version 3" in response.json()["detail"]
+    problem = response.json()
+    assert "no version 3" in problem["detail"]
+    assert (problem["code"], problem["version"], problem["latest"]) == ("not_found", 3, 2)
+
+    # and a view as of a time before the contract was drafted names that time
+    early = world.as_("supervisor").get(f"{world.path}/priorities",
+                                        params={"as_of": "1999-01-01T00:00:00+08:00"})
+    assert early.status_code == 404
+    assert early.json()["as_of"] == "1999-01-01T00:00:00+08:00"
 
 
 def test_a_diff_shows_a_resolution_its_overridden_directive_and_an_escalation(

@@ -85,6 +85,16 @@ def test_a_refused_override_names_the_issuer_and_the_level_it_needs() -> None:
     assert "issued by Haizhu Civil Affairs, at level 2" in en
 
 
+def test_a_version_not_there_yet_names_the_latest_and_a_time_before_the_draft_says_so() -> None:
+    assert Labels("zh", {}).refusal("not_found", {"version": 40, "latest": 31}) == \
+        "该合同还没有第40版：最新的是第31版。"
+    assert Labels("en", {}).refusal("not_found", {"version": 40, "latest": 31}) == \
+        "The contract has no version 40 yet: its latest is version 31."
+    early = Labels("zh", {}).refusal("not_found", {"as_of": "2008-03-01T09:00:00+08:00"})
+    assert early.endswith("时该合同尚未起草。") and "2008" in early
+    assert Labels("zh", {}).refusal("not_found") == "找不到该内容，或你的密钥无权查看。"
+
+
 def test_hours_granted_read_against_those_asked_and_a_partial_grant_says_whose_week() -> None:
     assert Labels("zh", {}).granted({"outcome": "partial", "hours_granted": 0.0}, 12) == \
         "0 / 12（最少的一周）"
