@@ -124,14 +124,40 @@ def services_of(request: Request) -> Services:
     return services
 
 
+WHOSE_DIRECTIVE = '%(org)s\'s "%(summary)s"'
+
+
 class Labels:
     """Everything a template needs to say things in one language."""
 
     def __init__(self, language: str, names: Mapping[str, str]) -> None:
         self.lang = language
         self.names = names
-        self.colon = "：" if language == "zh" else ": "
-        """Between a label and what it labels (Chinese takes the full-width colon)."""
+        chinese = language == "zh"
+        self.colon = "：" if chinese else ": "
+        """Between a label and what it labels (Chinese takes full-width punctuation)."""
+        self.semi = "；" if chinese else "; "
+        """Between the items of a list whose items hold commas or colons."""
+        self.comma = "，" if chinese else ", "
+        self.enum = "、" if chinese else ", "
+        """Between the items of a list of names (Chinese takes the enumeration comma)."""
+        self.brackets = ("（", "）") if chinese else (" (", ")")
+        """Around an aside after what it qualifies (``paren``)."""
+
+    def summaries(self, directive_ids: Any, directives_by_id: Mapping[str, Any]) -> str:
+        """Directives named by their issuers and summaries (two issuers may write the same
+        summary), listed; an unknown one by its id's start."""
+        def named(key: Any) -> str:
+            directive = directives_by_id.get(key)
+            if not directive or not directive.get("summary"):
+                return str(key)[:8]
+            return self._(WHOSE_DIRECTIVE, org=self.org(directive.get("issuer")),
+                          summary=directive["summary"])
+        return self.enum.join(named(key) for key in directive_ids or ())
+
+    def paren(self, text: object) -> str:
+        """An aside after what it qualifies: ``（…）`` in Chinese, `` (…)`` in English."""
+        return f"{self.brackets[0]}{text}{self.brackets[1]}"
 
     def _(self, message: str, **values: object) -> str:
         text = i18n.gettext(self.lang, message)
@@ -158,8 +184,7 @@ class Labels:
 
     def tags(self, slugs: Any) -> str:
         """Tags by their words where they have one (``workflows.vocabulary``), comma-joined."""
-        separator = "、" if self.lang == "zh" else ", "
-        return separator.join(vocabulary.tag(str(slug), self.lang) for slug in slugs or ())
+        return self.enum.join(vocabulary.tag(str(slug), self.lang) for slug in slugs or ())
 
     def refusal(self, code: str, extra: Mapping[str, Any] | None = None) -> str:
         """Why a form or a page was refused, as a sentence (``api/ui/refusals.py``)."""
@@ -204,7 +229,7 @@ class Labels:
         return self.names.get(str(org_id), str(org_id))
 
     def orgs(self, org_ids: Any) -> str:
-        return ("、" if self.lang == "zh" else ", ").join(self.org(o) for o in org_ids or [])
+        return self.enum.join(self.org(o) for o in org_ids or [])
 
     def when(self, moment: Any) -> str:
         return i18n.show_time(moment, self.lang) if moment else ""

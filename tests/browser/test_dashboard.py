@@ -288,6 +288,9 @@ def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     listed = page.locator("section[aria-labelledby=h-directives]")
     expect(listed).to_contain_text("购买方要求")
     assert not {basis.value for basis in Basis} & set(listed.inner_text().split())
+    # and a conflict's precedent reads in Chinese punctuation: who decided, at which version
+    expect(page.locator("ul.conflicts .precedents").first).to_contain_text(
+        "先例：合并（启创社会工作发展协会，第 10 版）")
     assert_accessible_basics(page)
     page.locator("section[aria-labelledby=h-load]").scroll_into_view_if_needed()
     screenshot(page, "contract-load-zh")
@@ -363,6 +366,19 @@ def test_the_right_resolver_decides_and_the_wrong_one_is_refused(
     expect(bureau.locator("td.no")).to_have_text("不能推翻")
     street = page.locator("table.authority tr[data-issuer=haichuang-street]")
     expect(street.locator("td.yes")).to_have_text("可以推翻")
+    expect(page.locator("form.resolve label", has_text="海珠区民政局").locator(
+        "strong.no")).to_have_text("（本单位无权推翻）")
+    # and who joined and left the conflict, version by version, by their summaries
+    with demo_stack.api("admin", "threadneedle") as client:
+        names = {o["id"]: o["name"] for o in client.get("/v1/organizations").json()["items"]}
+        summary = {d["id"]: f"{names[d['issuer']]}的“{d['summary']}”" for d in client.get(
+            f"/v1/contracts/{YOUTH}").json()["directives"]}
+    changes = page.locator("section[aria-labelledby=h-changes] li")
+    expect(changes).to_have_count(len(conflict["member_changes"]))
+    for shown, change in zip(changes.all(), conflict["member_changes"], strict=True):
+        moved = [f"{word}：{'、'.join(summary[key] for key in change[part])}"
+                 for part, word in (("joined", "加入"), ("left", "退出")) if change[part]]
+        expect(shown).to_have_text(f"第 {change['version']} 版 · {'；'.join(moved)}")
     assert_accessible_basics(page)
     screenshot(page, "decide-zh")
     page.set_viewport_size(NARROW)  # the decide form works on a phone too

@@ -95,6 +95,20 @@ def test_a_version_not_there_yet_names_the_latest_and_a_time_before_the_draft_sa
     assert Labels("zh", {}).refusal("not_found") == "找不到该内容，或你的密钥无权查看。"
 
 
+def test_punctuation_between_labels_follows_the_language() -> None:
+    zh, en = Labels("zh", {}), Labels("en", {})
+    assert (zh.colon, zh.semi, zh.comma, zh.paren("第 10 版")) == ("：", "；", "，", "（第 10 版）")
+    assert (en.colon, en.semi, en.comma, en.paren("version 10")) == (
+        ": ", "; ", ", ", " (version 10)")
+    known = {"d1": {"summary": "每周按街道模板报送工作数据", "issuer": "chigang-street"},
+             "d2": {"summary": "走访30户", "issuer": "haizhu-civil-affairs"}}
+    names = {"chigang-street": "赤岗街道办事处", "haizhu-civil-affairs": "海珠区民政局"}
+    assert Labels("zh", names).summaries(["d1", "d2", "0123456789"], known) == \
+        "赤岗街道办事处的“每周按街道模板报送工作数据”、海珠区民政局的“走访30户”、01234567"
+    assert Labels("en", names).summaries(["d1", "d2"], known) == \
+        '赤岗街道办事处\'s "每周按街道模板报送工作数据", 海珠区民政局\'s "走访30户"'
+
+
 def test_hours_granted_read_against_those_asked_and_a_partial_grant_says_whose_week() -> None:
     assert Labels("zh", {}).granted({"outcome": "partial", "hours_granted": 0.0}, 12) == \
         "0 / 12（最少的一周）"
