@@ -140,6 +140,8 @@ class Labels:
         """Between the items of a list whose items hold commas or colons."""
         self.comma = "，" if chinese else ", "
         self.enum = "、" if chinese else ", "
+        self.gap = "" if chinese else " "
+        """Between two sentences (a Chinese full stop takes no space after it)."""
         """Between the items of a list of names (Chinese takes the enumeration comma)."""
         self.brackets = ("（", "）") if chinese else (" (", ")")
         """Around an aside after what it qualifies (``paren``)."""

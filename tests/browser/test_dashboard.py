@@ -305,7 +305,8 @@ def test_the_contract_page_draws_the_weekly_load_with_its_over_capacity_run(
     page.goto("/ui/contracts/LW-PILOT-2008")
     drawn = json.loads(page.locator("#load-data").text_content() or "{}")
     assert drawn["over"] == [] and max(drawn["load"]) <= drawn["capacity"]
-    expect(page.locator("section[aria-labelledby=h-load]")).to_contain_text("没有未决的超负荷时段")
+    expect(page.locator("section[aria-labelledby=h-load]")).to_contain_text(
+        "小时。没有未决的超负荷时段")  # (no space after a Chinese full stop)
     # and the provider's classification of the census names its tag in words
     expect(page.locator(".classification")).to_contain_text("普查统计 · 披露个人信息")
 

@@ -97,9 +97,10 @@ def test_a_version_not_there_yet_names_the_latest_and_a_time_before_the_draft_sa
 
 def test_punctuation_between_labels_follows_the_language() -> None:
     zh, en = Labels("zh", {}), Labels("en", {})
-    assert (zh.colon, zh.semi, zh.comma, zh.paren("第 10 版")) == ("：", "；", "，", "（第 10 版）")
-    assert (en.colon, en.semi, en.comma, en.paren("version 10")) == (
-        ": ", "; ", ", ", " (version 10)")
+    assert (zh.colon, zh.semi, zh.comma, zh.enum, zh.gap, zh.paren("第 10 版")) == (
+        "：", "；", "，", "、", "", "（第 10 版）")
+    assert (en.colon, en.semi, en.comma, en.enum, en.gap, en.paren("version 10")) == (
+        ": ", "; ", ", ", ", ", " ", " (version 10)")
     known = {"d1": {"summary": "每周按街道模板报送工作数据", "issuer": "chigang-street"},
              "d2": {"summary": "走访30户", "issuer": "haizhu-civil-affairs"}}
     names = {"chigang-street": "赤岗街道办事处", "haizhu-civil-affairs": "海珠区民政局"}
