@@ -79,7 +79,9 @@ def test_each_side_of_a_contradiction_shows_what_its_directives_say() -> None:
                if c.kind == "contradiction"]
     texts = explained(found)
 
-    # Then each side says what its directives ask for, as written, with the value in words
+    # Then it says what the directives share as a reference, not as the text's subject
+    assert texts["zh"].startswith("同一事项（reporting.weekly）的指令在重叠的时段")
+    # and each side says what its directives ask for, as written, with the value in words
     assert ("海珠区民政局要求“每周按民政统计报表报送”"
             "（format：bureau-statistics-form）") in texts["zh"]
     assert ("海幢街道办事处要求“每周按街道模板报送工作数据”"
@@ -87,6 +89,23 @@ def test_each_side_of_a_contradiction_shows_what_its_directives_say() -> None:
     assert '海珠区民政局 asks for "每周按民政统计报表报送" (format: bureau-statistics-form)' \
         in texts["en"]
     assert "{" not in texts["zh"] + texts["en"]
+
+
+def test_a_duplicate_names_what_its_issuers_ask_for_and_refers_to_its_subject() -> None:
+    # Given two street offices asking for the same weekly report
+    value = {"format": "street-template-v2"}
+    street = directive("street", "haichuang-street", summary="按街道模板报送", value=value)
+    chigang = directive("chigang", "chigang-street", summary="按街道模板报送", value=value)
+
+    # When the duplicate is found and explained
+    [found] = [c for c in detect_conflicts(contract_terms(), [street, chigang])
+               if c.kind == "duplicate"]
+    texts = explained(found)
+
+    # Then the subject is a reference in brackets, and the issuers say what they ask for
+    assert texts["zh"].startswith("同一事项（reporting.weekly）的指令重复：")
+    assert "都要求“按街道模板报送”（format：street-template-v2）" in texts["zh"]
+    assert texts["en"].startswith("Duplicate directives on reporting.weekly: ")
 
 
 def test_a_side_of_several_issuers_asks_in_the_plural_and_values_read_as_fields() -> None:
