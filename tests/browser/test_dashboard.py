@@ -136,10 +136,11 @@ def test_a_street_office_sees_who_overrode_its_request_and_why(
                    "/ui/organisation")
 
     # then its directive reads as overridden, by whom, how and why, linked to the conflict
+    expect(page.get_by_role("heading", level=1)).to_have_text("赤岗街道办事处的指令")
     row = page.locator(f"tr[data-directive='{overridden}']")
     expect(row).to_contain_text("推翻")
     decision = row.locator(f".decision[data-conflict='{decided['id']}']")
-    expect(decision).to_contain_text("由启创社会工作发展协会决定：合并")
+    expect(decision).to_contain_text("重复要求 · 由启创社会工作发展协会决定：合并")
     expect(decision).to_contain_text("本指令被推翻")
     expect(decision).to_contain_text(decided["resolution"]["rationale"])
     assert_accessible_basics(page)
