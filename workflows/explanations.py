@@ -21,7 +21,15 @@ from typing import Any
 from domain import work_kinds
 from domain.conflict_records import shown
 from workflows import vocabulary
-from workflows.i18n import LANGUAGES, gettext, ngettext, show_date, show_hours, show_weeks
+from workflows.i18n import (
+    LANGUAGES,
+    PUNCTUATION,
+    gettext,
+    ngettext,
+    show_date,
+    show_hours,
+    show_weeks,
+)
 
 Names = Mapping[str, str]
 _INNER_QUOTES = str.maketrans("“”", "‘’")
@@ -56,10 +64,10 @@ def explain(record: Mapping[str, Any], names: Names, language: str) -> str:
         kind=record["kind"], count=len(record["members"]))
     merged = record["details"].get("merged_into")
     if merged:
-        text += t.space + t("Merged into conflict %(id)s.", id=merged)
+        text += t.marks.gap + t("Merged into conflict %(id)s.", id=merged)
     precedents = record["details"].get("precedents") or []
     if precedents and record.get("status") == "open":
-        text += t.space + t("Earlier decisions on these directives or this subject: %(count)s.",
+        text += t.marks.gap + t("Earlier decisions on these directives or this subject: %(count)s.",
                             count=len(precedents))
     return text
 
@@ -70,7 +78,7 @@ class _Words:
     def __init__(self, language: str, names: Names) -> None:
         self.language = language
         self.names = names
-        self.space = "" if language == "zh" else " "
+        self.marks = PUNCTUATION[language]
 
     def __call__(self, message: str, **values: object) -> str:
         return gettext(self.language, message, DOMAIN, **values)
@@ -87,9 +95,10 @@ class _Words:
     def join(self, items: list[str], word: str = "and") -> str:
         if len(items) <= 1:
             return "".join(items)
+        head = self.marks.enum.join(items[:-1])
         if self.language == "zh":
-            return "、".join(items[:-1]) + ("和" if word == "and" else "或") + items[-1]
-        return f"{', '.join(items[:-1])} {word} {items[-1]}"
+            return head + ("和" if word == "and" else "或") + items[-1]
+        return f"{head} {word} {items[-1]}"
 
     def value(self, value: Any) -> str:
         """A value as a sentence quotes it: a string in quotes (in Chinese, quotes it holds
@@ -100,9 +109,10 @@ class _Words:
                 else f'"{value}"'
         if isinstance(value, Mapping) and value and all(
                 isinstance(item, str | int | float | bool) for item in value.values()):
-            colon, comma = ("：", "，") if self.language == "zh" else (": ", ", ")
-            return comma.join(f"{key}{colon}{item if isinstance(item, str) else _json(item)}"
-                              for key, item in sorted(value.items()))
+            marks = self.marks
+            return marks.comma.join(
+                f"{key}{marks.colon}{item if isinstance(item, str) else _json(item)}"
+                for key, item in sorted(value.items()))
         return _json(value)
 
     def asked(self, value: Any, summaries: Iterable[str] | None) -> str:
@@ -112,9 +122,7 @@ class _Words:
         quoted = [self.value(summary) for summary in summaries or ()]
         if not quoted:
             return self.value(value)
-        if self.language == "zh":
-            return f"{'、'.join(quoted)}（{self.value(value)}）"
-        return f"{', '.join(quoted)} ({self.value(value)})"
+        return self.marks.enum.join(quoted) + self.marks.paren(self.value(value))
 
     def directive(self, details: Mapping[str, Any]) -> str:
         """A directive as a person names it: by its summary, where it has one (the English

@@ -15,6 +15,7 @@ it spans.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from gettext import NullTranslations
@@ -34,6 +35,34 @@ LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 LOCALE_DIR = Path(__file__).with_name("locale")
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}
+
+
+@dataclass(frozen=True)
+class Punctuation:
+    """How a language punctuates what the code puts together (explanations, pages)."""
+
+    colon: str
+    """Between a label and what it labels."""
+    semi: str
+    """Between the items of a list whose items hold commas or colons."""
+    comma: str
+    enum: str
+    """Between the items of a list of names (Chinese takes the enumeration comma, 、)."""
+    gap: str
+    """Between two sentences (a Chinese full stop takes no space after it)."""
+    brackets: tuple[str, str]
+    """Around an aside after what it qualifies (``paren``)."""
+
+    def paren(self, text: object) -> str:
+        """An aside: ``（…）`` in Chinese, `` (…)`` in English."""
+        return f"{self.brackets[0]}{text}{self.brackets[1]}"
+
+
+PUNCTUATION = {
+    "zh": Punctuation(colon="：", semi="；", comma="，", enum="、", gap="", brackets=("（", "）")),
+    "en": Punctuation(colon=": ", semi="; ", comma=", ", enum=", ", gap=" ",
+                      brackets=(" (", ")")),
+}
 
 
 @cache

@@ -133,18 +133,11 @@ class Labels:
     def __init__(self, language: str, names: Mapping[str, str]) -> None:
         self.lang = language
         self.names = names
-        chinese = language == "zh"
-        self.colon = "：" if chinese else ": "
-        """Between a label and what it labels (Chinese takes full-width punctuation)."""
-        self.semi = "；" if chinese else "; "
-        """Between the items of a list whose items hold commas or colons."""
-        self.comma = "，" if chinese else ", "
-        self.enum = "、" if chinese else ", "
-        self.gap = "" if chinese else " "
-        """Between two sentences (a Chinese full stop takes no space after it)."""
-        """Between the items of a list of names (Chinese takes the enumeration comma)."""
-        self.brackets = ("（", "）") if chinese else (" (", ")")
-        """Around an aside after what it qualifies (``paren``)."""
+        marks = i18n.PUNCTUATION[language]
+        self.colon, self.semi, self.comma = marks.colon, marks.semi, marks.comma
+        self.enum, self.gap, self.brackets = marks.enum, marks.gap, marks.brackets
+        self.paren = marks.paren
+        """Punctuation as the language takes it (``workflows.i18n.Punctuation``)."""
 
     def summaries(self, directive_ids: Any, directives_by_id: Mapping[str, Any]) -> str:
         """Directives named by their issuers and summaries (two issuers may write the same
@@ -156,10 +149,6 @@ class Labels:
             return self._(WHOSE_DIRECTIVE, org=self.org(directive.get("issuer")),
                           summary=directive["summary"])
         return self.enum.join(named(key) for key in directive_ids or ())
-
-    def paren(self, text: object) -> str:
-        """An aside after what it qualifies: ``（…）`` in Chinese, `` (…)`` in English."""
-        return f"{self.brackets[0]}{text}{self.brackets[1]}"
 
     def _(self, message: str, **values: object) -> str:
         text = i18n.gettext(self.lang, message)
