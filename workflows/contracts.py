@@ -42,14 +42,19 @@ def read_contract(ledger: Ledger, caller: Caller, contract_id: str, *, version: 
         version = version_at(ledger, current, as_of)
     if version is None or version == current.version:
         return current
-    if version > current.version:
-        raise NotYet(f"contract {current.code} has no version {version} yet",
-                     version=version, latest=current.version)
+    require_version(current, version)
     with collection_paused():  # a whole state built from a snapshot: no cycles to find
         past: object = ledger.repository.get(current.id, version=version,
                                              projector_func=applied)
     assert isinstance(past, ServiceContract)
     return past
+
+
+def require_version(current: ServiceContract, version: int) -> None:
+    """``NotYet`` when ``version`` is after the contract's current one."""
+    if version > current.version:
+        raise NotYet(f"contract {current.code} has no version {version} yet",
+                     version=version, latest=current.version)
 
 
 def applied(aggregate: Any, events: Iterable[Any]) -> Any:

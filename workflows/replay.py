@@ -24,11 +24,11 @@ from typing import Any
 from domain import access
 from domain.contract import ServiceContract
 from domain.diff import ContractAt, conflict_changes, contract_diff
-from domain.errors import NotYet, ValidationFailed
+from domain.errors import ValidationFailed
 from domain.organisations import Caller
 from domain.priorities import effective_policy, rank_directives
 from domain.shanghai_calendar import shanghai_date
-from workflows.contracts import applied, read_contract
+from workflows.contracts import applied, read_contract, require_version
 from workflows.directory import organisation_names
 from workflows.explanations import explained
 from workflows.ledger import Ledger
@@ -79,9 +79,7 @@ def diff(
         raise ValidationFailed([("from_version", "must not be after to_version")])
     head = read_contract(ledger, caller, contract_id)
     access.require_history(caller, head)
-    if to_version > head.version:
-        raise NotYet(f"contract {head.code} has no version {to_version} yet",
-                     version=to_version, latest=head.version)
+    require_version(head, to_version)  # (before either version is replayed)
     before = contract_at(read_contract(ledger, caller, contract_id, version=from_version))
     after = before if to_version == from_version else contract_at(
         read_contract(ledger, caller, contract_id, version=to_version))

@@ -21,7 +21,6 @@ from fastapi import Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from api.problems import DOMAIN_ERRORS
 from api.projected_reads import Freshness, ProjectedReads
 from api.ui.common import (
     SessionDep,
@@ -40,6 +39,7 @@ from api.ui.render import (
     language_of,
     organisation_names,
     page,
+    refused,
     services_of,
 )
 from api.ui.session import Session
@@ -305,12 +305,10 @@ async def _decided(request: Request, session: Session, contract_id: str, conflic
     except ValidationError as invalid:
         error: dict[str, Any] = {"status": 422, "code": "validation_failed", "detail": "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in invalid.errors())}
-    except DomainError as refused:
-        if isinstance(refused, NotFound):
+    except DomainError as refusal:
+        if isinstance(refusal, NotFound):
             raise
-        error = {"status": DOMAIN_ERRORS.get(refused.code, (400, ""))[0],
-                 "code": refused.code, "detail": refused.detail,
-                 "extra": refused.extra}
+        error = refused(refusal)
     else:
         return RedirectResponse(
             f"/ui/contracts/{contract_id}/conflicts/{conflict_id}?done={command}",

@@ -353,8 +353,7 @@ class UiRoute(APIRoute):
                 return error_page(request, error.status_code, code, str(error.detail),
                                   headers=error.headers)
             except DomainError as error:
-                status, _title = DOMAIN_ERRORS.get(error.code, (400, ""))
-                return error_page(request, status, error.code, error.detail, error.extra)
+                return error_page(request, **refused(error))
             except RequestValidationError as error:
                 fields = "; ".join(
                     ".".join(str(p) for p in e.get("loc", ())[1:]) + ": " + str(e.get("msg"))
@@ -362,6 +361,13 @@ class UiRoute(APIRoute):
                 return error_page(request, 422, "validation_failed", fields)
 
         return handle
+
+
+def refused(error: DomainError) -> dict[str, Any]:
+    """A refusal of the domain as a page shows it: the API's HTTP status for it, its code,
+    detail and fields (``error_page``; the conflict page's form)."""
+    return {"status": DOMAIN_ERRORS.get(error.code, (400, ""))[0], "code": error.code,
+            "detail": error.detail, "extra": error.extra}
 
 
 def error_page(request: Request, status: int, code: str, detail: str,
