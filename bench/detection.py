@@ -1,5 +1,8 @@
 """Detection, incremental folding and replay of a large contract (SPEC §11 detection, replay).
 
+Long (~480 lines) because its three measurements, and the replay's floor, share one
+generator of contracts and one report.
+
 Three measurements, each the median of many runs, all in one process:
 
 (a) full detection and ranking of a contract with 5,000 active directives
@@ -25,8 +28,6 @@ section of ``docs/benchmarks.md`` between marker comments.
     .venv/bin/python bench/detection.py --profile     # cProfile of (a)
     .venv/bin/python bench/detection.py --only-detection [--repeat N]   # (a), printed only
     .venv/bin/python bench/detection.py --profile-replay [--events N]   # cProfile of (c)
-
-Long because the three measurements share one generator of contracts.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ What the pages show is checked against what the API answers for the same key,
 so a test fails when a page shows something else than the application says.
 The test that decides a conflict runs last: it changes the demo's state.
 
+Long (~420 lines) because its tests share the one demo stack and the order that keeps the
+deciding test last; the rest of the dashboard in a browser lives beside it
+(``test_contract_history.py``, ``test_who_may_ask.py``).
+
 A contract's past (history, diff, what-if) is ``test_contract_history.py``.
 """
 
